@@ -1,0 +1,1 @@
+"""The ``.facies`` accessor (placeholder, filled in by the inference work)."""

@@ -1,0 +1,185 @@
+"""The one catalogue: classes, features and feature sets.
+
+Every other module reads class ids, names, colours, feature names and feature
+sets from here; nothing else in xfacies spells them out.  The order of
+:data:`CLASSES` is the softmax order of the reference CNN, the order of
+:data:`FEATURES` is its input-channel order.
+
+Examples
+--------
+>>> import xfacies
+>>> [c.name for c in xfacies.CLASSES][:3]
+['ice', 'snow', 'debris']
+>>> xfacies.FEATURE_SETS[4][-1]
+'proximity'
+>>> xfacies.catalog.class_flag_attrs()["flag_meanings"].split()[:2]
+['no_data', 'ice']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CLASSES",
+    "FEATURES",
+    "FEATURE_SETS",
+    "NODATA",
+    "FaciesClass",
+    "Feature",
+    "class_names",
+    "class_colors",
+    "class_flag_attrs",
+    "feature_set",
+    "FACIES_CLASSES",
+]
+
+#: Value of an int8 class map where nothing was classified (outside outlines,
+#: missing inputs).  It is listed in ``flag_values`` so that it is a real,
+#: documented value rather than a ``_FillValue`` (which would turn int8 maps
+#: into float32 on reading).
+NODATA: int = -1
+
+
+@dataclass(frozen=True)
+class FaciesClass:
+    """One output class of a facies classifier."""
+
+    id: int
+    name: str
+    color: str
+    kind: str  # "facies" or "miscellaneous"
+    description: str
+
+    @property
+    def flag_meaning(self) -> str:
+        """CF ``flag_meanings`` word (letters, digits and underscores only)."""
+        return self.name.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input feature (channel) of a facies classifier."""
+
+    index: int
+    name: str
+    units: str
+    description: str
+
+
+CLASSES: tuple[FaciesClass, ...] = (
+    FaciesClass(0, "ice", "#4f9bd9", "facies", "bare glacier ice"),
+    FaciesClass(1, "snow", "#f4f7fb", "facies", "seasonal snow"),
+    FaciesClass(2, "debris", "#8c6d46", "facies", "supraglacial debris"),
+    FaciesClass(3, "firn", "#b7d3e8", "facies", "firn (multi-year snow)"),
+    FaciesClass(4, "shadow", "#2e3440", "miscellaneous", "cast or deep topographic shadow"),
+    FaciesClass(5, "refrozen-like", "#7fd1c7", "facies", "refrozen / superimposed-like ice"),
+    FaciesClass(6, "water", "#1f3fbf", "miscellaneous", "supraglacial water, melt ponds"),
+    FaciesClass(7, "cloud", "#c9c9c9", "miscellaneous", "cloud"),
+)
+
+#: Ids of the glaciological facies (ice, snow, debris, firn, refrozen-like).
+FACIES_CLASSES: tuple[int, ...] = tuple(c.id for c in CLASSES if c.kind == "facies")
+
+FEATURES: tuple[Feature, ...] = (
+    Feature(0, "blue", "reflectance", "surface reflectance, blue band"),
+    Feature(1, "green", "reflectance", "surface reflectance, green band"),
+    Feature(2, "red", "reflectance", "surface reflectance, red band"),
+    Feature(3, "nir", "reflectance", "surface reflectance, near infrared"),
+    Feature(4, "swir1", "reflectance", "surface reflectance, shortwave infrared 1.6 um"),
+    Feature(5, "swir2", "reflectance", "surface reflectance, shortwave infrared 2.2 um"),
+    Feature(6, "elevation", "1", "elevation min-max normalised inside the glacier outlines"),
+    Feature(7, "slope", "degree", "terrain slope (Horn)"),
+    Feature(8, "shadow_mask", "1", "cast-shadow mask, 1 = sunlit, 0 = cast shadow"),
+    Feature(9, "hillshade", "1", "hillshade for the acquisition's sun position, 0..1"),
+    Feature(10, "proximity", "1", "distance to the outline edge divided by its scene maximum"),
+)
+
+_OPTICAL = tuple(f.name for f in FEATURES[:6])
+
+#: The reference feature sets (1-4), each a tuple of feature names in order.
+FEATURE_SETS: dict[int, tuple[str, ...]] = {
+    1: _OPTICAL,
+    2: _OPTICAL + ("elevation", "slope"),
+    3: _OPTICAL + ("elevation", "slope", "shadow_mask", "hillshade"),
+    4: _OPTICAL + ("elevation", "slope", "shadow_mask", "hillshade", "proximity"),
+}
+
+#: The optical (reflectance) features.
+OPTICAL_FEATURES: tuple[str, ...] = _OPTICAL
+
+
+def class_names() -> list[str]:
+    """Class names in class-id order.
+
+    Examples
+    --------
+    >>> class_names()[5]
+    'refrozen-like'
+    """
+    return [c.name for c in CLASSES]
+
+
+def class_colors() -> list[str]:
+    """Class colours (hex) in class-id order."""
+    return [c.color for c in CLASSES]
+
+
+def feature_set(which: int | str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Resolve a feature-set number or a list of feature names to validated names.
+
+    Parameters
+    ----------
+    which
+        1-4 for a reference feature set, or an iterable of feature names.
+
+    Raises
+    ------
+    ValueError
+        For an unknown set number or unknown feature names (the message lists
+        the valid ones).
+
+    Examples
+    --------
+    >>> feature_set(2)
+    ('blue', 'green', 'red', 'nir', 'swir1', 'swir2', 'elevation', 'slope')
+    """
+    if isinstance(which, (int, np.integer)) and not isinstance(which, bool):
+        if int(which) not in FEATURE_SETS:
+            raise ValueError(
+                f"feature_set={which!r} is not a reference feature set; use one of "
+                f"{sorted(FEATURE_SETS)} or a list of feature names"
+            )
+        return FEATURE_SETS[int(which)]
+    names = (which,) if isinstance(which, str) else tuple(which)
+    known = {f.name for f in FEATURES}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown feature name(s) {unknown}; valid features are "
+            f"{[f.name for f in FEATURES]}"
+        )
+    return names
+
+
+def class_flag_attrs(long_name: str = "glacier surface facies") -> dict[str, Any]:
+    """CF categorical attributes for an int8 class map (nodata listed as a flag).
+
+    Examples
+    --------
+    >>> a = class_flag_attrs()
+    >>> list(a["flag_values"][:3])
+    [-1, 0, 1]
+    """
+    values = np.array([NODATA] + [c.id for c in CLASSES], dtype=np.int8)
+    meanings = " ".join(["no_data"] + [c.flag_meaning for c in CLASSES])
+    return {
+        "long_name": long_name,
+        "flag_values": values,
+        "flag_meanings": meanings,
+        "flag_colors": " ".join(["#00000000"] + class_colors()),
+        "nodata": NODATA,
+    }
