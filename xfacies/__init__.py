@@ -15,6 +15,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Model": "xfacies.model.bundle",
+    "BundleError": "xfacies.model.bundle",
+    "NormalisationWarning": "xfacies.model.bundle",
     "load_model": "xfacies.model.bundle",
     "import_reference": "xfacies.model.reference",
     "reference_model": "xfacies.model.reference",

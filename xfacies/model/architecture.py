@@ -1,0 +1,244 @@
+"""The reference patch CNN and its fully convolutional (dense) twin, in Keras 3.
+
+Both builders create *the same weights in the same order* (conv/BN pairs of
+scale 1, conv/BN pairs of scale 2, then the three Dense layers), so
+
+* the reference's legacy Keras-2 ``*_weights.h5`` files load into the patch
+  model unchanged with ``model.load_weights(path)``, and
+* ``dense.set_weights(patch.get_weights())`` gives the fully convolutional
+  form with identical weights.
+
+Custom operations use :mod:`keras.ops` only, so the models run on the
+TensorFlow, JAX and PyTorch backends.
+
+Construction of the dense form (for a patch of size ``P = 33`` and pool
+``k = 3``): the stride-``k`` max pool becomes a stride-1 ``k x k`` max pool,
+the scale-2 convolutions become convolutions with dilation ``k``, the two
+centre taps become the identity (every pixel is a centre), and the global max
+over the ``P/k x P/k`` pooled map becomes a max over the lattice of offsets
+``-15, -12, ..., 15`` around each pixel.  Taps 1 and 2 are exact; the global
+max term is not (inside a patch the 'same' zero padding at the patch border
+changes most cells), which is why :mod:`xfacies.inference` offers both
+``method="dense"`` and ``method="exact"``.
+
+Examples
+--------
+>>> from xfacies.model.architecture import reference_cnn
+>>> m = reference_cnn(n_features=6)            # doctest: +SKIP
+>>> m.input_shape                               # doctest: +SKIP
+(None, 33, 33, 6)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["CNNConfig", "reference_cnn", "ARCHITECTURES", "build"]
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """Hyper-parameters of the reference CNN family.
+
+    The published model is ``CNNConfig(n_features=11)`` (197k parameters); the
+    demo model uses fewer filters.
+    """
+
+    n_features: int
+    n_classes: int = 8
+    filters: int = 64
+    convs_per_scale: int = 3
+    pool: int = 3
+    patch_size: int = 33
+    dense_units: int = 32
+    n_dense: int = 2
+    dropout: float = 0.5
+    bn_epsilon: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.patch_size % self.pool or (self.patch_size // self.pool) % 2 == 0:
+            raise ValueError(
+                f"patch_size={self.patch_size} must be an odd multiple of pool={self.pool}"
+            )
+        if self.n_features < 1 or self.n_classes < 2:
+            raise ValueError("n_features must be >= 1 and n_classes >= 2")
+
+    @property
+    def patch_radius(self) -> int:
+        """Half the patch size: the halo of ``method="exact"``."""
+        return self.patch_size // 2
+
+    @property
+    def dense_radius(self) -> int:
+        """Receptive-field radius of the dense form (28 px for the reference)."""
+        n, k = self.convs_per_scale, self.pool
+        lattice = (self.patch_size // k - 1) // 2
+        return n + k // 2 + n * k + lattice * k
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _keras():
+    """Import keras lazily (importing it loads the backend) with TensorFlow's C++ logs quiet."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import logging
+
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    return keras
+
+
+def _make_layers():
+    """Custom layers, defined lazily so that importing xfacies never imports keras."""
+    keras = _keras()
+    ops = keras.ops
+
+    class CentreTap(keras.layers.Layer):
+        """Take the feature vector at one (row, col) of a (N, H, W, C) map."""
+
+        def __init__(self, row: int, col: int, **kwargs):
+            super().__init__(**kwargs)
+            self.row, self.col = int(row), int(col)
+
+        def call(self, x):
+            return x[:, self.row, self.col, :]
+
+        def compute_output_shape(self, input_shape):
+            return (input_shape[0], input_shape[-1])
+
+        def get_config(self):
+            return {**super().get_config(), "row": self.row, "col": self.col}
+
+    class LatticeMax(keras.layers.Layer):
+        """Max over the lattice ``{-r*s, ..., r*s}^2`` of offsets around every pixel.
+
+        Positions outside the map are ignored (as the global max of a patch
+        ignores what lies outside the patch).  Separable: rows then columns.
+        """
+
+        def __init__(self, radius: int, step: int, **kwargs):
+            super().__init__(**kwargs)
+            self.radius, self.step = int(radius), int(step)
+
+        def _max_along(self, x, axis):
+            r, s = self.radius, self.step
+            pad = r * s
+            widths = [[0, 0]] * 4
+            widths[axis] = [pad, pad]
+            big = ops.pad(x, widths, constant_values=-3.0e38)
+            out = None
+            for j in range(2 * r + 1):
+                stop = j * s - 2 * pad  # static, negative except for the last offset
+                sl = [slice(None)] * 4
+                sl[axis] = slice(j * s, stop if stop < 0 else None)
+                part = big[tuple(sl)]
+                out = part if out is None else ops.maximum(out, part)
+            return out
+
+        def call(self, x):
+            return self._max_along(self._max_along(x, 1), 2)
+
+        def get_config(self):
+            return {**super().get_config(), "radius": self.radius, "step": self.step}
+
+    return CentreTap, LatticeMax
+
+
+def reference_cnn(
+    n_features: int | None = None,
+    *,
+    config: CNNConfig | None = None,
+    dense: bool = False,
+    **kwargs: Any,
+):
+    """Build the reference patch CNN (or its dense twin) as a ``keras.Model``.
+
+    Parameters
+    ----------
+    n_features
+        Number of input channels (6, 8, 10 or 11 for the reference sets).
+    config
+        A full :class:`CNNConfig`; alternative to ``n_features`` + keyword overrides.
+    dense
+        ``False``: input ``(N, P, P, F)`` patches -> ``(N, n_classes)`` softmax.
+        ``True``: input ``(N, H, W, F)`` -> ``(N, H, W, n_classes)``: the fully
+        convolutional form (same weights, same order).
+
+    Examples
+    --------
+    >>> patch = reference_cnn(11)                                  # doctest: +SKIP
+    >>> patch.load_weights("0_cnn_afterconfidentlearning_weights.h5")  # doctest: +SKIP
+    >>> dense = reference_cnn(11, dense=True)                      # doctest: +SKIP
+    >>> dense.set_weights(patch.get_weights())                     # doctest: +SKIP
+    """
+    if config is None:
+        if n_features is None:
+            raise TypeError("reference_cnn() needs n_features or config")
+        config = CNNConfig(n_features=int(n_features), **kwargs)
+    keras = _keras()
+    layers = keras.layers
+    CentreTap, LatticeMax = _make_layers()
+    c = config
+    P, k = c.patch_size, c.pool
+    if dense:
+        x_in = keras.Input(shape=(None, None, c.n_features), name="features")
+    else:
+        x_in = keras.Input(shape=(P, P, c.n_features), name="features")
+
+    def block(h, dilation: int, name: str):
+        h = layers.Conv2D(c.filters, 3, padding="same", dilation_rate=dilation,
+                          use_bias=True, name=f"{name}_conv")(h)
+        h = layers.BatchNormalization(epsilon=c.bn_epsilon, name=f"{name}_bn")(h)
+        return layers.ELU(alpha=1.0, name=f"{name}_elu")(h)
+
+    h = x_in
+    for i in range(c.convs_per_scale):
+        h = block(h, 1, f"s1_{i}")
+    centre1 = P // 2
+    tap1 = h if dense else CentreTap(centre1, centre1, name="tap1")(h)
+    if dense:
+        h = layers.MaxPooling2D(k, strides=1, padding="same", name="pool")(h)
+    else:
+        h = layers.MaxPooling2D(k, strides=k, padding="valid", name="pool")(h)
+    for i in range(c.convs_per_scale):
+        h = block(h, k if dense else 1, f"s2_{i}")
+    n2 = P // k
+    if dense:
+        tap2 = h
+        gmax = LatticeMax((n2 - 1) // 2, k, name="global_max")(h)
+    else:
+        tap2 = CentreTap(n2 // 2, n2 // 2, name="tap2")(h)
+        gmax = layers.GlobalMaxPooling2D(name="global_max")(h)
+    z = layers.Concatenate(axis=-1, name="concat")([tap1, tap2, gmax])
+    z = layers.Dropout(c.dropout, name="dropout_0")(z)
+    for i in range(c.n_dense):
+        z = layers.Dense(c.dense_units, name=f"dense_{i}")(z)
+        z = layers.ELU(alpha=1.0, name=f"dense_{i}_elu")(z)
+        z = layers.Dropout(c.dropout, name=f"dropout_{i + 1}")(z)
+    out = layers.Dense(c.n_classes, activation="softmax", name="probabilities")(z)
+    name = "reference_cnn_dense" if dense else "reference_cnn"
+    return keras.Model(x_in, out, name=name)
+
+
+#: Architecture registry: name -> (config class, builder).  Bundles store the
+#: name and the config, so new architectures are added here, not in the bundle.
+ARCHITECTURES: dict[str, tuple[type, Any]] = {
+    "reference-cnn": (CNNConfig, reference_cnn),
+}
+
+
+def build(name: str, config: dict[str, Any], *, dense: bool = False):
+    """Build a registered architecture from its name and config dict."""
+    if name not in ARCHITECTURES:
+        raise ValueError(
+            f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}. "
+            "The bundle may come from a newer xfacies: upgrade xfacies."
+        )
+    cfg_cls, builder = ARCHITECTURES[name]
+    return builder(config=cfg_cls(**config), dense=dense)

@@ -1,0 +1,456 @@
+"""Model bundles: one self-describing, pickle-free file per trained model.
+
+A bundle (``*.xfacies``) is a zip archive with two members:
+
+``model.json``
+    format version, architecture name + config, feature names in input order,
+    class names in output order, normalisation (per-feature min/max, or
+    ``null`` when inputs must already be normalised), optional confidence
+    calibrator (closed form), the xfacies version that wrote it, free-form
+    provenance, and the sha256 of the weights member.
+``weights.npz``
+    the weight arrays in ``keras.Model.get_weights()`` order.
+
+Loading checks the archive, the format, the weights' sha256 and every array
+shape, so a truncated or edited file fails loudly instead of classifying.
+
+Examples
+--------
+>>> import xfacies
+>>> model = xfacies.load_model("demo")           # doctest: +SKIP
+>>> model.features[:3]                           # doctest: +SKIP
+('blue', 'green', 'red')
+>>> probs = model.predict_patches(patches)       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import threading
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from xfacies import catalog
+from xfacies.model.calibration import KernelCalibrator
+
+__all__ = ["Model", "load_model", "BundleError", "NormalisationWarning", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+_META = "model.json"
+_WEIGHTS = "weights.npz"
+_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+#: Names ``load_model`` resolves to bundles shipped inside the package.
+BUILTIN = {"demo": _DATA_DIR / "demo.xfacies"}
+
+
+class BundleError(ValueError):
+    """A model bundle is missing, corrupted or inconsistent."""
+
+
+class NormalisationWarning(UserWarning):
+    """A model without stored normalisation is applied to raw features."""
+
+
+def _sha256_arrays(arrays: Sequence[np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str(a.dtype).encode())
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class Model:
+    """A trained facies classifier: architecture, weights and everything needed to apply it.
+
+    Parameters
+    ----------
+    architecture
+        Registered architecture name (see :data:`xfacies.model.architecture.ARCHITECTURES`).
+    config
+        Architecture configuration (e.g. :class:`~xfacies.model.architecture.CNNConfig` fields).
+    weights
+        Weight arrays in ``keras.Model.get_weights()`` order.
+    features
+        Input feature names, in channel order (names from :data:`xfacies.FEATURES`).
+    classes
+        Output class names, in softmax order.
+    normalisation
+        ``{"min": [...], "max": [...]}`` per feature, or ``None`` if inputs must
+        already be normalised to the training range (then applying the model to
+        real reflectance emits a :class:`NormalisationWarning`).
+    calibrator
+        Optional confidence calibrator.
+    metadata
+        Free-form provenance (training data, scores, source files).
+
+    Examples
+    --------
+    >>> model = xfacies.load_model("demo")                         # doctest: +SKIP
+    >>> model.predict_patches(np.zeros((2, 33, 33, 11), "float32")).shape  # doctest: +SKIP
+    (2, 8)
+    """
+
+    architecture: str
+    config: dict[str, Any]
+    weights: list[np.ndarray]
+    features: tuple[str, ...]
+    classes: tuple[str, ...]
+    normalisation: dict[str, list[float]] | None = None
+    calibrator: KernelCalibrator | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    xfacies_version: str = ""
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        from xfacies import __version__
+
+        self.features = catalog.feature_set(tuple(self.features))
+        self.classes = tuple(self.classes)
+        self.weights = [np.asarray(w) for w in self.weights]
+        self.xfacies_version = self.xfacies_version or __version__
+        if self.normalisation is not None:
+            lo = np.asarray(self.normalisation["min"], dtype=np.float64)
+            hi = np.asarray(self.normalisation["max"], dtype=np.float64)
+            if lo.shape != (len(self.features),) or hi.shape != lo.shape:
+                raise BundleError(
+                    f"normalisation min/max must have one value per feature "
+                    f"({len(self.features)}: {list(self.features)}); got {lo.shape} and {hi.shape}"
+                )
+            if np.any(hi <= lo):
+                bad = [f for f, a, b in zip(self.features, lo, hi) if b <= a]
+                raise BundleError(f"normalisation max must exceed min for every feature; not for {bad}")
+            self.normalisation = {"min": lo.tolist(), "max": hi.tolist()}
+        if int(self.config.get("n_features", len(self.features))) != len(self.features):
+            raise BundleError(
+                f"architecture expects {self.config.get('n_features')} features but the bundle "
+                f"lists {len(self.features)}: {list(self.features)}"
+            )
+        self._lock = threading.Lock()
+        self._keras: dict[bool, Any] = {}
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def cnn_config(self):
+        from xfacies.model.architecture import ARCHITECTURES
+
+        cfg_cls, _ = ARCHITECTURES[self.architecture]
+        return cfg_cls(**self.config)
+
+    @property
+    def patch_radius(self) -> int:
+        """Halo (pixels) of patch-exact inference: half the patch size."""
+        return self.cnn_config.patch_radius
+
+    @property
+    def dense_radius(self) -> int:
+        """Receptive-field radius (pixels) of the dense form."""
+        return self.cnn_config.dense_radius
+
+    def halo(self, method: str) -> int:
+        """Halo needed around a chunk for ``method`` ("dense" or "exact")."""
+        if method == "dense":
+            return self.dense_radius
+        if method == "exact":
+            return self.patch_radius
+        raise ValueError(f"method must be 'dense' or 'exact', got {method!r}")
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the weights (identifies the model, e.g. in caches)."""
+        return _sha256_arrays(self.weights)
+
+    # ------------------------------------------------------------------ keras
+    def keras_model(self, dense: bool = False):
+        """The Keras model (patch or dense form) with this bundle's weights (cached)."""
+        with self._lock:
+            if dense not in self._keras:
+                from xfacies.model.architecture import build
+
+                km = build(self.architecture, self.config, dense=dense)
+                expected = [tuple(w.shape) for w in km.get_weights()]
+                got = [tuple(w.shape) for w in self.weights]
+                if expected != got:
+                    raise BundleError(
+                        f"weights do not fit architecture {self.architecture!r} with config "
+                        f"{self.config}: expected shapes {expected[:3]}..., got {got[:3]}..."
+                    )
+                km.set_weights(self.weights)
+                self._keras[dense] = km
+            return self._keras[dense]
+
+    # ------------------------------------------------------------------ numerics
+    def normalise(self, x: np.ndarray) -> np.ndarray:
+        """Min-max normalise raw features (last axis = features, in model order)."""
+        x = np.asarray(x, dtype=np.float32)
+        if self.normalisation is None:
+            return x
+        lo = np.asarray(self.normalisation["min"], dtype=np.float32)
+        hi = np.asarray(self.normalisation["max"], dtype=np.float32)
+        return (x - lo) / (hi - lo)
+
+    def _check_patches(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if np.issubdtype(x.dtype, np.integer):
+            raise TypeError(
+                f"patches have integer dtype {x.dtype}; xfacies expects float features "
+                "(reflectance as 0..1 floats, not scaled digital numbers). Convert with the "
+                "sensor's scale/offset first."
+            )
+        F = len(self.features)
+        P = self.cnn_config.patch_size
+        if x.ndim != 4 or x.shape[1:] != (P, P, F):
+            raise ValueError(
+                f"patches must have shape (N, {P}, {P}, {F}) for this model (features "
+                f"{list(self.features)}); got {x.shape}"
+            )
+        return x
+
+    def predict_patches(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities ``(N, n_classes)`` for raw feature patches ``(N, P, P, F)``.
+
+        The bundle normalises the patches first (unless it has no
+        normalisation, in which case they must already be normalised).
+        """
+        x = self._check_patches(x)
+        out = np.empty((x.shape[0], len(self.classes)), dtype=np.float32)
+        for i in range(0, x.shape[0], batch_size):
+            xb = np.nan_to_num(self.normalise(x[i:i + batch_size]), nan=0.0)
+            out[i:i + batch_size] = self.predict_patches_normalised(xb)
+        return out
+
+    def predict_dense_normalised(self, x: np.ndarray) -> np.ndarray:
+        """Dense-form probabilities ``(H, W, C)`` for *normalised* features ``(H, W, F)``."""
+        km = self.keras_model(dense=True)
+        with self._lock:
+            return np.asarray(km.predict_on_batch(x[None]))[0]
+
+    def predict_patches_normalised(self, x: np.ndarray) -> np.ndarray:
+        """Patch-form probabilities for already normalised patches (no checks)."""
+        km = self.keras_model(dense=False)
+        n = x.shape[0]
+        size = 1 << max(0, int(np.ceil(np.log2(max(n, 1)))))  # few distinct shapes: no retracing
+        if size != n:
+            x = np.concatenate([x, np.zeros((size - n,) + x.shape[1:], x.dtype)])
+        with self._lock:
+            return np.asarray(km.predict_on_batch(x))[:n]
+
+    def confidence(self, probabilities: np.ndarray, axis: int = -1, calibrate: bool = True) -> np.ndarray:
+        """Max probability along ``axis``, calibrated if the bundle has a calibrator, in [0, 1]."""
+        conf = np.max(probabilities, axis=axis)
+        if calibrate and self.calibrator is not None:
+            conf = self.calibrator(conf)
+        return np.clip(conf, 0.0, 1.0).astype(np.float32)
+
+    # ------------------------------------------------------------------ IO
+    def _metadata_dict(self) -> dict[str, Any]:
+        return {
+            "format": "xfacies-model",
+            "format_version": FORMAT_VERSION,
+            "xfacies_version": self.xfacies_version,
+            "architecture": self.architecture,
+            "config": self.config,
+            "features": list(self.features),
+            "classes": list(self.classes),
+            "normalisation": self.normalisation,
+            "inputs_normalised": self.normalisation is None,
+            "calibrator": None if self.calibrator is None else self.calibrator.to_dict(),
+            "metadata": self.metadata,
+            "weights_sha256": self.sha256,
+            "n_weights": len(self.weights),
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the bundle to ``path`` (conventionally ``*.xfacies``); returns the path.
+
+        The file is written to a temporary name and renamed, so an interrupted
+        save never leaves a half-written bundle under the final name.
+        """
+        path = Path(path)
+        buf = io.BytesIO()
+        np.savez(buf, **{f"w{i:03d}": w for i, w in enumerate(self.weights)})
+        tmp = path.with_name(path.name + ".tmp")
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(_META, json.dumps(self._metadata_dict(), indent=1))
+            zf.writestr(_WEIGHTS, buf.getvalue())
+        os.replace(tmp, path)
+        self.path = path
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Model":
+        """Read a bundle written by :meth:`save` (see :func:`load_model` for names and URLs)."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"model bundle {path} does not exist")
+        fix = "re-download it or save it again with Model.save()"
+        if path.suffix == ".h5":
+            raise BundleError(
+                f"{path} is a Keras .h5 weight file, not an xfacies bundle; turn it into one "
+                "with xfacies.import_reference(path, minmax=...)"
+            )
+        try:
+            with zipfile.ZipFile(path) as zf:
+                meta = json.loads(zf.read(_META))
+                with np.load(io.BytesIO(zf.read(_WEIGHTS)), allow_pickle=False) as npz:
+                    weights = [npz[f"w{i:03d}"] for i in range(int(meta["n_weights"]))]
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as err:
+            raise BundleError(f"{path} is not a readable xfacies model bundle ({err}); {fix}") from err
+        if meta.get("format") != "xfacies-model":
+            raise BundleError(f"{path} is not an xfacies model bundle (format={meta.get('format')!r})")
+        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+            raise BundleError(
+                f"{path} was written by xfacies {meta.get('xfacies_version')} in bundle format "
+                f"{meta['format_version']}; this xfacies reads up to {FORMAT_VERSION}: upgrade xfacies"
+            )
+        sha = _sha256_arrays(weights)
+        if sha != meta.get("weights_sha256"):
+            raise BundleError(f"{path}: weights checksum mismatch (file corrupted or edited); {fix}")
+        cal = meta.get("calibrator")
+        model = cls(
+            architecture=meta["architecture"],
+            config=meta["config"],
+            weights=weights,
+            features=tuple(meta["features"]),
+            classes=tuple(meta["classes"]),
+            normalisation=meta.get("normalisation"),
+            calibrator=None if cal is None else KernelCalibrator.from_dict(cal),
+            metadata=meta.get("metadata", {}),
+            xfacies_version=meta.get("xfacies_version", ""),
+        )
+        model.path = path
+        return model
+
+    def __repr__(self) -> str:
+        norm = "stored" if self.normalisation else "none (inputs must be normalised)"
+        return (
+            f"<xfacies.Model {self.architecture} features={len(self.features)} "
+            f"classes={len(self.classes)} normalisation={norm} "
+            f"calibrated={self.calibrator is not None} path={self.path}>"
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        state["_keras"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+
+def cache_dir() -> Path:
+    """Where downloaded bundles and weights are cached (``$XFACIES_CACHE`` or the OS cache)."""
+    env = os.environ.get("XFACIES_CACHE")
+    if env:
+        return Path(env)
+    import pooch
+
+    return Path(pooch.os_cache("xfacies"))
+
+
+def fetch(url: str, sha256: str | None, *, fname: str | None = None) -> Path:
+    """Download ``url`` once into the cache, verifying its pinned sha256."""
+    if not sha256:
+        raise ValueError(
+            f"downloading {url} needs its sha256 (pass sha256='...'): xfacies only uses "
+            "files pinned by hash"
+        )
+    import pooch
+
+    try:
+        got = pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=fname,
+                             path=cache_dir(), progressbar=False)
+    except ValueError as err:  # hash mismatch
+        raise BundleError(f"{url}: downloaded file does not match sha256 {sha256} ({err})") from err
+    except Exception as err:  # network errors, HTTP errors
+        raise ConnectionError(f"could not download {url}: {err}") from err
+    return Path(got)
+
+
+def load_model(source: "str | os.PathLike | Model", *, sha256: str | None = None) -> Model:
+    """Load a model bundle by name, path or URL.
+
+    Parameters
+    ----------
+    source
+        ``"demo"`` (the small model shipped with xfacies), a path to a
+        ``*.xfacies`` bundle, an ``http(s)://`` URL (downloaded once into
+        :func:`cache_dir`, verified against ``sha256``) or a :class:`Model`
+        (returned as is).
+    sha256
+        Required for URLs.
+
+    Examples
+    --------
+    >>> model = load_model("demo")      # doctest: +SKIP
+    >>> model.classes[0]                # doctest: +SKIP
+    'ice'
+    """
+    if isinstance(source, Model):
+        return source
+    s = str(source)
+    if s in BUILTIN:
+        if not BUILTIN[s].exists():
+            raise BundleError(
+                f"the built-in model {s!r} is missing from the installation ({BUILTIN[s]}); "
+                "rebuild it with `xfacies make-demo-model`"
+            )
+        return _load_cached(str(BUILTIN[s]))
+    if s.startswith(("http://", "https://")):
+        return Model.load(fetch(s, sha256))
+    return Model.load(s)
+
+
+_CACHE: dict[tuple[str, float], Model] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _load_cached(path: str) -> Model:
+    """Load a bundle once per process (keyed by path and mtime); thread-safe.
+
+    This is xfacies' one piece of global state: the documented per-process
+    model cache that lets every Dask worker load a bundle once from its path
+    instead of receiving the model inside the task graph.
+    """
+    key = (str(Path(path).resolve()), os.path.getmtime(path))
+    with _CACHE_LOCK:
+        model = _CACHE.get(key)
+        if model is None:
+            model = Model.load(path)
+            _CACHE[key] = model
+            _STATS["loads"] += 1
+        return model
+
+
+#: Per-process counters (loads of bundles through the cache), for diagnostics and tests.
+_STATS = {"loads": 0}
+
+
+def loaded_models() -> dict[str, int]:
+    """Counters of this process's model cache (``{"loads": n}``)."""
+    return dict(_STATS)
+
+
+def warn_unnormalised(model: Model, what: str) -> None:
+    """Warn loudly that ``model`` has no normalisation and is applied to ``what``."""
+    if model.normalisation is None:
+        warnings.warn(
+            f"{model!r} has no stored normalisation (min/max) and is being applied to {what}. "
+            "Its weights expect features already normalised to the training range; raw "
+            "reflectance, elevation or slope give meaningless classes. Import the weights "
+            "with xfacies.import_reference(h5, minmax=(mins, maxs)) to fix this.",
+            NormalisationWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,225 @@
+"""Import the reference study's published weights and calibrators into bundles.
+
+The reference (Maslov et al., EarthArXiv 2026, doi:10.31223/X5QN1V; code
+GPL-2.0) published legacy Keras-2 HDF5 weight files for six folds and four
+feature sets, and scikit-learn calibration pickles.  xfacies never ships them;
+:func:`reference_model` downloads them on demand, pinned by sha256.
+
+Its global min/max normalisation file is **not public**: without it the
+weights cannot be applied faithfully to real imagery.  Bundles imported without
+``minmax`` record that inputs must already be normalised, and xfacies warns
+whenever such a bundle classifies real features.
+
+Examples
+--------
+>>> model = import_reference("0_cnn_afterconfidentlearning_weights.h5")  # doctest: +SKIP
+>>> model.features                                                         # doctest: +SKIP
+('blue', 'green', 'red', 'nir', 'swir1', 'swir2', 'elevation', 'slope', 'shadow_mask', 'hillshade', 'proximity')
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from xfacies import catalog
+from xfacies.model.bundle import BundleError, Model, fetch
+from xfacies.model.calibration import KernelCalibrator, read_reference_calibrator
+
+__all__ = ["import_reference", "reference_model", "REFERENCE_COMMIT", "REFERENCE_SHA256"]
+
+REFERENCE_COMMIT = "b81cdc8589439e7599d45d32ec9bd4d2e9f20ac5"
+REFERENCE_BASE_URL = (
+    "https://raw.githubusercontent.com/konstantin-a-maslov/glacier_facies_classification/"
+    + REFERENCE_COMMIT
+)
+#: sha256 of the published files, by (feature set, fold, stage) and ("calibration", fold).
+REFERENCE_SHA256: dict[tuple, str] = {
+    (1, 0, "after"): "912598f4f43ddc82d8c9b8c20158e612263985344070acc41bc3e5aa8e7cac69",
+    (1, 0, "before"): "2f7ee0d02eb193b58d964f162049e979d9b358ec8d607544315c1188857c8cac",
+    (2, 0, "after"): "3193c33af2ec566fd699904afd16c5b80db34b439b35002beeb221e8fbec3a38",
+    (2, 0, "before"): "ba2801f86943c514c8064698a074a26fbd0076a89ee2f79a96462375ffa88b20",
+    (3, 0, "after"): "739053e1f29b2c26b32a60fceb54eb9b9c498c7d9b44ca3ccc42d0d1384390e2",
+    (3, 0, "before"): "256ea3f5dedc0ec536dcc0257d289fbfd3732787c0d6d3d13d66be4abcd25f67",
+    (4, 0, "after"): "95abeb4ef21f7e09bd9f7c625669d3170662b1f8a6d9a4c4a529f58385049fff",
+    (4, 0, "before"): "b520e14a252cad47e0f9b5776e39052d478214e8c96d5b031c9f38f7f1cf7e2f",
+    ("calibration", 0): "e0942a3009dc2c67b9a132c57a1a3f4179e1566b0740f84f89d389990286d7f6",
+    ("calibration", 1): "dccd2619c182b308be99e578bb956458bc574b30c995c5a55f2f966c8dda85dd",
+    ("calibration", 2): "083fb8f1d2ea518addf72f045c1d2d1cfe582d44fcdd46846b2cab3407921f5d",
+    ("calibration", 3): "b7678a35c689a69cfe24a08c224d914fe414550d9376d4079d7981abd7264140",
+    ("calibration", 4): "0436a67c5d46f624c9ed3c8a1a08dc17f56b5b2e48e5c01f867d10d5a8ec36cb",
+    ("calibration", 5): "da1fc43ad5f47f44bbb178bfb018994cadabacf96878f3f5526a6d9a6ed59dba",
+}
+
+_SET_BY_N = {len(v): k for k, v in catalog.FEATURE_SETS.items()}
+
+
+def h5_n_features(path: str | os.PathLike) -> int:
+    """Input depth of the first convolution kernel in a legacy Keras .h5 weight file."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            names = [n.decode() if isinstance(n, bytes) else n for n in f.attrs["layer_names"]]
+            for name in names:
+                g = f[name]
+                wn = [w.decode() if isinstance(w, bytes) else w for w in g.attrs.get("weight_names", [])]
+                kernels = [w for w in wn if w.endswith("kernel:0") or w.endswith("kernel")]
+                if kernels:
+                    k = g[kernels[0]]
+                    if k.ndim != 4:
+                        break
+                    return int(k.shape[2])
+    except (OSError, KeyError) as err:
+        raise BundleError(f"{path} is not a readable Keras .h5 weight file ({err})") from err
+    raise BundleError(f"{path}: no convolution kernel found; is this a reference CNN weight file?")
+
+
+def _read_minmax(minmax: Any, features: Sequence[str]) -> dict[str, list[float]]:
+    """Accept a pickle path or (mins, maxs) of length 11 (all features) or len(features)."""
+    if isinstance(minmax, (str, os.PathLike)):
+        with open(minmax, "rb") as f:
+            minmax = pickle.load(f)  # noqa: S301 - the user's own normalisation file
+    try:
+        lo, hi = (np.asarray(a, dtype=np.float64).ravel() for a in minmax)
+    except (TypeError, ValueError) as err:
+        raise ValueError("minmax must be a pickle path or a pair (mins, maxs) of arrays") from err
+    n_all = len(catalog.FEATURES)
+    idx = [catalog.feature_set(4).index(f) for f in features]
+    if lo.size == n_all and hi.size == n_all:
+        lo, hi = lo[idx], hi[idx]
+    elif not (lo.size == len(features) and hi.size == len(features)):
+        raise ValueError(
+            f"minmax arrays have {lo.size} and {hi.size} values; expected {n_all} (all reference "
+            f"features) or {len(features)} (this model's features {list(features)})"
+        )
+    return {"min": lo.tolist(), "max": hi.tolist()}
+
+
+def import_reference(
+    h5_path: str | os.PathLike,
+    minmax: Any = None,
+    *,
+    calibrator: str | os.PathLike | KernelCalibrator | None = None,
+    features: Sequence[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Model:
+    """Turn a reference weight file (+ optional min/max and calibrator) into a :class:`~xfacies.Model`.
+
+    Parameters
+    ----------
+    h5_path
+        A ``<fold>_cnn_<before|after>confidentlearning_weights.h5`` file.  The
+        feature set is read from the first convolution kernel (6, 8, 10, 11
+        channels -> feature sets 1-4).
+    minmax
+        The reference's global normalisation: a pickle of two length-11 arrays
+        (mins, maxs) or the two arrays themselves (length 11 or the model's
+        feature count).  ``None`` records that inputs must be normalised already.
+    calibrator
+        A reference ``*_calibration_model.pickle`` path or a :class:`KernelCalibrator`.
+    features
+        Override the feature names (must have as many entries as the kernel's depth).
+
+    Examples
+    --------
+    >>> m = import_reference("fs4/0_cnn_afterconfidentlearning_weights.h5")  # doctest: +SKIP
+    >>> m.save("reference-fs4-fold0.xfacies")                                 # doctest: +SKIP
+    """
+    from xfacies.model.architecture import CNNConfig, reference_cnn
+
+    h5_path = Path(h5_path)
+    n = h5_n_features(h5_path)
+    if features is None:
+        if n not in _SET_BY_N:
+            raise BundleError(
+                f"{h5_path}: first conv kernel has {n} input channels, which matches no reference "
+                f"feature set ({ {k: len(v) for k, v in catalog.FEATURE_SETS.items()} }); pass "
+                "features=[...] naming its inputs"
+            )
+        features = catalog.FEATURE_SETS[_SET_BY_N[n]]
+    features = catalog.feature_set(tuple(features))
+    if len(features) != n:
+        raise BundleError(
+            f"{h5_path} expects {n} input features but {len(features)} were named: {list(features)}"
+        )
+    config = CNNConfig(n_features=n)
+    km = reference_cnn(config=config)
+    try:
+        km.load_weights(str(h5_path))
+    except Exception as err:  # shape mismatches, truncated files
+        raise BundleError(f"{h5_path}: weights do not load into the reference CNN ({err})") from err
+    if isinstance(calibrator, (str, os.PathLike)):
+        calibrator = read_reference_calibrator(calibrator)
+    meta = {"source": "reference weights (Maslov et al. 2026, GPL-2.0)", "file": h5_path.name}
+    meta.update(metadata or {})
+    return Model(
+        architecture="reference-cnn",
+        config=config.to_dict(),
+        weights=km.get_weights(),
+        features=features,
+        classes=tuple(catalog.class_names()),
+        normalisation=None if minmax is None else _read_minmax(minmax, features),
+        calibrator=calibrator,
+        metadata=meta,
+    )
+
+
+def reference_model(
+    feature_set: int = 4,
+    fold: int = 0,
+    stage: str = "after",
+    minmax: Any = None,
+    *,
+    calibrate: bool = True,
+    base_url: str = REFERENCE_BASE_URL,
+    sha256: str | None = None,
+) -> Model:
+    """Download (once, hash-pinned) and import a reference model.
+
+    Parameters
+    ----------
+    feature_set, fold, stage
+        Which published file: feature set 1-4, fold 0-5, ``"before"`` or
+        ``"after"`` confident learning.  Hashes are pinned for fold 0 of every
+        feature set and every fold's calibrator; other folds need ``sha256=``.
+    minmax
+        The (non-public) global min/max; see :func:`import_reference`.
+    calibrate
+        Also fetch that fold's confidence calibrator.
+    base_url
+        Where the reference repository's files are served (tests use a local server).
+
+    Examples
+    --------
+    >>> model = reference_model(4, fold=0, minmax="globalminmax.pickle")  # doctest: +SKIP
+    """
+    if stage not in ("before", "after"):
+        raise ValueError(f"stage must be 'before' or 'after', got {stage!r}")
+    if feature_set not in catalog.FEATURE_SETS:
+        raise ValueError(f"feature_set must be one of {sorted(catalog.FEATURE_SETS)}, got {feature_set!r}")
+    if not 0 <= int(fold) <= 5:
+        raise ValueError(f"fold must be 0..5, got {fold!r}")
+    key = (int(feature_set), int(fold), stage)
+    sha = sha256 or REFERENCE_SHA256.get(key)
+    if sha is None:
+        pinned = sorted(k for k in REFERENCE_SHA256 if k[0] != "calibration")
+        raise ValueError(
+            f"no pinned sha256 for feature set {feature_set}, fold {fold}, stage {stage!r} "
+            f"(pinned: {pinned}); pass sha256='...' for that file"
+        )
+    name = f"{fold}_cnn_{stage}confidentlearning_weights.h5"
+    h5 = fetch(f"{base_url}/weights/{feature_set}/{name}", sha, fname=f"reference-fs{feature_set}-{name}")
+    cal = None
+    if calibrate:
+        cname = f"{fold}_calibration_model.pickle"
+        cal = read_reference_calibrator(
+            fetch(f"{base_url}/confidence_calibration_models/{cname}",
+                  REFERENCE_SHA256[("calibration", int(fold))], fname=f"reference-{cname}")
+        )
+    return import_reference(h5, minmax, calibrator=cal,
+                            metadata={"feature_set": feature_set, "fold": fold, "stage": stage})
