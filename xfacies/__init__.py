@@ -47,4 +47,6 @@ def __dir__() -> list[str]:
 
 
 # Register the .facies accessor (cheap: no heavy imports at module level).
+import rioxarray as _rioxarray  # noqa: E402,F401  (registers .rio, used on every output)
+
 from xfacies import accessor as _accessor  # noqa: E402,F401

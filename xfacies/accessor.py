@@ -62,13 +62,13 @@ class FaciesAccessor(_Base):
 @xr.register_dataset_accessor("facies")
 class FaciesDatasetAccessor(_Base):
     """``Dataset.facies``: a Dataset of features (``features`` variable or one variable per
-    feature), or the output of ``classify(confidence=True)`` (its ``facies`` variable is used
+    feature), or the output of ``classify(confidence=True)`` (its ``classes`` variable is used
     for fractions)."""
 
     def fractions(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         from xfacies.products import fractions
 
-        obj = self._obj["facies"] if "facies" in self._obj.data_vars else self._obj
+        obj = self._obj["classes"] if "classes" in self._obj.data_vars else self._obj
         return fractions(obj, *args, **kwargs)
 
 

@@ -338,10 +338,19 @@ def predict_proba(
     stacked = _ensure_min_chunks(stacked, halo)
     C = len(m.classes)
     depth = {i: 0 for i in range(nd)}
-    depth[nd - 2] = depth[nd - 1] = halo
-    out_chunks = stacked.chunks[:-3] + ((C,),) + stacked.chunks[-2:]
+    boundary: dict[int, Any] = {i: "none" for i in range(nd)}
+    for ax in (nd - 2, nd - 1):
+        if stacked.shape[ax] > halo:
+            depth[ax], boundary[ax] = halo, np.nan
+        else:  # axis shorter than the halo: one chunk, padded here (dask cannot overlap it)
+            widths = [(0, 0)] * nd
+            widths[ax] = (halo, halo)
+            stacked = da.pad(stacked.rechunk({ax: -1}), widths, constant_values=np.nan).rechunk({ax: -1})
+    out_chunks = stacked.chunks[:-3] + ((C,),) + tuple(
+        c if depth[ax] else (c[0] - 2 * halo,) for ax, c in ((nd - 2, stacked.chunks[-2]),
+                                                             (nd - 1, stacked.chunks[-1])))
     probs = da.map_overlap(
-        _proba_block, stacked, depth=depth, boundary=np.nan, trim=False,
+        _proba_block, stacked, depth=depth, boundary=boundary, trim=False,
         chunks=out_chunks, dtype=np.float32, meta=np.empty((0,) * nd, dtype=np.float32),
         model_path=path, method=method, halo=halo, n_classes=C, batch_size=batch_size,
         name=f"xfacies-proba-{method}",
@@ -385,7 +394,7 @@ def classify(
     xarray.DataArray or xarray.Dataset
         int8 ``(…, y, x)`` class map with CF flag attributes and nodata
         :data:`xfacies.NODATA`; with ``confidence=True`` a Dataset with
-        ``facies`` and float32 ``confidence``.
+        ``classes`` and float32 ``confidence``.
 
     Examples
     --------
@@ -413,7 +422,7 @@ def classify(
     coords = {k: v for k, v in probs.coords.items() if "class" not in v.dims}
     attrs = catalog.class_flag_attrs()
     attrs.update(method=method, smoothed=int(smooth), model=probs.attrs["model"])
-    facies = xr.DataArray(labels, dims=dims, coords=coords, name="facies", attrs=attrs)
+    facies = xr.DataArray(labels, dims=dims, coords=coords, name="classes", attrs=attrs)
     if not confidence:
         return facies
     path, _ = _model_path(model)
@@ -423,4 +432,4 @@ def classify(
     conf_da = xr.DataArray(conf, dims=dims, coords=coords, name="confidence",
                            attrs={"long_name": "classification confidence", "units": "1",
                                   "calibrated": int(calibrate and _model_path(model)[1].calibrator is not None)})
-    return xr.Dataset({"facies": facies, "confidence": conf_da})
+    return xr.Dataset({"classes": facies, "confidence": conf_da})

@@ -1,0 +1,245 @@
+"""Chunked inference: exact vs a slow per-patch loop, dense chunk invariance, smoothing, errors."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+
+import dask
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import xfacies
+from xfacies.inference import smooth_mode
+
+from conftest import make_tiny_model, random_features
+
+
+def _mask(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    m = np.zeros(shape, bool)
+    ny, nx = shape
+    yy, xx = np.mgrid[:ny, :nx]
+    for _ in range(3):
+        cy, cx, r = rng.integers(0, ny), rng.integers(0, nx), rng.integers(5, 12)
+        m |= (yy - cy) ** 2 + (xx - cx) ** 2 < r ** 2
+    return xr.DataArray(m.astype(np.int32), dims=("y", "x"))
+
+
+def slow_exact(model, feats: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The reference semantics written plainly: one zero-padded patch per glacier pixel."""
+    F, H, W = feats.shape
+    x = model.normalise(np.moveaxis(feats, 0, -1))
+    x = np.nan_to_num(x, nan=0.0)
+    km = model.keras_model(dense=False)
+    out = np.full((len(model.classes), H, W), np.nan, np.float32)
+    for r in range(H):
+        for c in range(W):
+            if not mask[r, c] or not np.isfinite(feats[:, r, c]).all():
+                continue
+            patch = np.zeros((33, 33, F), np.float32)
+            for i in range(33):
+                for j in range(33):
+                    rr, cc = r - 16 + i, c - 16 + j
+                    if 0 <= rr < H and 0 <= cc < W:
+                        patch[i, j] = x[rr, cc]
+            out[:, r, c] = np.asarray(km(patch[None], training=False))[0]
+    return out
+
+
+def test_exact_equals_slow_per_patch_evaluation(tiny_model):
+    feats = random_features((30, 26), seed=1)
+    feats[:, 3, 4] = np.nan  # a pixel with missing inputs -> nodata
+    mask = _mask((30, 26), seed=2)
+    mask[:, :2] = 1  # pixels on the scene edge: zero-padded patches, no crash
+    got = xfacies.predict_proba(feats.chunk(y=13, x=17), tiny_model, mask, method="exact").values
+    want = slow_exact(tiny_model, feats.values, mask.values.astype(bool))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert np.isnan(got[:, 3, 4]).all()
+    assert np.isnan(got[:, ~mask.values.astype(bool)]).all()
+
+
+def _assert_close_labels(a: np.ndarray, b: np.ndarray, probs: np.ndarray):
+    """Labels equal except where the top-2 probabilities are within float noise."""
+    s = np.sort(np.nan_to_num(probs, nan=0), axis=-3)
+    tie = (s[..., -1, :, :] - s[..., -2, :, :]) < 1e-5
+    assert np.array_equal(a[~tie], b[~tie])
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cy=st.integers(3, 45), cx=st.integers(3, 45), method=st.sampled_from(["dense", "exact"]))
+def test_chunked_equals_unchunked(tiny_model, cy, cx, method):
+    """Any chunking, including chunks smaller than the halo, gives the unchunked result."""
+    feats = random_features((47, 41), seed=5)
+    mask = _mask((47, 41), seed=6)
+    whole = xfacies.predict_proba(feats, tiny_model, mask, method=method).values
+    chunked = xfacies.predict_proba(feats.chunk(y=cy, x=cx), tiny_model, mask, method=method)
+    np.testing.assert_allclose(chunked.values, whole, atol=1e-5, equal_nan=True)
+    lab_w = xfacies.classify(feats, tiny_model, mask, method=method).values
+    lab_c = xfacies.classify(feats.chunk(y=cy, x=cx), tiny_model, mask, method=method).values
+    _assert_close_labels(lab_c, lab_w, whole)
+
+
+def test_dense_with_time_dimension_and_no_outlines(tiny_model):
+    feats = random_features((30, 30), seed=2, time=3)
+    p = xfacies.predict_proba(feats.chunk(time=1, y=15, x=15), tiny_model)
+    assert p.dims == ("time", "class", "y", "x") and p.dtype == np.float32
+    v = p.values
+    np.testing.assert_allclose(v.sum(axis=1), 1.0, atol=1e-5)
+    for t in range(3):  # each date equals that date alone
+        np.testing.assert_allclose(v[t], xfacies.predict_proba(feats.isel(time=t), tiny_model).values,
+                                   atol=1e-5)
+
+
+def test_inference_is_lazy_and_graph_size_is_independent_of_model_size(tiny_model, tmp_path):
+    import pickle
+
+    big = make_tiny_model(6, filters=64, dense_units=32)
+    big.save(tmp_path / "big.xfacies")
+    feats = random_features((40, 40)).chunk(y=20, x=20)
+    sizes = {}
+    for name, m in (("tiny", tiny_model), ("big", big)):
+        out = xfacies.classify(feats, m, confidence=True)
+        assert isinstance(out.classes.data, dask.array.Array)
+        graph = dict(out.classes.data.__dask_graph__())
+        assert "xfacies.Model" not in repr(graph)
+        sizes[name] = len(pickle.dumps(graph))
+    big_bytes = sum(w.nbytes for w in big.weights)
+    tiny_bytes = sum(w.nbytes for w in tiny_model.weights)
+    assert big_bytes - tiny_bytes > 500_000
+    assert abs(sizes["big"] - sizes["tiny"]) < 200, sizes
+
+
+def test_classify_outputs_cf_flags_nodata_and_confidence(tiny_model):
+    feats = random_features((30, 30))
+    mask = _mask((30, 30), seed=4)
+    ds = xfacies.classify(feats, tiny_model, mask, confidence=True, smooth=False).compute()
+    fac, conf = ds["classes"], ds["confidence"]
+    assert fac.dtype == np.int8 and conf.dtype == np.float32
+    assert list(fac.attrs["flag_values"]) == [-1, 0, 1, 2, 3, 4, 5, 6, 7]
+    assert fac.attrs["flag_meanings"].split()[0] == "no_data"
+    outside = mask.values == 0
+    assert (fac.values[outside] == xfacies.NODATA).all() and np.isnan(conf.values[outside]).all()
+    p = xfacies.predict_proba(feats, tiny_model, mask).values
+    np.testing.assert_array_equal(fac.values[~outside], np.argmax(p[:, ~outside], axis=0))
+    np.testing.assert_allclose(conf.values[~outside], p[:, ~outside].max(axis=0), atol=1e-6)
+    assert fac.rio.crs.to_epsg() == 32632
+
+
+def test_confidence_is_calibrated_and_clipped(tmp_path):
+    from xfacies.model.calibration import KernelCalibrator
+
+    m = make_tiny_model(6)
+    m.calibrator = KernelCalibrator([0.0, 1.0], [2.0, 0.5])  # exceeds 1: must be clipped
+    m.save(tmp_path / "cal.xfacies")
+    feats = random_features((20, 20))
+    ds = xfacies.classify(feats, m, confidence=True).compute()
+    raw = xfacies.predict_proba(feats, m).values.max(axis=0)
+    np.testing.assert_allclose(ds.confidence.values, np.clip(m.calibrator.predict_unclipped(raw), 0, 1),
+                               atol=1e-6)
+    assert ds.confidence.max() <= 1.0
+
+
+def slow_mode(lab: np.ndarray, nodata: int = -1) -> np.ndarray:
+    H, W = lab.shape
+    out = lab.copy()
+    for r in range(H):
+        for c in range(W):
+            if lab[r, c] == nodata:
+                continue
+            cnt = Counter(int(lab[i, j]) for i in range(max(r - 1, 0), min(r + 2, H))
+                          for j in range(max(c - 1, 0), min(c + 2, W)) if lab[i, j] != nodata)
+            best = max(cnt.values())
+            out[r, c] = min(k for k, v in cnt.items() if v == best)
+    return out
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 4))
+def test_smooth_mode_equals_slow_implementation(seed, n_classes):
+    rng = np.random.default_rng(seed)
+    lab = rng.integers(-1, n_classes, size=(9, 11)).astype(np.int8)
+    np.testing.assert_array_equal(smooth_mode(lab), slow_mode(lab))
+
+
+def test_smoothing_is_chunk_invariant(tiny_model):
+    feats = random_features((40, 40), seed=9, smooth=1)  # noisy -> smoothing changes things
+    mask = _mask((40, 40), seed=3)
+    a = xfacies.classify(feats, tiny_model, mask, smooth=True).values
+    b = xfacies.classify(feats.chunk(y=7, x=9), tiny_model, mask, smooth=True).values
+    raw = xfacies.classify(feats, tiny_model, mask, smooth=False).values
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, slow_mode(raw))
+
+
+def test_all_nodata_chunk_skips_the_model(tiny_model, monkeypatch):
+    from xfacies.model import bundle
+
+    calls = []
+    orig = bundle.Model.predict_dense_normalised
+    monkeypatch.setattr(bundle.Model, "predict_dense_normalised",
+                        lambda self, x: calls.append(x.shape) or orig(self, x))
+    feats = random_features((60, 30))
+    mask = np.zeros((60, 30), np.int32)
+    mask[:30] = 1  # only the top chunk has glacier
+    out = xfacies.classify(feats.chunk(y=30, x=30), tiny_model, xr.DataArray(mask, dims=("y", "x"))).values
+    assert len(calls) == 1
+    assert (out[30:] == xfacies.NODATA).all() and (out[:30] >= 0).all()
+
+
+# ----------------------------------------------------------------- bad input
+def test_missing_features_are_named(tiny_model):
+    feats = random_features((20, 20)).sel(band=["blue", "green", "red", "nir", "swir1"])
+    with pytest.raises(ValueError, match=r"\['swir2'\] needed by the model are missing"):
+        xfacies.classify(feats, tiny_model)
+
+
+def test_misordered_features_say_how_to_fix(tiny_model):
+    feats = random_features((20, 20))
+    swapped = feats.isel(band=[1, 0, 2, 3, 4, 5])
+    with pytest.raises(ValueError, match=r"different order.*da.sel\(band="):
+        xfacies.classify(swapped, tiny_model)
+    # Extra bands are fine and ignored.
+    extra = xr.concat([feats, feats.isel(band=[0]).assign_coords(band=["elevation"])], dim="band")
+    np.testing.assert_array_equal(xfacies.classify(extra, tiny_model).values,
+                                  xfacies.classify(feats, tiny_model).values)
+
+
+def test_integer_input_is_refused(tiny_model):
+    feats = (random_features((20, 20)) * 10000).astype(np.uint16)
+    with pytest.raises(TypeError, match="scale/offset"):
+        xfacies.classify(feats, tiny_model)
+
+
+def test_non_spatial_input_is_refused(tiny_model):
+    feats = random_features((20, 20)).rename(y="row", x="col")
+    with pytest.raises(ValueError, match="dims 'y' and 'x'"):
+        xfacies.classify(feats, tiny_model)
+    with pytest.raises(ValueError, match="'band' dimension"):
+        xfacies.classify(random_features((20, 20)).isel(band=0), tiny_model)
+
+
+def test_mismatched_outline_raster_is_refused(tiny_model):
+    with pytest.raises(ValueError, match="does not match the features' grid"):
+        xfacies.classify(random_features((20, 20)), tiny_model,
+                         xr.DataArray(np.ones((10, 20), np.int32), dims=("y", "x")))
+
+
+def test_unnormalised_model_warns_loudly(tmp_path):
+    m = make_tiny_model(6, normalised=False)
+    m.save(tmp_path / "raw.xfacies")
+    with pytest.warns(xfacies.NormalisationWarning, match="no stored normalisation"):
+        xfacies.classify(random_features((20, 20)), m)
+
+
+def test_accessor_forwards_to_functions(tiny_model):
+    feats = random_features((20, 20))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = feats.facies.classify(tiny_model, method="dense").values
+    np.testing.assert_array_equal(a, xfacies.classify(feats, tiny_model).values)
+    ds = feats.to_dataset(dim="band")  # one variable per feature
+    np.testing.assert_array_equal(ds.facies.classify(tiny_model).values, a)
