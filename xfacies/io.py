@@ -1,0 +1,434 @@
+"""Zarr storage of class maps, confidence maps and fraction tables.
+
+:func:`to_zarr` writes a DataArray or Dataset to a Zarr store on disk and, when
+the store already exists and the data has a ``time`` dimension, *updates* it:
+dates already in the store are replaced in place (region writes), new dates
+are appended.  :func:`open_zarr` reads a store back so that
+``open_zarr(to_zarr(ds, path))`` is identical to ``ds``.
+
+Class maps stay int8: ``NODATA`` (-1) is a listed flag value, not a
+``_FillValue``, so nothing is masked to float on reading.
+
+Examples
+--------
+>>> import tempfile, numpy as np, pandas as pd, xarray as xr
+>>> from xfacies.catalog import class_flag_attrs
+>>> classes = xr.DataArray(np.zeros((2, 3, 4), "int8"), dims=("time", "y", "x"), name="classes",
+...                        coords={"time": pd.to_datetime(["2024-07-01", "2024-08-01"]),
+...                                "y": [25.0, 15.0, 5.0], "x": [5.0, 15.0, 25.0, 35.0]},
+...                        attrs=class_flag_attrs())
+>>> path = to_zarr(classes, tempfile.mkdtemp() + "/maps.zarr")
+>>> ds = open_zarr(path)
+>>> ds["classes"].dtype, ds["classes"].encoding["chunks"]
+(dtype('int8'), (1, 3, 4))
+>>> later = classes.assign_coords(time=pd.to_datetime(["2024-08-01", "2024-09-01"])) + np.int8(1)
+>>> _ = to_zarr(later.rename("classes"), path)  # replaces 2024-08-01, appends 2024-09-01
+>>> open_zarr(path)["classes"].isel(y=0, x=0).values
+array([0, 1, 1], dtype=int8)
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = ["to_zarr", "open_zarr", "zarr_format_of"]
+
+_SPATIAL_CHUNK = 2048
+_KEEP_ENCODING = ("grid_mapping",)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence zarr's notes on string dtypes and consolidated metadata."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        warnings.filterwarnings("ignore", category=FutureWarning, module="zarr.*")
+        yield
+
+
+def zarr_format_of(store: str | os.PathLike) -> int | None:
+    """Zarr format (2 or 3) of an existing store on disk, or ``None`` if there is none.
+
+    Examples
+    --------
+    >>> zarr_format_of("/nonexistent/store.zarr") is None
+    True
+    """
+    p = Path(store)
+    if (p / "zarr.json").exists():
+        return 3
+    if (p / ".zgroup").exists() or (p / ".zarray").exists():
+        return 2
+    return None
+
+
+# --------------------------------------------------------------------------- preparing
+def _as_dataset(obj: xr.DataArray | xr.Dataset) -> xr.Dataset:
+    if isinstance(obj, xr.Dataset):
+        return obj
+    if isinstance(obj, xr.DataArray):
+        if obj.name is None:
+            raise ValueError(
+                "the DataArray has no name, which becomes the Zarr variable name; name it, "
+                "e.g. to_zarr(da.rename('classes'), store)"
+            )
+        return obj.to_dataset(promote_attrs=False)
+    raise TypeError(f"to_zarr expects an xarray DataArray or Dataset, got {type(obj).__name__}")
+
+
+def _is_class_map(var: xr.Variable) -> bool:
+    return "flag_meanings" in var.attrs and np.issubdtype(var.dtype, np.integer)
+
+
+def _is_string(dtype: np.dtype) -> bool:
+    return dtype.kind in ("U", "T") or (dtype.kind == "O")
+
+
+def _prepare(ds: xr.Dataset) -> xr.Dataset:
+    """Copy with clean encodings, object strings and no _FillValue on class maps."""
+    ds = ds.copy(deep=False)
+    for name in list(ds.variables):
+        var = ds.variables[name]
+        keep = {k: v for k, v in var.encoding.items() if k in _KEEP_ENCODING}
+        attrs = dict(var.attrs)
+        if _is_class_map(var):
+            attrs.pop("_FillValue", None)
+            if "flag_values" in attrs:
+                attrs["flag_values"] = np.asarray(attrs["flag_values"]).astype(var.dtype)
+        if var.dtype.kind in ("U", "T"):
+            new = xr.Variable(var.dims, np.asarray(var.values).astype(object), attrs)
+        else:
+            new = var.copy(deep=False)
+            new.attrs = attrs
+        new.encoding = keep
+        if name in ds.indexes:
+            ds = ds.assign_coords({name: new})
+        else:
+            ds[name] = new
+    return ds
+
+
+def _regular_chunks(ds: xr.Dataset) -> xr.Dataset:
+    """Make dask chunks regular (equal but the last) with time chunk 1 preferred."""
+    chunks = ds.chunksizes if ds.chunks else {}
+    fix = {}
+    for dim, c in chunks.items():
+        if len(c) > 1 and (len(set(c[:-1])) > 1 or c[-1] > c[0]):
+            fix[dim] = c[0]
+    return ds.chunk(fix) if fix else ds
+
+
+def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    enc: dict[str, dict[str, Any]] = {}
+    dchunks = dict(ds.chunksizes) if ds.chunks else {}
+    for name, var in ds.variables.items():
+        e: dict[str, Any] = {k: v for k, v in var.encoding.items() if k in _KEEP_ENCODING}
+        if var.ndim:
+            chunks = []
+            for dim, n in zip(var.dims, var.shape):
+                if dim == "time":
+                    chunks.append(1)
+                elif dim in dchunks and var.chunks is not None:
+                    chunks.append(max(1, dchunks[dim][0]))
+                elif dim in ("x", "y") and var.ndim > 1:
+                    chunks.append(max(1, min(n, _SPATIAL_CHUNK)))
+                else:
+                    chunks.append(max(1, n))
+            e["chunks"] = tuple(chunks)
+        if _is_class_map(var):
+            e["_FillValue"] = None
+        if name == "time" and np.issubdtype(var.dtype, np.datetime64):
+            ns = var.values.astype("datetime64[ns]").astype(np.int64)
+            fine = bool(np.any(ns % 1000))
+            e["units"] = ("nanoseconds" if fine else "microseconds") + " since 1970-01-01"
+            e["calendar"] = "proleptic_gregorian"
+            e["dtype"] = np.dtype("int64")
+        enc[name] = e
+    return enc
+
+
+# --------------------------------------------------------------------------- checks
+def _flags(var: xr.Variable | xr.DataArray) -> tuple[str, tuple[int, ...]] | None:
+    if "flag_meanings" not in var.attrs:
+        return None
+    meanings = " ".join(str(var.attrs["flag_meanings"]).split())
+    values = tuple(int(v) for v in np.atleast_1d(np.asarray(var.attrs.get("flag_values", []))))
+    return meanings, values
+
+
+def _check_catalogue(existing: xr.Dataset, ds: xr.Dataset, store: Path) -> None:
+    for name in ds.data_vars:
+        if name not in existing.variables:
+            continue
+        new, old = _flags(ds[name]), _flags(existing[name])
+        if new != old and (new is not None or old is not None):
+            raise ValueError(
+                f"class catalogue mismatch for variable {name!r}: the store {str(store)!r} has "
+                f"flag_meanings={old[0] if old else None!r} flag_values={list(old[1]) if old else None}, "
+                f"the data has flag_meanings={new[0] if new else None!r} "
+                f"flag_values={list(new[1]) if new else None}; write to a new store "
+                "(or mode='w' to overwrite this one) instead of mixing catalogues"
+            )
+
+
+def _check_static(existing: xr.Dataset, ds: xr.Dataset, store: Path) -> None:
+    """Variables without time must match the store (same grid, same glaciers)."""
+    for name, var in ds.variables.items():
+        if "time" in var.dims or name not in existing.variables:
+            continue
+        old = existing.variables[name]
+        if old.dims != var.dims or old.shape != var.shape:
+            raise ValueError(
+                f"variable {name!r} has dims {dict(zip(var.dims, var.shape))} in the data but "
+                f"{dict(zip(old.dims, old.shape))} in the store {str(store)!r}; only data on the "
+                "same grid (same glaciers, classes) can be added; use a new store or mode='w'"
+            )
+        if name in ds.indexes or name in ("x", "y"):
+            a, b = np.asarray(var.values), np.asarray(old.values)
+            same = np.array_equal(a.astype(object) if a.dtype.kind in "OUT" else a,
+                                  b.astype(object) if b.dtype.kind in "OUT" else b)
+            if not same:
+                raise ValueError(
+                    f"coordinate {name!r} differs between the data and the store "
+                    f"{str(store)!r}; only data on the same grid can be added; use a new "
+                    "store or mode='w'"
+                )
+    time_vars = {n for n, v in ds.variables.items() if "time" in v.dims}
+    store_time_vars = {n for n, v in existing.variables.items() if "time" in v.dims}
+    if time_vars != store_time_vars:
+        raise ValueError(
+            f"the data's time-dependent variables {sorted(time_vars)} differ from the store's "
+            f"{sorted(store_time_vars)} ({str(store)!r}); write the same variables, or use a "
+            "new store or mode='w'"
+        )
+
+
+# --------------------------------------------------------------------------- writing
+def to_zarr(
+    obj: xr.DataArray | xr.Dataset,
+    store: str | os.PathLike,
+    *,
+    zarr_format: Literal[2, 3] = 3,
+    mode: Literal["auto", "w", "w-"] = "auto",
+    skip_existing: bool = False,
+) -> Path:
+    """Write (or update) a class map, confidence map or fraction table as Zarr.
+
+    Parameters
+    ----------
+    obj
+        A named DataArray (its name becomes the variable name) or a Dataset,
+        numpy- or dask-backed (dask arrays are written chunk by chunk).
+    store
+        Path of the Zarr store (a directory).
+    zarr_format
+        3 (default) or 2, for a new store; an existing store keeps its format.
+    mode
+        ``"auto"``: create the store, or update it when it exists and the data
+        has a ``time`` dimension (see Notes).  ``"w"``: overwrite the store.
+        ``"w-"``: fail if it exists.
+    skip_existing
+        When updating, write only dates missing from the store and leave the
+        others untouched (resume an interrupted run).
+
+    Returns
+    -------
+    pathlib.Path
+        The store path.
+
+    Notes
+    -----
+    - Integer variables with ``flag_meanings`` (class maps) are written
+      without ``_FillValue`` and keep their dtype and CF flag attributes.
+    - Variables with a ``time`` dimension are chunked 1 along ``time``; y/x
+      chunks follow the dask chunks (made regular), else at most 2048.
+    - Updating a store: its time-independent variables (x, y, glacier, ...)
+      must equal the data's and both must hold the same time-dependent
+      variables.  Dates already in the store are **replaced** in place (no
+      duplicates); new dates are **appended** in time order after the
+      existing ones.  Appending dates earlier than the store's last date leaves
+      the store's time axis unsorted; :func:`open_zarr` returns it sorted.
+    - A store whose class catalogue (``flag_meanings`` / ``flag_values``)
+      differs from the data's is refused.
+    - Strings (glacier ids, class names) are stored as variable-length
+      strings; zarr's notes about them are silenced.
+
+    Raises
+    ------
+    ValueError
+        Unnamed DataArray, an existing store with ``mode="w-"`` or with data
+        without ``time``, a catalogue or grid mismatch.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, xarray as xr
+    >>> da = xr.DataArray(np.full((2, 2), 3, "int8"), dims=("y", "x"), name="classes",
+    ...                   coords={"y": [15.0, 5.0], "x": [5.0, 15.0]})
+    >>> p = to_zarr(da, tempfile.mkdtemp() + "/one.zarr", zarr_format=2)
+    >>> open_zarr(p)["classes"].values.tolist()
+    [[3, 3], [3, 3]]
+    """
+    if zarr_format not in (2, 3):
+        raise ValueError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
+    if mode not in ("auto", "a", "w", "w-"):
+        raise ValueError(f"mode must be 'auto', 'w' or 'w-', got {mode!r}")
+    path = Path(store)
+    ds = _as_dataset(obj)
+    if "time" in ds.dims:
+        t = pd.Index(ds["time"].values)
+        if t.has_duplicates:
+            raise ValueError(
+                f"the data has duplicate times {list(t[t.duplicated()].astype(str))[:5]}; "
+                "drop or merge them before writing"
+            )
+    ds = _regular_chunks(_prepare(ds))
+    fmt = zarr_format_of(path)
+
+    if fmt is not None and mode == "w-":
+        raise ValueError(f"the Zarr store {str(path)!r} exists (mode='w-'); use mode='w' to overwrite")
+    if path.exists() and fmt is None and mode != "w":
+        raise ValueError(
+            f"{str(path)!r} exists but is not a Zarr store; choose another path or pass "
+            "mode='w' to overwrite it"
+        )
+    if fmt is None or mode == "w":
+        _write_new(ds, path, zarr_format)
+        return path
+    if "time" not in ds.dims:
+        raise ValueError(
+            f"the Zarr store {str(path)!r} exists and the data has no 'time' dimension to "
+            "add; pass mode='w' to overwrite it or write to a new path"
+        )
+    _update(ds, path, fmt, skip_existing)
+    return path
+
+
+def _write_new(ds: xr.Dataset, path: Path, zarr_format: int) -> None:
+    enc = _encoding(ds)
+    with _quiet():
+        ds.to_zarr(
+            path,
+            mode="w",
+            zarr_format=zarr_format,
+            consolidated=(zarr_format == 2),
+            encoding=enc,
+        )
+
+
+def _store_chunks(existing: xr.Dataset) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for var in existing.variables.values():
+        for dim, c in zip(var.dims, var.encoding.get("chunks") or ()):
+            out.setdefault(dim, int(c))
+    return out
+
+
+def _update(ds: xr.Dataset, path: Path, fmt: int, skip_existing: bool) -> None:
+    existing = _open_raw(path, fmt, chunks=None)
+    _check_catalogue(existing, ds, path)
+    _check_static(existing, ds, path)
+
+    store_times = pd.DatetimeIndex(existing["time"].values) if existing.sizes.get("time") else pd.DatetimeIndex([])
+    times = pd.DatetimeIndex(ds["time"].values)
+    present = times.isin(store_times)
+    static = [n for n, v in ds.variables.items() if "time" not in v.dims]
+    payload = ds.drop_vars(static)
+    if payload.chunks:
+        sc = _store_chunks(existing)
+        payload = payload.chunk({d: sc.get(d, -1) for d in payload.dims if d in payload.chunks})
+    consolidated = fmt == 2
+
+    with _quiet():
+        if not skip_existing:
+            positions = store_times.get_indexer(times[present])
+            for i, t in zip(positions, times[present]):
+                one = payload.sel(time=[t])
+                one.to_zarr(path, region={"time": slice(int(i), int(i) + 1)}, consolidated=consolidated)
+        if (~present).any():
+            new = payload.isel(time=np.flatnonzero(~present)).sortby("time")
+            new.to_zarr(path, append_dim="time", consolidated=consolidated)
+
+
+# --------------------------------------------------------------------------- reading
+def _open_raw(path: Path, fmt: int, chunks: Any) -> xr.Dataset:
+    consolidated = fmt == 2 and (path / ".zmetadata").exists()
+    with _quiet():
+        return xr.open_zarr(
+            path,
+            chunks=chunks,
+            consolidated=consolidated,
+            zarr_format=fmt,
+            mask_and_scale=True,
+            use_zarr_fill_value_as_mask=False,
+            decode_coords="all",
+        )
+
+
+def open_zarr(store: str | os.PathLike, *, chunks: Any = {}) -> xr.Dataset:  # noqa: B006
+    """Open a store written by :func:`to_zarr` (lazily, dask-backed).
+
+    Opens without consolidated metadata for format 3 (with it for format 2
+    when present), never turns the Zarr ``fill_value`` into a mask (so int8
+    class maps stay int8), restores ``flag_values`` to the variable's dtype,
+    strings to object dtype, and sorts by ``time`` when the store's time axis
+    is unsorted (dates appended out of order).
+
+    Parameters
+    ----------
+    store
+        Path of the Zarr store.
+    chunks
+        Passed to :func:`xarray.open_zarr`; ``{}`` (default) uses the store's
+        chunks, ``None`` opens without dask.
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Raises
+    ------
+    FileNotFoundError
+        No Zarr store at ``store``.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, xarray as xr
+    >>> from xfacies.catalog import class_flag_attrs
+    >>> da = xr.DataArray(np.array([[-1, 0], [1, 7]], "int8"), dims=("y", "x"), name="classes",
+    ...                   coords={"y": [15.0, 5.0], "x": [5.0, 15.0]}, attrs=class_flag_attrs())
+    >>> back = open_zarr(to_zarr(da, tempfile.mkdtemp() + "/c.zarr"))
+    >>> xr.testing.assert_identical(back.compute(), da.to_dataset())
+    >>> back["classes"].attrs["flag_values"].dtype
+    dtype('int8')
+    """
+    path = Path(store)
+    fmt = zarr_format_of(path)
+    if fmt is None:
+        raise FileNotFoundError(
+            f"no Zarr store at {str(path)!r} (no zarr.json or .zgroup); write one with "
+            "xfacies.io.to_zarr"
+        )
+    ds = _open_raw(path, fmt, chunks)
+    for name in list(ds.variables):
+        var = ds.variables[name]
+        if "flag_values" in var.attrs and np.issubdtype(var.dtype, np.integer):
+            var.attrs["flag_values"] = np.asarray(var.attrs["flag_values"]).astype(var.dtype)
+        if var.dtype.kind == "T" or (var.dtype.kind == "U"):
+            new = xr.Variable(var.dims, np.asarray(var.values).astype(object), var.attrs, var.encoding)
+            if name in ds.indexes:
+                ds = ds.assign_coords({name: new})
+            else:
+                ds[name] = new
+    if "time" in ds.indexes and not ds.indexes["time"].is_monotonic_increasing:
+        ds = ds.sortby("time")
+    return ds

@@ -1,0 +1,506 @@
+"""Glacier outlines: reading, repairing, rasterising.
+
+Outlines are :class:`geopandas.GeoDataFrame` objects of glacier polygons (RGI 6,
+RGI 7, GLIMS or anything with polygons and a CRS).  :func:`read_outlines`
+normalises them (a string ``glacier_id`` column, valid polygonal geometries,
+optionally reprojected); :func:`rasterize` burns them onto the grid of a raster
+as a glacier *index* (0 = no glacier, ``k`` = the ``k``-th glacier), lazily per
+chunk when the raster is dask-backed; :func:`glacier_bboxes` gives per-glacier
+bounding boxes, e.g. to cut scenes.
+
+Examples
+--------
+>>> import geopandas as gpd, numpy as np, xarray as xr, rioxarray  # noqa: F401
+>>> from shapely.geometry import box
+>>> gdf = gpd.GeoDataFrame({"rgi_id": ["A", "B"]},
+...                        geometry=[box(0, 0, 40, 40), box(60, 0, 100, 30)],
+...                        crs="EPSG:32632")
+>>> outlines = read_outlines(gdf)
+>>> list(outlines["glacier_id"])
+['A', 'B']
+>>> grid = xr.DataArray(np.zeros((5, 10)), dims=("y", "x"),
+...                     coords={"y": 45.0 - 10 * np.arange(5), "x": 5.0 + 10 * np.arange(10)}
+...                     ).rio.write_crs("EPSG:32632")
+>>> idx = rasterize(outlines, grid)
+>>> idx.values[2]
+array([1, 1, 1, 1, 0, 0, 2, 2, 2, 2], dtype=int32)
+>>> idx.attrs["glacier_ids"]
+['A', 'B']
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = ["ID_COLUMNS", "read_outlines", "rasterize", "glacier_bboxes", "grid_transform"]
+
+#: Columns tried, in order, as the glacier id when ``id_column`` is not given
+#: (``glacier_id`` first so that normalised outlines stay as they are).
+ID_COLUMNS: tuple[str, ...] = ("glacier_id", "RGIId", "rgi_id", "RGIID", "glac_id", "GLIMSId", "id")
+
+_POLYGONAL = ("Polygon", "MultiPolygon")
+_BURN_LOCK = threading.Lock()
+
+
+# --------------------------------------------------------------------------- reading
+def read_outlines(
+    src: Any,
+    *,
+    crs: Any = None,
+    id_column: str | None = None,
+) -> Any:
+    """Read and normalise glacier outlines.
+
+    Parameters
+    ----------
+    src
+        A :class:`geopandas.GeoDataFrame`, or a path to a vector file that
+        geopandas can read (shapefile, GeoPackage, GeoJSON, ...).
+    crs
+        Reproject the outlines to this CRS (anything :mod:`pyproj` understands,
+        e.g. ``"EPSG:32632"`` or ``da.rio.crs``).  ``None`` keeps the source CRS.
+    id_column
+        Column holding the glacier id.  By default the first present of
+        :data:`ID_COLUMNS` (``glacier_id``, ``RGIId`` (RGI 6), ``rgi_id`` (RGI 7),
+        ``RGIID``, ``glac_id`` / ``GLIMSId`` (GLIMS), ``id``) is used; when none is
+        present, ids ``"G0001"``, ``"G0002"``, ... are made in row order.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        A copy with a string column ``glacier_id`` (the original id column is
+        kept), only polygonal geometries (invalid ones repaired with
+        :func:`shapely.make_valid`, non-polygonal parts dropped, rows left empty
+        dropped with a warning), a fresh ``RangeIndex``, in ``crs`` if given.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``src`` is a path that does not exist.
+    ValueError
+        The outlines are empty, hold no polygons, have no CRS, or the id column
+        has duplicates.
+    KeyError
+        ``id_column`` is not a column.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import Polygon
+    >>> bowtie = Polygon([(0, 0), (10, 10), (10, 0), (0, 10)])  # self-intersecting
+    >>> gdf = gpd.GeoDataFrame({"RGIId": ["RGI60-11.00001"]}, geometry=[bowtie], crs="EPSG:32632")
+    >>> out = read_outlines(gdf)
+    >>> out.loc[0, "glacier_id"], bool(out.geometry.is_valid.all()), float(out.area[0])
+    ('RGI60-11.00001', True, 50.0)
+    """
+    import geopandas as gpd
+
+    if isinstance(src, gpd.GeoDataFrame):
+        gdf = src.copy()
+        where = "the GeoDataFrame"
+    elif isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"outline file {str(path)!r} does not exist; pass the path of a shapefile, "
+                "GeoPackage or GeoJSON, or a GeoDataFrame"
+            )
+        gdf = gpd.read_file(path)
+        where = f"outline file {str(path)!r}"
+    else:
+        raise TypeError(
+            f"read_outlines expects a GeoDataFrame or a path, got {type(src).__name__}"
+        )
+
+    if len(gdf) == 0:
+        raise ValueError(f"{where} has no features (rows); it must hold glacier polygons")
+    if gdf.crs is None:
+        raise ValueError(
+            f"{where} has no CRS, so it cannot be matched to imagery; set it with "
+            "gdf = gdf.set_crs('EPSG:....') (RGI and GLIMS files are in EPSG:4326)"
+        )
+
+    # ---- glacier id
+    if id_column is None:
+        id_column = next((c for c in ID_COLUMNS if c in gdf.columns), None)
+        if id_column is None:  # case-insensitive second chance
+            lower = {str(c).lower(): c for c in gdf.columns}
+            id_column = next((lower[c.lower()] for c in ID_COLUMNS if c.lower() in lower), None)
+    elif id_column not in gdf.columns:
+        raise KeyError(
+            f"id_column={id_column!r} is not a column of {where}; columns are "
+            f"{[c for c in gdf.columns if c != gdf.geometry.name]}"
+        )
+    if id_column is None:
+        ids = pd.Series([f"G{i:04d}" for i in range(1, len(gdf) + 1)], index=gdf.index)
+    else:
+        col = gdf[id_column]
+        if col.isna().any():
+            raise ValueError(
+                f"id column {id_column!r} of {where} has {int(col.isna().sum())} missing "
+                "value(s); fill them or pass another id_column"
+            )
+        ids = col.astype(str)
+    gdf["glacier_id"] = ids.astype(object).to_numpy()
+
+    # ---- geometries: keep polygonal parts of valid geometries
+    geoms = np.array([_polygonal(g) for g in gdf.geometry.to_numpy()], dtype=object)
+    empty = np.array([g is None for g in geoms])
+    if empty.all():
+        kinds = sorted({g.geom_type for g in gdf.geometry if g is not None and not g.is_empty})
+        raise ValueError(
+            f"{where} holds no polygons (geometry types: {kinds or ['empty']}); glacier "
+            "outlines must be Polygon or MultiPolygon"
+        )
+    if empty.any():
+        dropped = list(gdf["glacier_id"][empty])
+        warnings.warn(
+            f"dropped {int(empty.sum())} outline(s) without a polygonal geometry: "
+            f"{dropped[:10]}{' ...' if len(dropped) > 10 else ''}",
+            UserWarning,
+            stacklevel=2,
+        )
+    gdf = gdf.loc[~empty].copy()
+    gdf = gdf.set_geometry(gpd.GeoSeries(list(geoms[~empty]), index=gdf.index, crs=gdf.crs))
+
+    dup = gdf["glacier_id"].duplicated(keep=False)
+    if dup.any():
+        raise ValueError(
+            f"glacier ids are not unique in {where} (column {id_column!r}): "
+            f"{sorted(set(gdf['glacier_id'][dup]))[:10]}; merge the parts first, e.g. "
+            f"gdf.dissolve(by={id_column!r}).reset_index(), or pass another id_column"
+        )
+
+    if crs is not None:
+        gdf = gdf.to_crs(crs)
+    return gdf.reset_index(drop=True)
+
+
+def _polygonal(geom: Any) -> Any:
+    """Valid polygonal part of ``geom`` (Polygon or MultiPolygon), or ``None``."""
+    import shapely
+    from shapely.geometry import MultiPolygon
+
+    if geom is None or geom.is_empty:
+        return None
+    if not geom.is_valid:
+        geom = shapely.make_valid(geom)
+    if geom.geom_type in _POLYGONAL:
+        return geom
+    parts = [
+        p
+        for g in getattr(geom, "geoms", [geom])
+        for p in (getattr(g, "geoms", [g]) if g.geom_type == "MultiPolygon" else [g])
+        if p.geom_type == "Polygon" and not p.is_empty
+    ]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else MultiPolygon(parts)
+
+
+def _ensure_outlines(outlines: Any) -> Any:
+    """Normalise outlines unless they already are (have ``glacier_id``)."""
+    import geopandas as gpd
+
+    if isinstance(outlines, gpd.GeoDataFrame) and "glacier_id" in outlines.columns:
+        if outlines.crs is None:
+            raise ValueError(
+                "the outlines have no CRS; set it with gdf = gdf.set_crs('EPSG:....')"
+            )
+        return outlines.reset_index(drop=True)
+    return read_outlines(outlines)
+
+
+# --------------------------------------------------------------------------- grids
+def _xy_dims(like: xr.DataArray | xr.Dataset) -> tuple[str, str]:
+    try:
+        return like.rio.y_dim, like.rio.x_dim
+    except Exception as err:  # rioxarray's MissingSpatialDimensionError
+        raise ValueError(
+            f"`like` needs spatial dimensions named y/x (got dims {tuple(like.dims)}): {err}"
+        ) from None
+
+
+def _grid_crs(like: xr.DataArray | xr.Dataset) -> Any:
+    crs = like.rio.crs
+    if crs is None:
+        raise ValueError(
+            "`like` has no CRS; attach one with like = like.rio.write_crs('EPSG:....') "
+            "(x/y must be projected coordinates in metres)"
+        )
+    return crs
+
+
+def grid_transform(like: xr.DataArray | xr.Dataset) -> Any:
+    """Affine transform (pixel corners) of the x/y grid of ``like``.
+
+    Computed from the pixel-centre coordinates (rioxarray's ``rio.transform``),
+    so it follows the coordinates even after slicing.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> g = xr.DataArray(np.zeros((2, 3)), dims=("y", "x"),
+    ...                  coords={"y": [15.0, 5.0], "x": [5.0, 15.0, 25.0]})
+    >>> tuple(grid_transform(g))[:6]
+    (10.0, 0.0, 0.0, 0.0, -10.0, 20.0)
+    """
+    from affine import Affine
+
+    ydim, xdim = _xy_dims(like)
+    if like.sizes[xdim] < 2 or like.sizes[ydim] < 2:
+        return like.rio.transform(recalc=False)
+    x = np.asarray(like[xdim].values, dtype=float)
+    y = np.asarray(like[ydim].values, dtype=float)
+    dx = (x[-1] - x[0]) / (x.size - 1)
+    dy = (y[-1] - y[0]) / (y.size - 1)
+    return Affine(dx, 0.0, x[0] - dx / 2, 0.0, dy, y[0] - dy / 2)
+
+
+def _grid_bounds(like: xr.DataArray | xr.Dataset) -> tuple[float, float, float, float]:
+    t = grid_transform(like)
+    ydim, xdim = _xy_dims(like)
+    nx, ny = like.sizes[xdim], like.sizes[ydim]
+    xs = [t.c, t.c + nx * t.a]
+    ys = [t.f, t.f + ny * t.e]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _spatial_chunks(like: xr.DataArray | xr.Dataset, ydim: str, xdim: str) -> tuple | None:
+    """(y chunks, x chunks) when ``like`` is dask-backed, else None."""
+    try:
+        chunks = like.chunksizes
+    except ValueError as err:  # Dataset with inconsistent chunks
+        raise ValueError(
+            f"`like` has inconsistent chunks between variables ({err}); pass one "
+            "variable or unify them with like.unify_chunks()"
+        ) from None
+    if not chunks:
+        return None
+    if ydim in chunks and xdim in chunks:
+        return tuple(chunks[ydim]), tuple(chunks[xdim])
+    return None
+
+
+# --------------------------------------------------------------------------- rasterising
+def _burn(
+    shapes: Sequence[tuple[bytes, int]],
+    transform: Any,
+    shape: tuple[int, int],
+    all_touched: bool,
+) -> np.ndarray:
+    """Burn (WKB, value) pairs onto a block; later pairs overwrite earlier ones."""
+    from rasterio.features import rasterize as _rio_rasterize
+    import shapely
+
+    out = np.zeros(shape, dtype=np.int32)
+    if not shapes or 0 in shape:
+        return out
+    geoms = shapely.from_wkb([s for s, _ in shapes])
+    # Concurrent rasterio.features.rasterize calls from dask threads now and then
+    # emit a spurious NotGeoreferencedWarning (the result is right: the tests
+    # compare every chunking with the eager burn).  One burn at a time keeps the
+    # local warning filter from racing with itself; burning is cheap.
+    with _BURN_LOCK, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*no geotransform.*")
+        return _rio_rasterize(
+            zip(geoms, [int(v) for _, v in shapes]),
+            out_shape=shape,
+            transform=transform,
+            fill=0,
+            out=out,
+            all_touched=all_touched,
+            dtype="int32",
+        )
+
+
+def rasterize(
+    outlines: Any,
+    like: xr.DataArray | xr.Dataset,
+    *,
+    all_touched: bool = False,
+) -> xr.DataArray:
+    """Burn glacier outlines onto the grid of ``like`` as a glacier index.
+
+    Parameters
+    ----------
+    outlines
+        Glacier outlines (GeoDataFrame or path; normalised with
+        :func:`read_outlines` unless they already have ``glacier_id``).  They
+        are reprojected to the CRS of ``like``.
+    like
+        DataArray or Dataset with x/y pixel-centre coordinates and a rioxarray
+        CRS (``like.rio.crs``).  When it is dask-backed the result is lazy with
+        the same y/x chunks, one :func:`rasterio.features.rasterize` call per
+        chunk with that chunk's own affine transform; the result is identical to
+        the eager one whatever the chunks.
+    all_touched
+        Burn every pixel a polygon touches, not only those whose centre lies
+        inside it.
+
+    Returns
+    -------
+    xarray.DataArray
+        int32 ``(y, x)``: 0 outside every glacier, ``k`` inside the ``k``-th
+        glacier (1-based, in row order of the normalised outlines).  Where
+        polygons overlap, **later rows win**.  ``attrs["glacier_ids"]`` lists the
+        ids in index order (``glacier_ids[k - 1]`` is glacier ``k``); the CRS is
+        written with rioxarray.
+
+    Raises
+    ------
+    ValueError
+        ``like`` has no CRS, or the outlines do not overlap the grid (the
+        message gives both bounds in the grid CRS).
+
+    Examples
+    --------
+    >>> import geopandas as gpd, numpy as np, xarray as xr, rioxarray  # noqa: F401
+    >>> from shapely.geometry import box
+    >>> gdf = gpd.GeoDataFrame({"rgi_id": ["A", "B"]},
+    ...                        geometry=[box(0, 0, 30, 20), box(20, 0, 40, 20)], crs="EPSG:32632")
+    >>> grid = xr.DataArray(np.zeros((2, 4), "int8"), dims=("y", "x"),
+    ...                     coords={"y": [15.0, 5.0], "x": [5.0, 15.0, 25.0, 35.0]}
+    ...                     ).rio.write_crs("EPSG:32632").chunk({"x": 3})
+    >>> idx = rasterize(gdf, grid)   # lazy: dask-backed like
+    >>> idx.values                   # the overlap (x = 25) goes to the later row
+    array([[1, 1, 2, 2],
+           [1, 1, 2, 2]], dtype=int32)
+    """
+    import dask
+    import dask.array as dsa
+    import shapely
+
+    outlines = _ensure_outlines(outlines)
+    crs = _grid_crs(like)
+    ydim, xdim = _xy_dims(like)
+    if outlines.crs != crs:
+        outlines = outlines.to_crs(crs)
+    ny, nx = like.sizes[ydim], like.sizes[xdim]
+    transform = grid_transform(like)
+    ids = [str(i) for i in outlines["glacier_id"]]
+
+    gbounds = _grid_bounds(like)
+    obounds = tuple(float(b) for b in outlines.total_bounds)
+    if (
+        obounds[0] >= gbounds[2]
+        or obounds[2] <= gbounds[0]
+        or obounds[1] >= gbounds[3]
+        or obounds[3] <= gbounds[1]
+    ):
+        raise ValueError(
+            f"the outlines do not overlap the grid: outline bounds {_fmt(obounds)} vs grid "
+            f"bounds {_fmt(gbounds)} (minx, miny, maxx, maxy in {crs.to_string()}); check that "
+            "the outlines and the imagery cover the same region and that both CRSs are right"
+        )
+
+    geoms = outlines.geometry.to_numpy()
+    values = np.arange(1, len(outlines) + 1)
+    wkb = shapely.to_wkb(geoms)
+    chunks = _spatial_chunks(like, ydim, xdim)
+
+    if chunks is None:
+        data: Any = _burn(list(zip(wkb, values)), transform, (ny, nx), all_touched)
+    else:
+        ychunks, xchunks = chunks
+        tree = shapely.STRtree(geoms)
+        rows = []
+        y0 = 0
+        for cy in ychunks:
+            row = []
+            x0 = 0
+            for cx in xchunks:
+                t = transform @ transform.translation(x0, y0)
+                corners = [t @ (0, 0), t @ (cx, cy)]
+                bbox = shapely.box(
+                    min(corners[0][0], corners[1][0]),
+                    min(corners[0][1], corners[1][1]),
+                    max(corners[0][0], corners[1][0]),
+                    max(corners[0][1], corners[1][1]),
+                )
+                hit = np.sort(tree.query(bbox))  # keep row order: later rows win
+                block_shapes = [(wkb[i], int(values[i])) for i in hit]
+                task = dask.delayed(_burn, pure=True)(block_shapes, t, (cy, cx), all_touched)
+                row.append(dsa.from_delayed(task, shape=(cy, cx), dtype=np.int32,
+                                            meta=np.empty((0, 0), np.int32)))
+                x0 += cx
+            rows.append(row)
+            y0 += cy
+        data = dsa.block(rows)
+
+    coords = {ydim: like[ydim].variable, xdim: like[xdim].variable}
+    out = xr.DataArray(
+        data,
+        dims=(ydim, xdim),
+        coords=coords,
+        name="glacier_index",
+        attrs={
+            "long_name": "glacier index (0 = no glacier, k = glacier_ids[k-1])",
+            "units": "1",
+            "glacier_ids": ids,
+            "all_touched": int(bool(all_touched)),
+        },
+    )
+    return out.rio.write_crs(crs)
+
+
+def _fmt(b: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{v:.1f}" for v in b) + ")"
+
+
+# --------------------------------------------------------------------------- bboxes
+def glacier_bboxes(
+    outlines: Any,
+    like: xr.DataArray | xr.Dataset | None = None,
+    buffer: float = 0,
+) -> pd.DataFrame:
+    """Per-glacier bounding boxes.
+
+    Parameters
+    ----------
+    outlines
+        Glacier outlines (normalised with :func:`read_outlines` if needed).
+    like
+        Optional raster (with a rioxarray CRS): boxes are then given in its CRS.
+    buffer
+        Grow every box by this distance on each side (in CRS units, metres for
+        a projected CRS).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``glacier_id`` with columns ``minx, miny, maxx, maxy``, in the
+        outlines' CRS (or ``like``'s); ``attrs["crs"]`` holds the CRS string.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import box
+    >>> gdf = gpd.GeoDataFrame({"rgi_id": ["A"]}, geometry=[box(0, 0, 30, 20)], crs="EPSG:32632")
+    >>> glacier_bboxes(gdf, buffer=5).loc["A"].tolist()
+    [-5.0, -5.0, 35.0, 25.0]
+    """
+    outlines = _ensure_outlines(outlines)
+    if like is not None:
+        outlines = outlines.to_crs(_grid_crs(like))
+    b = outlines.geometry.bounds
+    df = pd.DataFrame(
+        {
+            "minx": b["minx"].to_numpy(dtype=float) - buffer,
+            "miny": b["miny"].to_numpy(dtype=float) - buffer,
+            "maxx": b["maxx"].to_numpy(dtype=float) + buffer,
+            "maxy": b["maxy"].to_numpy(dtype=float) + buffer,
+        },
+        index=pd.Index(outlines["glacier_id"].to_numpy(dtype=object), name="glacier_id"),
+    )
+    df.attrs["crs"] = outlines.crs.to_string()
+    return df

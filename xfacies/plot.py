@@ -1,0 +1,398 @@
+"""Quick-look plots: facies maps and fraction time series, in catalogue colours.
+
+matplotlib is imported inside the functions (never at import of xfacies); with
+no display and no Jupyter kernel the Agg backend is chosen.
+
+Examples
+--------
+>>> import numpy as np, xarray as xr
+>>> classes = xr.DataArray(np.array([[0, 1], [3, -1]], "int8"), dims=("y", "x"),
+...                        coords={"y": [15.0, 5.0], "x": [5.0, 15.0]})
+>>> ax = facies_map(classes, title="demo")
+>>> ax.get_title()
+'demo'
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from xfacies.catalog import CLASSES, NODATA
+
+__all__ = ["facies_map", "fraction_timeseries", "save_quicklooks", "facies_cmap"]
+
+
+def _pyplot() -> Any:
+    """Import pyplot, choosing Agg when there is no display and no notebook."""
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:
+        headless = sys.platform.startswith("linux") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        )
+        if headless and "ipykernel" not in sys.modules and not os.environ.get("MPLBACKEND"):
+            matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def facies_cmap() -> tuple[Any, Any]:
+    """ListedColormap of the catalogue colours (NODATA transparent) and its norm.
+
+    Examples
+    --------
+    >>> cmap, norm = facies_cmap()
+    >>> cmap.N == len(CLASSES), int(norm(3))
+    (True, 3)
+    """
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    ids = [c.id for c in CLASSES]
+    if ids != list(range(len(ids))):  # pragma: no cover - catalogue guarantees this
+        raise ValueError("the catalogue class ids must be 0..n-1 for the colour map")
+    clear = (0, 0, 0, 0)
+    cmap = ListedColormap([c.color for c in CLASSES], name="xfacies").with_extremes(
+        bad=clear, under=clear, over=clear
+    )
+    norm = BoundaryNorm(np.arange(len(ids) + 1) - 0.5, cmap.N)
+    return cmap, norm
+
+
+def _legend_handles(present: list[int]) -> list[Any]:
+    from matplotlib.patches import Patch
+
+    return [
+        Patch(facecolor=c.color, edgecolor="0.4", linewidth=0.5, label=c.name)
+        for c in CLASSES
+        if c.id in present
+    ]
+
+
+def _spatial(classes: xr.DataArray) -> tuple[str, str]:
+    dims = [d for d in classes.dims if classes.sizes[d] > 1 or d in ("y", "x")]
+    if "y" in classes.dims and "x" in classes.dims:
+        return "y", "x"
+    if len(classes.dims) >= 2:
+        return classes.dims[-2], classes.dims[-1]
+    raise ValueError(f"a facies map needs two spatial dims, got {dims}")
+
+
+def facies_map(
+    classes: xr.DataArray,
+    *,
+    ax: Any = None,
+    title: str | None = None,
+    legend: bool = True,
+) -> Any:
+    """Plot a class map in the catalogue colours.
+
+    Parameters
+    ----------
+    classes
+        Class map ``(y, x)`` (or ``(time, y, x)`` with one date; select one with
+        ``classes.sel(time=...)`` otherwise).  NODATA is transparent.
+    ax
+        Matplotlib Axes to draw on; a new figure when ``None``.
+    title
+        Axes title; by default the date when the map has a scalar ``time``.
+    legend
+        Add a legend of the classes present in the map.
+
+    Axes are in km for projected (UTM-like) coordinates or spans of 2 km or
+    more, in metres otherwise.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> classes = xr.DataArray(np.array([[0, 2], [7, -1]], "int8"), dims=("y", "x"),
+    ...                        coords={"y": [15.0, 5.0], "x": [5.0, 15.0]})
+    >>> ax = facies_map(classes)
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['ice', 'debris', 'cloud']
+    """
+    if "time" in classes.dims:
+        if classes.sizes["time"] != 1:
+            raise ValueError(
+                f"facies_map draws one date but the map has {classes.sizes['time']}; pick one "
+                "with classes.isel(time=0) or classes.sel(time='2024-08-01'), or use "
+                "save_quicklooks for all dates"
+            )
+        classes = classes.isel(time=0)
+    if classes.ndim != 2:
+        raise ValueError(f"facies_map needs a 2-D (y, x) map, got dims {classes.dims}")
+    ydim, xdim = _spatial(classes)
+    classes = classes.transpose(ydim, xdim)
+    values = np.asarray(classes.values)
+    if np.issubdtype(values.dtype, np.floating):
+        values = np.where(np.isnan(values), NODATA, values)
+    values = values.astype(np.int16)
+    masked = np.ma.masked_where((values == NODATA) | (values < 0) | (values >= len(CLASSES)), values)
+
+    if ax is None:
+        plt = _pyplot()
+        _, ax = plt.subplots(figsize=(6, 5))
+
+    x = np.asarray(classes[xdim].values, dtype=float) if xdim in classes.coords else np.arange(values.shape[1], dtype=float)
+    y = np.asarray(classes[ydim].values, dtype=float) if ydim in classes.coords else np.arange(values.shape[0], dtype=float)
+    span = max(np.ptp(x) if x.size else 0.0, np.ptp(y) if y.size else 0.0)
+    big = max(np.abs(x).max(initial=0.0), np.abs(y).max(initial=0.0)) >= 1e4
+    scale, unit = (1000.0, "km") if (span >= 2000 or big) else (1.0, "m")
+    dx = (x[1] - x[0]) if x.size > 1 else 1.0
+    dy = (y[1] - y[0]) if y.size > 1 else -1.0
+    left, right = (x[0] - dx / 2) / scale, (x[-1] + dx / 2) / scale
+    first, last = (y[0] - dy / 2) / scale, (y[-1] + dy / 2) / scale
+    cmap, norm = facies_cmap()
+    # row 0 is y[0]: on top when y decreases (north-up), at the bottom otherwise
+    origin = "upper" if dy < 0 else "lower"
+    extent = (left, right, min(first, last), max(first, last))
+    ax.imshow(masked, cmap=cmap, norm=norm, interpolation="nearest", origin=origin,
+              extent=extent, aspect="equal")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(nbins=5))
+    ax.ticklabel_format(useOffset=False, style="plain")
+    ax.set_xlabel(f"x ({unit})")
+    ax.set_ylabel(f"y ({unit})")
+    if title is None and "time" in classes.coords and classes["time"].ndim == 0:
+        title = str(pd.Timestamp(classes["time"].values).date())
+    if title:
+        ax.set_title(title)
+    if legend:
+        present = sorted(int(v) for v in np.unique(masked.compressed()))
+        if present:
+            ax.legend(handles=_legend_handles(present), loc="upper left",
+                      bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
+    return ax
+
+
+def _fraction_array(frac: xr.Dataset | xr.DataArray) -> xr.DataArray:
+    da = frac["fraction"] if isinstance(frac, xr.Dataset) else frac
+    if "class" not in da.dims:
+        raise ValueError(
+            f"expected fractions with a 'class' dim (from xfacies.products.fractions), got {da.dims}"
+        )
+    if "time" not in da.dims:
+        da = da.expand_dims("time")
+    return da
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of the runs of True in a 1-D mask."""
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(int), 0]))
+    return list(zip(edges[::2], edges[1::2]))
+
+
+def _draw_fractions(da: xr.DataArray, ax: Any, title: str | None) -> None:
+    """Stacked areas over runs of observed dates; unobserved dates as grey crosses."""
+    colours = {c.name: c.color for c in CLASSES}
+    names = [str(n) for n in da["class"].values]
+    vals = np.asarray(da.transpose("class", "time").values, dtype=float)
+    times = np.asarray(da["time"].values) if "time" in da.coords else np.arange(da.sizes["time"])
+    cols = [colours.get(n, "0.5") for n in names]
+    observed = ~np.isnan(vals).all(axis=0)
+    vals = np.nan_to_num(vals)
+    is_time = np.issubdtype(times.dtype, np.datetime64)
+    if is_time and times.size > 1:
+        width = np.min(np.diff(np.sort(times))) / np.timedelta64(1, "D") * 0.3
+    else:
+        width = 0.6
+    for start, stop in _runs(observed):
+        if stop - start > 1:
+            ax.stackplot(times[start:stop], vals[:, start:stop], colors=cols,
+                         edgecolor="0.4", linewidth=0.3)
+        else:  # a lone observed date: a stacked bar
+            bottom = 0.0
+            for v, c in zip(vals[:, start], cols):
+                ax.bar(times[start:stop], [v], bottom=bottom, width=width, color=c,
+                       edgecolor="0.4", linewidth=0.3)
+                bottom += v
+    if (~observed).any():
+        ax.plot(times[~observed], np.zeros((~observed).sum()), "x", color="0.5",
+                clip_on=False, label="not observed")
+    if times.size == 1 and is_time:
+        ax.set_xticks(times, [str(pd.Timestamp(times[0]).date())])
+    elif is_time:
+        from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+        locator = AutoDateLocator(maxticks=7)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("fraction of observed area")
+    if title:
+        ax.set_title(title)
+
+
+def _fraction_legend(target: Any, names: list[str], unobserved: bool, **kw: Any) -> Any:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    colours = {c.name: c.color for c in CLASSES}
+    handles = [Patch(facecolor=colours.get(n, "0.5"), edgecolor="0.4", linewidth=0.5, label=n)
+               for n in names]
+    if unobserved:
+        handles.append(Line2D([], [], marker="x", color="0.5", linestyle="none",
+                              label="not observed"))
+    return target.legend(handles=handles, fontsize="small", frameon=False, **kw)
+
+
+def fraction_timeseries(
+    frac: xr.Dataset | xr.DataArray,
+    *,
+    glacier: str | None = None,
+    ax: Any = None,
+) -> Any:
+    """Stacked-area plot of facies fractions through time, in catalogue colours.
+
+    Parameters
+    ----------
+    frac
+        Dataset from :func:`xfacies.products.fractions` (or its ``fraction``).
+    glacier
+        Glacier id to plot.  ``None``: the only glacier, or one panel per
+        glacier when there are several.
+    ax
+        Axes to draw on (one glacier only); a new figure when ``None``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes or matplotlib.figure.Figure
+        The Axes for one glacier, the Figure (one panel per glacier) for
+        several.  Dates with nothing observed are gaps in the stacked areas,
+        marked with grey crosses; a lone observed date is a stacked bar.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> f = xr.DataArray([[[0.6, 0.4]], [[0.3, 0.7]]], dims=("time", "glacier", "class"),
+    ...                  coords={"time": pd.to_datetime(["2024-07-01", "2024-08-01"]),
+    ...                          "glacier": ["A"], "class": ["ice", "snow"]})
+    >>> ax = fraction_timeseries(f)
+    >>> ax.get_title()
+    'A'
+    """
+    da = _fraction_array(frac)
+    if "glacier" in da.dims:
+        ids = [str(g) for g in da["glacier"].values]
+        if glacier is not None:
+            if glacier not in ids:
+                raise ValueError(f"glacier {glacier!r} is not in the fractions; ids: {ids[:10]}")
+            da = da.sel(glacier=glacier)
+            ids = [glacier]
+        elif len(ids) == 1:
+            da = da.isel(glacier=0)
+        else:
+            if ax is not None:
+                raise ValueError(
+                    f"{len(ids)} glaciers do not fit on one Axes; pass glacier='...' or ax=None"
+                )
+            plt = _pyplot()
+            fig, axes = plt.subplots(len(ids), 1, figsize=(8, 2.2 * len(ids) + 0.6),
+                                     sharex=True, squeeze=False)
+            for a, gid in zip(axes[:, 0], ids):
+                _draw_fractions(da.sel(glacier=gid), a, gid)
+            _fraction_legend(fig, [str(n) for n in da["class"].values],
+                             bool(da.isnull().all("class").any()), loc="upper right")
+            fig.tight_layout(rect=(0, 0, 0.85, 1))
+            return fig
+        title = ids[0]
+    else:
+        title = None
+    if ax is None:
+        plt = _pyplot()
+        _, ax = plt.subplots(figsize=(8, 3))
+    _draw_fractions(da, ax, title)
+    _fraction_legend(ax, [str(n) for n in da["class"].values],
+                     bool(da.isnull().all("class").any()), loc="upper left",
+                     bbox_to_anchor=(1.01, 1.0))
+    ax.figure.tight_layout()
+    return ax
+
+
+def save_quicklooks(
+    classes: xr.DataArray,
+    frac: xr.Dataset | xr.DataArray | None,
+    outdir: str | os.PathLike,
+    *,
+    dpi: int = 100,
+) -> list[Path]:
+    """Write PNG quick-looks: one facies map per date and one fraction figure.
+
+    Parameters
+    ----------
+    classes
+        Class map ``(y, x)`` or ``(time, y, x)`` (computed one date at a time).
+    frac
+        Fractions from :func:`xfacies.products.fractions`, or ``None`` to skip
+        the time-series figure.
+    outdir
+        Directory (created if needed).
+    dpi
+        Resolution of the PNGs.
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``facies_YYYY-MM-DD.png`` per date (``facies.png`` for a 2-D map,
+        with the time index added when dates repeat), then ``fractions.png``.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, xarray as xr
+    >>> classes = xr.DataArray(np.array([[0, 1], [3, -1]], "int8"), dims=("y", "x"),
+    ...                        coords={"y": [15.0, 5.0], "x": [5.0, 15.0]})
+    >>> [p.name for p in save_quicklooks(classes, None, tempfile.mkdtemp())]
+    ['facies.png']
+    """
+    from matplotlib.figure import Figure
+
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+
+    if "time" in classes.dims:
+        stamps = [str(pd.Timestamp(t).date()) if np.issubdtype(np.asarray(t).dtype, np.datetime64)
+                  else str(t) for t in classes["time"].values] if "time" in classes.coords else \
+            [str(i) for i in range(classes.sizes["time"])]
+        dup = len(set(stamps)) < len(stamps)
+        items = [(classes.isel(time=i), f"facies_{s}" + (f"_{i:03d}" if dup else ""), s)
+                 for i, s in enumerate(stamps)]
+    else:
+        items = [(classes, "facies", None)]
+
+    for one, stem, stamp in items:
+        fig = Figure(figsize=(6, 5))
+        ax = fig.add_subplot()
+        facies_map(one.compute() if hasattr(one.data, "dask") else one, ax=ax, title=stamp)
+        fig.tight_layout()
+        p = out / f"{stem}.png"
+        fig.savefig(p, dpi=dpi)
+        paths.append(p)
+
+    if frac is not None:
+        da = _fraction_array(frac)
+        ids = [str(g) for g in da["glacier"].values] if "glacier" in da.dims else [None]
+        fig = Figure(figsize=(8, 2.2 * len(ids) + 0.6))
+        axes = fig.subplots(len(ids), 1, sharex=True, squeeze=False)
+        for a, gid in zip(axes[:, 0], ids):
+            _draw_fractions(da.sel(glacier=gid) if gid is not None else da, a, gid)
+        _fraction_legend(fig, [str(n) for n in da["class"].values],
+                         bool(da.isnull().all("class").any()), loc="upper right")
+        fig.tight_layout(rect=(0, 0, 0.85, 1))
+        p = out / "fractions.png"
+        fig.savefig(p, dpi=dpi)
+        paths.append(p)
+    return paths
