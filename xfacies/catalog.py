@@ -171,7 +171,7 @@ def class_flag_attrs(long_name: str = "glacier surface facies") -> dict[str, Any
     Examples
     --------
     >>> a = class_flag_attrs()
-    >>> list(a["flag_values"][:3])
+    >>> a["flag_values"][:3].tolist()
     [-1, 0, 1]
     """
     values = np.array([NODATA] + [c.id for c in CLASSES], dtype=np.int8)
