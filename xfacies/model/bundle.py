@@ -138,6 +138,7 @@ class Model:
             )
         self._lock = threading.Lock()
         self._keras: dict[bool, Any] = {}
+        self._forward: dict[bool, Any] = {}
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -189,6 +190,13 @@ class Model:
                 self._keras[dense] = km
             return self._keras[dense]
 
+    def _predict(self, x: np.ndarray, dense: bool) -> np.ndarray:
+        """Inference-mode forward pass, compiled per input shape for the active backend."""
+        if dense not in self._forward:
+            self._forward[dense] = _compiled_forward(self.keras_model(dense=dense))
+        with self._lock:
+            return self._forward[dense](np.ascontiguousarray(x, dtype=np.float32))
+
     # ------------------------------------------------------------------ numerics
     def normalise(self, x: np.ndarray) -> np.ndarray:
         """Min-max normalise raw features (last axis = features, in model order)."""
@@ -230,20 +238,28 @@ class Model:
         return out
 
     def predict_dense_normalised(self, x: np.ndarray) -> np.ndarray:
-        """Dense-form probabilities ``(H, W, C)`` for *normalised* features ``(H, W, F)``."""
-        km = self.keras_model(dense=True)
-        with self._lock:
-            return np.asarray(km.predict_on_batch(x[None]))[0]
+        """Dense-form probabilities ``(H, W, C)`` for *normalised* features ``(H, W, F)``.
+
+        Outputs within :attr:`dense_radius` of the block's edges depend on what lies beyond
+        the block: callers keep that margin as a halo (as :mod:`xfacies.inference` does).
+        """
+        H, W = x.shape[:2]
+        # Pad to a bucketed size (a multiple of 24, divisible by the pool/dilation 3): few
+        # distinct shapes mean few retraces/recompiles, and TensorFlow's dilated convolution
+        # needs sizes divisible by the dilation once its graph has been generalised.  The padding
+        # lies beyond the block, more than a receptive field away from the pixels kept.
+        Hp, Wp = -(-H // 24) * 24, -(-W // 24) * 24
+        if (Hp, Wp) != (H, W):
+            x = np.pad(x, ((0, Hp - H), (0, Wp - W), (0, 0)))
+        return self._predict(x[None], dense=True)[0, :H, :W]
 
     def predict_patches_normalised(self, x: np.ndarray) -> np.ndarray:
         """Patch-form probabilities for already normalised patches (no checks)."""
-        km = self.keras_model(dense=False)
         n = x.shape[0]
         size = 1 << max(0, int(np.ceil(np.log2(max(n, 1)))))  # few distinct shapes: no retracing
         if size != n:
             x = np.concatenate([x, np.zeros((size - n,) + x.shape[1:], x.dtype)])
-        with self._lock:
-            return np.asarray(km.predict_on_batch(x))[:n]
+        return self._predict(x, dense=False)[:n]
 
     def confidence(self, probabilities: np.ndarray, axis: int = -1, calibrate: bool = True) -> np.ndarray:
         """Max probability along ``axis``, calibrated if the bundle has a calibrator, in [0, 1]."""
@@ -343,11 +359,52 @@ class Model:
         state = self.__dict__.copy()
         state.pop("_lock", None)
         state["_keras"] = {}
+        state["_forward"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+
+def _compiled_forward(km: Any):
+    """``x -> numpy probabilities`` for a Keras model in inference mode, compiled per shape.
+
+    TensorFlow: a ``tf.function`` traced once per input shape (callers bucket shapes);
+    JAX: ``jax.jit`` of the stateless call; other backends: an eager call without gradients.
+    Keras' own ``predict_on_batch`` generalises shapes across calls, which breaks dilated
+    convolutions and per-pixel Dense layers on TensorFlow for fully convolutional inputs.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        f = tf.function(lambda a: km(a, training=False), reduce_retracing=False)
+        return lambda x: f(tf.constant(x)).numpy()
+    if backend == "jax":
+        import jax
+
+        tv = [v.value for v in km.trainable_variables]
+        ntv = [v.value for v in km.non_trainable_variables]
+
+        @jax.jit
+        def g(tv, ntv, a):
+            y, _ = km.stateless_call(tv, ntv, a, training=False)
+            return y
+
+        return lambda x: np.asarray(g(tv, ntv, x))
+
+    def eager(x):
+        if backend == "torch":
+            import torch
+
+            with torch.no_grad():
+                return keras.ops.convert_to_numpy(km(x, training=False))
+        return keras.ops.convert_to_numpy(km(x, training=False))
+
+    return eager
 
 
 def cache_dir() -> Path:

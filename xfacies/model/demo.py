@@ -100,7 +100,7 @@ def make_demo_model(out: str | Path | None = None, *, n_per_class: int = 1200, e
               f"sampling took {time.perf_counter() - t0:.0f} s")
     t1 = time.perf_counter()
     model = fit(X, y, features=catalog.FEATURE_SETS[4], config=DEMO_CONFIG, epochs=epochs,
-                verbose=verbose, metadata={"source": "xfacies demo model (synthetic glaciers only)",
+                verbose=2 if verbose else 0, metadata={"source": "xfacies demo model (synthetic glaciers only)",
                                            "train_seeds": list(TRAIN_SEEDS),
                                            "season": {"size": SIZE, "dates": DATES},
                                            "reproduce": "xfacies make-demo-model"})
