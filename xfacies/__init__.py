@@ -25,10 +25,17 @@ _LAZY = {
     "fractions": "xfacies.products",
     "to_zarr": "xfacies.io",
     "read_outlines": "xfacies.outlines",
+    "aar_proxy": "xfacies.products",
+    "snowline_altitude": "xfacies.products",
+    "end_of_season": "xfacies.products",
+    "open_stac": "xfacies.stac",
+    "open_dem": "xfacies.stac",
+    "regress": "xfacies.massbalance",
 }
 _SUBMODULES = {
     "catalog", "synthetic", "terrain", "outlines", "inference", "products", "io", "plot",
-    "model", "demo", "cli", "accessor",
+    "model", "demo", "cli", "accessor", "cluster", "wgms", "massbalance", "features", "stac",
+    "sensors", "stac_testing",
 }
 
 __all__ = ["CLASSES", "FEATURES", "FEATURE_SETS", "NODATA", "__version__", *_LAZY]

@@ -181,7 +181,7 @@ def _ensure_min_chunks(arr, halo: int):
 
 # --------------------------------------------------------------------------- blocks
 def _proba_block(block: np.ndarray, *, model_path: str, method: str, halo: int,
-                 n_classes: int, batch_size: int) -> np.ndarray:
+                 n_classes: int, batch_size: int | None) -> np.ndarray:
     """(…, F+1, H+2h, W+2h) features + mask band -> (…, C, H, W) probabilities (NaN = nodata)."""
     from xfacies.model.bundle import _load_cached
 
@@ -205,14 +205,8 @@ def _proba_block(block: np.ndarray, *, model_path: str, method: str, halo: int,
             p = np.moveaxis(p, -1, 0)
             out[idx] = np.where(valid[None], p, np.nan)
         else:
-            P = 2 * h + 1
-            windows = np.lib.stride_tricks.sliding_window_view(x, (P, P), axis=(0, 1))
             rows, cols = np.nonzero(valid)
-            res = np.empty((rows.size, n_classes), dtype=np.float32)
-            for i in range(0, rows.size, batch_size):
-                patches = windows[rows[i:i + batch_size], cols[i:i + batch_size]]  # (n, F, P, P)
-                patches = np.ascontiguousarray(np.moveaxis(patches, 1, -1))
-                res[i:i + batch_size] = model.predict_patches_normalised(patches)
+            res = model.predict_exact_normalised(x, rows, cols, batch_size)
             o = out[idx]
             o[:, rows, cols] = res.T
     return out
@@ -283,7 +277,7 @@ def predict_proba(
     outlines: Any = None,
     *,
     method: Method = "dense",
-    batch_size: int = 1024,
+    batch_size: int | None = None,
 ) -> xr.DataArray:
     """Class probabilities for every pixel, lazily, chunk by chunk.
 
@@ -301,6 +295,8 @@ def predict_proba(
     method
         ``"dense"`` (fast, approximate global-max term) or ``"exact"`` (the
         reference's per-patch semantics).
+    batch_size
+        Patches per batch for ``"exact"``; default 1024 on CPU, fitted to free memory on a GPU.
 
     Returns
     -------
@@ -317,7 +313,10 @@ def predict_proba(
 
     from xfacies.model.bundle import warn_unnormalised
 
+    from xfacies.cluster import ship_model
+
     path, m = _model_path(model)
+    ship_model(path)  # under a distributed.Client: workers get the bundle once, not via the graph
     if method not in ("dense", "exact"):
         raise ValueError(f"method must be 'dense' or 'exact', got {method!r}")
     feats = prepare_features(features, m.features)
@@ -374,7 +373,7 @@ def classify(
     smooth: bool = True,
     confidence: bool = False,
     calibrate: bool = True,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
 ) -> xr.DataArray | xr.Dataset:
     """Classify glacier facies, lazily, chunk by chunk.
 

@@ -190,6 +190,36 @@ class Model:
                 self._keras[dense] = km
             return self._keras[dense]
 
+    def predict_exact_normalised(self, x: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                                 batch_size: int | None = None) -> np.ndarray:
+        """Patch-exact probabilities ``(n, C)`` for the pixels ``(rows, cols)`` of a block.
+
+        ``x`` is a normalised ``(H + 2h, W + 2h, F)`` block whose margin ``h`` (the patch
+        radius) already holds the neighbours or the zero padding; ``rows``/``cols`` index the
+        inner ``H x W`` region.  The patches are gathered inside the backend (on the GPU when
+        there is one), batch by batch, so no per-pixel Python runs and only the block crosses
+        to the device.
+        """
+        P = self.cnn_config.patch_size
+        Hp, Wp, F = x.shape
+        n = rows.size
+        bs = batch_size or default_batch_size(self, "exact")
+        d = np.arange(P, dtype=np.int64)
+        out = np.empty((n, len(self.classes)), dtype=np.float32)
+        if "exact" not in self._forward:
+            self._forward["exact"] = _compiled_exact(self.keras_model(dense=False))
+        flat = np.ascontiguousarray(x.reshape(Hp * Wp, F), dtype=np.float32)
+        for i in range(0, n, bs):
+            r, c = rows[i:i + bs], cols[i:i + bs]
+            m = r.size
+            size = min(bs, 1 << max(0, int(np.ceil(np.log2(max(m, 1))))))
+            idx = ((r[:, None, None] + d[None, :, None]) * Wp + (c[:, None, None] + d[None, None, :]))
+            if size != m:  # pad the batch to a bucketed size (repeat pixel 0): few compiled shapes
+                idx = np.concatenate([idx, np.repeat(idx[:1], size - m, axis=0)])
+            with self._lock:
+                out[i:i + m] = self._forward["exact"](flat, idx.astype(np.int32))[:m]
+        return out
+
     def _predict(self, x: np.ndarray, dense: bool) -> np.ndarray:
         """Inference-mode forward pass, compiled per input shape for the active backend."""
         if dense not in self._forward:
@@ -407,6 +437,90 @@ def _compiled_forward(km: Any):
     return eager
 
 
+def _compiled_exact(km: Any):
+    """``(flat block (N, F), patch indices (n, P, P)) -> (n, C)``: gather + model, compiled."""
+    import keras
+
+    backend = keras.backend.backend()
+
+    def run(flat, idx):
+        return km(keras.ops.take(flat, idx, axis=0), training=False)
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        f = tf.function(run, reduce_retracing=False)
+        return lambda flat, idx: f(tf.constant(flat), tf.constant(idx)).numpy()
+    if backend == "jax":
+        import jax
+
+        tv = [v.value for v in km.trainable_variables]
+        ntv = [v.value for v in km.non_trainable_variables]
+
+        @jax.jit
+        def g(tv, ntv, flat, idx):
+            y, _ = km.stateless_call(tv, ntv, keras.ops.take(flat, idx, axis=0), training=False)
+            return y
+
+        return lambda flat, idx: np.asarray(g(tv, ntv, flat, idx))
+
+    def eager(flat, idx):
+        if backend == "torch":
+            import torch
+
+            with torch.no_grad():
+                return keras.ops.convert_to_numpy(run(flat, idx))
+        return keras.ops.convert_to_numpy(run(flat, idx))
+
+    return eager
+
+
+def accelerator_memory() -> int | None:
+    """Free memory (bytes) of the first GPU the Keras backend uses, or ``None`` on CPU."""
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            dev = [d for d in jax.devices() if d.platform == "gpu"]
+            if dev:
+                stats = dev[0].memory_stats() or {}
+                return int(stats.get("bytes_limit", 0) - stats.get("bytes_in_use", 0)) or None
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return int(torch.cuda.mem_get_info()[0])
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            if tf.config.list_physical_devices("GPU"):
+                info = tf.config.experimental.get_memory_info("GPU:0")
+                total = os.environ.get("XFACIES_GPU_MEMORY")
+                return int(total) - int(info["current"]) if total else 8 << 30
+    except Exception:  # pragma: no cover - device queries are best effort
+        return None
+    return None
+
+
+def default_batch_size(model: "Model", method: str, free_bytes: int | None = -1) -> int:
+    """Patches per batch for ``method="exact"``: 1024 on CPU; fitted to free GPU memory.
+
+    On a GPU, a batch is sized so that the largest activations (the scale-1 feature maps,
+    ``P x P x filters`` float32 per patch, a few alive at once) use about half the free memory.
+    """
+    if free_bytes == -1:
+        free_bytes = accelerator_memory()
+    if not free_bytes:
+        return 1024
+    cfg = model.cnn_config
+    per_patch = cfg.patch_size ** 2 * max(cfg.filters, cfg.n_features) * 4 * 6
+    size = int(free_bytes * 0.5 // per_patch)
+    return int(max(1024, min(1 << 17, 1 << int(np.log2(max(size, 1))))))
+
+
 def cache_dir() -> Path:
     """Where downloaded bundles and weights are cached (``$XFACIES_CACHE`` or the OS cache)."""
     env = os.environ.get("XFACIES_CACHE")
@@ -481,6 +595,9 @@ def _load_cached(path: str) -> Model:
     model cache that lets every Dask worker load a bundle once from its path
     instead of receiving the model inside the task graph.
     """
+    from xfacies.cluster import resolve_model_path
+
+    path = resolve_model_path(str(path))
     key = (str(Path(path).resolve()), os.path.getmtime(path))
     with _CACHE_LOCK:
         model = _CACHE.get(key)

@@ -1,0 +1,701 @@
+"""Read the WGMS Fluctuations of Glaciers (FoG) tables into tidy pandas/xarray.
+
+The World Glacier Monitoring Service publishes glaciological mass balances
+and per glacier-year overview data (ELA, AAR, survey period) in its
+Fluctuations of Glaciers database:
+
+    WGMS (2021): Fluctuations of Glaciers Database.  World Glacier Monitoring
+    Service, Zurich, Switzerland.  doi:10.5904/wgms-fog-2021-05
+
+Cite it when you use the data.  This module reads
+
+* the per-glacier mass-balance tables ``mbdata_WGMS-<id>.csv`` (balances in
+  **mm w.e.** in the files, returned in **m w.e.**) -- :func:`read_mass_balance`;
+* the mass-balance overview table (``...-E-MASS-BALANCE-OVERVIEW...csv``,
+  latin-1 encoded; AAR in percent in the file, returned as a fraction *and*
+  in percent; ELA in m a.s.l.; survey dates ``YYYYMMDD`` with unknown parts
+  written ``99``) -- :func:`read_overview`;
+* the RGI-WGMS link table ``rgi_wgms_links.csv`` -- :func:`read_links`;
+
+and joins them to RGI glacier ids (RGI 5 ``RGI50-..`` or RGI 6 ``RGI60-..``
+forms, or plain integer WGMS ids) with :func:`balance_for`,
+:func:`overview_for` and :func:`periods_for`, which return ``(year, glacier)``
+DataArrays / tidy frames keyed by the ids you gave.
+
+Conventions
+-----------
+* ``year`` is the WGMS balance year: the calendar year in which the
+  (hydrological) balance year *ends*.
+* Balances are in metres water equivalent (m w.e.); columns carry the unit in
+  their name (``annual_balance_mwe``) and DataArrays in ``attrs["units"]``.
+* Ids that match no WGMS glacier raise a :class:`ValueError` listing them and
+  the ids that are known.
+
+Examples
+--------
+>>> import xfacies.wgms as wgms
+>>> mb = wgms.read_mass_balance("../shared/data/wgms")            # doctest: +SKIP
+>>> b = wgms.balance_for(["RGI60-11.00897"], "../shared/data/wgms")  # doctest: +SKIP
+>>> float(b.sel(year=2020, glacier="RGI60-11.00897"))             # doctest: +SKIP
+-0.97
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = [
+    "CITATION",
+    "read_mass_balance",
+    "read_overview",
+    "read_links",
+    "parse_wgms_date",
+    "balance_for",
+    "overview_for",
+    "periods_for",
+]
+
+#: How to cite the data read by this module.
+CITATION = (
+    "WGMS (2021): Fluctuations of Glaciers Database. World Glacier Monitoring Service, "
+    "Zurich, Switzerland. doi:10.5904/wgms-fog-2021-05"
+)
+
+PathLike = str | os.PathLike
+
+_MB_GLOB = "mbdata_WGMS-*.csv"
+_LINKS_NAME = "rgi_wgms_links.csv"
+_OVERVIEW_GLOB = "*MASS-BALANCE-OVERVIEW*.csv"
+_BALANCE_KINDS = ("annual", "winter", "summer")
+
+
+# --------------------------------------------------------------------------- helpers
+def _files(path: PathLike | Sequence[PathLike], pattern: str, what: str) -> list[Path]:
+    if isinstance(path, (str, os.PathLike)):
+        p = Path(path)
+        if p.is_dir():
+            files = sorted(p.glob(pattern))
+            if not files:
+                raise FileNotFoundError(
+                    f"no {what} files matching {pattern!r} in {p}; pass the file path(s) instead"
+                )
+            return files
+        if not p.exists():
+            raise FileNotFoundError(f"{what} file {p} does not exist")
+        return [p]
+    files = [Path(f) for f in path]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise FileNotFoundError(f"{what} file(s) do not exist: {missing}")
+    if not files:
+        raise ValueError(f"no {what} files given")
+    return files
+
+
+def _require(df: pd.DataFrame, cols: Iterable[str], path: Any, what: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"{path} does not look like a WGMS {what} table: missing column(s) {missing}; "
+            f"found {list(df.columns)}"
+        )
+
+
+def _read_csv(path: Path, encoding: str) -> pd.DataFrame:
+    # latin-1 decodes every byte, so WGMS files never fail to decode; a UTF-8
+    # file read as latin-1 only garbles non-ASCII text (names, remarks).
+    return pd.read_csv(path, encoding=encoding, low_memory=False)
+
+
+def _clean_str(s: pd.Series) -> pd.Series:
+    return s.astype("string").str.strip()
+
+
+def parse_wgms_date(
+    values: Any,
+    *,
+    unknown_day: Literal["nat", "mid-month"] = "nat",
+) -> pd.Series:
+    """Parse WGMS ``YYYYMMDD`` dates in which unknown parts are written ``99``.
+
+    Parameters
+    ----------
+    values
+        Integers, floats or strings like ``20100930`` (a Series or anything
+        :class:`pandas.Series` accepts).  Empty / NaN stays ``NaT``.
+    unknown_day
+        ``"nat"`` (default): any unknown part gives ``NaT``.  ``"mid-month"``:
+        an unknown *day* (``99``) with a known month gives the 15th of that
+        month; an unknown month still gives ``NaT``.
+
+    Returns
+    -------
+    pandas.Series
+        ``datetime64[ns]``, ``NaT`` where unknown or invalid.
+
+    Examples
+    --------
+    >>> parse_wgms_date([20100930, 20100999, 20109999, None]).dt.strftime("%Y-%m-%d").tolist()
+    ['2010-09-30', nan, nan, nan]
+    >>> str(parse_wgms_date(["20100999"], unknown_day="mid-month")[0].date())
+    '2010-09-15'
+    """
+    if unknown_day not in ("nat", "mid-month"):
+        raise ValueError(f"unknown_day must be 'nat' or 'mid-month', got {unknown_day!r}")
+    s = pd.Series(values)
+    num = pd.to_numeric(s, errors="coerce")
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+    ok = num.notna() & (num >= 10000101) & (num <= 99991299 + 99)
+    if not ok.any():
+        return out
+    n = num[ok].astype("int64")
+    year, month, day = n // 10000, (n // 100) % 100, n % 100
+    if unknown_day == "mid-month":
+        day = day.where(~((day == 99) & (month >= 1) & (month <= 12)), 15)
+    parsed = pd.to_datetime(
+        pd.DataFrame({"year": year, "month": month, "day": day}), errors="coerce"
+    )
+    out[ok] = parsed.astype("datetime64[ns]")
+    return out
+
+
+# --------------------------------------------------------------------------- readers
+def read_mass_balance(
+    path: PathLike | Sequence[PathLike],
+    *,
+    encoding: str = "latin-1",
+) -> pd.DataFrame:
+    """Read WGMS glaciological mass-balance tables (``mbdata_WGMS-*.csv``).
+
+    Parameters
+    ----------
+    path
+        One file, a list of files, or a directory (all ``mbdata_WGMS-*.csv``
+        in it are read and concatenated).
+    encoding
+        File encoding; latin-1 (the WGMS encoding) decodes any file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per glacier-year, sorted by ``wgms_id, year``, columns:
+
+        - ``wgms_id`` (int), ``year`` (int, balance year = year it ends),
+          ``name``, ``political_unit`` (str);
+        - ``area_km2`` (float, km²);
+        - ``annual_balance_mwe``, ``winter_balance_mwe``,
+          ``summer_balance_mwe`` (float, **m w.e.** = file value in mm w.e.
+          divided by 1000; NaN where not reported);
+        - ``remarks`` (str), ``rgi_id`` (str, as in the file -- it mixes RGI 5
+          and RGI 6 ids; join through :func:`read_links`, not this column).
+
+        ``attrs["units"]`` maps columns to units, ``attrs["citation"]`` holds
+        :data:`CITATION`.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing files, or a file without the WGMS columns.
+
+    Examples
+    --------
+    >>> import io, tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "mbdata_WGMS-00001.csv").write_text(
+    ...     "YEAR,WGMS_ID,POLITICAL_UNIT,NAME,AREA,WINTER_BALANCE,SUMMER_BALANCE,"
+    ...     "ANNUAL_BALANCE,REMARKS,RGI_ID\\n2020,1,AT,X F.,6.1,1400.0,-2366.0,-966.0,,RGI60-11.00001\\n")
+    >>> mb = read_mass_balance(d)
+    >>> int(mb.loc[0, "wgms_id"]), int(mb.loc[0, "year"]), float(mb.loc[0, "annual_balance_mwe"])
+    (1, 2020, -0.966)
+    """
+    frames = []
+    for f in _files(path, _MB_GLOB, "WGMS mass-balance"):
+        raw = _read_csv(f, encoding)
+        _require(raw, ["YEAR", "WGMS_ID", "ANNUAL_BALANCE"], f, "mass-balance (mbdata)")
+        df = pd.DataFrame(
+            {
+                "wgms_id": pd.to_numeric(raw["WGMS_ID"], errors="raise").astype("int64"),
+                "year": pd.to_numeric(raw["YEAR"], errors="raise").astype("int64"),
+                "name": _clean_str(raw.get("NAME", pd.Series(pd.NA, index=raw.index))),
+                "political_unit": _clean_str(
+                    raw.get("POLITICAL_UNIT", pd.Series(pd.NA, index=raw.index))
+                ),
+                "area_km2": pd.to_numeric(raw.get("AREA", np.nan), errors="coerce"),
+            }
+        )
+        for kind in _BALANCE_KINDS:
+            col = f"{kind.upper()}_BALANCE"
+            mm = pd.to_numeric(raw[col], errors="coerce") if col in raw else np.nan
+            df[f"{kind}_balance_mwe"] = np.asarray(mm, dtype=float) / 1000.0 * np.ones(len(df))
+        df["remarks"] = _clean_str(raw.get("REMARKS", pd.Series(pd.NA, index=raw.index)))
+        df["rgi_id"] = _clean_str(raw.get("RGI_ID", pd.Series(pd.NA, index=raw.index)))
+        frames.append(df)
+    out = pd.concat(frames, ignore_index=True)
+    dup = out.duplicated(["wgms_id", "year"])
+    if dup.any():
+        raise ValueError(
+            "the mass-balance tables hold duplicate glacier-years "
+            f"{out.loc[dup, ['wgms_id', 'year']].head(5).values.tolist()}; read each glacier once"
+        )
+    out = out.sort_values(["wgms_id", "year"], ignore_index=True)
+    out.attrs["units"] = {
+        "area_km2": "km2",
+        "annual_balance_mwe": "m w.e.",
+        "winter_balance_mwe": "m w.e.",
+        "summer_balance_mwe": "m w.e.",
+    }
+    out.attrs["citation"] = CITATION
+    return out
+
+
+def read_overview(
+    path: PathLike,
+    *,
+    encoding: str = "latin-1",
+    unknown_day: Literal["nat", "mid-month"] = "nat",
+) -> pd.DataFrame:
+    """Read the WGMS mass-balance overview table (FoG table E).
+
+    Parameters
+    ----------
+    path
+        The ``...-E-MASS-BALANCE-OVERVIEW...csv`` file (or a directory holding
+        exactly one such file).
+    encoding
+        The FoG csv files are latin-1 (the default).
+    unknown_day
+        How survey dates with an unknown day are parsed (see
+        :func:`parse_wgms_date`); unknown months always give ``NaT``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per glacier-year, sorted by ``wgms_id, year``:
+
+        - ``wgms_id``, ``year`` (int), ``name``, ``political_unit``,
+          ``time_system`` (str: FXD fixed date, FLO floating, STR
+          stratigraphic, OTH, or missing);
+        - ``begin_period``, ``end_winter``, ``end_period`` (datetime64, ``NaT``
+          where unknown) and the raw ``YYYYMMDD`` text in
+          ``begin_period_raw`` ... ``end_period_raw``;
+        - ``ela_m`` (m a.s.l.) and ``ela_prefix`` (``>``/``<`` when the ELA lies
+          above/below the glacier), ``ela_unc_m``;
+        - ``acc_area_km2``, ``abl_area_km2`` (km²);
+        - ``aar`` (fraction 0-1) and ``aar_percent`` (as in the file);
+        - the remaining columns lower-cased (``investigator``, ``reference``,
+          ``remarks``, ...).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "E.csv"
+    >>> _ = f.write_bytes(("POLITICAL_UNIT,NAME,WGMS_ID,Year,TIME_SYSTEM,BEGIN_PERIOD,END_WINTER,"
+    ...     "END_PERIOD,ELA,AAR\\nCH,SILVRETTA,408,2010,OTH,20090926,20100520,20100999,2814,44\\n"
+    ...     ).encode("latin-1"))
+    >>> ov = read_overview(f)
+    >>> ov.loc[0, "aar"], ov.loc[0, "ela_m"], ov.loc[0, "end_period"]
+    (np.float64(0.44), np.float64(2814.0), NaT)
+    """
+    p = Path(path)
+    if p.is_dir():
+        files = _files(p, _OVERVIEW_GLOB, "WGMS mass-balance overview")
+        if len(files) != 1:
+            raise ValueError(f"{p} holds {len(files)} overview files {files}; pass one of them")
+        p = files[0]
+    elif not p.exists():
+        raise FileNotFoundError(f"WGMS overview file {p} does not exist")
+    raw = _read_csv(p, encoding)
+    raw.columns = [str(c).strip() for c in raw.columns]
+    upper = {c.upper(): c for c in raw.columns}
+    _require(pd.DataFrame(columns=list(upper)), ["WGMS_ID", "YEAR"], p, "mass-balance overview (E)")
+
+    def col(name: str) -> pd.Series:
+        c = upper.get(name)
+        return raw[c] if c is not None else pd.Series(np.nan, index=raw.index)
+
+    out = pd.DataFrame(
+        {
+            "wgms_id": pd.to_numeric(col("WGMS_ID"), errors="raise").astype("int64"),
+            "year": pd.to_numeric(col("YEAR"), errors="raise").astype("int64"),
+            "name": _clean_str(col("NAME")),
+            "political_unit": _clean_str(col("POLITICAL_UNIT")),
+            "time_system": _clean_str(col("TIME_SYSTEM")),
+        }
+    )
+    for d in ("BEGIN_PERIOD", "END_WINTER", "END_PERIOD"):
+        rawd = pd.to_numeric(col(d), errors="coerce")
+        out[d.lower()] = parse_wgms_date(rawd, unknown_day=unknown_day).to_numpy()
+        out[d.lower() + "_raw"] = rawd.astype("Int64").astype("string")
+    out["ela_m"] = pd.to_numeric(col("ELA"), errors="coerce").astype(float)
+    out["ela_prefix"] = _clean_str(col("ELA_PREFIX"))
+    out["ela_unc_m"] = pd.to_numeric(col("ELA_UNC"), errors="coerce").astype(float)
+    out["acc_area_km2"] = pd.to_numeric(col("ACC_AREA"), errors="coerce").astype(float)
+    out["abl_area_km2"] = pd.to_numeric(col("ABL_AREA"), errors="coerce").astype(float)
+    pct = pd.to_numeric(col("AAR"), errors="coerce").astype(float)
+    bad = (pct < 0) | (pct > 100)
+    if bad.any():
+        raise ValueError(
+            f"{p}: AAR values outside 0-100 % {pct[bad].head(5).tolist()}; the overview table "
+            "gives AAR in percent"
+        )
+    out["aar"] = pct / 100.0
+    out["aar_percent"] = pct
+    done = {"WGMS_ID", "YEAR", "NAME", "POLITICAL_UNIT", "TIME_SYSTEM", "BEGIN_PERIOD",
+            "END_WINTER", "END_PERIOD", "ELA", "ELA_PREFIX", "ELA_UNC", "ACC_AREA", "ABL_AREA", "AAR"}
+    for u, c in upper.items():
+        if u not in done and not u.startswith("UNNAMED"):
+            out[u.lower()] = raw[c].to_numpy()
+    dup = out.duplicated(["wgms_id", "year"])
+    if dup.any():
+        raise ValueError(
+            f"{p}: duplicate glacier-years {out.loc[dup, ['wgms_id', 'year']].head(5).values.tolist()}"
+        )
+    out = out.sort_values(["wgms_id", "year"], ignore_index=True)
+    out.attrs["units"] = {"ela_m": "m", "ela_unc_m": "m", "acc_area_km2": "km2",
+                          "abl_area_km2": "km2", "aar": "1", "aar_percent": "%"}
+    out.attrs["citation"] = CITATION
+    return out
+
+
+def read_links(path: PathLike, *, encoding: str = "latin-1") -> pd.DataFrame:
+    """Read the RGI-WGMS link table (``rgi_wgms_links.csv``).
+
+    Parameters
+    ----------
+    path
+        The csv file, or a directory holding ``rgi_wgms_links.csv``.
+    encoding
+        File encoding (latin-1 decodes any file).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per WGMS glacier: ``wgms_id`` (int), ``name``,
+        ``political_unit``, ``rgi50_id``, ``rgi60_id`` (str, missing as
+        ``<NA>``), then the other columns lower-cased.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "links.csv"
+    >>> _ = f.write_text("NAME,WGMS_ID,RGI50_ID,RGI60_ID\\nHINTEREIS F.,491,RGI50-11.00897,RGI60-11.00897\\n")
+    >>> links = read_links(f)
+    >>> int(links.loc[0, "wgms_id"]), links.loc[0, "rgi50_id"]
+    (491, 'RGI50-11.00897')
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / _LINKS_NAME
+    if not p.exists():
+        raise FileNotFoundError(f"RGI-WGMS link table {p} does not exist")
+    raw = _read_csv(p, encoding)
+    upper = {str(c).strip().upper(): c for c in raw.columns}
+    _require(pd.DataFrame(columns=list(upper)), ["WGMS_ID"], p, "RGI link")
+    if "RGI50_ID" not in upper and "RGI60_ID" not in upper:
+        raise ValueError(f"{p}: the link table has neither RGI50_ID nor RGI60_ID columns")
+
+    def col(name: str) -> pd.Series:
+        c = upper.get(name)
+        return _clean_str(raw[c]) if c is not None else pd.Series(pd.NA, index=raw.index, dtype="string")
+
+    out = pd.DataFrame(
+        {
+            "wgms_id": pd.to_numeric(raw[upper["WGMS_ID"]], errors="raise").astype("int64"),
+            "name": col("NAME"),
+            "political_unit": col("POLITICAL_UNIT"),
+            "rgi50_id": col("RGI50_ID").replace("", pd.NA),
+            "rgi60_id": col("RGI60_ID").replace("", pd.NA),
+        }
+    )
+    done = {"WGMS_ID", "NAME", "POLITICAL_UNIT", "RGI50_ID", "RGI60_ID"}
+    for u, c in upper.items():
+        if u not in done and not u.startswith("UNNAMED"):
+            out[u.lower()] = raw[c].to_numpy()
+    return out
+
+
+# --------------------------------------------------------------------------- joins
+def _glacier_ids(glaciers: Any) -> list[Any]:
+    """Ids from a GeoDataFrame/DataFrame (id column), a DataArray coord, or a list."""
+    if isinstance(glaciers, pd.DataFrame):
+        from xfacies.outlines import ID_COLUMNS
+
+        for c in ID_COLUMNS:
+            if c in glaciers.columns:
+                return list(glaciers[c])
+        raise ValueError(
+            f"cannot find a glacier id column in the outlines (looked for {list(ID_COLUMNS)}); "
+            f"columns are {list(glaciers.columns)}"
+        )
+    if isinstance(glaciers, (xr.DataArray, xr.Dataset)):
+        if "glacier" not in glaciers.coords:
+            raise ValueError("the xarray object has no 'glacier' coordinate to take ids from")
+        return list(glaciers["glacier"].values)
+    if isinstance(glaciers, (str, int, np.integer)):
+        return [glaciers]
+    return list(glaciers)
+
+
+def _resolve(ids: Sequence[Any], links: pd.DataFrame) -> dict[Any, int]:
+    """Map each id (RGI50/RGI60 string or int WGMS id) to a WGMS id; error on misses."""
+    by_rgi: dict[str, int] = {}
+    for c in ("rgi50_id", "rgi60_id"):
+        if c in links:
+            for rid, wid in zip(links[c], links["wgms_id"]):
+                if isinstance(rid, str) and rid:
+                    by_rgi[rid.strip().upper()] = int(wid)
+    known_wgms = set(int(w) for w in links["wgms_id"])
+    out: dict[Any, int] = {}
+    missing = []
+    for i in ids:
+        if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
+            if int(i) in known_wgms:
+                out[i] = int(i)
+                continue
+        elif isinstance(i, str):
+            s = i.strip()
+            if s.upper() in by_rgi:
+                out[i] = by_rgi[s.upper()]
+                continue
+            if s.isdigit() and int(s) in known_wgms:
+                out[i] = int(s)
+                continue
+        missing.append(i)
+    if missing:
+        known = sorted(by_rgi)
+        raise ValueError(
+            f"glacier id(s) {missing} match no WGMS glacier in the link table; known RGI ids: "
+            f"{known[:20]}{' ...' if len(known) > 20 else ''} and WGMS ids {sorted(known_wgms)[:20]}. "
+            "Use an RGI50-/RGI60- id (RGI 7 ids are not in the FoG link table) or a WGMS id"
+        )
+    dup = pd.Series(list(out.values())).duplicated()
+    if dup.any():
+        raise ValueError(
+            f"several given ids map to the same WGMS glacier(s) "
+            f"{sorted(set(pd.Series(list(out.values()))[dup]))} (id -> WGMS id: {out}); "
+            "pass each glacier once"
+        )
+    return out
+
+
+def _load(table: Any, reader: Any) -> pd.DataFrame:
+    if isinstance(table, pd.DataFrame):
+        return table
+    return reader(table)
+
+
+def _links_from(source: Any, links: Any) -> pd.DataFrame:
+    if links is None:
+        if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+            return read_links(Path(source) / _LINKS_NAME)
+        raise ValueError(
+            "pass links= (the rgi_wgms_links.csv path or read_links() frame) when the "
+            "source is not a directory holding rgi_wgms_links.csv"
+        )
+    return links if isinstance(links, pd.DataFrame) else read_links(links)
+
+
+def _to_dataarray(
+    table: pd.DataFrame,
+    column: str,
+    mapping: dict[Any, int],
+    *,
+    name: str,
+    attrs: dict[str, Any],
+    what: str,
+) -> xr.DataArray:
+    ids = list(mapping)
+    wanted = list(mapping.values())
+    have = set(table["wgms_id"].astype(int))
+    absent = [f"{i} (WGMS {w})" for i, w in mapping.items() if w not in have]
+    if absent:
+        raise ValueError(
+            f"glacier(s) {absent} are linked to WGMS but the {what} table has no rows for them; "
+            f"it holds WGMS ids {sorted(have)} (for mass balances, read mbdata_WGMS-<id>.csv too)"
+        )
+    sub = table[table["wgms_id"].isin(wanted)]
+    wide = sub.pivot(index="year", columns="wgms_id", values=column).reindex(columns=wanted)
+    years = np.arange(int(wide.index.min()), int(wide.index.max()) + 1)
+    wide = wide.reindex(years)
+    names = sub.drop_duplicates("wgms_id").set_index("wgms_id")["name"].reindex(wanted)
+    glacier = np.array([str(i) for i in ids], dtype=object)
+    return xr.DataArray(
+        wide.to_numpy(dtype=float),
+        dims=("year", "glacier"),
+        coords={
+            "year": ("year", years, {"long_name": "balance year (year in which it ends)"}),
+            "glacier": ("glacier", glacier, {"long_name": "glacier id"}),
+            "wgms_id": ("glacier", np.array(wanted, dtype=np.int64)),
+            "wgms_name": ("glacier", np.array([str(n) for n in names], dtype=object)),
+        },
+        name=name,
+        attrs={**attrs, "source": CITATION},
+    )
+
+
+def balance_for(
+    glaciers: Any,
+    source: PathLike | pd.DataFrame,
+    *,
+    links: PathLike | pd.DataFrame | None = None,
+    kind: Literal["annual", "winter", "summer"] = "annual",
+) -> xr.DataArray:
+    """WGMS glaciological mass balance of the given glaciers as ``(year, glacier)``.
+
+    Parameters
+    ----------
+    glaciers
+        Glacier ids: RGI 5 (``RGI50-11.00897``) or RGI 6 (``RGI60-11.00897``)
+        strings, integer WGMS ids, a (Geo)DataFrame of outlines (its id column,
+        see :data:`xfacies.outlines.ID_COLUMNS`), or an xarray object with a
+        ``glacier`` coordinate.
+    source
+        A directory holding ``mbdata_WGMS-*.csv`` (and ``rgi_wgms_links.csv``),
+        a file, or the frame from :func:`read_mass_balance`.
+    links
+        The RGI-WGMS link table (path or :func:`read_links` frame); default
+        ``source/rgi_wgms_links.csv``.
+    kind
+        ``"annual"``, ``"winter"`` or ``"summer"`` balance.
+
+    Returns
+    -------
+    xarray.DataArray
+        float64 ``(year, glacier)`` in **m w.e.**, ``glacier`` = the given ids
+        (as str, in the given order), ``year`` every year from the first to the
+        last reported (NaN where not reported), extra coordinates ``wgms_id``
+        and ``wgms_name``.
+
+    Raises
+    ------
+    ValueError
+        Ids that match no glacier in the link table (the message lists them and
+        the known ids), or linked glaciers absent from the mass-balance table.
+
+    Examples
+    --------
+    >>> b = balance_for(["RGI60-11.00897", "RGI50-11.00787"], "../shared/data/wgms")  # doctest: +SKIP
+    >>> b.sel(year=2020).values                                                       # doctest: +SKIP
+    array([-0.97 , -0.694])
+    """
+    if kind not in _BALANCE_KINDS:
+        raise ValueError(f"kind must be one of {_BALANCE_KINDS}, got {kind!r}")
+    table = _load(source, read_mass_balance)
+    mapping = _resolve(_glacier_ids(glaciers), _links_from(source, links))
+    return _to_dataarray(
+        table,
+        f"{kind}_balance_mwe",
+        mapping,
+        name=f"{kind}_balance",
+        attrs={"long_name": f"WGMS glaciological {kind} mass balance", "units": "m w.e."},
+        what="mass-balance",
+    )
+
+
+_OVERVIEW_VARS = {
+    "aar": ("accumulation area ratio (WGMS)", "1"),
+    "aar_percent": ("accumulation area ratio (WGMS)", "%"),
+    "ela_m": ("equilibrium line altitude (WGMS)", "m"),
+    "acc_area_km2": ("accumulation area (WGMS)", "km2"),
+    "abl_area_km2": ("ablation area (WGMS)", "km2"),
+}
+
+
+def overview_for(
+    glaciers: Any,
+    source: PathLike | pd.DataFrame,
+    variable: str = "aar",
+    *,
+    links: PathLike | pd.DataFrame | None = None,
+) -> xr.DataArray:
+    """A variable of the WGMS overview table (AAR, ELA, ...) as ``(year, glacier)``.
+
+    Parameters
+    ----------
+    glaciers
+        Glacier ids as in :func:`balance_for`.
+    source
+        The overview file, a directory holding it (and ``rgi_wgms_links.csv``),
+        or the frame from :func:`read_overview`.
+    variable
+        One of ``aar`` (fraction), ``aar_percent``, ``ela_m``, ``acc_area_km2``,
+        ``abl_area_km2``.
+    links
+        As in :func:`balance_for`.
+
+    Returns
+    -------
+    xarray.DataArray
+        float64 ``(year, glacier)`` with ``units`` in its attrs.
+
+    Examples
+    --------
+    >>> aar = overview_for(["RGI60-11.00897"], "../shared/data/wgms")  # doctest: +SKIP
+    >>> float(aar.sel(year=2020, glacier="RGI60-11.00897"))            # doctest: +SKIP
+    0.32
+    """
+    if variable not in _OVERVIEW_VARS:
+        raise ValueError(f"variable must be one of {list(_OVERVIEW_VARS)}, got {variable!r}")
+    table = _load(source, read_overview)
+    mapping = _resolve(_glacier_ids(glaciers), _links_from(source, links))
+    long_name, units = _OVERVIEW_VARS[variable]
+    return _to_dataarray(table, variable, mapping, name=variable,
+                         attrs={"long_name": long_name, "units": units}, what="overview")
+
+
+def periods_for(
+    glaciers: Any,
+    source: PathLike | pd.DataFrame,
+    *,
+    links: PathLike | pd.DataFrame | None = None,
+    season: Literal["summer", "annual"] = "summer",
+) -> pd.DataFrame:
+    """Per glacier-year survey periods from the overview table, for :func:`xfacies.products.end_of_season`.
+
+    Parameters
+    ----------
+    glaciers
+        Glacier ids as in :func:`balance_for`.
+    source
+        The overview file, a directory holding it, or a :func:`read_overview` frame.
+    links
+        As in :func:`balance_for`.
+    season
+        ``"summer"``: ``begin = END_WINTER`` (falling back to ``BEGIN_PERIOD``
+        when unknown), ``end = END_PERIOD``; ``"annual"``: ``BEGIN_PERIOD`` to
+        ``END_PERIOD``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``glacier`` (the given ids, str), ``year`` (int), ``begin``,
+        ``end`` (datetime64; rows with an unknown ``end`` or ``begin`` are
+        dropped), ``wgms_id``.
+
+    Examples
+    --------
+    >>> p = periods_for(["RGI60-11.00897"], "../shared/data/wgms")  # doctest: +SKIP
+    >>> p.iloc[-1][["year", "begin", "end"]].astype(str).tolist()   # doctest: +SKIP
+    ['2020', '2020-04-30 00:00:00', '2020-09-30 00:00:00']
+    """
+    if season not in ("summer", "annual"):
+        raise ValueError(f"season must be 'summer' or 'annual', got {season!r}")
+    table = _load(source, read_overview)
+    mapping = _resolve(_glacier_ids(glaciers), _links_from(source, links))
+    rows = []
+    for gid, wid in mapping.items():
+        sub = table[table["wgms_id"] == wid]
+        begin = sub["begin_period"]
+        if season == "summer":
+            begin = sub["end_winter"].fillna(sub["begin_period"])
+        rows.append(pd.DataFrame({"glacier": str(gid), "year": sub["year"].astype(int),
+                                  "begin": begin, "end": sub["end_period"], "wgms_id": wid}))
+    out = pd.concat(rows, ignore_index=True)
+    return out.dropna(subset=["begin", "end"]).reset_index(drop=True)
