@@ -320,3 +320,32 @@ def test_reference_model_refuses_a_file_with_the_wrong_hash(reference_server):
 def test_reference_model_names_an_unreachable_server():
     with pytest.raises(ConnectionError, match="127.0.0.1:9"):
         xfacies.reference_model(4, base_url="http://127.0.0.1:9", calibrate=False)
+
+
+@pytest.mark.parametrize("shape", [(40, 37), (5, 9), (31, 31), (1, 1)])
+def test_lattice_max_equals_brute_force(shape):
+    """The dense form's global-max term: max over offsets -15..15 step 3, outside ignored."""
+    from xfacies.model.architecture import _make_layers
+
+    _, LatticeMax = _make_layers()
+    H, W = shape
+    x = np.random.default_rng(H * W).random((2, H, W, 3)).astype(np.float32)
+    got = np.asarray(LatticeMax(5, 3)(x))
+    p = np.pad(x, ((0, 0), (15, 15), (15, 15), (0, 0)), constant_values=-np.inf)
+    want = np.max([p[:, 15 + dy:15 + dy + H, 15 + dx:15 + dx + W]
+                   for dy in range(-15, 16, 3) for dx in range(-15, 16, 3)], axis=0)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_batchnorm_folding_preserves_outputs():
+    from xfacies.model.architecture import fold_batchnorm
+
+    m = make_tiny_model(11, seed=2)
+    x = np.random.default_rng(5).random((3, 33, 33, 11)).astype(np.float32)
+    plain = m.keras_model(fused=False).predict_on_batch(x)
+    fused = m.keras_model(fused=True).predict_on_batch(x)
+    np.testing.assert_allclose(fused, plain, atol=1e-5)
+    assert len(fold_batchnorm(m.weights, m.cnn_config)) == len(m.weights) - 4 * 6
+    img = np.random.default_rng(6).random((1, 50, 45, 11)).astype(np.float32)
+    np.testing.assert_allclose(m.keras_model(dense=True, fused=True).predict_on_batch(img),
+                               m.keras_model(dense=True).predict_on_batch(img), atol=1e-5)

@@ -127,18 +127,29 @@ def _make_layers():
             self.radius, self.step = int(radius), int(step)
 
         def _max_along(self, x, axis):
+            # Max over offsets {-r*s, ..., r*s} (2r+1 taps) by doubling on a shrinking array:
+            # after each step `out[i]` is the max over offsets {0, s, ..., (m-1)*s} from i, for
+            # m = 1, 2, 4, ...; a last step tops it up to 2r+1 taps.  log2(2r+1) + 1 maxima
+            # instead of 2r, and a single padding copy.
             r, s = self.radius, self.step
-            pad = r * s
+            taps = 2 * r + 1
             widths = [[0, 0]] * 4
-            widths[axis] = [pad, pad]
-            big = ops.pad(x, widths, constant_values=-3.0e38)
-            out = None
-            for j in range(2 * r + 1):
-                stop = j * s - 2 * pad  # static, negative except for the last offset
-                sl = [slice(None)] * 4
-                sl[axis] = slice(j * s, stop if stop < 0 else None)
-                part = big[tuple(sl)]
-                out = part if out is None else ops.maximum(out, part)
+            widths[axis] = [r * s, r * s]
+            out = ops.pad(x, widths, constant_values=-3.0e38)
+
+            def step(t, k):
+                lo = [slice(None)] * 4
+                hi = [slice(None)] * 4
+                lo[axis] = slice(0, -k)
+                hi[axis] = slice(k, None)
+                return ops.maximum(t[tuple(lo)], t[tuple(hi)])
+
+            m = 1
+            while 2 * m <= taps:
+                out = step(out, m * s)
+                m *= 2
+            if m < taps:
+                out = step(out, (taps - m) * s)
             return out
 
         def call(self, x):
@@ -155,6 +166,7 @@ def reference_cnn(
     *,
     config: CNNConfig | None = None,
     dense: bool = False,
+    fused: bool = False,
     **kwargs: Any,
 ):
     """Build the reference patch CNN (or its dense twin) as a ``keras.Model``.
@@ -169,6 +181,9 @@ def reference_cnn(
         ``False``: input ``(N, P, P, F)`` patches -> ``(N, n_classes)`` softmax.
         ``True``: input ``(N, H, W, F)`` -> ``(N, H, W, n_classes)``: the fully
         convolutional form (same weights, same order).
+    fused
+        Inference-only variant with every BatchNorm folded into its convolution
+        (fewer passes over memory); load it with :func:`fold_batchnorm` weights.
 
     Examples
     --------
@@ -194,7 +209,8 @@ def reference_cnn(
     def block(h, dilation: int, name: str):
         h = layers.Conv2D(c.filters, 3, padding="same", dilation_rate=dilation,
                           use_bias=True, name=f"{name}_conv")(h)
-        h = layers.BatchNormalization(epsilon=c.bn_epsilon, name=f"{name}_bn")(h)
+        if not fused:
+            h = layers.BatchNormalization(epsilon=c.bn_epsilon, name=f"{name}_bn")(h)
         return layers.ELU(alpha=1.0, name=f"{name}_elu")(h)
 
     h = x_in
@@ -222,8 +238,26 @@ def reference_cnn(
         z = layers.ELU(alpha=1.0, name=f"dense_{i}_elu")(z)
         z = layers.Dropout(c.dropout, name=f"dropout_{i + 1}")(z)
     out = layers.Dense(c.n_classes, activation="softmax", name="probabilities")(z)
-    name = "reference_cnn_dense" if dense else "reference_cnn"
+    name = ("reference_cnn_dense" if dense else "reference_cnn") + ("_fused" if fused else "")
     return keras.Model(x_in, out, name=name)
+
+
+def fold_batchnorm(weights: list, config: CNNConfig) -> list:
+    """Fold each BatchNorm into the convolution before it (inference only).
+
+    ``y = gamma (conv(x) + b - mean) / sqrt(var + eps) + beta`` equals a convolution
+    with kernel ``k * s`` and bias ``(b - mean) * s + beta``, ``s = gamma / sqrt(var + eps)``.
+    Takes and returns weight lists in ``get_weights()`` order (unfused -> fused model).
+    """
+    import numpy as np
+
+    out = []
+    n_blocks = 2 * config.convs_per_scale
+    for i in range(n_blocks):
+        k, b, gamma, beta, mean, var = weights[6 * i:6 * i + 6]
+        scale = gamma / np.sqrt(var + config.bn_epsilon)
+        out += [(k * scale).astype(k.dtype), ((b - mean) * scale + beta).astype(b.dtype)]
+    return out + list(weights[6 * n_blocks:])
 
 
 #: Architecture registry: name -> (config class, builder).  Bundles store the
@@ -233,7 +267,7 @@ ARCHITECTURES: dict[str, tuple[type, Any]] = {
 }
 
 
-def build(name: str, config: dict[str, Any], *, dense: bool = False):
+def build(name: str, config: dict[str, Any], *, dense: bool = False, fused: bool = False):
     """Build a registered architecture from its name and config dict."""
     if name not in ARCHITECTURES:
         raise ValueError(
@@ -241,4 +275,4 @@ def build(name: str, config: dict[str, Any], *, dense: bool = False):
             "The bundle may come from a newer xfacies: upgrade xfacies."
         )
     cfg_cls, builder = ARCHITECTURES[name]
-    return builder(config=cfg_cls(**config), dense=dense)
+    return builder(config=cfg_cls(**config), dense=dense, fused=fused)

@@ -137,7 +137,7 @@ class Model:
                 f"lists {len(self.features)}: {list(self.features)}"
             )
         self._lock = threading.Lock()
-        self._keras: dict[bool, Any] = {}
+        self._keras: dict[tuple[bool, bool], Any] = {}
         self._forward: dict[bool, Any] = {}
 
     # ------------------------------------------------------------------ geometry
@@ -172,23 +172,34 @@ class Model:
         return _sha256_arrays(self.weights)
 
     # ------------------------------------------------------------------ keras
-    def keras_model(self, dense: bool = False):
-        """The Keras model (patch or dense form) with this bundle's weights (cached)."""
-        with self._lock:
-            if dense not in self._keras:
-                from xfacies.model.architecture import build
+    def keras_model(self, dense: bool = False, fused: bool = False):
+        """The Keras model (patch or dense form) with this bundle's weights (cached).
 
-                km = build(self.architecture, self.config, dense=dense)
-                expected = [tuple(w.shape) for w in km.get_weights()]
+        ``fused=True`` gives the inference-only variant with BatchNorm folded into the
+        convolutions (what xfacies runs); ``fused=False`` the trainable structure that
+        the reference's ``.h5`` files load into.
+        """
+        key = (dense, fused)
+        with self._lock:
+            if key not in self._keras:
+                from xfacies.model.architecture import build, fold_batchnorm
+
+                plain = build(self.architecture, self.config, dense=dense)
+                expected = [tuple(w.shape) for w in plain.get_weights()]
                 got = [tuple(w.shape) for w in self.weights]
                 if expected != got:
                     raise BundleError(
                         f"weights do not fit architecture {self.architecture!r} with config "
                         f"{self.config}: expected shapes {expected[:3]}..., got {got[:3]}..."
                     )
-                km.set_weights(self.weights)
-                self._keras[dense] = km
-            return self._keras[dense]
+                if fused:
+                    km = build(self.architecture, self.config, dense=dense, fused=True)
+                    km.set_weights(fold_batchnorm(self.weights, self.cnn_config))
+                else:
+                    plain.set_weights(self.weights)
+                    km = plain
+                self._keras[key] = km
+            return self._keras[key]
 
     def predict_exact_normalised(self, x: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                                  batch_size: int | None = None) -> np.ndarray:
@@ -207,7 +218,7 @@ class Model:
         d = np.arange(P, dtype=np.int64)
         out = np.empty((n, len(self.classes)), dtype=np.float32)
         if "exact" not in self._forward:
-            self._forward["exact"] = _compiled_exact(self.keras_model(dense=False))
+            self._forward["exact"] = _compiled_exact(self.keras_model(dense=False, fused=True))
         flat = np.ascontiguousarray(x.reshape(Hp * Wp, F), dtype=np.float32)
         for i in range(0, n, bs):
             r, c = rows[i:i + bs], cols[i:i + bs]
@@ -223,7 +234,7 @@ class Model:
     def _predict(self, x: np.ndarray, dense: bool) -> np.ndarray:
         """Inference-mode forward pass, compiled per input shape for the active backend."""
         if dense not in self._forward:
-            self._forward[dense] = _compiled_forward(self.keras_model(dense=dense))
+            self._forward[dense] = _compiled_forward(self.keras_model(dense=dense, fused=True))
         with self._lock:
             return self._forward[dense](np.ascontiguousarray(x, dtype=np.float32))
 

@@ -1,0 +1,319 @@
+"""Inference benchmark: the reference pipeline vs xfacies exact vs xfacies dense, in one run.
+
+    python benchmarks/inference.py            # full run (about 10-15 minutes on 2 cores)
+    python benchmarks/inference.py --quick    # smaller sizes (about 3 minutes)
+
+Prints one table per part:
+
+(a) throughput of a faithful re-implementation of the reference's whole-scene pipeline (one
+    zero-padded 33x33 patch per glacier pixel from a Python generator, batches of 1024,
+    ``model.predict``) vs xfacies ``method="exact"`` and ``method="dense"`` (whole pipeline: dask
+    graph, map_overlap halos, 3x3 smoothing), same scene, same weights, and the bare model on
+    pre-extracted patches (the exact pipeline's overhead);
+(b) a plain Keras convolution giving this machine's achievable multiply-adds/s, and the
+    fraction of it each method reaches;
+(c) dense-vs-exact label agreement on synthetic seasons;
+(d) peak memory of classify on a lazily generated 10,000 x 10,000 scene with 2 workers;
+(e) 1 vs 2 workers.
+
+Weights: the reference's fold-0 feature-set-4 weights from ../shared when present, otherwise a
+randomly initialised model of the same architecture (identical cost).  The synthetic features
+are already on 0..1-like scales; the reference weights are applied to them as normalised
+inputs (accuracy is not the point here: speed and agreement are).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+warnings.simplefilter("ignore")
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_H5 = REPO.parent / "shared" / "weights" / "reference" / "fs4" / "0_cnn_afterconfidentlearning_weights.h5"
+
+
+def macs_per_pixel(cfg, dense: bool) -> int:
+    """Multiply-adds per classified pixel of the reference architecture family."""
+    F, f, n, k, P, d, C = (cfg.n_features, cfg.filters, cfg.convs_per_scale, cfg.pool,
+                           cfg.patch_size, cfg.dense_units, cfg.n_classes)
+    s1 = 9 * (F * f + f * f * (n - 1))
+    s2 = 9 * f * f * n
+    head = 3 * f * d + d * d * (cfg.n_dense - 1) + d * C
+    if dense:
+        return s1 + s2 + head
+    return P * P * s1 + (P // k) ** 2 * s2 + head
+
+
+def reference_model():
+    import xfacies
+    from xfacies.model.architecture import CNNConfig, reference_cnn
+
+    if SHARED_H5.exists():
+        return xfacies.import_reference(SHARED_H5), "reference fs4 fold 0 (after CL)"
+    cfg = CNNConfig(n_features=11)
+    km = reference_cnn(config=cfg)
+    m = xfacies.Model("reference-cnn", cfg.to_dict(), km.get_weights(), xfacies.FEATURE_SETS[4],
+                      tuple(xfacies.catalog.class_names()))
+    return m, "random init, reference architecture (../shared absent)"
+
+
+def scene_inputs(size: int, seed: int = 11):
+    from xfacies import synthetic
+
+    ds = synthetic.scene("2021-08-20", size=size, seed=seed)
+    return ds["features"], ds["glacier"]
+
+
+# ----------------------------------------------------------------------------- (a)
+def reference_pipeline(model, feats: np.ndarray, mask: np.ndarray, max_pixels: int) -> tuple[float, int]:
+    """The reference's apply loop, re-implemented: generator of patches -> batches -> predict."""
+    km = model.keras_model(dense=False)
+    x = np.moveaxis(feats, 0, -1).astype(np.float32)
+    x = np.pad(x, ((16, 16), (16, 16), (0, 0)))  # the reference crashes at edges; we pad
+    rows, cols = np.nonzero(mask)
+    rows, cols = rows[:max_pixels], cols[:max_pixels]
+
+    def generator():
+        batch = []
+        for r, c in zip(rows, cols):  # per-pixel Python, as in the reference
+            batch.append(x[r:r + 33, c:c + 33, :])
+            if len(batch) == 1024:
+                yield np.array(batch)
+                batch = []
+        if batch:
+            yield np.array(batch)
+
+    km.predict(np.zeros((1, 33, 33, x.shape[-1]), np.float32), verbose=0)  # warm-up
+    t = time.perf_counter()
+    out = np.full(mask.shape, -1, np.int16)
+    k = 0
+    for b in generator():
+        p = km.predict(b, verbose=0, batch_size=1024)
+        out[rows[k:k + len(b)], cols[k:k + len(b)]] = p.argmax(1)
+        k += len(b)
+    return time.perf_counter() - t, len(rows)
+
+
+def crop_with_pixels(mask: np.ndarray, n: int) -> tuple[slice, slice]:
+    """A square crop around the glacier centre holding about ``n`` glacier pixels."""
+    rows, cols = np.nonzero(mask)
+    cy, cx = int(np.median(rows)), int(np.median(cols))
+    for half in range(8, max(mask.shape), 4):
+        ys = slice(max(cy - half, 0), cy + half)
+        xs = slice(max(cx - half, 0), cx + half)
+        if mask[ys, xs].sum() >= n:
+            return ys, xs
+    return slice(None), slice(None)
+
+
+def part_a_b(args) -> dict:
+    import keras
+    import xarray as xr
+
+    import xfacies
+
+    model, label = reference_model()
+    model.save(Path(args.tmp) / "bench-ref.xfacies")
+    feats, glacier = scene_inputs(args.size)
+    mask = glacier.values > 0
+    f = feats.values
+    print(f"\n(a) throughput — weights: {label}; scene {args.size}x{args.size} px, "
+          f"{mask.sum()} glacier px; backend {keras.backend.backend()}")
+
+    t_ref, n_ref = reference_pipeline(model, f, mask, args.ref_pixels)
+    ys, xs = crop_with_pixels(mask, args.exact_pixels)
+    fe, me = feats.isel(y=ys, x=xs), glacier.isel(y=ys, x=xs)
+    n_ex = int((me.values > 0).sum())
+    # warm-up compile for the exact path, then time the whole pipeline
+    xfacies.classify(fe.isel(y=slice(0, 40), x=slice(0, 40)), model, me.isel(y=slice(0, 40), x=slice(0, 40)),
+                     method="exact").compute()
+    t = time.perf_counter()
+    xfacies.classify(fe.chunk(y=256, x=256), model, me, method="exact", smooth=True).compute()
+    t_ex = time.perf_counter() - t
+    # bare model on pre-extracted patches (same pixels)
+    x = np.pad(np.moveaxis(fe.values, 0, -1), ((16, 16), (16, 16), (0, 0)))
+    r, c = np.nonzero(me.values > 0)
+    patches = np.stack([x[i:i + 33, j:j + 33] for i, j in zip(r, c)]).astype(np.float32)
+    model.predict_patches_normalised(patches[:1024])
+    t = time.perf_counter()
+    for i in range(0, len(patches), 1024):
+        model.predict_patches_normalised(patches[i:i + 1024])
+    t_bare = time.perf_counter() - t
+    # dense on the whole scene
+    chunked = feats.chunk(y=args.chunk, x=args.chunk)
+    xfacies.classify(chunked.isel(y=slice(0, 200), x=slice(0, 200)), model, glacier.isel(y=slice(0, 200), x=slice(0, 200))).compute()
+    t = time.perf_counter()
+    xfacies.classify(chunked, model, glacier, method="dense", smooth=True).compute()
+    t_dense = time.perf_counter() - t
+    n_scene = f.shape[1] * f.shape[2]
+
+    cfg = model.cnn_config
+    rate = {"reference pipeline": n_ref / t_ref, "xfacies exact": n_ex / t_ex,
+            "bare model, pre-extracted patches": n_ex / t_bare,
+            "xfacies dense (glacier px)": mask.sum() / t_dense,
+            "xfacies dense (all scene px)": n_scene / t_dense}
+    print(f"{'method':38s} {'pixels':>9s} {'seconds':>8s} {'pixels/s':>10s} {'x reference':>11s}")
+    for name, n, tt in [("reference pipeline", n_ref, t_ref), ("xfacies exact", n_ex, t_ex),
+                        ("bare model, pre-extracted patches", n_ex, t_bare),
+                        ("xfacies dense (glacier px)", int(mask.sum()), t_dense),
+                        ("xfacies dense (all scene px)", n_scene, t_dense)]:
+        print(f"{name:38s} {n:9d} {tt:8.2f} {n / tt:10.0f} {n / tt / rate['reference pipeline']:11.1f}")
+    print(f"exact pipeline overhead over the bare model: {100 * (t_ex / t_bare - 1):+.1f} %")
+
+    # (b) achievable multiply-adds per second
+    conv = keras.layers.Conv2D(64, 3, padding="same")
+    inp = np.random.default_rng(0).random((1, 384, 384, 64), dtype=np.float32)
+    from xfacies.model.bundle import _compiled_forward
+
+    kmodel = keras.Sequential([keras.Input((384, 384, 64)), conv])
+    fwd = _compiled_forward(kmodel)
+    fwd(inp)
+    t = time.perf_counter()
+    reps = 5
+    for _ in range(reps):
+        fwd(inp)
+    t_conv = (time.perf_counter() - t) / reps
+    peak = 384 * 384 * 9 * 64 * 64 / t_conv
+    m_exact, m_dense = macs_per_pixel(cfg, False), macs_per_pixel(cfg, True)
+    print(f"\n(b) achievable rate: Keras Conv2D 64->64 3x3 on 384x384: {peak / 1e9:.1f} G multiply-adds/s")
+    print(f"{'method':38s} {'MACs/px':>12s} {'G MAC/s':>9s} {'of achievable':>14s}")
+    for name, macs, pxs in [("reference pipeline", m_exact, rate["reference pipeline"]),
+                            ("xfacies exact", m_exact, rate["xfacies exact"]),
+                            ("xfacies dense (all scene px)", m_dense, rate["xfacies dense (all scene px)"])]:
+        print(f"{name:38s} {macs:12,d} {macs * pxs / 1e9:9.2f} {100 * macs * pxs / peak:13.1f} %")
+    return {"model": model}
+
+
+# ----------------------------------------------------------------------------- (c)
+def part_c(args, model) -> None:
+    import xfacies
+    from xfacies import synthetic
+
+    print("\n(c) dense vs exact label agreement (glacier pixels, smoothing off)")
+    print(f"{'model':34s} {'season':>8s} {'pixels':>8s} {'agreement':>10s}")
+    demo = xfacies.load_model("demo")
+    for seed in args.seasons:
+        ds = synthetic.season(3, size=args.agree_size, seed=seed)
+        d = xfacies.classify(ds.features, demo, ds.glacier, method="dense", smooth=False).values
+        e = xfacies.classify(ds.features, demo, ds.glacier, method="exact", smooth=False).values
+        ok = d >= 0
+        print(f"{'demo (16 filters)':34s} {seed:8d} {ok.sum():8d} {100 * np.mean(d[ok] == e[ok]):9.2f} %")
+    ds = synthetic.scene("2021-08-20", size=args.size, seed=11)
+    mask = ds.glacier.values > 0
+    ys, xs = crop_with_pixels(mask, args.exact_pixels)
+    f, g = ds.features.isel(y=ys, x=xs), ds.glacier.isel(y=ys, x=xs)
+    d = xfacies.classify(f, model, g, method="dense", smooth=False).values
+    e = xfacies.classify(f, model, g, method="exact", smooth=False).values
+    ok = d >= 0
+    print(f"{'reference weights':34s} {'scene':>8s} {ok.sum():8d} {100 * np.mean(d[ok] == e[ok]):9.2f} %")
+
+
+# ----------------------------------------------------------------------------- (d), (e)
+class PeakRSS:
+    """Sample the summed resident memory of this process and its children (the workers)."""
+
+    def __init__(self, interval: float = 0.2):
+        import psutil
+
+        self.proc = psutil.Process()
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            total = 0
+            for p in [self.proc] + self.proc.children(recursive=True):
+                try:
+                    total += p.memory_info().rss
+                except Exception:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+
+def run_cluster(size: int, workers: int, chunk: int, tmp: str) -> tuple[float, float]:
+    import dask
+    from distributed import Client, LocalCluster
+
+    import xfacies
+    from xfacies import synthetic
+
+    env = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+    os.environ.update(env)
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=40, memory_limit="3GiB") as cluster, \
+            Client(cluster):
+        ds = synthetic.scene("2021-08-20", size=size, seed=3, chunks=chunk)
+        outlines = synthetic.outlines(size, seed=3)
+        facies = xfacies.classify(ds.features, "demo", ds.glacier, method="dense")
+        frac_graph = xfacies.fractions(facies, outlines)
+        with PeakRSS() as mem:
+            t = time.perf_counter()
+            with dask.config.set({"distributed.worker.memory.spill": False}):
+                frac_graph.compute()
+            dt = time.perf_counter() - t
+    return dt, mem.peak / 2**30
+
+
+def part_d_e(args) -> None:
+    print(f"\n(d) classify a lazily generated {args.big}x{args.big} scene (demo model, dense, "
+          f"chunks {args.big_chunk}, 2 worker processes x 1 thread), reduced to per-glacier fractions")
+    dt, peak = run_cluster(args.big, 2, args.big_chunk, args.tmp)
+    px = args.big ** 2
+    print(f"    {px / 1e6:.0f} M px in {dt:.0f} s = {px / dt / 1e3:.0f} k px/s (features generated on the fly); "
+          f"peak memory (client + workers) {peak:.2f} GiB")
+    print(f"\n(e) 1 vs 2 workers on {args.scale}x{args.scale} px")
+    t1, m1 = run_cluster(args.scale, 1, args.big_chunk, args.tmp)
+    t2, m2 = run_cluster(args.scale, 2, args.big_chunk, args.tmp)
+    print(f"    1 worker: {t1:.1f} s (peak {m1:.2f} GiB); 2 workers: {t2:.1f} s (peak {m2:.2f} GiB); "
+          f"speed-up {t1 / t2:.2f}x")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
+    p.add_argument("--parts", default="abcde", help="which parts to run (default: abcde)")
+    a = p.parse_args(argv)
+    a.tmp = os.environ.get("TMPDIR", "/tmp")
+    if a.quick:
+        a.size, a.ref_pixels, a.exact_pixels, a.chunk = 512, 1024, 1024, 256
+        a.agree_size, a.seasons = 160, (200,)
+        a.big, a.big_chunk, a.scale = 3000, 1024, 2000
+    else:
+        a.size, a.ref_pixels, a.exact_pixels, a.chunk = 1024, 4096, 4096, 512
+        a.agree_size, a.seasons = 256, (200, 201)
+        a.big, a.big_chunk, a.scale = 10000, 1024, 3000
+    print(f"xfacies inference benchmark ({'quick' if a.quick else 'full'}), python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} CPUs")
+    model = None
+    if "a" in a.parts or "b" in a.parts:
+        model = part_a_b(a)["model"]
+    if "c" in a.parts:
+        model = model or reference_model()[0]
+        part_c(a, model)
+    if "d" in a.parts or "e" in a.parts:
+        part_d_e(a)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
