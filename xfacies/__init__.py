@@ -31,6 +31,7 @@ _LAZY = {
     "open_stac": "xfacies.stac",
     "open_dem": "xfacies.stac",
     "regress": "xfacies.massbalance",
+    "crop": "xfacies.outlines",
 }
 _SUBMODULES = {
     "catalog", "synthetic", "terrain", "outlines", "inference", "products", "io", "plot",

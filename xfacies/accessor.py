@@ -6,6 +6,7 @@ rioxarray's ``.rio`` do); every method is also available as a function:
 =========================  ==========================================
 accessor                   function
 =========================  ==========================================
+``.facies.features``       :func:`xfacies.features.features`
 ``.facies.predict_proba``  :func:`xfacies.inference.predict_proba`
 ``.facies.classify``       :func:`xfacies.inference.classify`
 ``.facies.fractions``      :func:`xfacies.products.fractions`
@@ -56,6 +57,7 @@ class _Base:
 class FaciesAccessor(_Base):
     """``DataArray.facies``: features -> probabilities/classes; class maps -> fractions, plots."""
 
+    features = _forward("xfacies.features", "features")
     plot = _forward("xfacies.plot", "facies_map")
 
 

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["ID_COLUMNS", "read_outlines", "rasterize", "glacier_bboxes", "grid_transform"]
+__all__ = ["ID_COLUMNS", "read_outlines", "rasterize", "glacier_bboxes", "grid_transform", "crop"]
 
 #: Columns tried, in order, as the glacier id when ``id_column`` is not given
 #: (``glacier_id`` first so that normalised outlines stay as they are).
@@ -504,3 +504,66 @@ def glacier_bboxes(
     )
     df.attrs["crs"] = outlines.crs.to_string()
     return df
+
+
+# --------------------------------------------------------------------------- cropping
+def crop(
+    obj: xr.DataArray | xr.Dataset,
+    outlines: Any,
+    buffer: float = 0,
+) -> xr.DataArray | xr.Dataset:
+    """Cut a raster (cube) to the bounding box of the outlines plus ``buffer``.
+
+    Parameters
+    ----------
+    obj
+        DataArray or Dataset with x/y pixel-centre coordinates and a rioxarray
+        CRS.  Lazy objects stay lazy (this is index selection only).
+    outlines
+        Glacier outlines (normalised with :func:`read_outlines` if needed); they
+        are reprojected to the CRS of ``obj``.  Select rows first to crop to
+        one glacier, e.g. ``crop(cube, gdf[gdf.rgi_id == "RGI60-11.00897"], 500)``.
+    buffer
+        Grow the box by this distance on each side (CRS units, metres for a
+        projected CRS).  Keep it at least as large as the terrain halos you need
+        (cast shadows come from up to ``relief / tan(sun elevation)`` away).
+
+    Returns
+    -------
+    Same type as ``obj``: every pixel whose centre lies in the buffered box.
+
+    Raises
+    ------
+    ValueError
+        The buffered box does not overlap ``obj`` (both bounds are given).
+
+    Examples
+    --------
+    >>> import geopandas as gpd, numpy as np, xarray as xr, rioxarray  # noqa: F401
+    >>> from shapely.geometry import box
+    >>> grid = xr.DataArray(np.zeros((10, 10)), dims=("y", "x"),
+    ...                     coords={"y": 95.0 - 10 * np.arange(10), "x": 5.0 + 10 * np.arange(10)}
+    ...                     ).rio.write_crs("EPSG:32632")
+    >>> gdf = gpd.GeoDataFrame({"rgi_id": ["A"]}, geometry=[box(20, 30, 40, 50)], crs="EPSG:32632")
+    >>> c = crop(grid, gdf, buffer=10)
+    >>> c.x.values.tolist(), c.y.values.tolist()
+    ([15.0, 25.0, 35.0, 45.0], [55.0, 45.0, 35.0, 25.0])
+    """
+    outlines = _ensure_outlines(outlines)
+    crs = _grid_crs(obj)
+    ydim, xdim = _xy_dims(obj)
+    if outlines.crs != crs:
+        outlines = outlines.to_crs(crs)
+    minx, miny, maxx, maxy = (float(v) for v in outlines.total_bounds)
+    minx, miny, maxx, maxy = minx - buffer, miny - buffer, maxx + buffer, maxy + buffer
+    x = np.asarray(obj[xdim].values, dtype=float)
+    y = np.asarray(obj[ydim].values, dtype=float)
+    xs = np.flatnonzero((x >= minx) & (x <= maxx))
+    ys = np.flatnonzero((y >= miny) & (y <= maxy))
+    if xs.size == 0 or ys.size == 0:
+        raise ValueError(
+            f"the outlines (buffered by {buffer}) do not overlap the raster: box "
+            f"{_fmt((minx, miny, maxx, maxy))} vs raster bounds {_fmt(_grid_bounds(obj))} "
+            f"(minx, miny, maxx, maxy in {crs.to_string()})"
+        )
+    return obj.isel({xdim: slice(int(xs[0]), int(xs[-1]) + 1), ydim: slice(int(ys[0]), int(ys[-1]) + 1)})
