@@ -243,3 +243,55 @@ def test_accessor_forwards_to_functions(tiny_model):
     np.testing.assert_array_equal(a, xfacies.classify(feats, tiny_model).values)
     ds = feats.to_dataset(dim="band")  # one variable per feature
     np.testing.assert_array_equal(ds.facies.classify(tiny_model).values, a)
+
+
+def test_chunks_smaller_than_the_halo_are_merged_with_a_note(tiny_model):
+    feats = random_features((80, 80), seed=2)
+    with pytest.warns(xfacies.inference.ChunkWarning, match="smaller than the model's 28 px halo"):
+        small = xfacies.predict_proba(feats.chunk(y=10, x=10), tiny_model)
+    assert min(small.chunks[-1]) >= 28 or len(small.chunks[-1]) == 1
+    np.testing.assert_allclose(small.values, xfacies.predict_proba(feats, tiny_model).values, atol=1e-5)
+
+
+_BACKEND_SCRIPT = r"""
+import sys, numpy as np, keras, xfacies
+sys.path.insert(0, sys.argv[2])
+from conftest import random_features
+assert keras.backend.backend() == sys.argv[3], keras.backend.backend()
+m = xfacies.load_model(sys.argv[1])
+feats = random_features((40, 36), seed=1)
+mask = np.zeros((40, 36), np.int32); mask[5:30, 3:33] = 1
+import xarray as xr
+mask = xr.DataArray(mask, dims=("y", "x"))
+d = xfacies.predict_proba(feats.chunk(y=20, x=18), m, mask, method="dense").values
+e = xfacies.predict_proba(feats.chunk(y=20, x=18), m, mask, method="exact").values
+np.save(sys.argv[4], np.stack([d, e]))
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_inference_is_identical_on_other_keras_backends(backend, tiny_model, tmp_path):
+    """keras.ops-only model code: dense and exact inference agree with TensorFlow to 1e-5."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed (pip install -e '.[{backend}]')")
+    from conftest import REPO
+
+    out = tmp_path / "p.npy"
+    env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
+    r = subprocess.run([sys.executable, "-c", _BACKEND_SCRIPT, str(tiny_model.path), str(REPO / "tests"),
+                        backend, str(out)], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    other = np.load(out)
+    feats = random_features((40, 36), seed=1)
+    mask = np.zeros((40, 36), np.int32)
+    mask[5:30, 3:33] = 1
+    mask = xr.DataArray(mask, dims=("y", "x"))
+    d = xfacies.predict_proba(feats, tiny_model, mask, method="dense").values
+    e = xfacies.predict_proba(feats, tiny_model, mask, method="exact").values
+    np.testing.assert_allclose(other[0], d, atol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(other[1], e, atol=1e-5, equal_nan=True)

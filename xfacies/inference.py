@@ -40,7 +40,7 @@ import xarray as xr
 
 from xfacies import catalog
 
-__all__ = ["predict_proba", "classify", "smooth_mode", "prepare_features"]
+__all__ = ["predict_proba", "classify", "smooth_mode", "prepare_features", "ChunkWarning"]
 
 log = logging.getLogger(__name__)
 Method = Literal["dense", "exact"]
@@ -161,6 +161,10 @@ def _model_path(model: Any) -> tuple[str, Any]:
     raise TypeError(f"model must be an xfacies.Model, a bundle path or 'demo'; got {type(model).__name__}")
 
 
+class ChunkWarning(UserWarning):
+    """Chunks were changed to fit the model's halo."""
+
+
 def _ensure_min_chunks(arr, halo: int):
     """Merge spatial chunks smaller than the halo (dask needs chunks >= depth)."""
     from dask.array.overlap import ensure_minimum_chunksize
@@ -174,7 +178,14 @@ def _ensure_min_chunks(arr, halo: int):
             chunks[ax] = ensure_minimum_chunksize(halo, chunks[ax])
             changed = True
     if changed:
-        log.info("xfacies: spatial chunks smaller than the %d px halo were merged: %s", halo, chunks[-2:])
+        import warnings
+
+        warnings.warn(
+            f"spatial chunks smaller than the model's {halo} px halo were merged into chunks of "
+            f"at least {halo} px (y: {chunks[-2][:4]}..., x: {chunks[-1][:4]}...). For speed use "
+            "chunks of 512-2048 px, e.g. features.chunk(y=1024, x=1024).",
+            ChunkWarning, stacklevel=4,
+        )
         arr = arr.rechunk(tuple(chunks))
     return arr
 
@@ -198,13 +209,20 @@ def _proba_block(block: np.ndarray, *, model_path: str, method: str, halo: int,
         if not valid.any():
             continue  # all-nodata chunk: no model call
         model = _load_cached(model_path)
-        x = model.normalise(np.moveaxis(feats, 0, -1))
-        np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         if method == "dense":
-            p = model.predict_dense_normalised(x)[inner]  # (H, W, C)
-            p = np.moveaxis(p, -1, 0)
-            out[idx] = np.where(valid[None], p, np.nan)
+            # Only the bounding box of the valid pixels (+ the halo) goes through the network:
+            # outputs there depend on inputs within the receptive field only, so cropping is exact.
+            rows = np.flatnonzero(valid.any(axis=1))
+            cols = np.flatnonzero(valid.any(axis=0))
+            r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            x = model.normalise(np.moveaxis(feats[:, r0:r1 + 2 * h, c0:c1 + 2 * h], 0, -1))
+            np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            p = model.predict_dense_normalised(x)[h:h + r1 - r0, h:h + c1 - c0]  # (h', w', C)
+            v = valid[r0:r1, c0:c1]
+            out[idx][:, r0:r1, c0:c1] = np.where(v[None], np.moveaxis(p, -1, 0), np.nan)
         else:
+            x = model.normalise(np.moveaxis(feats, 0, -1))
+            np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
             rows, cols = np.nonzero(valid)
             res = model.predict_exact_normalised(x, rows, cols, batch_size)
             o = out[idx]

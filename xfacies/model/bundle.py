@@ -285,11 +285,11 @@ class Model:
         the block: callers keep that margin as a halo (as :mod:`xfacies.inference` does).
         """
         H, W = x.shape[:2]
-        # Pad to a bucketed size (a multiple of 24, divisible by the pool/dilation 3): few
+        # Pad to a bucketed size (see _bucket; divisible by the pool/dilation 3): few
         # distinct shapes mean few retraces/recompiles, and TensorFlow's dilated convolution
         # needs sizes divisible by the dilation once its graph has been generalised.  The padding
         # lies beyond the block, more than a receptive field away from the pixels kept.
-        Hp, Wp = -(-H // 24) * 24, -(-W // 24) * 24
+        Hp, Wp = _bucket(H), _bucket(W)
         if (Hp, Wp) != (H, W):
             x = np.pad(x, ((0, Hp - H), (0, Wp - W), (0, 0)))
         return self._predict(x[None], dense=True)[0, :H, :W]
@@ -406,6 +406,13 @@ class Model:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+
+def _bucket(n: int) -> int:
+    """Round a block side up to one of a few sizes: multiples of ``3 * 2**k`` with at most
+    four sizes per octave (padding <= 25 %), so blocks of varied shapes share compiled code."""
+    q = max(24, 3 * 2 ** max(int(np.floor(np.log2(max(n, 1) / 3))) - 2, 0))
+    return -(-n // q) * q
 
 
 def _compiled_forward(km: Any):
