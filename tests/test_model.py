@@ -349,3 +349,35 @@ def test_batchnorm_folding_preserves_outputs():
     img = np.random.default_rng(6).random((1, 50, 45, 11)).astype(np.float32)
     np.testing.assert_allclose(m.keras_model(dense=True, fused=True).predict_on_batch(img),
                                m.keras_model(dense=True).predict_on_batch(img), atol=1e-5)
+
+
+def test_load_model_from_url_is_hash_pinned_and_cached(tmp_path):
+    import hashlib
+
+    m = make_tiny_model(6, seed=9)
+    served = tmp_path / "srv"
+    served.mkdir()
+    p = m.save(served / "tiny.xfacies")
+    sha = hashlib.sha256(p.read_bytes()).hexdigest()
+    hits: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=str(served), **k)
+
+        def log_message(self, *a):
+            hits.append(self.path)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_port}/tiny.xfacies"
+    try:
+        got = xfacies.load_model(url, sha256=sha)
+        assert got.sha256 == m.sha256
+        xfacies.load_model(url, sha256=sha)
+        assert len(hits) == 1  # second call from the cache
+        (served / "tampered.xfacies").write_bytes(b"not the pinned file")
+        with pytest.raises(BundleError, match="does not match sha256"):
+            xfacies.load_model(url.replace("tiny", "tampered"), sha256=sha)
+    finally:
+        srv.shutdown()

@@ -40,9 +40,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["to_zarr", "open_zarr", "zarr_format_of"]
+__all__ = ["to_zarr", "open_zarr", "zarr_format_of", "layout_regions", "region_writes",
+           "complete_dates", "mark_complete", "COMPLETE_ATTR"]
 
 _SPATIAL_CHUNK = 2048
+
+#: Store attribute listing the dates whose data is completely written (see :func:`layout_regions`).
+COMPLETE_ATTR = "xfacies_complete_dates"
 _KEEP_ENCODING = ("grid_mapping",)
 
 
@@ -357,6 +361,205 @@ def _update(ds: xr.Dataset, path: Path, fmt: int, skip_existing: bool) -> None:
         if (~present).any():
             new = payload.isel(time=np.flatnonzero(~present)).sortby("time")
             new.to_zarr(path, append_dim="time", consolidated=consolidated)
+
+
+# --------------------------------------------------------------------------- parallel region writes
+def _iso_dates(times: Any) -> list[str]:
+    return [str(np.datetime_as_string(np.datetime64(t, "ns"), unit="ns")) for t in pd.DatetimeIndex(times).values]
+
+
+def complete_dates(store: str | os.PathLike) -> pd.DatetimeIndex | None:
+    """Dates whose data a :func:`region_writes` run has completely written.
+
+    Parameters
+    ----------
+    store
+        Path of the Zarr store.
+
+    Returns
+    -------
+    pandas.DatetimeIndex or None
+        The dates recorded by :func:`mark_complete`, or ``None`` when the store
+        has no such record (a store written by :func:`to_zarr`, where every
+        date in the time axis is complete) or does not exist.
+
+    Examples
+    --------
+    >>> complete_dates("/nonexistent/store.zarr") is None
+    True
+    """
+    if zarr_format_of(store) is None:
+        return None
+    import zarr
+
+    with _quiet():
+        attrs = dict(zarr.open_group(str(store), mode="r").attrs)
+    if COMPLETE_ATTR not in attrs:
+        return None
+    return pd.DatetimeIndex(pd.to_datetime(list(attrs[COMPLETE_ATTR]))).sort_values()
+
+
+def mark_complete(store: str | os.PathLike, dates: Any) -> None:
+    """Record ``dates`` as completely written in the store's attributes.
+
+    Call it from the client after a date's region write finished (never from
+    workers: one writer updates the attribute).  See :func:`layout_regions`.
+    """
+    import zarr
+
+    with _quiet():
+        g = zarr.open_group(str(store), mode="r+")
+        done = set(g.attrs.get(COMPLETE_ATTR, []))
+        done.update(_iso_dates(dates))
+        g.attrs[COMPLETE_ATTR] = sorted(done)
+
+
+def layout_regions(
+    obj: xr.DataArray | xr.Dataset,
+    store: str | os.PathLike,
+    *,
+    zarr_format: Literal[2, 3] = 3,
+) -> pd.DatetimeIndex:
+    """Create or extend a store for all dates of ``obj`` without computing its data.
+
+    The first step of parallel writing: the metadata, the coordinates and the
+    time axis (existing dates kept, new dates appended) are written now, the
+    data of dask-backed variables is **not** computed.  Then
+    :func:`region_writes` gives one independent write per date (disjoint
+    regions of the store: safe to run in parallel on any Dask scheduler,
+    including a distributed cluster whose workers write the chunks
+    themselves), and :func:`mark_complete` records each date once its write
+    finished, so an interrupted run can be resumed (:func:`complete_dates`).
+
+    Until a date is marked complete, its chunks may be unwritten (class maps
+    then read as 0, confidence as NaN): trust only :func:`complete_dates`.
+
+    Parameters
+    ----------
+    obj
+        DataArray (named) or Dataset with a ``time`` dimension, usually lazy.
+    store
+        Path of the Zarr store (created, or extended when it exists; the same
+        checks as :func:`to_zarr` apply: same grid, catalogue and variables).
+    zarr_format
+        Format of a new store.
+
+    Returns
+    -------
+    pandas.DatetimeIndex
+        The store's time axis after the layout, in store order.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, pandas as pd, xarray as xr, dask
+    >>> t = pd.to_datetime(["2024-07-01", "2024-08-01"])
+    >>> da_ = xr.DataArray(np.arange(8.0).reshape(2, 2, 2), dims=("time", "y", "x"), name="v",
+    ...                    coords={"time": t, "y": [15.0, 5.0], "x": [5.0, 15.0]}).chunk({"time": 1})
+    >>> path = tempfile.mkdtemp() + "/r.zarr"
+    >>> list(layout_regions(da_, path).strftime("%m"))
+    ['07', '08']
+    >>> writes = region_writes(da_, path)
+    >>> _ = dask.compute(*writes.values())
+    >>> mark_complete(path, list(writes))
+    >>> len(complete_dates(path)), float(open_zarr(path)["v"].sum())
+    (2, 28.0)
+    """
+    path = Path(store)
+    ds = _as_dataset(obj)
+    if "time" not in ds.dims:
+        raise ValueError("layout_regions needs data with a 'time' dimension (one region per date)")
+    t = pd.Index(ds["time"].values)
+    if t.has_duplicates:
+        raise ValueError(f"the data has duplicate times {list(t[t.duplicated()].astype(str))[:5]}")
+    ds = _regular_chunks(_prepare(ds))
+    fmt = zarr_format_of(path)
+    if path.exists() and fmt is None:
+        raise ValueError(f"{str(path)!r} exists but is not a Zarr store; choose another path")
+    with _quiet():
+        if fmt is None:
+            ds.to_zarr(path, mode="w", zarr_format=zarr_format, consolidated=(zarr_format == 2),
+                       encoding=_encoding(ds), compute=False)
+            import zarr
+
+            zarr.open_group(str(path), mode="r+").attrs[COMPLETE_ATTR] = []
+        else:
+            existing = _open_raw(path, fmt, chunks=None)
+            _check_catalogue(existing, ds, path)
+            _check_static(existing, ds, path)
+            store_times = pd.DatetimeIndex(existing["time"].values)
+            new = ~pd.DatetimeIndex(ds["time"].values).isin(store_times)
+            if complete_dates(path) is None:
+                # a store written by to_zarr: all its dates are complete; start the record
+                mark_complete(path, store_times)
+            if new.any():
+                static = [n for n, v in ds.variables.items() if "time" not in v.dims]
+                payload = ds.drop_vars(static).isel(time=np.flatnonzero(new)).sortby("time")
+                if payload.chunks:
+                    sc = _store_chunks(existing)
+                    payload = payload.chunk({d: sc.get(d, -1) for d in payload.dims if d in payload.chunks})
+                payload.to_zarr(path, append_dim="time", consolidated=(fmt == 2), compute=False)
+    return pd.DatetimeIndex(_open_raw(path, zarr_format_of(path), chunks=None)["time"].values)
+
+
+def region_writes(
+    obj: xr.DataArray | xr.Dataset,
+    store: str | os.PathLike,
+) -> dict[pd.Timestamp, Any]:
+    """One delayed region write per date of ``obj`` into a store laid out by :func:`layout_regions`.
+
+    Each value is a :class:`dask.delayed.Delayed`; computing it writes that
+    date's chunks (and per-date coordinates) into its own time slot of the
+    store and nothing else, so the writes of different dates -- and the chunk
+    writes inside one date, which xarray aligns with the store's chunks -- are
+    disjoint and run in parallel.  On a distributed cluster the workers
+    compute and write the chunks; nothing travels back to the client.
+
+    Parameters
+    ----------
+    obj
+        The same variables as the store, for dates already in its time axis.
+    store
+        Path of the Zarr store.
+
+    Returns
+    -------
+    dict
+        ``{date: Delayed}`` in the order of ``obj``'s time axis.
+
+    Raises
+    ------
+    ValueError
+        A date that is not in the store's time axis (lay it out first).
+
+    Examples
+    --------
+    See :func:`layout_regions`.
+    """
+    path = Path(store)
+    fmt = zarr_format_of(path)
+    if fmt is None:
+        raise FileNotFoundError(f"no Zarr store at {str(path)!r}; create it with layout_regions first")
+    ds = _regular_chunks(_prepare(_as_dataset(obj)))
+    existing = _open_raw(path, fmt, chunks=None)
+    store_times = pd.DatetimeIndex(existing["time"].values)
+    times = pd.DatetimeIndex(ds["time"].values)
+    pos = store_times.get_indexer(times)
+    if (pos < 0).any():
+        raise ValueError(
+            f"dates {list(times[pos < 0].strftime('%Y-%m-%d'))} are not in the store {str(path)!r}; "
+            "call layout_regions(obj, store) first")
+    static = [n for n, v in ds.variables.items() if "time" not in v.dims]
+    payload = ds.drop_vars(static)
+    if payload.chunks:
+        sc = _store_chunks(existing)
+        payload = payload.chunk({d: sc.get(d, -1) for d in payload.dims if d in payload.chunks})
+    out: dict[pd.Timestamp, Any] = {}
+    with _quiet():
+        for k, (t, i) in enumerate(zip(times, pos)):
+            one = payload.isel(time=[k])
+            out[t] = one.to_zarr(path, region={"time": slice(int(i), int(i) + 1)},
+                                 consolidated=(fmt == 2), compute=False)
+    return out
 
 
 # --------------------------------------------------------------------------- reading
