@@ -74,6 +74,7 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from xfacies import catalog, terrain
+from xfacies.validation import require_float
 
 __all__ = ["features", "DEFAULT_SHADOW_CAP", "ShadowCapWarning", "edge_distance"]
 
@@ -190,12 +191,7 @@ def features(
     if len(extra) > 1:
         raise ValueError(f"cube may have at most one dim besides band/y/x (e.g. time), got {extra}")
     tdim = extra[0] if extra else None
-    if np.issubdtype(cube.dtype, np.integer) or cube.dtype == bool:
-        raise TypeError(
-            f"cube has integer dtype {cube.dtype}; xfacies expects floating-point reflectance "
-            "(0..1). Apply the sensor's scale/offset first (e.g. Landsat C2: DN * 2.75e-5 - 0.2; "
-            "Sentinel-2 L2A: (DN - offset) * 1e-4)."
-        )
+    require_float(cube, "cube")
     labels = [str(b) for b in cube["band"].values] if "band" in cube.coords else []
     wanted_optical = [n for n in names if n in catalog.OPTICAL_FEATURES]
     missing = [n for n in wanted_optical if n not in labels]

@@ -39,6 +39,7 @@ import numpy as np
 import xarray as xr
 
 from xfacies import catalog
+from xfacies.validation import require_float
 
 __all__ = ["predict_proba", "classify", "smooth_mode", "prepare_features", "ChunkWarning"]
 
@@ -86,12 +87,7 @@ def prepare_features(obj: xr.DataArray | xr.Dataset, features: tuple[str, ...]) 
             f"features need a 'band' dimension labelled with feature names (got dims {obj.dims}); "
             f"e.g. da.expand_dims(band=['blue']) or xr.concat([...], dim='band')"
         )
-    if np.issubdtype(obj.dtype, np.integer) or obj.dtype == bool:
-        raise TypeError(
-            f"features have integer dtype {obj.dtype}; xfacies expects floating-point "
-            "reflectance (0..1) and physical features. Apply the sensor's scale/offset first "
-            "(e.g. Landsat C2: DN * 2.75e-5 - 0.2; Sentinel-2 L2A: (DN - offset) * 1e-4)."
-        )
+    require_float(obj, "features")
     labels = [str(b) for b in obj["band"].values] if "band" in obj.coords else []
     missing = [f for f in features if f not in labels]
     if missing:
