@@ -1,18 +1,13 @@
-"""The demo pipeline, the CLI and the notebooks, run for real (small sizes)."""
+"""The demo pipeline and the CLI, run for real (small sizes)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
-import xarray as xr
 
 import xfacies
 from xfacies.cli import main
-
-from conftest import REPO
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
@@ -62,21 +57,3 @@ def test_make_demo_model_trains_a_working_bundle(tmp_path, monkeypatch):
     assert 0 <= m.metadata["macro_f1_dense"] <= 1
     assert m.metadata["reproduce"] == "xfacies make-demo-model"
 
-
-NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
-
-
-@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_executes(nb_path, tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    nb = nbformat.read(nb_path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            assert not cell.get("outputs"), f"{nb_path.name} is committed with outputs: strip them"
-    monkeypatch.chdir(tmp_path)
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()
-    pngs = list(tmp_path.glob("*.png"))
-    assert pngs, "the notebook should save its figures"

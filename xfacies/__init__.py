@@ -32,11 +32,15 @@ _LAZY = {
     "open_dem": "xfacies.stac",
     "regress": "xfacies.massbalance",
     "crop": "xfacies.outlines",
+    "apply_scene": "xfacies.apply",
+    "run_config": "xfacies.pipeline",
+    "load_config": "xfacies.pipeline",
+    "RunConfig": "xfacies.pipeline",
 }
 _SUBMODULES = {
     "catalog", "synthetic", "terrain", "outlines", "inference", "products", "io", "plot",
     "model", "demo", "cli", "accessor", "cluster", "wgms", "massbalance", "features", "stac",
-    "sensors", "stac_testing",
+    "sensors", "stac_testing", "pipeline", "apply", "validation",
 }
 
 __all__ = ["CLASSES", "FEATURES", "FEATURE_SETS", "NODATA", "__version__", *_LAZY]

@@ -1,4 +1,5 @@
-"""Command line: ``xfacies demo``, ``xfacies info``, ``xfacies import-reference``, ``xfacies make-demo-model``."""
+"""Command line: ``xfacies run``, ``xfacies apply``, ``xfacies demo``, ``xfacies info``,
+``xfacies import-reference``, ``xfacies make-demo-model``."""
 
 from __future__ import annotations
 
@@ -49,9 +50,68 @@ def _cmd_make_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(a: argparse.Namespace) -> int:
+    from xfacies.pipeline import load_config, run
+
+    cfg = load_config(a.config)
+    kwargs = {} if a.scheduler is None else {"scheduler": a.scheduler}
+    run(cfg, resume=a.resume, progress=not a.no_progress, **kwargs)
+    return 0
+
+
+def _cmd_apply(a: argparse.Namespace) -> int:
+    from xfacies.apply import apply_scene
+
+    res = apply_scene(a.optical, a.outlines, a.output, dem=a.dem, slope=a.slope, shadow=a.shadow,
+                      hillshade=a.hillshade, proximity=a.proximity, model=a.model, minmax=a.minmax,
+                      confidence=a.confidence, calibration=a.calibration, smooth=a.smooth,
+                      method=a.method, batch_size=a.batch_size, chunks=a.chunks,
+                      progress=not a.no_progress)
+    print(res.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xfacies", description="Glacier surface facies from optical imagery.")
     sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser(
+        "run", help="glaciers x years: STAC -> facies -> Zarr -> products -> mass-balance report",
+        description="Run the xfacies pipeline described by a TOML configuration (see xfacies.pipeline). "
+                    "Dates already complete in the output store are skipped (--no-resume recomputes them).")
+    run.add_argument("config", help="TOML run configuration")
+    run.add_argument("--scheduler", default=None,
+                     help="Dask scheduler address (tcp://host:8786), or 'threads'; default: the config's "
+                          "[cluster] scheduler, else a new LocalCluster")
+    run.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                     help="skip dates already complete in the store (default: %(default)s)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(func=_cmd_run)
+
+    ap = sub.add_parser(
+        "apply", help="classify one scene from GeoTIFFs (the reference's apply.py, fixed)",
+        description="Classify the glacier facies of one scene from GeoTIFFs on one grid. The feature set "
+                    "follows from the inputs: optical (1); + --dem --slope (2); + --shadow --hillshade (3); "
+                    "+ --proximity (4).")
+    ap.add_argument("--optical", required=True, help="6-band optical GeoTIFF (blue green red nir swir1 swir2)")
+    ap.add_argument("--outlines", required=True, help="glacier outlines (shp, geojson, gpkg, ...)")
+    ap.add_argument("--output", required=True, help="output class GeoTIFF (int16, nodata -9999)")
+    for name, what in (("dem", "DEM (m)"), ("slope", "slope (degrees)"),
+                       ("shadow", "cast-shadow mask (1 sunlit, 0 shadow)"), ("hillshade", "hillshade (0..1)"),
+                       ("proximity", "distance to the outline edges")):
+        ap.add_argument(f"--{name}", default=None, help=f"{what} GeoTIFF on the optical grid")
+    ap.add_argument("--model", default="demo",
+                    help="xfacies bundle, 'demo', or reference *_weights.h5 (default: %(default)s)")
+    ap.add_argument("--minmax", default=None, help="reference min/max pickle (with .h5 weights)")
+    ap.add_argument("--confidence", default=None, help="also write this confidence GeoTIFF (float32)")
+    ap.add_argument("--calibration", default=None, help="reference *_calibration_model.pickle")
+    ap.add_argument("--smooth", action="store_true", help="3x3 mode smoothing of the class map")
+    ap.add_argument("--method", choices=["exact", "dense"], default="exact",
+                    help="exact: the reference's per-pixel patches (default); dense: ~300x faster")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--chunks", type=int, default=1024, help="chunk size in pixels (default: %(default)s)")
+    ap.add_argument("--no-progress", action="store_true")
+    ap.set_defaults(func=_cmd_apply)
 
     d = sub.add_parser("demo", help="classify a synthetic melt season end to end (no download)")
     d.add_argument("--out", default="xfacies-demo", help="output folder (default: %(default)s)")

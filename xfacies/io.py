@@ -488,9 +488,9 @@ def layout_regions(
             _check_static(existing, ds, path)
             store_times = pd.DatetimeIndex(existing["time"].values)
             new = ~pd.DatetimeIndex(ds["time"].values).isin(store_times)
-            if complete_dates(path) is None:
-                # a store written by to_zarr: all its dates are complete; start the record
-                mark_complete(path, store_times)
+            # a store written by to_zarr has no record: all its dates are complete
+            record = complete_dates(path)
+            record = store_times if record is None else record
             if new.any():
                 static = [n for n, v in ds.variables.items() if "time" not in v.dims]
                 payload = ds.drop_vars(static).isel(time=np.flatnonzero(new)).sortby("time")
@@ -498,6 +498,10 @@ def layout_regions(
                     sc = _store_chunks(existing)
                     payload = payload.chunk({d: sc.get(d, -1) for d in payload.dims if d in payload.chunks})
                 payload.to_zarr(path, append_dim="time", consolidated=(fmt == 2), compute=False)
+            # (re)write the record after the append, which rewrites the group's attributes
+            import zarr
+
+            zarr.open_group(str(path), mode="r+").attrs[COMPLETE_ATTR] = _iso_dates(record.sort_values())
     return pd.DatetimeIndex(_open_raw(path, zarr_format_of(path), chunks=None)["time"].values)
 
 
@@ -584,7 +588,9 @@ def open_zarr(store: str | os.PathLike, *, chunks: Any = {}) -> xr.Dataset:  # n
     when present), never turns the Zarr ``fill_value`` into a mask (so int8
     class maps stay int8), restores ``flag_values`` to the variable's dtype,
     strings to object dtype, and sorts by ``time`` when the store's time axis
-    is unsorted (dates appended out of order).
+    is unsorted (dates appended out of order).  In a store written by regions
+    (:func:`layout_regions`), only the dates recorded as complete are shown
+    (a run in progress or interrupted never exposes unwritten chunks).
 
     Parameters
     ----------
@@ -632,6 +638,12 @@ def open_zarr(store: str | os.PathLike, *, chunks: Any = {}) -> xr.Dataset:  # n
                 ds = ds.assign_coords({name: new})
             else:
                 ds[name] = new
+    done = ds.attrs.pop(COMPLETE_ATTR, None)
+    if done is not None and "time" in ds.indexes:
+        # a store written in parallel by regions: show only the dates whose write finished
+        keep = ds.indexes["time"].isin(pd.to_datetime(list(done)))
+        if not keep.all():
+            ds = ds.isel(time=np.flatnonzero(keep))
     if "time" in ds.indexes and not ds.indexes["time"].is_monotonic_increasing:
         ds = ds.sortby("time")
     return ds

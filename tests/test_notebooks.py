@@ -1,0 +1,38 @@
+"""The notebooks in notebooks/ execute end to end (in a scratch folder) and are committed without outputs."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import REPO
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+def test_the_three_notebooks_exist():
+    assert {p.stem for p in NOTEBOOKS} >= {"quickstart", "massbalance", "scaling"}
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_executes(nb_path, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(nb_path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.get("outputs") and cell.get("execution_count") is None, \
+                f"{nb_path.name} is committed with outputs: strip them"
+    monkeypatch.chdir(tmp_path)
+    # the mass-balance notebook finds ../shared/data/wgms next to the repository (or falls back)
+    monkeypatch.setenv("XFACIES_REPO", str(REPO))
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    t0 = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - t0
+    pngs = list(tmp_path.glob("*.png"))
+    assert pngs, "the notebook should save its figures"
+    assert seconds < 120, f"{nb_path.name} took {seconds:.0f} s; notebooks must stay quick"

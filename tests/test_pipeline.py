@@ -1,0 +1,260 @@
+"""``xfacies run``: the pipeline end to end on synthetic glaciers served over STAC; resume,
+idempotence, configuration errors, the mass-balance report, parallel region writes on a cluster."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import xfacies
+from xfacies import io
+from xfacies.cli import main
+from xfacies.pipeline import RunConfig, load_config, run
+
+DATES = ["2019-06-20", "2020-07-10", "2021-08-05"]
+GLACIER = "SYN60-00.00001"
+
+
+def config(outdir, **sections):
+    cfg = {
+        "area": {"synthetic": {"size": 128, "seed": 7, "n_glaciers": 1, "dates": DATES}},
+        "time": {"start": 2019, "end": 2021},
+        "stac": {"catalog": "synthetic", "chunks": 64},
+        "dem": {"source": "synthetic"},
+        "products": {"window": ["06-01", "10-15"]},
+        "cluster": {"scheduler": "threads"},
+        "output": {"dir": str(outdir)},
+    }
+    for k, v in sections.items():
+        cfg[k] = {**cfg.get(k, {}), **v}
+    return cfg
+
+
+def toml(cfg) -> str:
+    def val(v):
+        if isinstance(v, str):
+            return f'"{v}"'
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {val(x)}" for k, x in v.items()) + "}"
+        return str(v)
+
+    return "\n".join(f"[{s}]\n" + "\n".join(f"{k} = {val(v)}" for k, v in kv.items()) for s, kv in cfg.items())
+
+
+def chunk_files(store: Path) -> dict[str, float]:
+    return {str(p.relative_to(store)): p.stat().st_mtime_ns for p in (store / "classes").rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    res = run(config(out), progress=False, verbose=False)
+    return out, res
+
+
+def test_run_end_to_end(first_run):
+    out, res = first_run
+    assert [t.strftime("%Y-%m-%d") for t in res.written] == DATES and res.skipped == []
+    maps = io.open_zarr(res.store).compute()
+    assert maps.classes.dtype == np.int8 and maps.sizes == {"time": 3, "y": 128, "x": 128}
+    assert maps.classes.encoding["chunks"] == (1, 64, 64)
+    assert set(np.unique(maps.classes.values)) - {-1} and maps.confidence.dtype == np.float32
+    assert [str(t)[:10] for t in io.complete_dates(res.store).strftime("%Y-%m-%d")] == DATES
+    frac = io.open_zarr(res.fractions_store).compute()
+    np.testing.assert_allclose(frac.fraction.sum("class").values, 1.0, atol=1e-5)
+    prod = io.open_zarr(res.products_store).compute()
+    assert set(prod.data_vars) >= {"aar_proxy", "end_of_season_aar_proxy", "snowline_altitude"}
+    assert list(res.table.columns[:3]) == ["year", "glacier", "aar_proxy"] and len(res.table) == 3
+    assert res.table.aar_proxy.between(0, 1).all()
+    report = res.report_dir
+    assert {"end_of_season.csv", "fractions.png", "summary.txt"} <= {p.name for p in report.iterdir()}
+    assert (report / "fractions.png").read_bytes()[:4] == b"\x89PNG"
+    log = res.log.read_text()
+    assert "wrote 2019-06-20" in log and "summary:" in log
+    assert "classified and written: 3 date(s)" in (report / "summary.txt").read_text()
+
+
+def test_rerun_is_idempotent_and_no_resume_replaces_in_place(first_run):
+    out, first = first_run
+    before = chunk_files(first.store)
+    maps0 = io.open_zarr(first.store).compute()
+    again = run(config(out), progress=False, verbose=False)
+    assert again.written == [] and len(again.skipped) == 3
+    assert chunk_files(first.store) == before  # nothing rewritten
+    redo = run(config(out), resume=False, progress=False, verbose=False)
+    assert len(redo.written) == 3
+    maps1 = io.open_zarr(first.store).compute()
+    xr.testing.assert_identical(maps0, maps1)  # same dates, same values: replaced, not appended
+    pd.testing.assert_frame_equal(again.table, first.table)
+
+
+def test_resume_after_interruption_writes_only_the_missing_dates(first_run, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    real = io.mark_complete
+    calls = []
+
+    def interrupt_after_first(store, dates):
+        calls.append(dates)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("simulated interruption")
+        real(store, dates)
+
+    monkeypatch.setattr(io, "mark_complete", interrupt_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        run(config(out), progress=False, verbose=False)
+    monkeypatch.setattr(io, "mark_complete", real)
+    store = out / "facies.zarr"
+    assert list(io.complete_dates(store).strftime("%Y-%m-%d")) == DATES[:1]
+    assert io.open_zarr(store).sizes["time"] == 1  # readers never see the unfinished dates
+    first_chunks = {k: v for k, v in chunk_files(store).items() if k.split("/")[-3:-2] == ["0"]
+                    or k.startswith("c/0/")}
+    assert first_chunks
+    res = run(config(out), progress=False, verbose=False)
+    assert [t.strftime("%Y-%m-%d") for t in res.written] == DATES[1:]
+    assert [t.strftime("%Y-%m-%d") for t in res.skipped] == DATES[:1]
+    after = chunk_files(store)
+    assert all(after[k] == v for k, v in first_chunks.items())  # the first date was not rewritten
+    xr.testing.assert_identical(io.open_zarr(store).compute(), io.open_zarr(first_run[1].store).compute())
+
+
+def test_massbalance_report_with_a_wgms_table(first_run, tmp_path):
+    out, first = first_run
+    wg = tmp_path / "wgms"
+    wg.mkdir()
+    # a small WGMS-format record: balances (mm w.e.) that fall as the AAR proxy falls
+    aar = first.table.set_index("year")["aar_proxy"]
+    mm = {y: round((3.0 * a - 1.8) * 1000 + 30 * (-1) ** y) for y, a in aar.items()}
+    rows = "\n".join(f"{y},1,XX,SYNTHETIC GL.,1.0,,,{b},," for y, b in mm.items())
+    (wg / "mbdata_WGMS-00001.csv").write_text(
+        "YEAR,WGMS_ID,POLITICAL_UNIT,NAME,AREA,WINTER_BALANCE,SUMMER_BALANCE,ANNUAL_BALANCE,REMARKS,RGI_ID\n"
+        + rows + "\n")
+    (wg / "rgi_wgms_links.csv").write_text(f"NAME,WGMS_ID,RGI50_ID,RGI60_ID\nSYNTHETIC GL.,1,,{GLACIER}\n")
+    res = run(config(out, massbalance={"wgms": str(wg)}), progress=False, verbose=False)
+    assert res.written == []  # resumed: only products and the report
+    reg = res.regression
+    assert reg is not None and reg.n == 3 and reg.r > 0.95 and abs(reg.slope - 3.0) < 0.5
+    assert {"massbalance.csv", "massbalance.png"} <= {p.name for p in res.report_dir.iterdir()}
+    assert "balance" in res.table and "mass balance regression" in res.summary()
+    # a plain CSV table works too; too few pairs is a note, not a crash
+    csv = tmp_path / "mb.csv"
+    pd.DataFrame({"glacier": [GLACIER], "year": [2021], "balance": [-1.0]}).to_csv(csv, index=False)
+    res = run(config(out, massbalance={"wgms": str(csv)}), progress=False, verbose=False)
+    assert res.regression is None and "regression skipped" in res.notes[0]
+
+
+def test_config_errors_list_the_valid_keys(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown key 'sensor' in \[stac\]; valid keys: catalog, provider, "
+                                         r"sensors, max_cloud, resolution, crs, chunks, buffer"):
+        RunConfig.from_dict(config(tmp_path, stac={"sensor": "landsat"}))
+    with pytest.raises(ValueError, match=r"unknown section \[outputs\].*valid sections: area, time, stac"):
+        RunConfig.from_dict({**config(tmp_path), "outputs": {}})
+    with pytest.raises(ValueError, match=r"unknown key 'sice' in \[area.synthetic\]; valid keys: size, seed"):
+        RunConfig.from_dict(config(tmp_path, area={"synthetic": {"sice": 64}}))
+    with pytest.raises(ValueError, match=r"\[model\] method must be one of 'dense', 'exact', got 'fast'"):
+        RunConfig.from_dict(config(tmp_path, model={"method": "fast"}))
+    with pytest.raises(ValueError, match=r"\[stac\] chunks must be an integer, got '64'"):
+        RunConfig.from_dict(config(tmp_path, stac={"chunks": "64"}))
+    with pytest.raises(ValueError, match=r"\[area\] needs exactly one of `outlines`"):
+        RunConfig.from_dict({"time": {"start": 2020, "end": 2021}})
+    p = tmp_path / "bad.toml"
+    p.write_text(toml(config(tmp_path, cluster={"workers": 4})))
+    assert main(["run", str(p)]) == 2
+
+
+def test_cli_run_from_toml_with_relative_paths(first_run, tmp_path, capsys):
+    out, first = first_run
+    cfg = config("out")
+    p = tmp_path / "run.toml"
+    p.write_text(toml(cfg))
+    loaded = load_config(p)
+    assert loaded.output.dir == str(tmp_path / "out")  # relative to the config file
+    assert main(["run", str(p), "--scheduler", "threads", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "classified and written: 3 date(s)" in text and "end of season" in text
+    xr.testing.assert_identical(io.open_zarr(tmp_path / "out" / "facies.zarr").compute(),
+                                io.open_zarr(first.store).compute())
+
+
+# --------------------------------------------------------------------------- on a real LocalCluster
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as c:
+        yield c
+
+
+def test_parallel_region_writes_are_done_by_the_workers(cluster, tmp_path):
+    """Disjoint per-date regions, written by the worker processes; the client never holds the data."""
+    import dask.array as da
+    from distributed import Client, get_task_stream
+
+    def block(block_info=None):
+        (t0, _), (y0, y1), (x0, x1) = block_info[None]["array-location"]
+        shape = block_info[None]["chunk-shape"]
+        # which process made this block: a file per block, named by pid (the data is deterministic)
+        Path(os.environ["XFACIES_TEST_PIDS"], f"{os.getpid()}-{t0}-{y0}-{x0}").touch()
+        return (np.arange(np.prod(shape)).reshape(shape) % 7 + t0).astype(np.int8)
+
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    os.environ["XFACIES_TEST_PIDS"] = str(pids)
+    t = pd.date_range("2021-06-01", periods=4, freq="10D")
+    arr = da.map_blocks(block, dtype=np.int8, chunks=((1,) * 4, (32, 32), (32, 32)))
+    classes = xr.DataArray(arr, dims=("time", "y", "x"), name="classes",
+                           coords={"time": t, "y": 5190000.0 - 10 * np.arange(64), "x": 630000.0 + 10 * np.arange(64)},
+                           attrs=xfacies.catalog.class_flag_attrs())
+    store = tmp_path / "par.zarr"
+    with Client(cluster) as client:
+        client.run(lambda: os.environ.__setitem__("XFACIES_TEST_PIDS", str(pids)))
+        io.layout_regions(classes, store)
+        writes = io.region_writes(classes, store)
+        with get_task_stream(client) as ts:
+            futures = client.compute(list(writes.values()))
+            assert all(f.result() is None for f in futures)  # nothing but None travels back
+        io.mark_complete(store, list(writes))
+    made_by = {int(p.name.split("-")[0]) for p in pids.iterdir()}
+    assert len(list(pids.iterdir())) == 16 and os.getpid() not in made_by and len(made_by) == 2
+    keys = [(rec["key"][0] if isinstance(rec["key"], tuple) else rec["key"], rec["worker"]) for rec in ts.data]
+    writers = {w for k, w in keys if "store" in str(k)}
+    assert len(writers) == 2, "both workers should write chunks"
+    expect = np.stack([(np.arange(32 * 32).reshape(32, 32) % 7 + k).astype(np.int8) for k in range(4)])
+    back = io.open_zarr(store).compute()
+    np.testing.assert_array_equal(back.classes.values[:, :32, :32], expect)
+    xr.testing.assert_identical(back, classes.compute().to_dataset())
+    assert len(io.complete_dates(store)) == 4
+
+
+def test_run_on_a_local_cluster_matches_the_threaded_run(cluster, first_run, tmp_path, capsys):
+    out, first = first_run
+    res = run(config(tmp_path / "c"), scheduler=cluster.scheduler_address, progress=False)
+    assert len(res.written) == 3 and res.dashboard and "Dask dashboard:" in capsys.readouterr().out
+    xr.testing.assert_identical(io.open_zarr(res.store).compute(), io.open_zarr(first.store).compute())
+
+
+def test_layout_regions_extends_a_store_and_keeps_the_record(tmp_path):
+    """New dates laid out after a to_zarr store (or a previous layout) keep the old dates complete."""
+    import dask
+
+    t = pd.date_range("2021-06-01", periods=4, freq="10D")
+    da_ = xr.DataArray(np.arange(4 * 4, dtype="float32").reshape(4, 2, 2), dims=("time", "y", "x"), name="v",
+                       coords={"time": t, "y": [15.0, 5.0], "x": [5.0, 15.0]}).chunk({"time": 1})
+    store = tmp_path / "s.zarr"
+    io.to_zarr(da_.isel(time=[0]), store)  # a plain store: no record
+    io.layout_regions(da_.isel(time=[1, 2]), store)
+    assert list(io.complete_dates(store)) == [t[0]] and io.open_zarr(store).sizes["time"] == 1
+    w = io.region_writes(da_.isel(time=[1]), store)
+    dask.compute(*w.values())
+    io.mark_complete(store, list(w))
+    io.layout_regions(da_.isel(time=[3]), store)  # the append must not lose the record
+    assert list(io.complete_dates(store)) == list(t[:2])
+    xr.testing.assert_identical(io.open_zarr(store).compute(), da_.isel(time=[0, 1]).to_dataset())
