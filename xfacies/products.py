@@ -112,6 +112,21 @@ def _glacier_index(classes: xr.DataArray, outlines: Any, all_touched: bool) -> x
     return rasterize(outlines, classes, all_touched=all_touched)
 
 
+def _with_time(classes: xr.DataArray) -> tuple[xr.DataArray, bool]:
+    """A (time, y, x) view of a (y, x) or (time, y, x) class map, and whether time was added.
+
+    A 2-D map with a scalar ``time`` coordinate gets a length-1 ``time``; without one a
+    temporary dim that callers squeeze away again.
+    """
+    if classes.ndim == 2:
+        if "time" in classes.coords and classes["time"].ndim == 0:
+            return classes.expand_dims("time"), False
+        return classes.expand_dims("__t"), True
+    if classes.ndim != 3:
+        raise ValueError(f"classes must be (y, x) or (time, y, x); got dims {classes.dims}")
+    return classes, False
+
+
 def fractions(
     classes: xr.DataArray,
     outlines: Any,
@@ -186,17 +201,7 @@ def fractions(
             f"classes must be an xarray.DataArray class map, got {type(classes).__name__}; "
             "for a Dataset pass ds['classes']"
         )
-    squeeze_time = False
-    if classes.ndim == 2:
-        if "time" in classes.coords and classes["time"].ndim == 0:
-            classes = classes.expand_dims("time")
-        else:
-            classes = classes.expand_dims("__t")
-            squeeze_time = True
-    elif classes.ndim != 3:
-        raise ValueError(
-            f"classes must be (y, x) or (time, y, x); got dims {classes.dims}"
-        )
+    classes, squeeze_time = _with_time(classes)
     tdim = classes.dims[0]
     ydim, xdim = classes.dims[1], classes.dims[2]
 
@@ -583,15 +588,7 @@ def snowline_altitude(
     if both:
         raise ValueError(f"classes {both} are both accumulation and ablation; choose one")
 
-    squeeze_time = False
-    if classes.ndim == 2:
-        if "time" in classes.coords and classes["time"].ndim == 0:
-            classes = classes.expand_dims("time")
-        else:
-            classes = classes.expand_dims("__t")
-            squeeze_time = True
-    elif classes.ndim != 3:
-        raise ValueError(f"classes must be (y, x) or (time, y, x); got dims {classes.dims}")
+    classes, squeeze_time = _with_time(classes)
     tdim, ydim, xdim = classes.dims
     if dem.ndim != 2 or set(dem.dims) != {ydim, xdim}:
         raise ValueError(
