@@ -29,7 +29,6 @@ Examples
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import tempfile
 from pathlib import Path
@@ -43,7 +42,6 @@ from xfacies.validation import require_float
 
 __all__ = ["predict_proba", "classify", "smooth_mode", "prepare_features", "ChunkWarning"]
 
-log = logging.getLogger(__name__)
 Method = Literal["dense", "exact"]
 
 
@@ -270,16 +268,12 @@ def _smooth_block(block: np.ndarray, n_classes: int) -> np.ndarray:
     return smooth_mode(block, n_classes)[..., 1:-1, 1:-1]
 
 
-def _confidence_block(p: np.ndarray, *, model_path: str | None, calibrate: bool) -> np.ndarray:
+def _confidence_block(p: np.ndarray, *, model_path: str, calibrate: bool) -> np.ndarray:
+    """(…, C, y, x) probabilities -> (…, y, x) confidence (:meth:`Model.confidence`), NaN = nodata."""
     from xfacies.model.bundle import _load_cached
 
     nodata = np.isnan(p).any(axis=-3)
-    conf = np.max(np.nan_to_num(p, nan=0.0), axis=-3)
-    if calibrate and model_path is not None:
-        model = _load_cached(model_path)
-        if model.calibrator is not None:
-            conf = model.calibrator(conf)
-    conf = np.clip(conf, 0.0, 1.0).astype(np.float32)
+    conf = _load_cached(model_path).confidence(np.nan_to_num(p, nan=0.0), axis=-3, calibrate=calibrate)
     conf[nodata] = np.nan
     return conf
 
@@ -417,7 +411,8 @@ def classify(
     """
     import dask.array as da
 
-    probs = predict_proba(features, model, outlines, method=method, batch_size=batch_size)
+    path, m = _model_path(model)  # resolve once (an in-memory model is saved and hashed here)
+    probs = predict_proba(features, m, outlines, method=method, batch_size=batch_size)
     p = probs.data
     nd = p.ndim
     labels = da.map_blocks(_labels_block, p, drop_axis=nd - 3, dtype=np.int8,
@@ -425,7 +420,6 @@ def classify(
     if smooth:
         depth = {i: 0 for i in range(nd - 1)}
         depth[nd - 3] = depth[nd - 2] = 1
-        labels = _ensure_min_chunks(labels, 1)
         labels = da.map_overlap(
             _smooth_block, labels, depth=depth, boundary=catalog.NODATA, trim=False,
             dtype=np.int8, meta=np.empty((0,) * (nd - 1), dtype=np.int8),
@@ -438,11 +432,10 @@ def classify(
     facies = xr.DataArray(labels, dims=dims, coords=coords, name="classes", attrs=attrs)
     if not confidence:
         return facies
-    path, _ = _model_path(model)
     conf = da.map_blocks(_confidence_block, p, drop_axis=nd - 3, dtype=np.float32,
                          meta=np.empty((0,) * (nd - 1), dtype=np.float32),
                          model_path=path, calibrate=calibrate, name="xfacies-confidence")
     conf_da = xr.DataArray(conf, dims=dims, coords=coords, name="confidence",
                            attrs={"long_name": "classification confidence", "units": "1",
-                                  "calibrated": int(calibrate and _model_path(model)[1].calibrator is not None)})
+                                  "calibrated": int(calibrate and m.calibrator is not None)})
     return xr.Dataset({"classes": facies, "confidence": conf_da})
