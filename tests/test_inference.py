@@ -295,3 +295,51 @@ def test_inference_is_identical_on_other_keras_backends(backend, tiny_model, tmp
     e = xfacies.predict_proba(feats, tiny_model, mask, method="exact").values
     np.testing.assert_allclose(other[0], d, atol=1e-5, equal_nan=True)
     np.testing.assert_allclose(other[1], e, atol=1e-5, equal_nan=True)
+
+
+# --------------------------------------------------------------------------- storage windows
+@pytest.fixture
+def zarr_scene(tmp_path, tiny_model):
+    feats = random_features((70, 90), seed=8).rio.write_crs("EPSG:32632")
+    ds = xr.Dataset({"features": feats, "glacier": _mask((70, 90), seed=9)})
+    store = tmp_path / "inputs.zarr"
+    ds.chunk({"y": 32, "x": 40}).to_zarr(store, mode="w", consolidated=False)
+    return store
+
+
+@pytest.mark.parametrize("method", ["dense", "exact"])
+def test_storage_backed_features_read_windows_equal_to_chunked_path(tiny_model, zarr_scene, method):
+    """Opened with chunks=None, every block reads its own window + halo; same numbers."""
+    lazy = xr.open_zarr(zarr_scene, consolidated=False, chunks=None)
+    chunked = xr.open_zarr(zarr_scene, consolidated=False)
+    p_lazy = xfacies.predict_proba(lazy.features, tiny_model, lazy.glacier, method=method)
+    assert p_lazy.chunks[-2:] == ((32, 32, 6), (40, 40, 10))  # the store's chunks
+    assert not lazy.features.variable._in_memory  # building the graph read nothing
+    whole = xfacies.predict_proba(chunked.features.compute(), tiny_model, chunked.glacier.compute(),
+                                  method=method).values
+    np.testing.assert_allclose(p_lazy.values, whole, atol=1e-5, equal_nan=True)
+    lab = xfacies.classify(lazy.features, tiny_model, lazy.glacier, method=method).values
+    np.testing.assert_array_equal(
+        lab, xfacies.classify(chunked.features, tiny_model, chunked.glacier, method=method).values)
+
+
+def test_storage_windows_graph_holds_no_data_and_has_no_neighbour_edges(tiny_model, zarr_scene):
+    import pickle
+
+    lazy = xr.open_zarr(zarr_scene, consolidated=False, chunks=None)
+    p = xfacies.predict_proba(lazy.features, tiny_model, None)
+    g = dict(p.data.__dask_graph__())
+    assert len(pickle.dumps(g)) < 100_000  # handles and windows, not pixels
+    blocks = [k for k in g if isinstance(k, tuple) and k[0] == p.data.name]
+    assert len(blocks) == 3 * 3
+
+
+def test_storage_windows_run_on_a_local_cluster(tiny_model, zarr_scene):
+    from distributed import Client, LocalCluster
+
+    lazy = xr.open_zarr(zarr_scene, consolidated=False, chunks=None)
+    expected = xfacies.classify(lazy.features, tiny_model, lazy.glacier).compute(scheduler="sync")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+            Client(cl):
+        got = xfacies.classify(lazy.features, tiny_model, lazy.glacier).compute()
+    np.testing.assert_array_equal(got.values, expected.values)

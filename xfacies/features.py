@@ -22,7 +22,7 @@ proximity     Euclidean distance (m) from the pixel centre to the nearest
               the glaciers alike) divided by its maximum over the raster
 ============  ===============================================================
 
-Everything is blockwise (:func:`dask.array.map_overlap` or per-block tasks) on
+Everything is blockwise (:func:`xfacies.halo.map_halo` or per-block tasks) on
 the cube's own y/x chunks, and every value is independent of the chunking:
 
 * slope and hillshade: halo 1 pixel; at the scene border the DEM is padded with
@@ -74,6 +74,7 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from xfacies import catalog, terrain
+from xfacies.halo import map_halo
 from xfacies.validation import require_float
 
 __all__ = ["features", "DEFAULT_SHADOW_CAP", "ShadowCapWarning", "edge_distance"]
@@ -427,18 +428,12 @@ def _dem_on_grid(dem: Any, cube: xr.DataArray, crs: Any, res: float, ych: tuple,
 # --------------------------------------------------------------------------- terrain layers
 def _overlap1(kernel: Any, dem: Any, res: float, *args: float) -> Any:
     """A 3x3 Horn kernel blockwise: halo 1 with nearest-value padding at the scene edge."""
-    import dask.array as da
+    return map_halo(_kernel_block, dem, {0: 1, 1: 1}, boundary="nearest", dtype=np.float32,
+                    name=f"xfacies-{kernel.__name__}", kernel=kernel, res=res, args=args)
 
-    def fn(block: NDArray) -> NDArray:
-        return kernel(block, res, *args).astype(np.float32)
 
-    from dask.base import tokenize
-
-    return da.map_overlap(
-        fn, dem, depth={0: 1, 1: 1}, boundary="nearest", trim=True,
-        dtype=np.float32, meta=np.empty((0, 0), np.float32),
-        name=f"xfacies-{kernel.__name__}-{tokenize(dem, res, args)}",
-    )
+def _kernel_block(block: NDArray, *, kernel: Any, res: float, args: tuple) -> NDArray:
+    return kernel(block, res, *args).astype(np.float32)
 
 
 def _relief(dem: Any) -> float:
@@ -480,28 +475,15 @@ def _shadow(dem: Any, res: float, az: float, el: float, relief: float, cap: floa
     halo = int(math.ceil(maxd / res)) + 2
     ny, nx = dem.shape
     depth = {0: min(halo, ny), 1: min(halo, nx)}
-    arr = _min_chunks(dem, depth)
-
-    def fn(block: NDArray) -> NDArray:
-        lit = terrain.cast_shadow(block, res, az, el, max_distance=maxd).astype(np.float32)
-        lit[np.isnan(block)] = np.nan
-        return lit
-
-    lit = da.map_overlap(
-        fn, arr, depth=depth, boundary=np.nan, trim=True,
-        dtype=np.float32, meta=np.empty((0, 0), np.float32), allow_rechunk=False,
-    )
+    lit = map_halo(_shadow_block, dem, depth, boundary=np.nan, dtype=np.float32,
+                   name="xfacies-cast-shadow", res=res, az=az, el=el, maxd=maxd)
     return lit.rechunk(dem.chunks), {"halo": halo, "max_distance": maxd}
 
 
-def _min_chunks(arr: Any, depth: dict[int, int]) -> Any:
-    from dask.array.overlap import ensure_minimum_chunksize
-
-    chunks = list(arr.chunks)
-    for ax, d in depth.items():
-        if d and min(chunks[ax]) < d:
-            chunks[ax] = (sum(chunks[ax]),) if sum(chunks[ax]) <= d else ensure_minimum_chunksize(d, chunks[ax])
-    return arr.rechunk(tuple(chunks)) if tuple(chunks) != arr.chunks else arr
+def _shadow_block(block: NDArray, *, res: float, az: float, el: float, maxd: float) -> NDArray:
+    lit = terrain.cast_shadow(block, res, az, el, max_distance=maxd).astype(np.float32)
+    lit[np.isnan(block)] = np.nan
+    return lit
 
 
 def _elevation(dem: Any, gid: Any, n_glaciers: int, per_glacier: bool) -> Any:

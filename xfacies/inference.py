@@ -16,6 +16,11 @@ zeros after normalisation; missing features inside the scene (clouds masked by
 a provider, gaps) are treated the same way, and pixels whose own features are
 missing get nodata.
 
+Halos come from :func:`xfacies.halo.map_halo` (copied strips, never whole
+neighbour chunks).  Features backed by storage and not dask-chunked
+(``xr.open_zarr(store, chunks=None)``) are read window by window instead: each
+block reads its own window plus halo, so memory is bounded by the block size.
+
 The model never travels inside the task graph: tasks carry the bundle's *path*
 and each process loads it once (:func:`xfacies.model.bundle._load_cached`).
 
@@ -31,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +44,7 @@ import numpy as np
 import xarray as xr
 
 from xfacies import catalog
+from xfacies.halo import ChunkWarning, map_halo, min_chunks
 from xfacies.validation import require_float
 
 __all__ = ["predict_proba", "classify", "smooth_mode", "prepare_features", "ChunkWarning"]
@@ -46,7 +53,8 @@ Method = Literal["dense", "exact"]
 
 
 # --------------------------------------------------------------------------- inputs
-def prepare_features(obj: xr.DataArray | xr.Dataset, features: tuple[str, ...]) -> xr.DataArray:
+def prepare_features(obj: xr.DataArray | xr.Dataset, features: tuple[str, ...], *,
+                     cast: bool = True) -> xr.DataArray:
     """Validate a feature cube and select ``features`` (in that order) along ``band``.
 
     Accepts a DataArray with a ``band`` dimension labelled by feature names, or
@@ -101,7 +109,7 @@ def prepare_features(obj: xr.DataArray | xr.Dataset, features: tuple[str, ...]) 
         )
     dims = [d for d in obj.dims if d not in ("band", "y", "x")] + ["band", "y", "x"]
     out = obj.sel(band=list(features)).transpose(*dims)
-    if out.dtype != np.float32:
+    if cast and out.dtype != np.float32:
         out = out.astype(np.float32)
     return out
 
@@ -153,35 +161,6 @@ def _model_path(model: Any) -> tuple[str, Any]:
             model.path = path
         return str(path), model
     raise TypeError(f"model must be an xfacies.Model, a bundle path or 'demo'; got {type(model).__name__}")
-
-
-class ChunkWarning(UserWarning):
-    """Chunks were changed to fit the model's halo."""
-
-
-def _ensure_min_chunks(arr, halo: int):
-    """Merge spatial chunks smaller than the halo (dask needs chunks >= depth)."""
-    from dask.array.overlap import ensure_minimum_chunksize
-
-    chunks = list(arr.chunks)
-    changed = False
-    for ax in (arr.ndim - 2, arr.ndim - 1):
-        if halo and min(chunks[ax]) < halo:
-            if sum(chunks[ax]) < halo:
-                continue  # one chunk smaller than the halo: fine, it is the whole axis
-            chunks[ax] = ensure_minimum_chunksize(halo, chunks[ax])
-            changed = True
-    if changed:
-        import warnings
-
-        warnings.warn(
-            f"spatial chunks smaller than the model's {halo} px halo were merged into chunks of "
-            f"at least {halo} px (y: {chunks[-2][:4]}..., x: {chunks[-1][:4]}...). For speed use "
-            "chunks of 512-2048 px, e.g. features.chunk(y=1024, x=1024).",
-            ChunkWarning, stacklevel=4,
-        )
-        arr = arr.rechunk(tuple(chunks))
-    return arr
 
 
 # --------------------------------------------------------------------------- blocks
@@ -327,9 +306,14 @@ def predict_proba(
     ship_model(path)  # under a distributed.Client: workers get the bundle once, not via the graph
     if method not in ("dense", "exact"):
         raise ValueError(f"method must be 'dense' or 'exact', got {method!r}")
-    feats = prepare_features(features, m.features)
+    feats = prepare_features(features, m.features, cast=False)
     warn_unnormalised(m, "an xarray feature cube")
     halo = m.halo(method)
+    if _is_lazy(feats):
+        return _predict_windows(feats, m, path, outlines, method=method, halo=halo,
+                                batch_size=batch_size, chunks=_storage_chunks(features))
+    if feats.dtype != np.float32:
+        feats = feats.astype(np.float32)
     mask = _mask_for(outlines, feats)
     data = feats.data if isinstance(feats.data, da.Array) else da.from_array(feats.data, chunks=-1)
     nd = data.ndim
@@ -342,26 +326,18 @@ def predict_proba(
         mband = da.broadcast_to(mdata, data.shape[:-3] + (1,) + data.shape[-2:])
         mband = mband.rechunk(data.chunks[:-3] + ((1,),) + data.chunks[-2:])
     stacked = da.concatenate([data, mband], axis=nd - 3).rechunk({nd - 3: -1})
-    stacked = _ensure_min_chunks(stacked, halo)
+    depth = {nd - 2: halo, nd - 1: halo}
+    stacked = min_chunks(stacked, depth, warn=f"the model's {halo} px halo")
     C = len(m.classes)
-    depth = {i: 0 for i in range(nd)}
-    boundary: dict[int, Any] = {i: "none" for i in range(nd)}
-    for ax in (nd - 2, nd - 1):
-        if stacked.shape[ax] > halo:
-            depth[ax], boundary[ax] = halo, np.nan
-        else:  # axis shorter than the halo: one chunk, padded here (dask cannot overlap it)
-            widths = [(0, 0)] * nd
-            widths[ax] = (halo, halo)
-            stacked = da.pad(stacked.rechunk({ax: -1}), widths, constant_values=np.nan).rechunk({ax: -1})
-    out_chunks = stacked.chunks[:-3] + ((C,),) + tuple(
-        c if depth[ax] else (c[0] - 2 * halo,) for ax, c in ((nd - 2, stacked.chunks[-2]),
-                                                             (nd - 1, stacked.chunks[-1])))
-    probs = da.map_overlap(
-        _proba_block, stacked, depth=depth, boundary=boundary, trim=False,
-        chunks=out_chunks, dtype=np.float32, meta=np.empty((0,) * nd, dtype=np.float32),
+    probs = map_halo(
+        _proba_block, stacked, depth, boundary=np.nan, trim=False, dtype=np.float32,
+        chunks=stacked.chunks[:-3] + ((C,),) + stacked.chunks[-2:], name=f"xfacies-proba-{method}",
         model_path=path, method=method, halo=halo, n_classes=C, batch_size=batch_size,
-        name=f"xfacies-proba-{method}",
     )
+    return _proba_array(probs, feats, m, path, method)
+
+
+def _proba_array(probs: Any, feats: xr.DataArray, m: Any, path: str, method: str) -> xr.DataArray:
     coords = {k: v for k, v in feats.coords.items() if "band" not in v.dims}
     coords["class"] = list(m.classes)
     return xr.DataArray(
@@ -370,6 +346,105 @@ def predict_proba(
         attrs={"long_name": "class probability", "units": "1", "method": method,
                "model": Path(path).name},
     )
+
+
+# --------------------------------------------------------------------------- storage windows
+def _is_lazy(obj: xr.DataArray) -> bool:
+    """Backed by storage and not loaded (opened with ``chunks=None``): neither NumPy nor dask."""
+    import dask.array as da
+
+    data = obj.variable._data  # not .data: for a lazily indexed variable that loads everything
+    return not obj.variable._in_memory and not isinstance(data, da.Array)
+
+
+def _storage_chunks(obj: xr.DataArray | xr.Dataset) -> dict[str, int]:
+    """The storage's own y/x chunking (Zarr/netCDF encoding), else 1024 x 1024."""
+    if isinstance(obj, xr.Dataset):
+        obj = obj["features"] if "features" in obj.data_vars else next(iter(obj.data_vars.values()))
+    enc = obj.encoding.get("preferred_chunks") or {}
+    return {d: int(enc.get(d, 1024)) for d in ("y", "x")}
+
+
+def _predict_windows(feats: xr.DataArray, m: Any, path: str, outlines: Any, *, method: str,
+                     halo: int, batch_size: int | None, chunks: dict[str, int]) -> xr.DataArray:
+    """Every block reads its own window plus halo from storage: no neighbour is held in
+    memory, so memory is bounded by the block size whatever the scene size (the halo is read
+    twice, 1.2x the reads for 512 px blocks and a 28 px halo)."""
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    lead = feats.dims[:-3]
+    ny, nx = feats.sizes["y"], feats.sizes["x"]
+    cy, cx = (min(chunks["y"], ny), min(chunks["x"], nx))
+    ychunks = tuple(min(cy, ny - i) for i in range(0, ny, cy))
+    xchunks = tuple(min(cx, nx - i) for i in range(0, nx, cx))
+    template = xr.DataArray(
+        da.zeros((ny, nx), dtype=np.int8, chunks=(ychunks, xchunks)), dims=("y", "x"),
+        coords={k: v for k, v in feats.coords.items() if set(v.dims) <= {"y", "x"}},
+    )
+    if isinstance(outlines, xr.DataArray) and not isinstance(outlines.variable._data, da.Array):
+        outlines = outlines.chunk({"y": ychunks, "x": xchunks})  # read block by block too
+    mask = _mask_for(outlines, template)
+    mdata = None if mask is None else mask.chunk({"y": ychunks, "x": xchunks}).data
+    C = len(m.classes)
+    token = tokenize(path, method, halo, batch_size, feats.dims, feats.shape, str(feats.encoding.get("source")),
+                     tuple(map(str, feats["band"].values)), chunks,
+                     None if mdata is None else mdata.name, id(feats))
+    name, src = f"xfacies-proba-{method}-{token}", f"xfacies-source-{token}"
+    dsk: dict = {src: _Source(feats.variable, feats.dims)}
+    y0s, x0s = np.cumsum((0,) + ychunks[:-1]), np.cumsum((0,) + xchunks[:-1])
+    for lidx in np.ndindex(*feats.shape[:-3]):
+        for i, (y0, h_) in enumerate(zip(y0s, ychunks)):
+            for j, (x0, w_) in enumerate(zip(x0s, xchunks)):
+                fn = partial(_window_block, lead=lidx, window=(int(y0), int(y0 + h_), int(x0), int(x0 + w_)),
+                             model_path=path, method=method, halo=halo, n_classes=C,
+                             batch_size=batch_size)
+                mkey = None if mdata is None else (mdata.name, i, j)
+                dsk[(name, *lidx, 0, i, j)] = (fn, src, mkey)
+    deps = [] if mdata is None else [mdata]
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=deps)
+    out_chunks = tuple((1,) * n for n in feats.shape[:-3]) + ((C,), ychunks, xchunks)
+    probs = da.Array(graph, name, chunks=out_chunks, dtype=np.float32,
+                     meta=np.empty((0,) * (len(lead) + 3), np.float32))
+    return _proba_array(probs, feats, m, path, method)
+
+
+class _Source:
+    """A picklable handle on a lazily indexed (storage-backed) variable, opaque to dask so
+    that nothing tokenises, sizes or converts (and thereby loads) the whole array."""
+
+    def __init__(self, variable: xr.Variable, dims: tuple[str, ...]):
+        self.variable, self.dims = variable, dims
+
+    def __dask_tokenize__(self) -> tuple:
+        return ("xfacies-source", id(self))
+
+    def __sizeof__(self) -> int:
+        return 1024
+
+    def window(self, index: dict[str, Any]) -> np.ndarray:
+        return np.asarray(self.variable.isel(index).values, dtype=np.float32)
+
+
+def _window_block(src: _Source, mask: np.ndarray | None, *, lead: tuple[int, ...],
+                  window: tuple[int, int, int, int], model_path: str, method: str, halo: int,
+                  n_classes: int, batch_size: int | None) -> np.ndarray:
+    """Read one block plus its halo from storage (NaN beyond the scene) and classify it."""
+    y0, y1, x0, x1 = window
+    ny, nx = src.variable.shape[-2:]
+    h = halo
+    ya, yb, xa, xb = max(y0 - h, 0), min(y1 + h, ny), max(x0 - h, 0), min(x1 + h, nx)
+    index: dict[str, Any] = dict(zip(src.dims[:-3], lead))
+    index.update({src.dims[-2]: slice(ya, yb), src.dims[-1]: slice(xa, xb)})
+    win = src.window(index)
+    F = win.shape[0]
+    block = np.full((F + 1, y1 - y0 + 2 * h, x1 - x0 + 2 * h), np.nan, dtype=np.float32)
+    block[:F, ya - y0 + h:yb - y0 + h, xa - x0 + h:xb - x0 + h] = win
+    block[F, h:h + y1 - y0, h:h + x1 - x0] = 1 if mask is None else np.asarray(mask, dtype=np.float32)
+    out = _proba_block(block, model_path=model_path, method=method, halo=h,
+                       n_classes=n_classes, batch_size=batch_size)
+    return out.reshape((1,) * len(lead) + out.shape)
 
 
 def classify(
@@ -418,13 +493,8 @@ def classify(
     labels = da.map_blocks(_labels_block, p, drop_axis=nd - 3, dtype=np.int8,
                            meta=np.empty((0,) * (nd - 1), dtype=np.int8), name="xfacies-labels")
     if smooth:
-        depth = {i: 0 for i in range(nd - 1)}
-        depth[nd - 3] = depth[nd - 2] = 1
-        labels = da.map_overlap(
-            _smooth_block, labels, depth=depth, boundary=catalog.NODATA, trim=False,
-            dtype=np.int8, meta=np.empty((0,) * (nd - 1), dtype=np.int8),
-            n_classes=len(catalog.CLASSES), name="xfacies-smooth",
-        )
+        labels = map_halo(_smooth_block, labels, {nd - 3: 1, nd - 2: 1}, boundary=catalog.NODATA,
+                          trim=False, name="xfacies-smooth", n_classes=len(catalog.CLASSES))
     dims = probs.dims[:-3] + ("y", "x")
     coords = {k: v for k, v in probs.coords.items() if "class" not in v.dims}
     attrs = catalog.class_flag_attrs()

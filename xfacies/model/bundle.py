@@ -223,8 +223,8 @@ class Model:
         for i in range(0, n, bs):
             r, c = rows[i:i + bs], cols[i:i + bs]
             m = r.size
-            size = min(bs, 1 << max(0, int(np.ceil(np.log2(max(m, 1))))))
             idx = ((r[:, None, None] + d[None, :, None]) * Wp + (c[:, None, None] + d[None, None, :]))
+            size = m if _shape_polymorphic() else min(bs, 1 << max(0, int(np.ceil(np.log2(max(m, 1))))))
             if size != m:  # pad the batch to a bucketed size (repeat pixel 0): few compiled shapes
                 idx = np.concatenate([idx, np.repeat(idx[:1], size - m, axis=0)])
             with self._lock:
@@ -285,19 +285,19 @@ class Model:
         the block: callers keep that margin as a halo (as :mod:`xfacies.inference` does).
         """
         H, W = x.shape[:2]
-        # Pad to a bucketed size (see _bucket; divisible by the pool/dilation 3): few
-        # distinct shapes mean few retraces/recompiles, and TensorFlow's dilated convolution
-        # needs sizes divisible by the dilation once its graph has been generalised.  The padding
-        # lies beyond the block, more than a receptive field away from the pixels kept.
-        Hp, Wp = _bucket(H), _bucket(W)
-        if (Hp, Wp) != (H, W):
-            x = np.pad(x, ((0, Hp - H), (0, Wp - W), (0, 0)))
+        if not _shape_polymorphic():
+            # Backends that compile per shape (JAX/XLA): pad to a bucketed size (see _bucket) so
+            # blocks of varied shapes share a few compiled programs.  The padding lies beyond the
+            # block, more than a receptive field away from the pixels kept.
+            Hp, Wp = _bucket(H), _bucket(W)
+            if (Hp, Wp) != (H, W):
+                x = np.pad(x, ((0, Hp - H), (0, Wp - W), (0, 0)))
         return self._predict(x[None], dense=True)[0, :H, :W]
 
     def predict_patches_normalised(self, x: np.ndarray) -> np.ndarray:
         """Patch-form probabilities for already normalised patches (no checks)."""
         n = x.shape[0]
-        size = 1 << max(0, int(np.ceil(np.log2(max(n, 1)))))  # few distinct shapes: no retracing
+        size = n if _shape_polymorphic() else 1 << max(0, int(np.ceil(np.log2(max(n, 1)))))
         if size != n:
             x = np.concatenate([x, np.zeros((size - n,) + x.shape[1:], x.dtype)])
         return self._predict(x, dense=False)[:n]
@@ -415,13 +415,26 @@ def _bucket(n: int) -> int:
     return -(-n // q) * q
 
 
-def _compiled_forward(km: Any):
-    """``x -> numpy probabilities`` for a Keras model in inference mode, compiled per shape.
+def _shape_polymorphic() -> bool:
+    """Whether one compiled forward serves every input shape for the active Keras backend.
 
-    TensorFlow: a ``tf.function`` traced once per input shape (callers bucket shapes);
-    JAX: ``jax.jit`` of the stateless call; other backends: an eager call without gradients.
-    Keras' own ``predict_on_batch`` generalises shapes across calls, which breaks dilated
-    convolutions and per-pixel Dense layers on TensorFlow for fully convolutional inputs.
+    TensorFlow (one ``tf.function`` traced with unknown batch and spatial sizes) and the eager
+    backends do; JAX compiles one XLA program per shape, so callers pad to bucketed sizes
+    there.  Per-shape traces cost memory that is never returned (about 5 MB each on
+    TensorFlow for the demo model): a worker that met a few hundred block shapes grew by
+    gigabytes before the forward became shape-polymorphic.
+    """
+    import keras
+
+    return keras.backend.backend() != "jax"
+
+
+def _compiled_forward(km: Any):
+    """``x -> numpy probabilities`` for a Keras model in inference mode, compiled once.
+
+    TensorFlow: a ``tf.function`` with an input signature whose batch and spatial sizes are
+    unknown, traced once for all shapes; JAX: ``jax.jit`` of the stateless call (compiled per
+    shape: callers bucket shapes); other backends: an eager call without gradients.
     """
     import keras
 
@@ -429,7 +442,8 @@ def _compiled_forward(km: Any):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        f = tf.function(lambda a: km(a, training=False), reduce_retracing=False)
+        spec = tf.TensorSpec((None,) + tuple(km.inputs[0].shape[1:]), tf.float32)
+        f = tf.function(lambda a: km(a, training=False), input_signature=[spec])
         return lambda x: f(tf.constant(x)).numpy()
     if backend == "jax":
         import jax
@@ -467,7 +481,9 @@ def _compiled_exact(km: Any):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        f = tf.function(run, reduce_retracing=False)
+        P, _, F = km.inputs[0].shape[1:]
+        f = tf.function(run, input_signature=[tf.TensorSpec((None, F), tf.float32),
+                                              tf.TensorSpec((None, P, P), tf.int32)])
         return lambda flat, idx: f(tf.constant(flat), tf.constant(idx)).numpy()
     if backend == "jax":
         import jax
