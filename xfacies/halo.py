@@ -191,14 +191,15 @@ def map_halo(
         offsets, keys = [], []
         for k, off in enumerate(offsets_all):
             nb = list(idx)
-            index = [slice(None)] * arr.ndim
             for ax, o in zip(axes, off):
                 nb[ax] += o
-                size = arr.chunks[ax][nb[ax]] if 0 <= nb[ax] < arr.numblocks[ax] else 0
+            if any(not 0 <= nb[ax] < arr.numblocks[ax] for ax in axes):
+                continue  # beyond the array's edge: _apply fills it from ``boundary``
+            index = [slice(None)] * arr.ndim
+            for ax, o in zip(axes, off):
+                size = arr.chunks[ax][nb[ax]]
                 if o:
                     index[ax] = slice(size - depth[ax], size) if o < 0 else slice(0, depth[ax])
-            if any(not 0 <= nb[ax] < arr.numblocks[ax] for ax in axes):
-                continue
             key = (strip_name, *idx, k)
             dsk[key] = (_strip, (arr.name, *nb), tuple(index))
             offsets.append(off)

@@ -376,23 +376,21 @@ def _predict_windows(feats: xr.DataArray, m: Any, path: str, outlines: Any, *, m
 
     lead = feats.dims[:-3]
     ny, nx = feats.sizes["y"], feats.sizes["x"]
-    cy, cx = (min(chunks["y"], ny), min(chunks["x"], nx))
-    ychunks = tuple(min(cy, ny - i) for i in range(0, ny, cy))
-    xchunks = tuple(min(cx, nx - i) for i in range(0, nx, cx))
+    ychunks, xchunks = da.core.normalize_chunks((chunks["y"], chunks["x"]), (ny, nx))
     template = xr.DataArray(
         da.zeros((ny, nx), dtype=np.int8, chunks=(ychunks, xchunks)), dims=("y", "x"),
         coords={k: v for k, v in feats.coords.items() if set(v.dims) <= {"y", "x"}},
     )
-    if isinstance(outlines, xr.DataArray) and not isinstance(outlines.variable._data, da.Array):
-        outlines = outlines.chunk({"y": ychunks, "x": xchunks})  # read block by block too
-    mask = _mask_for(outlines, template)
-    mdata = None if mask is None else mask.chunk({"y": ychunks, "x": xchunks}).data
+    if isinstance(outlines, xr.DataArray) and {"y", "x"} <= set(outlines.dims):
+        # a raster: read (or rechunked) block by block too; _mask_for checks the rest
+        outlines = outlines.chunk({"y": ychunks, "x": xchunks})
+    mask = _mask_for(outlines, template)  # on the blocks' chunks, like the template
+    mdata = None if mask is None else mask.data
     C = len(m.classes)
-    token = tokenize(path, method, halo, batch_size, feats.dims, feats.shape, str(feats.encoding.get("source")),
-                     tuple(map(str, feats["band"].values)), chunks,
-                     None if mdata is None else mdata.name, id(feats))
+    source = _Source(feats.variable, feats.dims)  # tokenises by identity: storage cannot be hashed
+    token = tokenize(source, path, method, halo, batch_size, chunks, None if mdata is None else mdata.name)
     name, src = f"xfacies-proba-{method}-{token}", f"xfacies-source-{token}"
-    dsk: dict = {src: _Source(feats.variable, feats.dims)}
+    dsk: dict = {src: source}
     y0s, x0s = np.cumsum((0,) + ychunks[:-1]), np.cumsum((0,) + xchunks[:-1])
     for lidx in np.ndindex(*feats.shape[:-3]):
         for i, (y0, h_) in enumerate(zip(y0s, ychunks)):

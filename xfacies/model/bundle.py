@@ -220,11 +220,12 @@ class Model:
         if "exact" not in self._forward:
             self._forward["exact"] = _compiled_exact(self.keras_model(dense=False, fused=True))
         flat = np.ascontiguousarray(x.reshape(Hp * Wp, F), dtype=np.float32)
+        polymorphic = _shape_polymorphic()
         for i in range(0, n, bs):
             r, c = rows[i:i + bs], cols[i:i + bs]
             m = r.size
             idx = ((r[:, None, None] + d[None, :, None]) * Wp + (c[:, None, None] + d[None, None, :]))
-            size = m if _shape_polymorphic() else min(bs, 1 << max(0, int(np.ceil(np.log2(max(m, 1))))))
+            size = m if polymorphic else min(bs, 1 << max(0, int(np.ceil(np.log2(max(m, 1))))))
             if size != m:  # pad the batch to a bucketed size (repeat pixel 0): few compiled shapes
                 idx = np.concatenate([idx, np.repeat(idx[:1], size - m, axis=0)])
             with self._lock:
