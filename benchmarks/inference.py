@@ -225,7 +225,8 @@ class PeakRSS:
 
     ``peak``: the summed resident set sizes (RSS), which counts the shared library pages
     (TensorFlow's ~440 MB) once per process; ``peak_pss``: the summed proportional set sizes,
-    which count shared pages once in all: the physical memory the processes use.
+    which count shared pages once in all: the physical memory the processes use;
+    ``peak_workers``: the summed RSS of the children alone (the worker processes).
     """
 
     def __init__(self, interval: float = 0.3):
@@ -233,20 +234,22 @@ class PeakRSS:
 
         self.proc = psutil.Process()
         self.interval = interval
-        self.peak = self.peak_pss = 0
+        self.peak = self.peak_pss = self.peak_workers = 0
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self._stop.is_set():
-            rss = pss = 0
+            rss = pss = workers = 0
             for p in [self.proc] + self.proc.children(recursive=True):
                 try:
                     mi = p.memory_full_info()
                     rss, pss = rss + mi.rss, pss + mi.pss
+                    workers += mi.rss if p.pid != self.proc.pid else 0
                 except Exception:
                     pass
             self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
+            self.peak_workers = max(self.peak_workers, workers)
             time.sleep(self.interval)
 
     def __enter__(self):
@@ -289,10 +292,11 @@ def make_inputs(size: int, chunk: int, tmp: str, store_chunk: int) -> tuple[str,
             t = time.perf_counter()
             ds.to_zarr(store, mode="w", consolidated=False)
             dt = time.perf_counter() - t
+    (Path(store) / "complete").write_text(f"size {size} chunk {store_chunk}\n")
     return store, dt, mem.peak / 2**30
 
 
-def run_cluster(store: str, workers: int, size: int | None = None) -> tuple[float, float, float, int]:
+def run_cluster(store: str, workers: int, size: int | None = None) -> tuple[float, PeakRSS, int]:
     """Stage 2: classify (dense, smoothing) from the Zarr inputs, reduced to per-glacier fractions.
 
     The store is opened lazily (``chunks=None``): each block reads its own window + halo, so no
@@ -316,31 +320,42 @@ def run_cluster(store: str, workers: int, size: int | None = None) -> tuple[floa
             t = time.perf_counter()
             frac.compute()
             dt = time.perf_counter() - t
-    return dt, mem.peak / 2**30, mem.peak_pss / 2**30, ds.sizes["y"] * ds.sizes["x"]
+    return dt, mem, ds.sizes["y"] * ds.sizes["x"]
+
+
+def _mem(m: PeakRSS) -> str:
+    g = 2**30
+    return (f"RSS sum {m.peak / g:.2f} GiB, PSS sum {m.peak_pss / g:.2f} GiB ({m.peak_pss / 1e9:.2f} GB); "
+            f"workers alone RSS {m.peak_workers / g:.2f} GiB")
 
 
 def part_d_e(args) -> None:
     print(f"\n(d) classify a lazily generated {args.big}x{args.big} scene (demo model, dense, smoothing, "
           f"blocks of {args.big_chunk} px read lazily from Zarr, 2 worker processes x 1 thread), reduced to "
           "per-glacier fractions")
-    store, t_in, m_in = make_inputs(args.big, 1024, args.tmp, args.big_chunk)
-    print(f"    stage 1, synthetic generator -> Zarr (not xfacies inference): {t_in:.0f} s, "
-          f"peak memory {m_in:.2f} GiB")
-    dt, peak, pss, px = run_cluster(store, 2)
+    store = str(Path(args.tmp) / f"xfacies-bench-inputs-{args.big}.zarr")
+    if args.reuse_inputs and (Path(store) / "complete").exists():
+        print(f"    stage 1 skipped: reusing {store}")
+    else:
+        store, t_in, m_in = make_inputs(args.big, 1024, args.tmp, args.big_chunk)
+        print(f"    stage 1, synthetic generator -> Zarr (not xfacies inference): {t_in:.0f} s, "
+              f"peak memory {m_in:.2f} GiB")
+    dt, mem, px = run_cluster(store, 2)
     print(f"    stage 2, classify + fractions: {px / 1e6:.0f} M px in {dt:.0f} s = {px / dt / 1e3:.0f} k px/s; "
-          f"peak memory (client + 2 workers): RSS sum {peak:.2f} GiB, PSS sum {pss:.2f} GiB "
-          f"({pss * 2**30 / 1e9:.2f} GB)")
+          f"peak memory (client + 2 workers): {_mem(mem)}")
     print(f"\n(e) 1 vs 2 workers, classify + fractions of {args.scale}x{args.scale} px of the same inputs")
-    t1, m1, p1, _ = run_cluster(store, 1, args.scale)
-    t2, m2, p2, _ = run_cluster(store, 2, args.scale)
-    print(f"    1 worker: {t1:.1f} s (RSS {m1:.2f} / PSS {p1:.2f} GiB); 2 workers: {t2:.1f} s "
-          f"(RSS {m2:.2f} / PSS {p2:.2f} GiB); speed-up {t1 / t2:.2f}x")
+    t1, m1, _ = run_cluster(store, 1, args.scale)
+    t2, m2, _ = run_cluster(store, 2, args.scale)
+    print(f"    1 worker: {t1:.1f} s ({_mem(m1)})\n    2 workers: {t2:.1f} s ({_mem(m2)})\n"
+          f"    speed-up {t1 / t2:.2f}x")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
     p.add_argument("--parts", default="abcde", help="which parts to run (default: abcde)")
+    p.add_argument("--reuse-inputs", action="store_true",
+                   help="(d)/(e): reuse the Zarr inputs a previous run left in $TMPDIR (skips stage 1)")
     a = p.parse_args(argv)
     a.tmp = os.environ.get("TMPDIR", "/tmp")
     if a.quick:
@@ -351,15 +366,26 @@ def main(argv=None) -> int:
         a.size, a.ref_pixels, a.exact_pixels, a.chunk = 1024, 4096, 4096, 512
         a.agree_size, a.seasons = 256, (200, 201)
         a.big, a.big_chunk, a.scale = 10000, 512, 5000
-    print(f"xfacies inference benchmark ({'quick' if a.quick else 'full'}), python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs")
+    if not os.environ.get("XFACIES_BENCH_CHILD"):
+        print(f"xfacies inference benchmark ({'quick' if a.quick else 'full'}), python {sys.version.split()[0]}, "
+              f"{os.cpu_count()} CPUs")
     model = None
     if "a" in a.parts or "b" in a.parts:
         model = part_a_b(a)["model"]
     if "c" in a.parts:
         model = model or reference_model()[0]
         part_c(a, model)
-    if "d" in a.parts or "e" in a.parts:
+    de = "".join(c for c in a.parts if c in "de")
+    if de and model is not None:
+        # a fresh process: this one holds TensorFlow and the models of (a)-(c), which would
+        # count as the client's memory
+        import subprocess
+
+        sys.stdout.flush()
+        cmd = [sys.executable, __file__, "--parts", de] + (["--quick"] if a.quick else []) \
+            + (["--reuse-inputs"] if a.reuse_inputs else [])
+        return subprocess.run(cmd, check=False, env=dict(os.environ, XFACIES_BENCH_CHILD="1")).returncode
+    if de:
         part_d_e(a)
     return 0
 

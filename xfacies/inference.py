@@ -387,7 +387,7 @@ def _predict_windows(feats: xr.DataArray, m: Any, path: str, outlines: Any, *, m
     mask = _mask_for(outlines, template)  # on the blocks' chunks, like the template
     mdata = None if mask is None else mask.data
     C = len(m.classes)
-    source = _Source(feats.variable, feats.dims)  # tokenises by identity: storage cannot be hashed
+    source = _Source(feats.variable, feats.dims, chunks["y"])  # tokenises by identity: storage cannot be hashed
     token = tokenize(source, path, method, halo, batch_size, chunks, None if mdata is None else mdata.name)
     name, src = f"xfacies-proba-{method}-{token}", f"xfacies-source-{token}"
     dsk: dict = {src: source}
@@ -412,8 +412,8 @@ class _Source:
     """A picklable handle on a lazily indexed (storage-backed) variable, opaque to dask so
     that nothing tokenises, sizes or converts (and thereby loads) the whole array."""
 
-    def __init__(self, variable: xr.Variable, dims: tuple[str, ...]):
-        self.variable, self.dims = variable, dims
+    def __init__(self, variable: xr.Variable, dims: tuple[str, ...], row_chunk: int):
+        self.variable, self.dims, self.row_chunk = variable, dims, row_chunk
 
     def __dask_tokenize__(self) -> tuple:
         return ("xfacies-source", id(self))
@@ -422,7 +422,16 @@ class _Source:
         return 1024
 
     def window(self, index: dict[str, Any]) -> np.ndarray:
-        return np.asarray(self.variable.isel(index).values, dtype=np.float32)
+        """The window ``index`` (y/x slices), read one storage row of chunks at a time: a
+        window that crosses rows of chunks would otherwise decode all its chunks at once."""
+        ydim = self.dims[-2]
+        ys = index[ydim]
+        out = np.empty(self.variable.isel(index).shape, dtype=np.float32)
+        edges = list(range(ys.start - ys.start % self.row_chunk + self.row_chunk, ys.stop, self.row_chunk))
+        for a, b in zip([ys.start] + edges, edges + [ys.stop]):
+            part = self.variable.isel({**index, ydim: slice(a, b)}).values
+            out[..., a - ys.start:b - ys.start, :] = part
+        return out
 
 
 def _window_block(src: _Source, mask: np.ndarray | None, *, lead: tuple[int, ...],
