@@ -357,3 +357,50 @@ def test_storage_source_reads_windows_row_of_chunks_by_row(zarr_scene):
         got = src.window({"y": slice(y0, y1), "x": slice(7, 55)})
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, whole[:, y0:y1, 7:55])
+
+
+# --------------------------------------------------------------------------- crop buckets
+@given(n=st.integers(1, 700), h=st.integers(0, 40), a=st.integers(0, 699), length=st.integers(1, 700))
+def test_crop_contains_the_box_stays_in_the_block_and_takes_a_bucketed_size(n, h, a, length):
+    from xfacies.inference import _crop
+    from xfacies.model.bundle import _bucket
+
+    a = min(a, n - 1)
+    b = min(a + length, n)
+    r0, r1 = _crop(a, b, n, h)
+    assert 0 <= r0 <= a and b <= r1 <= n
+    side = r1 - r0 + 2 * h
+    assert side == n + 2 * h or side == _bucket(b - a + 2 * h)
+
+
+def test_dense_blocks_feed_the_network_few_distinct_shapes(tiny_model, monkeypatch):
+    """Each distinct input shape costs TensorFlow memory it keeps: 40 blocks with glacier boxes
+    of random sizes must reach the network in a few bucketed shapes, with unchanged outputs."""
+    from xfacies.inference import _proba_block
+    from xfacies.model.bundle import Model
+
+    shapes = []
+    original = Model.predict_dense_normalised
+
+    def record(self, x):
+        shapes.append(x.shape[:2])
+        return original(self, x)
+
+    monkeypatch.setattr(Model, "predict_dense_normalised", record)
+    h = tiny_model.halo("dense")
+    rng = np.random.default_rng(3)
+    feats = random_features((96 + 2 * h, 96 + 2 * h), seed=4).values
+    for _ in range(40):
+        mask = np.zeros(feats.shape[1:], np.float32)
+        y0, x0 = rng.integers(h, h + 90, 2)
+        mask[y0:y0 + rng.integers(1, 40), x0:x0 + rng.integers(1, 40)] = 1
+        mask[:h], mask[-h:], mask[:, :h], mask[:, -h:] = 0, 0, 0, 0
+        block = np.concatenate([feats, mask[None]]).astype(np.float32)
+        got = _proba_block(block, model_path=str(tiny_model.path), method="dense", halo=h,
+                           n_classes=len(tiny_model.classes), batch_size=None)
+        # the uncropped block gives the same probabilities where the glacier is
+        full = original(tiny_model, tiny_model.normalise(np.moveaxis(np.nan_to_num(feats), 0, -1)))
+        inside = mask[h:-h, h:-h] == 1
+        np.testing.assert_allclose(np.moveaxis(got, 0, -1)[inside], full[h:-h, h:-h][inside], atol=1e-5)
+    assert len(shapes) == 40
+    assert len(set(shapes)) <= 10, Counter(shapes)

@@ -74,7 +74,7 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from xfacies import catalog, terrain
-from xfacies.halo import map_halo
+from xfacies.halo import from_block_tasks, map_halo
 from xfacies.validation import require_float
 
 __all__ = ["features", "DEFAULT_SHADOW_CAP", "ShadowCapWarning", "edge_distance"]
@@ -696,28 +696,21 @@ def _proximity(outl: Any, cube: xr.DataArray, ych: tuple, xch: tuple) -> Any:
         dask.delayed(_distance_max, pure=True)(grid, (ny, nx), a, b, dask_key_name=f"xfacies-proximity-max-{token}"),
         (), np.float64,
     )
-    rows = []
-    r0 = 0
-    for cy in ych:
-        row = []
-        c0 = 0
-        for cx in xch:
-            # centre and half-diagonal of the block's pixel centres
-            cxm = grid[0] + dx * (c0 + (cx - 1) / 2.0)
-            cym = grid[2] + dy * (r0 + (cy - 1) / 2.0)
-            rad = 0.5 * math.hypot(dx * (cx - 1), dy * (cy - 1))
-            d0, _ = tree.query([cxm, cym])
-            # nearest distance for any block pixel <= d0 + half + rad; its nearest point lies in a
-            # piece whose midpoint is within that + rad + half of the block centre
-            cand = tree.query_ball_point([cxm, cym], r=d0 + 2 * half + 2 * rad + 1e-6 * abs(dx))
-            segs = np.unique(parent[np.asarray(cand, dtype=np.int64)])
-            loc = (r0, r0 + cy, c0, c0 + cx)
-            task = dask.delayed(_distance_block, pure=True)(grid, loc, a[segs], b[segs])
-            row.append(da.from_delayed(task, (cy, cx), np.float64, meta=np.empty((0, 0))))
-            c0 += cx
-        rows.append(row)
-        r0 += cy
-    dist = da.block(rows)
+    def block(window: tuple[int, int, int, int]) -> Any:
+        r0, r1, c0, c1 = window
+        cy, cx = r1 - r0, c1 - c0
+        # centre and half-diagonal of the block's pixel centres
+        cxm = grid[0] + dx * (c0 + (cx - 1) / 2.0)
+        cym = grid[2] + dy * (r0 + (cy - 1) / 2.0)
+        rad = 0.5 * math.hypot(dx * (cx - 1), dy * (cy - 1))
+        d0, _ = tree.query([cxm, cym])
+        # nearest distance for any block pixel <= d0 + half + rad; its nearest point lies in a
+        # piece whose midpoint is within that + rad + half of the block centre
+        cand = tree.query_ball_point([cxm, cym], r=d0 + 2 * half + 2 * rad + 1e-6 * abs(dx))
+        segs = np.unique(parent[np.asarray(cand, dtype=np.int64)])
+        return dask.delayed(_distance_block, pure=True)(grid, window, a[segs], b[segs])
+
+    dist = from_block_tasks(block, ych, xch, np.float64)
 
     def norm(d: NDArray, m: NDArray) -> NDArray:
         return (d / float(m)).astype(np.float32)

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["map_halo", "min_chunks", "ChunkWarning"]
+__all__ = ["map_halo", "min_chunks", "ChunkWarning", "block_windows", "from_block_tasks"]
 
 
 class ChunkWarning(UserWarning):
@@ -211,3 +211,46 @@ def map_halo(
     graph = HighLevelGraph.from_collections(out_name, dsk, dependencies=[arr])
     meta = np.empty((0,) * len(out_chunks), dtype=dtype)
     return da.Array(graph, out_name, chunks=out_chunks, dtype=dtype, meta=meta)
+
+
+def block_windows(ychunks: tuple[int, ...], xchunks: tuple[int, ...]):
+    """Every block of a 2-D chunking with its pixel window, row by row.
+
+    Yields ``(i, j, (y0, y1, x0, x1))``: block indices and the half-open pixel
+    ranges the block covers.
+
+    Examples
+    --------
+    >>> [w for _, _, w in block_windows((2, 1), (3,))]
+    [(0, 2, 0, 3), (2, 3, 0, 3)]
+    """
+    ys = np.cumsum((0,) + tuple(ychunks))
+    xs = np.cumsum((0,) + tuple(xchunks))
+    for i, j in itertools.product(range(len(ychunks)), range(len(xchunks))):
+        yield i, j, (int(ys[i]), int(ys[i + 1]), int(xs[j]), int(xs[j + 1]))
+
+
+def from_block_tasks(make: Callable[[tuple[int, int, int, int]], Any], ychunks: tuple[int, ...],
+                     xchunks: tuple[int, ...], dtype: Any) -> Any:
+    """A 2-D dask array whose block over window ``(y0, y1, x0, x1)`` is ``make(window)``.
+
+    ``make`` returns a :func:`dask.delayed` value that computes the block's array
+    (shape ``(y1 - y0, x1 - x0)``): one task per block, each made with only what
+    its window needs (the outlines that touch it, say).
+
+    Examples
+    --------
+    >>> import dask, numpy as np
+    >>> a = from_block_tasks(lambda w: dask.delayed(np.full)((w[1] - w[0], w[3] - w[2]), w[0]),
+    ...                      (2, 1), (2,), np.int64)
+    >>> a.compute().tolist()
+    [[0, 0], [0, 0], [2, 2]]
+    """
+    import dask.array as da
+
+    dtype = np.dtype(dtype)
+    rows: list[list[Any]] = [[None] * len(xchunks) for _ in ychunks]
+    for i, j, (y0, y1, x0, x1) in block_windows(ychunks, xchunks):
+        rows[i][j] = da.from_delayed(make((y0, y1, x0, x1)), (y1 - y0, x1 - x0), dtype,
+                                     meta=np.empty((0, 0), dtype))
+    return da.block(rows)

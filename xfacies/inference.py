@@ -44,7 +44,7 @@ import numpy as np
 import xarray as xr
 
 from xfacies import catalog
-from xfacies.halo import ChunkWarning, map_halo, min_chunks
+from xfacies.halo import ChunkWarning, block_windows, map_halo, min_chunks
 from xfacies.validation import require_float
 
 __all__ = ["predict_proba", "classify", "smooth_mode", "prepare_features", "ChunkWarning"]
@@ -185,9 +185,11 @@ def _proba_block(block: np.ndarray, *, model_path: str, method: str, halo: int,
         if method == "dense":
             # Only the bounding box of the valid pixels (+ the halo) goes through the network:
             # outputs there depend on inputs within the receptive field only, so cropping is exact.
+            # The box grows to a bucketed size (few distinct shapes: see _crop).
             rows = np.flatnonzero(valid.any(axis=1))
             cols = np.flatnonzero(valid.any(axis=0))
-            r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            r0, r1 = _crop(rows[0], rows[-1] + 1, H, h)
+            c0, c1 = _crop(cols[0], cols[-1] + 1, W, h)
             x = model.normalise(np.moveaxis(feats[:, r0:r1 + 2 * h, c0:c1 + 2 * h], 0, -1))
             np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
             p = model.predict_dense_normalised(x)[h:h + r1 - r0, h:h + c1 - c0]  # (h', w', C)
@@ -201,6 +203,32 @@ def _proba_block(block: np.ndarray, *, model_path: str, method: str, halo: int,
             o = out[idx]
             o[:, rows, cols] = res.T
     return out
+
+
+def _crop(a: int, b: int, n: int, h: int) -> tuple[int, int]:
+    """Grow the output range ``[a, b)`` of a block side of ``n`` pixels (halo ``h``) so that the
+    network's input side, ``b - a + 2h``, takes one of a few bucketed sizes or the whole side.
+
+    Every distinct input shape costs memory that TensorFlow never gives back (≈ 0.5 MB per
+    shape for the demo model: kernels and buffers kept per shape), so cropping each block
+    to its own box made a worker grow with the number of blocks it met.  Bucketed, a worker
+    meets a few dozen shapes at most.  Growing the box is exact (more real pixels, same
+    outputs).
+
+    Examples
+    --------
+    >>> _crop(100, 150, 512, 28)   # 50 + 56 = 106 input rows -> 120
+    (100, 164)
+    >>> _crop(480, 500, 512, 28)   # 76 -> 96 input rows, shifted back inside the block
+    (472, 512)
+    >>> _crop(0, 500, 512, 28)     # near the whole side: the whole side
+    (0, 512)
+    """
+    from xfacies.model.bundle import _bucket
+
+    length = min(_bucket(b - a + 2 * h), n + 2 * h) - 2 * h
+    start = min(a, n - length)
+    return int(start), int(start + length)
 
 
 def _labels_block(p: np.ndarray) -> np.ndarray:
@@ -391,15 +419,12 @@ def _predict_windows(feats: xr.DataArray, m: Any, path: str, outlines: Any, *, m
     token = tokenize(source, path, method, halo, batch_size, chunks, None if mdata is None else mdata.name)
     name, src = f"xfacies-proba-{method}-{token}", f"xfacies-source-{token}"
     dsk: dict = {src: source}
-    y0s, x0s = np.cumsum((0,) + ychunks[:-1]), np.cumsum((0,) + xchunks[:-1])
     for lidx in np.ndindex(*feats.shape[:-3]):
-        for i, (y0, h_) in enumerate(zip(y0s, ychunks)):
-            for j, (x0, w_) in enumerate(zip(x0s, xchunks)):
-                fn = partial(_window_block, lead=lidx, window=(int(y0), int(y0 + h_), int(x0), int(x0 + w_)),
-                             model_path=path, method=method, halo=halo, n_classes=C,
-                             batch_size=batch_size)
-                mkey = None if mdata is None else (mdata.name, i, j)
-                dsk[(name, *lidx, 0, i, j)] = (fn, src, mkey)
+        for i, j, window in block_windows(ychunks, xchunks):
+            fn = partial(_window_block, lead=lidx, window=window, model_path=path, method=method,
+                         halo=halo, n_classes=C, batch_size=batch_size)
+            mkey = None if mdata is None else (mdata.name, i, j)
+            dsk[(name, *lidx, 0, i, j)] = (fn, src, mkey)
     deps = [] if mdata is None else [mdata]
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=deps)
     out_chunks = tuple((1,) * n for n in feats.shape[:-3]) + ((C,), ychunks, xchunks)

@@ -377,7 +377,6 @@ def rasterize(
            [1, 1, 2, 2]], dtype=int32)
     """
     import dask
-    import dask.array as dsa
     import shapely
 
     outlines = _ensure_outlines(outlines)
@@ -411,31 +410,19 @@ def rasterize(
     if chunks is None:
         data: Any = _burn(list(zip(wkb, values)), transform, (ny, nx), all_touched)
     else:
-        ychunks, xchunks = chunks
+        from xfacies.halo import from_block_tasks
+
         tree = shapely.STRtree(geoms)
-        rows = []
-        y0 = 0
-        for cy in ychunks:
-            row = []
-            x0 = 0
-            for cx in xchunks:
-                t = transform @ transform.translation(x0, y0)
-                corners = [t @ (0, 0), t @ (cx, cy)]
-                bbox = shapely.box(
-                    min(corners[0][0], corners[1][0]),
-                    min(corners[0][1], corners[1][1]),
-                    max(corners[0][0], corners[1][0]),
-                    max(corners[0][1], corners[1][1]),
-                )
-                hit = np.sort(tree.query(bbox))  # keep row order: later rows win
-                block_shapes = [(wkb[i], int(values[i])) for i in hit]
-                task = dask.delayed(_burn, pure=True)(block_shapes, t, (cy, cx), all_touched)
-                row.append(dsa.from_delayed(task, shape=(cy, cx), dtype=np.int32,
-                                            meta=np.empty((0, 0), np.int32)))
-                x0 += cx
-            rows.append(row)
-            y0 += cy
-        data = dsa.block(rows)
+
+        def block(window: tuple[int, int, int, int]) -> Any:
+            y0, y1, x0, x1 = window
+            t = transform @ transform.translation(x0, y0)
+            (ax, ay), (bx, by) = t @ (0, 0), t @ (x1 - x0, y1 - y0)
+            hit = np.sort(tree.query(shapely.box(min(ax, bx), min(ay, by), max(ax, bx), max(ay, by))))
+            shapes = [(wkb[i], int(values[i])) for i in hit]  # keep row order: later rows win
+            return dask.delayed(_burn, pure=True)(shapes, t, (y1 - y0, x1 - x0), all_touched)
+
+        data = from_block_tasks(block, *chunks, np.int32)
 
     coords = {ydim: like[ydim].variable, xdim: like[xdim].variable}
     out = xr.DataArray(

@@ -423,7 +423,9 @@ def _shape_polymorphic() -> bool:
     backends do; JAX compiles one XLA program per shape, so callers pad to bucketed sizes
     there.  Per-shape traces cost memory that is never returned (about 5 MB each on
     TensorFlow for the demo model): a worker that met a few hundred block shapes grew by
-    gigabytes before the forward became shape-polymorphic.
+    gigabytes before the forward became shape-polymorphic.  Even then TensorFlow keeps about
+    0.5 MB per distinct shape (kernels and buffers), so :mod:`xfacies.inference` grows cropped
+    dense blocks to bucketed sizes too.
     """
     import keras
 
