@@ -1,7 +1,8 @@
 """Inference benchmark: the reference pipeline vs xfacies exact vs xfacies dense, in one run.
 
-    python benchmarks/inference.py            # full run (about 10-15 minutes on 2 cores)
+    python benchmarks/inference.py            # full run (about 20 minutes on 2 cores)
     python benchmarks/inference.py --quick    # smaller sizes (about 3 minutes)
+    python benchmarks/inference.py --reuse-inputs   # later runs: skip writing the 10,000² inputs (7 min)
 
 Prints one table per part:
 
@@ -13,7 +14,8 @@ Prints one table per part:
 (b) a plain Keras convolution giving this machine's achievable multiply-adds/s, and the
     fraction of it each method reaches;
 (c) dense-vs-exact label agreement on synthetic seasons;
-(d) peak memory of classify on a lazily generated 10,000 x 10,000 scene with 2 workers;
+(d) peak memory of classify on a lazily generated 10,000 x 10,000 scene with 2 workers
+    (run in a fresh process, so that the client's memory is its own);
 (e) 1 vs 2 workers.
 
 Weights: the reference's fold-0 feature-set-4 weights from ../shared when present, otherwise a
