@@ -327,7 +327,7 @@ def test_lattice_max_equals_brute_force(shape):
     """The dense form's global-max term: max over offsets -15..15 step 3, outside ignored."""
     from xfacies.model.architecture import _make_layers
 
-    _, LatticeMax = _make_layers()
+    _, LatticeMax, _, _ = _make_layers()
     H, W = shape
     x = np.random.default_rng(H * W).random((2, H, W, 3)).astype(np.float32)
     got = np.asarray(LatticeMax(5, 3)(x))
@@ -346,9 +346,26 @@ def test_batchnorm_folding_preserves_outputs():
     fused = m.keras_model(fused=True).predict_on_batch(x)
     np.testing.assert_allclose(fused, plain, atol=1e-5)
     assert len(fold_batchnorm(m.weights, m.cnn_config)) == len(m.weights) - 4 * 6
-    img = np.random.default_rng(6).random((1, 50, 45, 11)).astype(np.float32)
+    # the fused dense form runs scale 2 on the pool's sub-lattices: sides multiples of the pool
+    img = np.random.default_rng(6).random((1, 51, 45, 11)).astype(np.float32)
     np.testing.assert_allclose(m.keras_model(dense=True, fused=True).predict_on_batch(img),
                                m.keras_model(dense=True).predict_on_batch(img), atol=1e-5)
+
+
+def test_dense_prediction_pads_to_the_lattice_and_keeps_the_pixels_callers_keep():
+    """Other sides are zero-padded beyond the far edges: every output at least the receptive
+    field away from them equals the dilated dense form's; sides that fit give every pixel."""
+    m = make_tiny_model(11, seed=2)
+    r = m.cnn_config.dense_radius
+    for shape in [(50, 46), (52, 47), (49, 48)]:
+        img = np.random.default_rng(7).random(shape + (11,)).astype(np.float32)
+        got = m.predict_dense_normalised(img)
+        want = m.keras_model(dense=True).predict_on_batch(img[None])[0]
+        assert got.shape == want.shape
+        k = m.cnn_config.pool
+        keep_y = shape[0] if shape[0] % k == 0 else shape[0] - r
+        keep_x = shape[1] if shape[1] % k == 0 else shape[1] - r
+        np.testing.assert_allclose(got[:keep_y, :keep_x], want[:keep_y, :keep_x], atol=1e-5)
 
 
 def test_load_model_from_url_is_hash_pinned_and_cached(tmp_path):

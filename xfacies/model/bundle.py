@@ -286,13 +286,15 @@ class Model:
         the block: callers keep that margin as a halo (as :mod:`xfacies.inference` does).
         """
         H, W = x.shape[:2]
-        if not _shape_polymorphic():
-            # Backends that compile per shape (JAX/XLA): pad to a bucketed size (see _bucket) so
-            # blocks of varied shapes share a few compiled programs.  The padding lies beyond the
-            # block, more than a receptive field away from the pixels kept.
-            Hp, Wp = _bucket(H), _bucket(W)
-            if (Hp, Wp) != (H, W):
-                x = np.pad(x, ((0, Hp - H), (0, Wp - W), (0, 0)))
+        # The compiled (fused) dense form needs sides that are multiples of the pool; backends
+        # that compile per shape (JAX/XLA) also pad to a bucketed size (see _bucket) so blocks
+        # of varied shapes share a few compiled programs.  The zero padding lies beyond the
+        # block, where it only changes outputs within the margin callers discard.
+        k = self.cnn_config.pool
+        Hp, Wp = (H, W) if _shape_polymorphic() else (_bucket(H), _bucket(W))
+        Hp, Wp = -(-Hp // k) * k, -(-Wp // k) * k
+        if (Hp, Wp) != (H, W):
+            x = np.pad(x, ((0, Hp - H), (0, Wp - W), (0, 0)))
         return self._predict(x[None], dense=True)[0, :H, :W]
 
     def predict_patches_normalised(self, x: np.ndarray) -> np.ndarray:
