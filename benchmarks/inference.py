@@ -138,48 +138,45 @@ def part_a_b(args) -> dict:
           f"({mask.sum()} glacier px); backend {keras.backend.backend()}.\n    Same work for every "
           "method: classify every pixel (no outlines); rates are pixels classified per second.")
 
-    # every rate is the best of a few runs (this machine's speed varies by 10-20 % from one
-    # run to the next), the reference's too; exact and bare alternate
-    t_ref, n_ref = min(reference_pipeline(model, f, everything, args.ref_pixels) for _ in range(2))
+    # This machine's speed drifts by 10-20 % over minutes, so the methods run in alternation,
+    # three rounds, and each rate is the best of its three runs (the reference's too).
     side = int(np.sqrt(args.exact_pixels))
     fe = feats.isel(y=slice(0, side), x=slice(0, side))
     n_ex = side * side
     # bare model on pre-extracted patches (same pixels, same batch size)
     x = np.pad(np.moveaxis(fe.values, 0, -1), ((16, 16), (16, 16), (0, 0)))
     patches = np.stack([x[i:i + 33, j:j + 33] for i in range(side) for j in range(side)]).astype(np.float32)
-
-    def run_exact():
-        return xfacies.classify(fe.chunk(y=256, x=256), model, method="exact", smooth=True).compute()
-
-    def run_bare():
-        return np.concatenate([model.predict_patches_normalised(patches[i:i + 1024])
-                               for i in range(0, len(patches), 1024)])
-
-    run_exact(), run_bare()  # compile
-    t_ex, t_bare = [], []
+    chunked = feats.chunk(y=args.chunk, x=args.chunk)
+    runs = {
+        "ref": lambda: reference_pipeline(model, f, everything, args.ref_pixels),
+        "exact": lambda: xfacies.classify(fe.chunk(y=256, x=256), model, method="exact", smooth=True).compute(),
+        "bare": lambda: np.concatenate([model.predict_patches_normalised(patches[i:i + 1024])
+                                        for i in range(0, len(patches), 1024)]),
+        "dense": lambda: xfacies.classify(chunked, model, method="dense", smooth=True).compute(),
+        "dense_gl": lambda: xfacies.classify(chunked, model, glacier, method="dense", smooth=True).compute(),
+    }
+    for key in ("exact", "bare", "dense", "dense_gl"):
+        runs[key]()  # compile
+    times: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(3):
-        t_ex.append(_timed(run_exact)[0])
-        dt, bare = _timed(run_bare)
-        t_bare.append(dt)
-    t_ex, t_bare = min(t_ex), min(t_bare)
+        for key, fn in runs.items():
+            dt, out = _timed(fn)
+            if key == "ref":
+                dt, n_ref = out  # the pipeline times its own loop (after its warm-up)
+            if key == "bare":
+                bare = out
+            times[key].append(dt)
+    t_ref, t_ex, t_bare, t_dense, t_dense_gl = (min(times[k]) for k in runs)
     p_ex = xfacies.predict_proba(fe.chunk(y=256, x=256), model, method="exact").values
     p_ex = np.moveaxis(p_ex, 0, -1).reshape(-1, p_ex.shape[0])
     same_labels = np.mean(p_ex.argmax(-1) == bare.argmax(-1))
     max_diff = float(np.abs(p_ex - bare).max())
-    # dense on the whole scene: every pixel, then glacier pixels only (outlines)
-    chunked = feats.chunk(y=args.chunk, x=args.chunk)
-    xfacies.classify(chunked, model).compute()  # compile for the block shapes
-    t_dense = min(_timed(lambda: xfacies.classify(chunked, model, method="dense", smooth=True).compute())[0]
-                  for _ in range(2))
-    xfacies.classify(chunked, model, glacier).compute()
-    t_dense_gl = min(_timed(lambda: xfacies.classify(chunked, model, glacier, method="dense",
-                                                     smooth=True).compute())[0] for _ in range(2))
     n_scene = f.shape[1] * f.shape[2]
 
     cfg = model.cnn_config
     rate = {"reference pipeline": n_ref / t_ref, "xfacies exact": n_ex / t_ex,
             "xfacies dense": n_scene / t_dense}
-    print(f"{'method (best of 2-3 runs)':44s} {'pixels':>9s} {'seconds':>8s} {'pixels/s':>10s} {'x reference':>11s}")
+    print(f"{'method (best of 3 alternating runs)':44s} {'pixels':>9s} {'seconds':>8s} {'pixels/s':>10s} {'x reference':>11s}")
     for name, n, tt in [("reference pipeline (generator, batches 1024)", n_ref, t_ref),
                         ("xfacies exact (whole pipeline)", n_ex, t_ex),
                         ("bare model on pre-extracted patches", n_ex, t_bare),
