@@ -272,23 +272,22 @@ def reference_cnn(
     else:
         h = layers.MaxPooling2D(k, strides=k, padding="valid", name="pool")(h)
     n2 = P // k
-    if dense and fused:
-        # Scale 2 on the k x k sub-lattices as a batch: plain convolutions instead of dilated
-        # ones and a max over neighbours instead of lattice offsets (same numbers, ~13 % less
-        # time for the whole model on CPU).  Needs height and width multiples of k.
+    # The fused (inference) dense form runs scale 2 on the k x k sub-lattices as a batch:
+    # plain convolutions instead of dilated ones and a max over neighbours instead of lattice
+    # offsets (same numbers, ~13 % less time for the whole model on CPU).  Needs height and
+    # width multiples of k.
+    lattice = dense and fused
+    if lattice:
         h = ToLattice(k, name="to_lattice")(h)
-        for i in range(c.convs_per_scale):
-            h = block(h, 1, f"s2_{i}")
+    for i in range(c.convs_per_scale):
+        h = block(h, k if dense and not lattice else 1, f"s2_{i}")
+    if lattice:
         tap2 = FromLattice(k, name="tap2")(h)
         gmax = FromLattice(k, name="from_lattice")(LatticeMax((n2 - 1) // 2, 1, name="global_max")(h))
     elif dense:
-        for i in range(c.convs_per_scale):
-            h = block(h, k, f"s2_{i}")
         tap2 = h
         gmax = LatticeMax((n2 - 1) // 2, k, name="global_max")(h)
     else:
-        for i in range(c.convs_per_scale):
-            h = block(h, 1, f"s2_{i}")
         tap2 = CentreTap(n2 // 2, n2 // 2, name="tap2")(h)
         gmax = layers.GlobalMaxPooling2D(name="global_max")(h)
     z = layers.Concatenate(axis=-1, name="concat")([tap1, tap2, gmax])
