@@ -204,7 +204,7 @@ def achievable_rate(model) -> tuple[float, str]:
     """The best multiply-add rate of plain 3x3 ``Conv2D`` layers on this machine, and its shape."""
     import keras
 
-    from xfacies.model.bundle import _compiled_forward
+    from xfacies.model.runtime import compiled_forward as _compiled_forward
 
     widths = {(int(layer.input.shape[-1]), int(layer.filters))
               for layer in model.keras_model().layers if isinstance(layer, keras.layers.Conv2D)}

@@ -30,15 +30,16 @@ synthetic outlines with RGI outlines (`xfacies.read_outlines`); the rest of the 
 matplotlib.use("Agg")
 import xarray as xr
 import xfacies
-from xfacies import stac_testing, synthetic
+from xfacies.sources import stac_server
+from xfacies import synthetic
 
 season = synthetic.season(4, size=192, seed=3)      # 4 acquisitions, June to September 2021
 outlines = synthetic.outlines(192, seed=3)          # glacier polygons (a GeoDataFrame)
 outlines[["rgi_id", "geometry"]]""",
 """md:Write the season as COGs + STAC items (Earth Search conventions) and search it through a real STAC API
 server on loopback. The cube is lazy: nothing is read until it is computed.""",
-"""collection, items = stac_testing.synthetic_catalog(season, "stac")
-with stac_testing.serve(collection, items) as url:
+"""collection, items = stac_server.synthetic_catalog(season, "stac")
+with stac_server.serve(collection, items) as url:
     cube = xfacies.open_stac(season, time="2021-06-01/2021-09-30", sensors=("sentinel-2",),
                              catalog=url, provider="earth-search", chunks={"x": 96, "y": 96})
 cube""",
@@ -87,7 +88,7 @@ matplotlib.use("Agg")
 import numpy as np
 import xarray as xr
 import xfacies
-from xfacies import wgms
+from xfacies.massbalance import wgms
 from xfacies.massbalance import regress
 
 

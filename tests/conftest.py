@@ -66,6 +66,7 @@ def tiny_model(tmp_path_factory):
 def random_features(shape=(40, 36), n_features: int = 6, seed: int = 0, smooth: int = 5,
                     time: int | None = None) -> xr.DataArray:
     """Smooth random features on a 10 m UTM grid, labelled by feature name."""
+    import rioxarray  # noqa: F401  (registers .rio)
     from scipy.ndimage import uniform_filter
 
     import xfacies

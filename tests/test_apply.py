@@ -9,8 +9,8 @@ import xarray as xr
 
 import xfacies
 from xfacies import synthetic
-from xfacies.apply import NODATA_OUT, apply_scene, scene_features
-from xfacies.cli import main
+from xfacies.app.apply import NODATA_OUT, apply_scene, scene_features
+from xfacies.app.cli import main
 
 from conftest import make_tiny_model
 

@@ -24,7 +24,7 @@ def client():
 
 
 def _loads(dask_worker=None):
-    from xfacies.model.bundle import loaded_models
+    from xfacies.model.registry import loaded_models
 
     return loaded_models()["loads"]
 
@@ -34,8 +34,7 @@ def test_each_worker_loads_the_model_once(client, tmp_path):
     m.save(tmp_path / "m.xfacies")
     feats = random_features((96, 96), seed=3, time=2).chunk(time=1, y=32, x=32)  # 18 blocks
     before = client.run(_loads)
-    if True:
-        got = xfacies.classify(feats, m, method="dense").compute()
+    got = xfacies.classify(feats, m, method="dense").compute()
     after = client.run(_loads)
     new_loads = {w: after[w] - before.get(w, 0) for w in after}
     assert all(n <= 1 for n in new_loads.values()), new_loads

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 
 import xfacies
-from xfacies.cli import main
+from xfacies.app.cli import main
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
-    from xfacies.demo import run_demo
+    from xfacies.app.demo import run_demo
 
     s = run_demo(tmp_path / "out", size=160, dates=3, chunks=64, progress=False)
     out = capsys.readouterr().out
@@ -39,13 +39,13 @@ def test_cli_info_and_errors(capsys, tmp_path):
 
 def test_cli_demo_command(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "d"), "--size", "96", "--dates", "2",
-                 "--chunks", "48", "--no-progress"]) == 0
-    assert (tmp_path / "d" / "demo.zarr").exists()
+                 "--chunks", "64", "--no-progress"]) == 0
+    assert (tmp_path / "d" / "facies.zarr").exists()
 
 
 def test_make_demo_model_trains_a_working_bundle(tmp_path, monkeypatch):
     """The demo-model recipe runs (tiny settings) and writes a loadable, scored bundle."""
-    from xfacies.model import demo
+    from xfacies.train import demo_model as demo
 
     monkeypatch.setattr(demo, "SIZE", 96)
     monkeypatch.setattr(demo, "DATES", 2)

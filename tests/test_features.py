@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Polygon, box
 
-from xfacies import synthetic, terrain
+import xfacies
+from xfacies import synthetic
+from xfacies.features import terrain
 from xfacies.catalog import FEATURE_SETS, OPTICAL_FEATURES
 from xfacies.features import ShadowCapWarning, edge_distance, features
 
@@ -239,7 +241,7 @@ def test_elevation_joint_and_per_glacier():
     b1 = box(X0 + 50, Y0 - 150, X0 + 150, Y0 - 50)
     b2 = box(X0 + 300, Y0 - 350, X0 + 450, Y0 - 250)
     outl = square_outlines(b1, b2)
-    gid = __import__("xfacies").outlines.rasterize(outl, d).values
+    gid = xfacies.sources.outlines.rasterize(outl, d).values
     for per in (False, True):
         e = features(chunked(cube, 9, 11), dem=d, outlines=outl, feature_set=["elevation"],
                      per_glacier_elevation=per).values[0]

@@ -17,7 +17,7 @@ import xarray as xr
 from conftest import SHARED, needs_shared
 from xfacies.catalog import OPTICAL_FEATURES
 from xfacies.features import features
-from xfacies.outlines import rasterize, read_outlines
+from xfacies.sources.outlines import rasterize, read_outlines
 
 pytestmark = needs_shared("data", "oetztal")
 DATA = SHARED / "data" / "oetztal"
@@ -65,8 +65,8 @@ def test_slope_and_late_summer_shadow_are_plausible(outl):
     frac = float(shadow[gid].mean())
     assert 0.0 < frac < 0.15, frac
     # north-facing glacier slopes are shaded more often than south-facing ones
-    from xfacies import terrain
-    from xfacies.features import _dem_on_grid
+    from xfacies.features import terrain
+    from xfacies.features.compute import _dem_on_grid
 
     zz = _dem_on_grid(DATA / "dem" / "srtm_oetztal.tif", cube, cube.rio.crs, 30.0,
                       (cube.sizes["y"],), (cube.sizes["x"],)).compute()

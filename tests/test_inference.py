@@ -223,7 +223,7 @@ def test_non_spatial_input_is_refused(tiny_model):
 
 
 def test_mismatched_outline_raster_is_refused(tiny_model):
-    with pytest.raises(ValueError, match="does not match the features' grid"):
+    with pytest.raises(ValueError, match="is not on the grid of the features"):
         xfacies.classify(random_features((20, 20)), tiny_model,
                          xr.DataArray(np.ones((10, 20), np.int32), dims=("y", "x")))
 
@@ -348,7 +348,7 @@ def test_storage_windows_run_on_a_local_cluster(tiny_model, zarr_scene):
 def test_storage_source_reads_windows_row_of_chunks_by_row(zarr_scene):
     """Windows that start mid-chunk, cross one or two rows of chunks or end at the scene edge
     read the same pixels as one slice."""
-    from xfacies.inference import _Source
+    from xfacies.inference.windows import _Source
 
     var = xr.open_zarr(zarr_scene, consolidated=False, chunks=None).features.variable
     src = _Source(var, ("band", "y", "x"), row_chunk=32)
@@ -362,8 +362,8 @@ def test_storage_source_reads_windows_row_of_chunks_by_row(zarr_scene):
 # --------------------------------------------------------------------------- crop buckets
 @given(n=st.integers(1, 700), h=st.integers(0, 40), a=st.integers(0, 699), length=st.integers(1, 700))
 def test_crop_contains_the_box_stays_in_the_block_and_takes_a_bucketed_size(n, h, a, length):
-    from xfacies.inference import _crop
-    from xfacies.model.bundle import _bucket
+    from xfacies.inference.blocks import _crop
+    from xfacies.model.runtime import bucket as _bucket
 
     a = min(a, n - 1)
     b = min(a + length, n)
@@ -376,7 +376,7 @@ def test_crop_contains_the_box_stays_in_the_block_and_takes_a_bucketed_size(n, h
 def test_dense_blocks_feed_the_network_few_distinct_shapes(tiny_model, monkeypatch):
     """Each distinct input shape costs TensorFlow memory it keeps: 40 blocks with glacier boxes
     of random sizes must reach the network in a few bucketed shapes, with unchanged outputs."""
-    from xfacies.inference import _proba_block
+    from xfacies.inference.blocks import _proba_block
     from xfacies.model.bundle import Model
 
     shapes = []

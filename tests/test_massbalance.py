@@ -172,7 +172,7 @@ def test_clear_errors():
 # --------------------------------------------------------------------------- real WGMS data
 @needs_shared("data", "wgms")
 def test_real_wgms_aar_vs_annual_balance_equals_scipy():
-    from xfacies import wgms
+    from xfacies.massbalance import wgms
 
     ids = ["RGI60-11.00897", "RGI60-11.00787", "RGI60-11.00719", "RGI60-11.00804"]
     aar = wgms.overview_for(ids, WGMS_DIR)

@@ -61,7 +61,7 @@ def test_dense_form_taps_equal_patch_form_on_constant_scene():
 
 # ----------------------------------------------------------------- bundles
 def test_bundle_round_trip(tmp_path):
-    m = make_tiny_model(8, calibrator=None) if False else make_tiny_model(8)
+    m = make_tiny_model(8)
     m.calibrator = KernelCalibrator([0.0, 0.5, 1.0], [0.1, 0.2, 0.3])
     m.metadata = {"note": "test"}
     p = m.save(tmp_path / "m.xfacies")

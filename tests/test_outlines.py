@@ -10,7 +10,7 @@ import shapely
 import xarray as xr
 from shapely.geometry import Point, Polygon, box
 
-from xfacies.outlines import glacier_bboxes, rasterize, read_outlines
+from xfacies.sources.outlines import glacier_bboxes, rasterize, read_outlines
 
 CRS = "EPSG:32632"
 X0, Y0, RES = 600_000.0, 5_100_000.0, 10.0

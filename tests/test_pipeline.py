@@ -13,8 +13,8 @@ import xarray as xr
 
 import xfacies
 from xfacies import io
-from xfacies.cli import main
-from xfacies.pipeline import RunConfig, load_config, run
+from xfacies.app.cli import main
+from xfacies.app.pipeline import RunConfig, load_config, run
 
 DATES = ["2019-06-20", "2020-07-10", "2021-08-05"]
 GLACIER = "SYN60-00.00001"

@@ -14,7 +14,7 @@ import xarray as xr
 from shapely.geometry import box
 
 from xfacies.catalog import CLASSES, NODATA, class_flag_attrs
-from xfacies.outlines import rasterize
+from xfacies.sources.outlines import rasterize
 from xfacies.products import aar_proxy, fractions
 
 CRS = "EPSG:32632"
@@ -181,5 +181,5 @@ def test_errors_are_explicit():
     index = rasterize(gdf, classes)
     with pytest.raises(ValueError, match="glacier_ids"):
         fractions(classes, index.assign_attrs(glacier_ids=None).drop_attrs())
-    with pytest.raises(ValueError, match="different grids"):
+    with pytest.raises(ValueError, match="not on the grid of the class map"):
         fractions(classes.isel(x=slice(1, None)), index)

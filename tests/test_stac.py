@@ -24,9 +24,9 @@ import xarray as xr
 from affine import Affine
 
 import xfacies
-from xfacies import stac, stac_testing as st
+from xfacies.sources import stac, stac_server as st
 from xfacies.catalog import OPTICAL_FEATURES
-from xfacies.sensors import PROVIDERS, CollectionSpec
+from xfacies.sources.sensors import PROVIDERS, CollectionSpec
 
 # odc-geo 0.5 / affine / shapely deprecation chatter, not ours
 pytestmark = pytest.mark.filterwarnings(
@@ -205,11 +205,11 @@ def count_reads(monkeypatch):
 
 def _es(catalog, time, **kw):
     kw.setdefault("sensors", ("sentinel-2",))
-    return xfacies.stac.open_stac(_area_geom(), time, catalog=catalog["url"], provider="earth-search", **kw)
+    return xfacies.sources.stac.open_stac(_area_geom(), time, catalog=catalog["url"], provider="earth-search", **kw)
 
 
 def _pc(catalog, time, signer, **kw):
-    return xfacies.stac.open_stac(_area_geom(), time, ("sentinel-2",), catalog["url"],
+    return xfacies.sources.stac.open_stac(_area_geom(), time, ("sentinel-2",), catalog["url"],
                                   provider="planetary-computer", signer=signer, **kw)
 
 
@@ -326,7 +326,7 @@ def test_synthetic_season_round_trip(tmp_path):
     season = synthetic.season(3, size=48, seed=3)
     coll, items = st.synthetic_catalog(season, tmp_path)
     with st.serve(coll, items) as url:
-        cube = xfacies.stac.open_stac(season, ("2021-01-01", "2021-12-31"), ("sentinel-2",), url,
+        cube = xfacies.sources.stac.open_stac(season, ("2021-01-01", "2021-12-31"), ("sentinel-2",), url,
                                       provider="earth-search").compute()
     assert cube.sizes["time"] == 3 and cube.rio.crs == season.rio.crs
     np.testing.assert_array_equal(cube.x.values, season.x.values)
@@ -344,7 +344,7 @@ def test_synthetic_season_round_trip(tmp_path):
     # glacier outlines (plus a buffer) as the area: a window of the same 10 m grid
     out = synthetic.outlines(48, seed=3)
     with st.serve(coll, items) as url:
-        sub = xfacies.stac.open_stac(out, None, ("sentinel-2",), url, provider="earth-search", buffer=50)
+        sub = xfacies.sources.stac.open_stac(out, None, ("sentinel-2",), url, provider="earth-search", buffer=50)
     assert sub.rio.crs.to_epsg() == 32632 and sub.sizes["y"] < 48 + 10
     xs = np.intersect1d(sub.x.values, season.x.values)
     ys = np.intersect1d(sub.y.values, season.y.values)
@@ -358,7 +358,7 @@ def test_planetary_computer_convention_synthetic_round_trip(tmp_path, monkeypatc
     season = synthetic.season(1, size=32, seed=4, clouds=False)
     coll, items = st.synthetic_catalog(season, tmp_path, provider="planetary-computer", baseline="04.00")
     with st.serve(coll, items) as url:
-        cube = xfacies.stac.open_stac(season, None, ("sentinel-2",), url, provider="planetary-computer",
+        cube = xfacies.sources.stac.open_stac(season, None, ("sentinel-2",), url, provider="planetary-computer",
                                       signer=str).compute()
     ref = season.features.sel(band=list(OPTICAL_FEATURES)).values
     assert np.abs(cube.sel(band=list(OPTICAL_FEATURES)).values - ref).max() <= 0.5e-4 + 1e-6
@@ -368,7 +368,7 @@ def test_dem_from_stac_mosaicked_onto_cube_grid(catalog):
     from pyproj import Transformer
 
     cube = _es(catalog, "2021-07")
-    dem = xfacies.stac.open_dem(cube, catalog=catalog["url"], provider="earth-search")
+    dem = open_dem(cube, catalog=catalog["url"], provider="earth-search")
     assert dem.dims == ("y", "x") and dem.dtype == np.float32 and dem.chunks is not None
     xx, yy = np.meshgrid(cube.x.values, cube.y.values)
     lon, lat = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True).transform(xx, yy)
@@ -378,8 +378,8 @@ def test_dem_from_stac_mosaicked_onto_cube_grid(catalog):
 
 def test_dem_from_file_reprojected(catalog):
     cube = _es(catalog, "2021-07")
-    a = xfacies.stac.open_dem(cube, catalog["dem_path"])
-    b = xfacies.stac.open_dem(cube, catalog=catalog["url"], provider="earth-search")
+    a = open_dem(cube, catalog["dem_path"])
+    b = open_dem(cube, catalog=catalog["url"], provider="earth-search")
     assert a.chunks is not None
     np.testing.assert_allclose(a.values, b.values, atol=0.5)
 
@@ -414,21 +414,21 @@ def test_unreachable_server_names_the_url():
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     with pytest.raises(ConnectionError, match=f"127.0.0.1:{port}"):
-        xfacies.stac.open_stac((10.7, 46.8, 10.8, 46.9), "2021", catalog=url, provider="earth-search")
+        xfacies.sources.stac.open_stac((10.7, 46.8, 10.8, 46.9), "2021", catalog=url, provider="earth-search")
 
 
 def test_unknown_collection_says_how_to_supply_a_table():
     with pytest.raises(ValueError, match=r"sentinel-2-c1-l2a.*collections=\{.*CollectionSpec"):
-        xfacies.stac.open_stac((10.7, 46.8, 10.8, 46.9), "2021", catalog="earth-search",
+        xfacies.sources.stac.open_stac((10.7, 46.8, 10.8, 46.9), "2021", catalog="earth-search",
                                collections=["sentinel-2-l2a"])
     with pytest.raises(ValueError, match="no collection table for the STAC API http://example.invalid"):
-        xfacies.stac.open_stac((10.7, 46.8, 10.8, 46.9), "2021", catalog="http://example.invalid/stac")
+        xfacies.sources.stac.open_stac((10.7, 46.8, 10.8, 46.9), "2021", catalog="http://example.invalid/stac")
 
 
 def test_user_collection_table_on_any_url(catalog):
     pc = PROVIDERS["planetary-computer"].collections["sentinel-2-l2a"]
     mine = CollectionSpec("sentinel-2-l2a", "sentinel-2", dict(pc.bands), scale=1e-4, mask=pc.mask)
-    cube = xfacies.stac.open_stac(_area_geom(), "2022-07", catalog=catalog["url"],
+    cube = xfacies.sources.stac.open_stac(_area_geom(), "2022-07", catalog=catalog["url"],
                                   collections={"sentinel-2-l2a": mine},
                                   signer=lambda u: u.replace(PC_PREFIX, str(catalog["pc_root"]) + "/"))
     np.testing.assert_allclose(cube.sel(band="blue").values, 0.3, atol=1e-6)   # no baseline rule in mine
@@ -464,7 +464,7 @@ def test_planetary_computer_without_package_or_signer(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_pc)
     with pytest.raises(ImportError, match="pip install planetary-computer"):
-        xfacies.stac.open_stac((10.7, 46.8, 10.8, 46.9), "2021", catalog="planetary-computer")
+        xfacies.sources.stac.open_stac((10.7, 46.8, 10.8, 46.9), "2021", catalog="planetary-computer")
 
 
 def test_table_radiometry_rules():

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from xfacies import terrain
+from xfacies.features import terrain
 
 RES = 10.0
 

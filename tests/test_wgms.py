@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED, needs_shared
-from xfacies import wgms
+from xfacies.massbalance import wgms
 
 WGMS_DIR = SHARED / "data" / "wgms"
 

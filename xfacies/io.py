@@ -94,10 +94,6 @@ def _is_class_map(var: xr.Variable) -> bool:
     return "flag_meanings" in var.attrs and np.issubdtype(var.dtype, np.integer)
 
 
-def _is_string(dtype: np.dtype) -> bool:
-    return dtype.kind in ("U", "T") or (dtype.kind == "O")
-
-
 def _prepare(ds: xr.Dataset) -> xr.Dataset:
     """Copy with clean encodings, object strings and no _FillValue on class maps."""
     ds = ds.copy(deep=False)

@@ -44,7 +44,7 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import NDArray
 
-from xfacies import terrain
+from xfacies.features import terrain
 from xfacies.catalog import CLASSES, FEATURE_SETS, NODATA, OPTICAL_FEATURES
 
 __all__ = ["outlines", "scene", "season", "GENERATOR_VERSION", "SHADOW_DISTANCE_CAP"]
@@ -95,8 +95,9 @@ _S_LAYOUT, _S_DEM1, _S_DEM2, _S_SNOW1, _S_SNOW2, _S_FIRN = 1, 2, 3, 4, 5, 6
 _S_DEBRIS, _S_POND1, _S_POND2, _S_ALB1, _S_ALB2, _S_MEADOW = 7, 8, 9, 10, 11, 12
 _S_NOISE, _S_CLOUD, _S_CLOUDDATE, _S_CLOUDN = 13, 14, 15, 16
 
-# Quantiles of the cloud field (_cloud_field) for cover 0, 0.05, ..., 0.5:
-# the threshold above which that share of an (infinite) scene is cloud.
+# Quantiles of the cloud field (_cloud_field) for cover 0, 0.05, ..., 0.5: the threshold above
+# which that share of an (infinite) scene is cloud.  Recomputed from the field itself by
+# tests/test_synthetic.py::test_cloud_quantile_table_matches_the_cloud_field.
 _CLOUD_Q = np.array(
     [0.9238, 0.4553, 0.3656, 0.3018, 0.2487, 0.2013, 0.1575, 0.1157, 0.0758, 0.0357, -0.0045]
 )
@@ -977,6 +978,8 @@ def _finish(ds: xr.Dataset, lay: _Layout) -> xr.Dataset:
     ds["truth"].attrs.update(class_flag_attrs("true glacier surface facies"))
     for k, a in _VAR_ATTRS.items():
         ds[k].attrs.update(a)
+    import rioxarray  # noqa: F401  (registers .rio)
+
     ds = ds.rio.write_crs(lay.crs)
     return ds
 
@@ -1152,11 +1155,4 @@ def season(
         attrs=_attrs(lay, "season"),
     )
     return _finish(ds, lay)
-
-
-def _cloud_quantiles(n: int = 2048, seed: int = 12345) -> NDArray:  # pragma: no cover - table maker
-    """Recompute :data:`_CLOUD_Q` (kept for reference)."""
-    rows = np.arange(n)
-    f = _fbm(seed, _S_CLOUD * 1000, rows, rows, 96.0, 3)
-    return np.quantile(f - 0.0, 1.0 - np.linspace(0, 0.5, 11))
 

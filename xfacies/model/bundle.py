@@ -40,15 +40,13 @@ import numpy as np
 
 from xfacies import catalog
 from xfacies.model.calibration import KernelCalibrator
+from xfacies.model.runtime import bucket, compiled_exact, compiled_forward, default_batch_size, shape_polymorphic
 
-__all__ = ["Model", "load_model", "BundleError", "NormalisationWarning", "FORMAT_VERSION"]
+__all__ = ["Model", "BundleError", "NormalisationWarning", "FORMAT_VERSION", "warn_unnormalised"]
 
 FORMAT_VERSION = 1
 _META = "model.json"
 _WEIGHTS = "weights.npz"
-_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-#: Names ``load_model`` resolves to bundles shipped inside the package.
-BUILTIN = {"demo": _DATA_DIR / "demo.xfacies"}
 
 
 class BundleError(ValueError):
@@ -218,9 +216,9 @@ class Model:
         d = np.arange(P, dtype=np.int64)
         out = np.empty((n, len(self.classes)), dtype=np.float32)
         if "exact" not in self._forward:
-            self._forward["exact"] = _compiled_exact(self.keras_model(dense=False, fused=True))
+            self._forward["exact"] = compiled_exact(self.keras_model(dense=False, fused=True))
         flat = np.ascontiguousarray(x.reshape(Hp * Wp, F), dtype=np.float32)
-        polymorphic = _shape_polymorphic()
+        polymorphic = shape_polymorphic()
         for i in range(0, n, bs):
             r, c = rows[i:i + bs], cols[i:i + bs]
             m = r.size
@@ -235,7 +233,7 @@ class Model:
     def _predict(self, x: np.ndarray, dense: bool) -> np.ndarray:
         """Inference-mode forward pass, compiled per input shape for the active backend."""
         if dense not in self._forward:
-            self._forward[dense] = _compiled_forward(self.keras_model(dense=dense, fused=True))
+            self._forward[dense] = compiled_forward(self.keras_model(dense=dense, fused=True))
         with self._lock:
             return self._forward[dense](np.ascontiguousarray(x, dtype=np.float32))
 
@@ -287,11 +285,11 @@ class Model:
         """
         H, W = x.shape[:2]
         # The compiled (fused) dense form needs sides that are multiples of the pool; backends
-        # that compile per shape (JAX/XLA) also pad to a bucketed size (see _bucket) so blocks
+        # that compile per shape (JAX/XLA) also pad to a bucketed size (see runtime.bucket) so blocks
         # of varied shapes share a few compiled programs.  The zero padding lies beyond the
         # block, where it only changes outputs within the margin callers discard.
         k = self.cnn_config.pool
-        Hp, Wp = (H, W) if _shape_polymorphic() else (_bucket(H), _bucket(W))
+        Hp, Wp = (H, W) if shape_polymorphic() else (bucket(H), bucket(W))
         Hp, Wp = -(-Hp // k) * k, -(-Wp // k) * k
         if (Hp, Wp) != (H, W):
             x = np.pad(x, ((0, Hp - H), (0, Wp - W), (0, 0)))
@@ -300,7 +298,7 @@ class Model:
     def predict_patches_normalised(self, x: np.ndarray) -> np.ndarray:
         """Patch-form probabilities for already normalised patches (no checks)."""
         n = x.shape[0]
-        size = n if _shape_polymorphic() else 1 << max(0, int(np.ceil(np.log2(max(n, 1)))))
+        size = n if shape_polymorphic() else 1 << max(0, int(np.ceil(np.log2(max(n, 1)))))
         if size != n:
             x = np.concatenate([x, np.zeros((size - n,) + x.shape[1:], x.dtype)])
         return self._predict(x, dense=False)[:n]
@@ -411,250 +409,6 @@ class Model:
         self._lock = threading.Lock()
 
 
-def _bucket(n: int) -> int:
-    """Round a block side up to one of a few sizes: multiples of ``3 * 2**k`` with at most
-    four sizes per octave (padding <= 25 %), so blocks of varied shapes share compiled code."""
-    q = max(24, 3 * 2 ** max(int(np.floor(np.log2(max(n, 1) / 3))) - 2, 0))
-    return -(-n // q) * q
-
-
-def _shape_polymorphic() -> bool:
-    """Whether one compiled forward serves every input shape for the active Keras backend.
-
-    TensorFlow (one ``tf.function`` traced with unknown batch and spatial sizes) and the eager
-    backends do; JAX compiles one XLA program per shape, so callers pad to bucketed sizes
-    there.  Per-shape traces cost memory that is never returned (about 5 MB each on
-    TensorFlow for the demo model): a worker that met a few hundred block shapes grew by
-    gigabytes before the forward became shape-polymorphic.  Even then TensorFlow keeps about
-    0.5 MB per distinct shape (kernels and buffers), so :mod:`xfacies.inference` grows cropped
-    dense blocks to bucketed sizes too.
-    """
-    import keras
-
-    return keras.backend.backend() != "jax"
-
-
-def _compiled_forward(km: Any):
-    """``x -> numpy probabilities`` for a Keras model in inference mode, compiled once.
-
-    TensorFlow: a ``tf.function`` with an input signature whose batch and spatial sizes are
-    unknown, traced once for all shapes; JAX: ``jax.jit`` of the stateless call (compiled per
-    shape: callers bucket shapes); other backends: an eager call without gradients.
-    """
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        spec = tf.TensorSpec((None,) + tuple(km.inputs[0].shape[1:]), tf.float32)
-        f = tf.function(lambda a: km(a, training=False), input_signature=[spec])
-        return lambda x: f(tf.constant(x)).numpy()
-    if backend == "jax":
-        import jax
-
-        tv = [v.value for v in km.trainable_variables]
-        ntv = [v.value for v in km.non_trainable_variables]
-
-        @jax.jit
-        def g(tv, ntv, a):
-            y, _ = km.stateless_call(tv, ntv, a, training=False)
-            return y
-
-        return lambda x: np.asarray(g(tv, ntv, x))
-
-    def eager(x):
-        if backend == "torch":
-            import torch
-
-            with torch.no_grad():
-                return keras.ops.convert_to_numpy(km(x, training=False))
-        return keras.ops.convert_to_numpy(km(x, training=False))
-
-    return eager
-
-
-def _compiled_exact(km: Any):
-    """``(flat block (N, F), patch indices (n, P, P)) -> (n, C)``: gather + model, compiled."""
-    import keras
-
-    backend = keras.backend.backend()
-
-    def run(flat, idx):
-        return km(keras.ops.take(flat, idx, axis=0), training=False)
-
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        P, _, F = km.inputs[0].shape[1:]
-        f = tf.function(run, input_signature=[tf.TensorSpec((None, F), tf.float32),
-                                              tf.TensorSpec((None, P, P), tf.int32)])
-        return lambda flat, idx: f(tf.constant(flat), tf.constant(idx)).numpy()
-    if backend == "jax":
-        import jax
-
-        tv = [v.value for v in km.trainable_variables]
-        ntv = [v.value for v in km.non_trainable_variables]
-
-        @jax.jit
-        def g(tv, ntv, flat, idx):
-            y, _ = km.stateless_call(tv, ntv, keras.ops.take(flat, idx, axis=0), training=False)
-            return y
-
-        return lambda flat, idx: np.asarray(g(tv, ntv, flat, idx))
-
-    def eager(flat, idx):
-        if backend == "torch":
-            import torch
-
-            with torch.no_grad():
-                return keras.ops.convert_to_numpy(run(flat, idx))
-        return keras.ops.convert_to_numpy(run(flat, idx))
-
-    return eager
-
-
-def accelerator_memory() -> int | None:
-    """Free memory (bytes) of the first GPU the Keras backend uses, or ``None`` on CPU."""
-    import keras
-
-    backend = keras.backend.backend()
-    try:
-        if backend == "jax":
-            import jax
-
-            dev = [d for d in jax.devices() if d.platform == "gpu"]
-            if dev:
-                stats = dev[0].memory_stats() or {}
-                return int(stats.get("bytes_limit", 0) - stats.get("bytes_in_use", 0)) or None
-        elif backend == "torch":
-            import torch
-
-            if torch.cuda.is_available():
-                return int(torch.cuda.mem_get_info()[0])
-        elif backend == "tensorflow":
-            import tensorflow as tf
-
-            if tf.config.list_physical_devices("GPU"):
-                info = tf.config.experimental.get_memory_info("GPU:0")
-                total = os.environ.get("XFACIES_GPU_MEMORY")
-                return int(total) - int(info["current"]) if total else 8 << 30
-    except Exception:  # pragma: no cover - device queries are best effort
-        return None
-    return None
-
-
-def default_batch_size(model: "Model", method: str, free_bytes: int | None = -1) -> int:
-    """Patches per batch for ``method="exact"``: 1024 on CPU; fitted to free GPU memory.
-
-    On a GPU, a batch is sized so that the largest activations (the scale-1 feature maps,
-    ``P x P x filters`` float32 per patch, a few alive at once) use about half the free memory.
-    """
-    if free_bytes == -1:
-        free_bytes = accelerator_memory()
-    if not free_bytes:
-        return 1024
-    cfg = model.cnn_config
-    per_patch = cfg.patch_size ** 2 * max(cfg.filters, cfg.n_features) * 4 * 6
-    size = int(free_bytes * 0.5 // per_patch)
-    return int(max(1024, min(1 << 17, 1 << int(np.log2(max(size, 1))))))
-
-
-def cache_dir() -> Path:
-    """Where downloaded bundles and weights are cached (``$XFACIES_CACHE`` or the OS cache)."""
-    env = os.environ.get("XFACIES_CACHE")
-    if env:
-        return Path(env)
-    import pooch
-
-    return Path(pooch.os_cache("xfacies"))
-
-
-def fetch(url: str, sha256: str | None, *, fname: str | None = None) -> Path:
-    """Download ``url`` once into the cache, verifying its pinned sha256."""
-    if not sha256:
-        raise ValueError(
-            f"downloading {url} needs its sha256 (pass sha256='...'): xfacies only uses "
-            "files pinned by hash"
-        )
-    import pooch
-
-    try:
-        got = pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=fname,
-                             path=cache_dir(), progressbar=False)
-    except ValueError as err:  # hash mismatch
-        raise BundleError(f"{url}: downloaded file does not match sha256 {sha256} ({err})") from err
-    except Exception as err:  # network errors, HTTP errors
-        raise ConnectionError(f"could not download {url}: {err}") from err
-    return Path(got)
-
-
-def load_model(source: "str | os.PathLike | Model", *, sha256: str | None = None) -> Model:
-    """Load a model bundle by name, path or URL.
-
-    Parameters
-    ----------
-    source
-        ``"demo"`` (the small model shipped with xfacies), a path to a
-        ``*.xfacies`` bundle, an ``http(s)://`` URL (downloaded once into
-        :func:`cache_dir`, verified against ``sha256``) or a :class:`Model`
-        (returned as is).
-    sha256
-        Required for URLs.
-
-    Examples
-    --------
-    >>> model = load_model("demo")      # doctest: +SKIP
-    >>> model.classes[0]                # doctest: +SKIP
-    'ice'
-    """
-    if isinstance(source, Model):
-        return source
-    s = str(source)
-    if s in BUILTIN:
-        if not BUILTIN[s].exists():
-            raise BundleError(
-                f"the built-in model {s!r} is missing from the installation ({BUILTIN[s]}); "
-                "rebuild it with `xfacies make-demo-model`"
-            )
-        return _load_cached(str(BUILTIN[s]))
-    if s.startswith(("http://", "https://")):
-        return Model.load(fetch(s, sha256))
-    return Model.load(s)
-
-
-_CACHE: dict[tuple[str, float], Model] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def _load_cached(path: str) -> Model:
-    """Load a bundle once per process (keyed by path and mtime); thread-safe.
-
-    This is xfacies' one piece of global state: the documented per-process
-    model cache that lets every Dask worker load a bundle once from its path
-    instead of receiving the model inside the task graph.
-    """
-    from xfacies.cluster import resolve_model_path
-
-    path = resolve_model_path(str(path))
-    key = (str(Path(path).resolve()), os.path.getmtime(path))
-    with _CACHE_LOCK:
-        model = _CACHE.get(key)
-        if model is None:
-            model = Model.load(path)
-            _CACHE[key] = model
-            _STATS["loads"] += 1
-        return model
-
-
-#: Per-process counters (loads of bundles through the cache), for diagnostics and tests.
-_STATS = {"loads": 0}
-
-
-def loaded_models() -> dict[str, int]:
-    """Counters of this process's model cache (``{"loads": n}``)."""
-    return dict(_STATS)
-
 
 def warn_unnormalised(model: Model, what: str) -> None:
     """Warn loudly that ``model`` has no normalisation and is applied to ``what``."""
@@ -667,3 +421,4 @@ def warn_unnormalised(model: Model, what: str) -> None:
             NormalisationWarning,
             stacklevel=3,
         )
+

@@ -27,7 +27,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from xfacies import catalog
-from xfacies.model.bundle import BundleError, Model, fetch
+from xfacies.model.bundle import BundleError, Model
+from xfacies.model.registry import fetch
 from xfacies.model.calibration import KernelCalibrator, read_reference_calibrator
 
 __all__ = ["import_reference", "reference_model", "REFERENCE_COMMIT", "REFERENCE_SHA256"]

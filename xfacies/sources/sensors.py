@@ -1,6 +1,6 @@
 """Sensors and radiometry as data: one table per STAC provider and collection.
 
-Everything that :func:`xfacies.stac.open_stac` needs to turn the raw digital
+Everything that :func:`xfacies.sources.stac.open_stac` needs to turn the raw digital
 numbers (DN) of a STAC collection into surface reflectance lives here, as
 frozen dataclasses rather than ``if`` chains:
 
@@ -30,7 +30,7 @@ applied on top.
 
 Supplying a table for another collection or API::
 
-    >>> from xfacies.sensors import CollectionSpec, MaskRule, S2_SCL_MASK
+    >>> from xfacies.sources.sensors import CollectionSpec, MaskRule, S2_SCL_MASK
     >>> spec = CollectionSpec(
     ...     "my-s2", "sentinel-2",
     ...     bands={"blue": "B02", "green": "B03", "red": "B04",
@@ -44,7 +44,7 @@ and ``xfacies.open_stac(..., catalog=URL, collections={"my-s2": spec})``.
 
 Examples
 --------
->>> from xfacies.sensors import PROVIDERS
+>>> from xfacies.sources.sensors import PROVIDERS
 >>> sorted(PROVIDERS)
 ['earth-search', 'planetary-computer']
 >>> s2 = PROVIDERS["planetary-computer"].collections["sentinel-2-l2a"]

@@ -48,7 +48,7 @@ semantics and ``method="dense"`` ~300 times faster.
 
 Examples
 --------
->>> from xfacies.apply import apply_scene
+>>> from xfacies.app.apply import apply_scene
 >>> res = apply_scene("S2_20200815.tif", "rgi.shp", "facies.tif",
 ...                   dem="dem.tif", slope="slope.tif", shadow="shadow.tif",
 ...                   hillshade="hillshade.tif", proximity="proximity.tif",
@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import rioxarray  # noqa: F401  (registers .rio)
 
 __all__ = ["apply_scene", "ApplyResult", "NODATA_OUT", "scene_features"]
 
@@ -189,7 +190,8 @@ def _check_paths(paths: dict[str, Any]) -> None:
 
 
 def _load(model: Any, minmax: Any, calibration: Any) -> Any:
-    from xfacies.model.bundle import Model, load_model
+    from xfacies.model.bundle import Model
+    from xfacies.model.registry import load_model
     from xfacies.model.calibration import read_reference_calibrator
     from xfacies.model.reference import import_reference
 
@@ -229,7 +231,7 @@ def scene_features(
     (xarray.DataArray, xarray.DataArray)
         float32 features ``(band, y, x)`` named as :data:`xfacies.FEATURES`
         (NaN where an input is nodata), and the int32 glacier index ``(y, x)``
-        (:func:`xfacies.outlines.rasterize`), both with the raster's CRS.
+        (:func:`xfacies.sources.outlines.rasterize`), both with the raster's CRS.
 
     Raises
     ------
@@ -247,7 +249,7 @@ def scene_features(
     import xarray as xr
 
     from xfacies.catalog import FEATURE_SETS
-    from xfacies.outlines import rasterize, read_outlines
+    from xfacies.sources.outlines import rasterize, read_outlines
 
     aux = {"dem": dem, "slope": slope, "shadow": shadow, "hillshade": hillshade, "proximity": proximity}
     _check_paths({"optical": optical, "outlines": outlines if isinstance(outlines, (str, os.PathLike)) else None,

@@ -33,7 +33,7 @@ Conventions
 
 Examples
 --------
->>> import xfacies.wgms as wgms
+>>> import xfacies.massbalance.wgms as wgms
 >>> mb = wgms.read_mass_balance("../shared/data/wgms")            # doctest: +SKIP
 >>> b = wgms.balance_for(["RGI60-11.00897"], "../shared/data/wgms")  # doctest: +SKIP
 >>> float(b.sel(year=2020, glacier="RGI60-11.00897"))             # doctest: +SKIP
@@ -425,7 +425,7 @@ def read_links(path: PathLike, *, encoding: str = "latin-1") -> pd.DataFrame:
 def _glacier_ids(glaciers: Any) -> list[Any]:
     """Ids from a GeoDataFrame/DataFrame (id column), a DataArray coord, or a list."""
     if isinstance(glaciers, pd.DataFrame):
-        from xfacies.outlines import ID_COLUMNS
+        from xfacies.sources.outlines import ID_COLUMNS
 
         for c in ID_COLUMNS:
             if c in glaciers.columns:
@@ -554,7 +554,7 @@ def balance_for(
     glaciers
         Glacier ids: RGI 5 (``RGI50-11.00897``) or RGI 6 (``RGI60-11.00897``)
         strings, integer WGMS ids, a (Geo)DataFrame of outlines (its id column,
-        see :data:`xfacies.outlines.ID_COLUMNS`), or an xarray object with a
+        see :data:`xfacies.sources.outlines.ID_COLUMNS`), or an xarray object with a
         ``glacier`` coordinate.
     source
         A directory holding ``mbdata_WGMS-*.csv`` (and ``rgi_wgms_links.csv``),

@@ -40,7 +40,7 @@ def evaluate(model, seeds=TEST_SEEDS, *, exact_sample: int = 3000, seed: int = 0
     """Macro F1 of ``model`` on held-out synthetic seasons (dense on every glacier pixel,
     exact on a random sample of glacier pixels)."""
     from xfacies.inference import classify
-    from xfacies.model.train import macro_f1
+    from xfacies.train.patches import macro_f1
 
     rng = np.random.default_rng(seed)
     truths, dense_preds, ex_t, ex_p = [], [], [], []
@@ -81,8 +81,8 @@ def evaluate(model, seeds=TEST_SEEDS, *, exact_sample: int = 3000, seed: int = 0
 def make_demo_model(out: str | Path | None = None, *, n_per_class: int = 1200, epochs: int = 12,
                     verbose: int = 1) -> Path:
     """Train the demo model from scratch on synthetic seasons and save it (default: the package copy)."""
-    from xfacies.model.bundle import BUILTIN
-    from xfacies.model.train import fit, sample_patches
+    from xfacies.model.registry import BUILTIN
+    from xfacies.train.patches import fit, sample_patches
 
     out = Path(out) if out is not None else BUILTIN["demo"]
     t0 = time.perf_counter()

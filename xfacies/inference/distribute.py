@@ -1,7 +1,8 @@
 """Running xfacies on Dask clusters: models reach workers by path, never inside the graph.
 
-Inference tasks carry a bundle *path*.  Each worker process loads the bundle
-once (:func:`xfacies.model.bundle._load_cached`).  For clusters whose workers
+Inference tasks carry a bundle *path* (:func:`model_path` turns any model into one).
+Each worker process loads the bundle once (:func:`worker_model`, through the per-process
+cache :func:`xfacies.model.registry.load_cached`).  For clusters whose workers
 do not see the client's file system (``Client("tcp://scheduler:8786")``), the
 first inference under a ``distributed.Client`` also registers a
 :class:`ModelPlugin` that copies the bundle's bytes to every worker, present
@@ -23,11 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ModelPlugin", "ship_model", "resolve_model_path"]
+__all__ = ["ModelPlugin", "ship_model", "resolve_model_path", "worker_model", "model_path"]
 
 #: original path -> local copy, filled on workers by ModelPlugin (per process).
 _COPIES: dict[str, str] = {}
@@ -93,3 +95,61 @@ def resolve_model_path(path: str) -> str:
         "inference under the distributed.Client of this cluster (xfacies then copies the "
         "bundle to every worker), or put the bundle on storage all workers can read"
     )
+
+
+def worker_model(path: str) -> Any:
+    """The model a task names by ``path``, loaded once per process (the shipped copy where
+    this worker cannot open ``path``)."""
+    from xfacies.model.registry import load_cached
+
+    return load_cached(resolve_model_path(path))
+
+
+def model_path(model: Any) -> tuple[str, Any]:
+    """A path that workers can load ``model`` from, and the model itself.
+
+    ``model`` is a :class:`xfacies.Model`, a bundle path or a built-in name (``"demo"``).
+    An in-memory model (no file behind it) is saved once, content-addressed, into
+    ``cache_dir()/models`` so that tasks can carry its path.
+
+    Examples
+    --------
+    >>> path, m = model_path("demo")
+    >>> path.endswith("demo.xfacies"), m.classes[0]
+    (True, 'ice')
+    >>> model_path("demo2")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: model 'demo2' is neither a built-in model (demo) nor an existing bundle file; pass xfacies.load_model(...) a built-in name, a *.xfacies path, or an http(s) URL with its sha256
+    """
+    from xfacies.model.bundle import Model
+    from xfacies.model.registry import BUILTIN, cache_dir, load_cached
+
+    if isinstance(model, (str, os.PathLike)):
+        s = str(model)
+        if s.startswith(("http://", "https://")):
+            raise ValueError("load URL models with xfacies.load_model(url, sha256=...) first")
+        path = str(BUILTIN[s]) if s in BUILTIN else s
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"model {s!r} is neither a built-in model ({', '.join(BUILTIN)}) nor an existing "
+                "bundle file; pass xfacies.load_model(...) a built-in name, a *.xfacies path, or an "
+                "http(s) URL with its sha256")
+        return path, worker_model(path)
+    if isinstance(model, Model):
+        if model.path is not None and Path(model.path).exists():
+            return str(model.path), model
+        d = cache_dir() / "models"
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            d = Path(tempfile.gettempdir()) / "xfacies-models"
+            d.mkdir(parents=True, exist_ok=True)
+        key = hashlib.sha256((model.sha256 + repr(model._metadata_dict())).encode()).hexdigest()[:20]
+        path = d / f"{key}.xfacies"
+        if not path.exists():
+            model.save(path)
+        else:
+            model.path = path
+        return str(path), model
+    raise TypeError(f"model must be an xfacies.Model, a bundle path or 'demo'; got {type(model).__name__}")

@@ -1,7 +1,7 @@
 """Terrain kernels: slope, aspect, hillshade, cast shadows and edge distance.
 
-Pure NumPy functions (array in, array out) meant to be wrapped block-wise
-(``dask.array.map_overlap``) by the feature code.  Conventions shared by all
+Pure NumPy functions (array in, array out) applied block by block with halos
+(:func:`xfacies.halo.map_halo`) by :mod:`xfacies.features.compute`.  Conventions shared by all
 of them:
 
 * arrays are north-up like GeoTIFFs: row 0 is the northern edge, rows run
@@ -14,7 +14,7 @@ of them:
 Examples
 --------
 >>> import numpy as np
->>> from xfacies import terrain
+>>> from xfacies.features import terrain
 >>> dem = np.add.outer(-10.0 * np.arange(5), np.zeros(5))  # drops 10 m per 10 m south
 >>> float(terrain.slope_horn(dem, 10.0)[2, 2])
 45.0

@@ -6,7 +6,7 @@ grid and applies xfacies' own radiometry and masks, per chunk, with dask:
 
 * band names are :data:`xfacies.catalog.OPTICAL_FEATURES`, asset keys, dtype,
   nodata, scale/offset, the Sentinel-2 processing-baseline offset and the mask
-  rules come from the tables of :mod:`xfacies.sensors`;
+  rules come from the tables of :mod:`xfacies.sources.sensors`;
 * invalid pixels (nodata, saturated, cloud, cloud shadow, cirrus; never snow)
   are NaN in every reflectance band, and the cube has one more band,
   ``"valid"`` (1.0 valid, 0.0 invalid), so the mask travels with the data;
@@ -59,13 +59,14 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+import rioxarray  # noqa: F401  (registers .rio)
 
+from xfacies import spatial
 from xfacies.catalog import OPTICAL_FEATURES
-from xfacies.sensors import PROVIDERS, SENSORS, UNSUPPORTED, CollectionSpec, Provider
+from xfacies.sources.sensors import PROVIDERS, SENSORS, UNSUPPORTED, CollectionSpec, Provider
 
 __all__ = [
     "open_stac",
-    "open_dem",
     "search",
     "SigningDriver",
     "MissingAssetError",
@@ -187,9 +188,9 @@ class _Catalog:
 
 
 def _how_to_supply() -> str:
-    return ("supply a table with collections={'<collection-id>': xfacies.sensors.CollectionSpec("
+    return ("supply a table with collections={'<collection-id>': xfacies.sources.sensors.CollectionSpec("
             "'<collection-id>', 'sentinel-2', bands={'blue': '<asset>', ...}, scale=..., offset=..., "
-            "mask=(xfacies.sensors.S2_SCL_MASK,))} (see xfacies.sensors)")
+            "mask=(xfacies.sources.sensors.S2_SCL_MASK,))} (see xfacies.sources.sensors)")
 
 
 def _resolve_catalog(catalog: str, provider: str | None, sensors: Sequence[str],
@@ -226,7 +227,7 @@ def _resolve_catalog(catalog: str, provider: str | None, sensors: Sequence[str],
         specs = {}
         for k, v in collections.items():
             if not isinstance(v, CollectionSpec):
-                raise TypeError(f"collections[{k!r}] must be an xfacies.sensors.CollectionSpec, "
+                raise TypeError(f"collections[{k!r}] must be an xfacies.sources.sensors.CollectionSpec, "
                                 f"got {type(v).__name__}")
             specs[k] = v
     else:
@@ -261,13 +262,11 @@ def _area(where: Any) -> tuple[Any, Any]:
     if isinstance(where, GeoBox):
         return None, where
     if isinstance(where, (xr.DataArray, xr.Dataset)):
-        import odc.geo.xr  # noqa: F401  (registers .odc)
-
-        gbox = where.odc.geobox
-        if gbox is None or gbox.crs is None:
-            raise ValueError("the xarray object given as `where` has no CRS/grid; write one with "
-                             ".rio.write_crs(...) or pass outlines, a geometry or a bbox")
-        return None, gbox
+        try:
+            return None, spatial.geobox(where)
+        except ValueError as err:
+            raise ValueError(f"the xarray object given as `where` has no usable grid ({err}); "
+                             "or pass outlines, a geometry or a bbox") from None
     if isinstance(where, (str, os.PathLike)):
         import geopandas as gpd
 
@@ -654,7 +653,7 @@ def open_stac(
     collections
         Collection ids to use from the provider's table, or a mapping
         ``{collection id: CollectionSpec}`` adding or replacing tables (see
-        :mod:`xfacies.sensors`).  Default: the provider's collections of ``sensors``.
+        :mod:`xfacies.sources.sensors`).  Default: the provider's collections of ``sensors``.
     resolution
         Pixel size in units of ``crs`` (metres); Landsat is resampled onto it.
     crs
@@ -758,77 +757,4 @@ def open_stac(
     out["sun_azimuth"].attrs.update(units="degree", long_name="sun azimuth, clockwise from north")
     out["sun_elevation"].attrs.update(units="degree", long_name="sun elevation")
     out["cloud_cover"].attrs.update(units="percent", long_name="scene cloud cover (eo:cloud_cover)")
-    return out.rio.write_crs(str(gbox.crs))
-
-
-# --------------------------------------------------------------------------- DEM
-def open_dem(
-    like: Any,
-    source: str | os.PathLike = "cop-dem-glo-30",
-    *,
-    catalog: str = "earth-search",
-    provider: str | None = None,
-    collections: Mapping[str, CollectionSpec] | None = None,
-    resampling: str = "bilinear",
-    chunks: Mapping[str, int] | None = None,
-    signer: Callable[[str], str] | None = None,
-) -> xr.DataArray:
-    """Elevation on the grid of a cube: Copernicus DEM from STAC, or a DEM file.
-
-    Parameters
-    ----------
-    like
-        The cube (any xarray object with a CRS and grid) or an odc-geo ``GeoBox``.
-    source
-        A DEM collection of the catalogue's table (``"cop-dem-glo-30"``,
-        ``"cop-dem-glo-90"``), or the path/URL of a DEM raster (any CRS),
-        which is reprojected lazily.
-    catalog, provider, collections, signer
-        As in :func:`open_stac`.
-    resampling
-        Resampling onto the grid (``"bilinear"``).
-    chunks
-        Dask chunks (``y``, ``x``), default those of :data:`DEFAULT_CHUNKS`.
-
-    Returns
-    -------
-    xarray.DataArray
-        ``elevation`` (y, x) float32 metres, dask-backed, NaN where no tile
-        covers the grid; CRS written.
-
-    Examples
-    --------
-    >>> dem = open_dem(cube)                                       # doctest: +SKIP
-    >>> dem = open_dem(cube, "my_lidar_dem.tif")                   # doctest: +SKIP
-    """
-    import odc.geo.xr  # noqa: F401
-
-    _, gbox = _area(like)
-    ch = {k: v for k, v in {**DEFAULT_CHUNKS, **(chunks or {})}.items() if k in ("y", "x")}
-    src = str(source)
-    is_table = src in {k for p in PROVIDERS.values() for k, v in p.collections.items() if v.sensor == "dem"} \
-        or (collections is not None and src in collections)
-    if not is_table:
-        if "://" not in src and not Path(src).exists():
-            raise FileNotFoundError(
-                f"DEM source {src!r} is neither a DEM collection (cop-dem-glo-30, cop-dem-glo-90) nor an "
-                "existing file")
-        import rioxarray
-
-        dem = rioxarray.open_rasterio(src, chunks=ch, masked=True).squeeze("band", drop=True)
-        out = odc.geo.xr.xr_reproject(dem.astype(np.float32), gbox, resampling=resampling, dst_nodata=np.nan)
-        out = out.rename("elevation")
-    else:
-        cols = {src: collections[src]} if collections and src in collections else [src]
-        cat = _resolve_catalog(catalog, provider, ("dem",), cols, signer, kinds=("dem",))
-        items = _search(cat, _lonlat_bbox(None, gbox), None, None)
-        spec = cat.specs[src]
-        import odc.stac
-
-        ds = odc.stac.load(items, bands=list(spec.assets()), geobox=gbox, chunks={"time": 1, **ch},
-                           groupby=lambda *a: 0, stac_cfg=spec.stac_cfg(),
-                           resampling=spec.resampling_cfg(resampling), driver=SigningDriver(cat.signer),
-                           dtype="float32", fail_on_error=True)
-        out = ds[spec.bands["elevation"]].isel(time=0, drop=True).rename("elevation")
-    out.attrs = {"units": "m", "long_name": "surface elevation", "source": src}
     return out.rio.write_crs(str(gbox.crs))

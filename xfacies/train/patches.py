@@ -7,7 +7,7 @@ scene weights, six folds, confident learning) builds on these functions.
 
 Examples
 --------
->>> from xfacies.model import train
+>>> from xfacies.train import patches as train
 >>> X, y = train.sample_patches(scene.features, scene.truth, n_per_class=200)  # doctest: +SKIP
 >>> model = train.fit(X, y, features=xfacies.FEATURE_SETS[4], epochs=5)        # doctest: +SKIP
 """
@@ -143,7 +143,7 @@ def fit(
         order = rng.permutation(len(X))
         km.fit(_augment(X[order], rng), Y[order], batch_size=batch_size, epochs=1,
                verbose=verbose, shuffle=False)
-    meta = {"trained_by": "xfacies.model.train.fit", "epochs": epochs, "n_patches": int(len(X)),
+    meta = {"trained_by": "xfacies.train.patches.fit", "epochs": epochs, "n_patches": int(len(X)),
             "seed": seed}
     meta.update(metadata or {})
     model = Model("reference-cnn", cfg.to_dict(), km.get_weights(), tuple(features),

@@ -40,8 +40,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+import rioxarray  # noqa: F401  (registers .rio)
 
-__all__ = ["ID_COLUMNS", "read_outlines", "rasterize", "glacier_bboxes", "grid_transform", "crop"]
+from xfacies import spatial
+
+__all__ = ["ID_COLUMNS", "read_outlines", "rasterize", "glacier_bboxes", "crop"]
 
 #: Columns tried, in order, as the glacier id when ``id_column`` is not given
 #: (``glacier_id`` first so that normalised outlines stay as they are).
@@ -207,72 +210,12 @@ def _polygonal(geom: Any) -> Any:
     return parts[0] if len(parts) == 1 else MultiPolygon(parts)
 
 
-def _ensure_outlines(outlines: Any) -> Any:
-    """Normalise outlines unless they already are (have ``glacier_id``)."""
-    import geopandas as gpd
-
-    if isinstance(outlines, gpd.GeoDataFrame) and "glacier_id" in outlines.columns:
-        if outlines.crs is None:
-            raise ValueError(
-                "the outlines have no CRS; set it with gdf = gdf.set_crs('EPSG:....')"
-            )
-        return outlines.reset_index(drop=True)
-    return read_outlines(outlines)
-
-
 # --------------------------------------------------------------------------- grids
-def _xy_dims(like: xr.DataArray | xr.Dataset) -> tuple[str, str]:
-    try:
-        return like.rio.y_dim, like.rio.x_dim
-    except Exception as err:  # rioxarray's MissingSpatialDimensionError
-        raise ValueError(
-            f"`like` needs spatial dimensions named y/x (got dims {tuple(like.dims)}): {err}"
-        ) from None
-
-
 def _grid_crs(like: xr.DataArray | xr.Dataset) -> Any:
-    crs = like.rio.crs
-    if crs is None:
-        raise ValueError(
-            "`like` has no CRS; attach one with like = like.rio.write_crs('EPSG:....') "
-            "(x/y must be projected coordinates in metres)"
-        )
-    return crs
+    """The grid's CRS as a pyproj CRS (what GeoPandas and rioxarray take)."""
+    from pyproj import CRS
 
-
-def grid_transform(like: xr.DataArray | xr.Dataset) -> Any:
-    """Affine transform (pixel corners) of the x/y grid of ``like``.
-
-    Computed from the pixel-centre coordinates (rioxarray's ``rio.transform``),
-    so it follows the coordinates even after slicing.
-
-    Examples
-    --------
-    >>> import numpy as np, xarray as xr
-    >>> g = xr.DataArray(np.zeros((2, 3)), dims=("y", "x"),
-    ...                  coords={"y": [15.0, 5.0], "x": [5.0, 15.0, 25.0]})
-    >>> tuple(grid_transform(g))[:6]
-    (10.0, 0.0, 0.0, 0.0, -10.0, 20.0)
-    """
-    from affine import Affine
-
-    ydim, xdim = _xy_dims(like)
-    if like.sizes[xdim] < 2 or like.sizes[ydim] < 2:
-        return like.rio.transform(recalc=False)
-    x = np.asarray(like[xdim].values, dtype=float)
-    y = np.asarray(like[ydim].values, dtype=float)
-    dx = (x[-1] - x[0]) / (x.size - 1)
-    dy = (y[-1] - y[0]) / (y.size - 1)
-    return Affine(dx, 0.0, x[0] - dx / 2, 0.0, dy, y[0] - dy / 2)
-
-
-def _grid_bounds(like: xr.DataArray | xr.Dataset) -> tuple[float, float, float, float]:
-    t = grid_transform(like)
-    ydim, xdim = _xy_dims(like)
-    nx, ny = like.sizes[xdim], like.sizes[ydim]
-    xs = [t.c, t.c + nx * t.a]
-    ys = [t.f, t.f + ny * t.e]
-    return min(xs), min(ys), max(xs), max(ys)
+    return CRS.from_wkt(spatial.geobox(like).crs.to_wkt())
 
 
 def _spatial_chunks(like: xr.DataArray | xr.Dataset, ydim: str, xdim: str) -> tuple | None:
@@ -379,16 +322,16 @@ def rasterize(
     import dask
     import shapely
 
-    outlines = _ensure_outlines(outlines)
+    outlines = spatial.as_outlines(outlines)
     crs = _grid_crs(like)
-    ydim, xdim = _xy_dims(like)
+    ydim, xdim = spatial.spatial_dims(like)
     if outlines.crs != crs:
         outlines = outlines.to_crs(crs)
     ny, nx = like.sizes[ydim], like.sizes[xdim]
-    transform = grid_transform(like)
+    transform = spatial.transform(like)
     ids = [str(i) for i in outlines["glacier_id"]]
 
-    gbounds = _grid_bounds(like)
+    gbounds = spatial.bounds(like)
     obounds = tuple(float(b) for b in outlines.total_bounds)
     if (
         obounds[0] >= gbounds[2]
@@ -476,7 +419,7 @@ def glacier_bboxes(
     >>> glacier_bboxes(gdf, buffer=5).loc["A"].tolist()
     [-5.0, -5.0, 35.0, 25.0]
     """
-    outlines = _ensure_outlines(outlines)
+    outlines = spatial.as_outlines(outlines)
     if like is not None:
         outlines = outlines.to_crs(_grid_crs(like))
     b = outlines.geometry.bounds
@@ -536,9 +479,9 @@ def crop(
     >>> c.x.values.tolist(), c.y.values.tolist()
     ([15.0, 25.0, 35.0, 45.0], [55.0, 45.0, 35.0, 25.0])
     """
-    outlines = _ensure_outlines(outlines)
+    outlines = spatial.as_outlines(outlines)
     crs = _grid_crs(obj)
-    ydim, xdim = _xy_dims(obj)
+    ydim, xdim = spatial.spatial_dims(obj)
     if outlines.crs != crs:
         outlines = outlines.to_crs(crs)
     minx, miny, maxx, maxy = (float(v) for v in outlines.total_bounds)
@@ -550,7 +493,7 @@ def crop(
     if xs.size == 0 or ys.size == 0:
         raise ValueError(
             f"the outlines (buffered by {buffer}) do not overlap the raster: box "
-            f"{_fmt((minx, miny, maxx, maxy))} vs raster bounds {_fmt(_grid_bounds(obj))} "
+            f"{_fmt((minx, miny, maxx, maxy))} vs raster bounds {_fmt(spatial.bounds(obj))} "
             f"(minx, miny, maxx, maxy in {crs.to_string()})"
         )
     return obj.isel({xdim: slice(int(xs[0]), int(xs[-1]) + 1), ydim: slice(int(ys[0]), int(ys[-1]) + 1)})

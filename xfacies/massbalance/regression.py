@@ -9,7 +9,7 @@ glacier) at a time.  The reference study reports, for facies vs WGMS balance,
 r = 0.65 / RMSE 0.60 m w.e. globally and r = 0.79 / RMSE 0.28 m w.e. with
 glacier-specific fits.
 
-The mass balances typically come from :func:`xfacies.wgms.balance_for`
+The mass balances typically come from :func:`xfacies.massbalance.wgms.balance_for`
 (WGMS (2021): Fluctuations of Glaciers Database, doi:10.5904/wgms-fog-2021-05).
 
 Definitions
@@ -451,7 +451,7 @@ def regress(
         a Series with a ``(year, glacier)`` MultiIndex.
     balance
         Mass balance in **m w.e.** on the same labels (for example
-        :func:`xfacies.wgms.balance_for`); only pairs present and finite in both
+        :func:`xfacies.massbalance.wgms.balance_for`); only pairs present and finite in both
         are used.
     by
         ``"global"``: one line for all glaciers; ``"glacier"``: one line per
@@ -508,7 +508,7 @@ def regress(
     if med > 20:
         warnings.warn(
             f"the balances have a median magnitude of {med:.3g}: they look like mm w.e.; "
-            "regress expects m w.e. (divide by 1000, or use xfacies.wgms readers)",
+            "regress expects m w.e. (divide by 1000, or use xfacies.massbalance.wgms readers)",
             stacklevel=2,
         )
     if np.ptp(d["predictor"].to_numpy()) == 0:

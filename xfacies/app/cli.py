@@ -12,7 +12,7 @@ __all__ = ["main"]
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
-    from xfacies.demo import run_demo
+    from xfacies.app.demo import run_demo
 
     run_demo(a.out, size=a.size, dates=a.dates, seed=a.seed, method=a.method, model=a.model,
              chunks=a.chunks, progress=not a.no_progress)
@@ -22,7 +22,7 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 def _cmd_info(a: argparse.Namespace) -> int:
     import json
 
-    from xfacies.model.bundle import load_model
+    from xfacies.model.registry import load_model
 
     m = load_model(a.model)
     print(m)
@@ -44,14 +44,14 @@ def _cmd_import(a: argparse.Namespace) -> int:
 
 
 def _cmd_make_demo(a: argparse.Namespace) -> int:
-    from xfacies.model.demo import make_demo_model
+    from xfacies.train.demo_model import make_demo_model
 
     make_demo_model(a.out, epochs=a.epochs)
     return 0
 
 
 def _cmd_run(a: argparse.Namespace) -> int:
-    from xfacies.pipeline import load_config, run
+    from xfacies.app.pipeline import load_config, run
 
     cfg = load_config(a.config)
     kwargs = {} if a.scheduler is None else {"scheduler": a.scheduler}
@@ -60,7 +60,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
 
 
 def _cmd_apply(a: argparse.Namespace) -> int:
-    from xfacies.apply import apply_scene
+    from xfacies.app.apply import apply_scene
 
     res = apply_scene(a.optical, a.outlines, a.output, dem=a.dem, slope=a.slope, shadow=a.shadow,
                       hillshade=a.hillshade, proximity=a.proximity, model=a.model, minmax=a.minmax,
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run", help="glaciers x years: STAC -> facies -> Zarr -> products -> mass-balance report",
-        description="Run the xfacies pipeline described by a TOML configuration (see xfacies.pipeline). "
+        description="Run the xfacies pipeline described by a TOML configuration (see xfacies.app.pipeline). "
                     "Dates already complete in the output store are skipped (--no-resume recomputes them).")
     run.add_argument("config", help="TOML run configuration")
     run.add_argument("--scheduler", default=None,

@@ -1,0 +1,500 @@
+"""``xfacies run``: glaciers x years, from a STAC search to a mass-balance report.
+
+One function, :func:`run` (and :func:`run_config` for a TOML file; the command
+line ``xfacies run config.toml`` calls it), chains the whole package:
+
+1. glacier outlines (:func:`xfacies.read_outlines`, optionally a subset of
+   ids) or synthetic glaciers;
+2. a lazy reflectance cube from a STAC API (:func:`xfacies.open_stac`) and a
+   DEM on its grid (:func:`xfacies.open_dem`);
+3. blockwise features (:func:`xfacies.features.features`) and chunked
+   classification with confidence (:func:`xfacies.classify`);
+4. class maps + confidence into ``<dir>/facies.zarr``, **one region per date,
+   written in parallel by the Dask workers** (:func:`xfacies.io.layout_regions`,
+   :func:`xfacies.io.region_writes`); each date is recorded once complete;
+5. per-glacier facies fractions into ``<dir>/fractions.zarr``;
+6. AAR proxy and snowline altitude per date, and their end-of-season values
+   per hydrological year (``<dir>/products.zarr``,
+   ``<dir>/report/end_of_season.csv``);
+7. with WGMS balances: the regression of the end-of-season AAR proxy on the
+   balance (:func:`xfacies.regress`): ``report/massbalance.csv``,
+   ``report/massbalance.png``;
+8. ``report/summary.txt`` (also printed), ``report/fractions.png`` and the log
+   ``<dir>/xfacies-run.log``.
+
+Everything stays lazy until the writes.  The run is **idempotent and
+resumable**: dates already complete in the store are not computed again
+(``resume=True``, the default); an interrupted run resumes at the dates that
+were not finished; ``resume=False`` recomputes every date and replaces it in
+place (never duplicating a date).
+
+Scheduling: a :class:`distributed.LocalCluster` by default (the dashboard link
+is printed), an existing cluster with ``[cluster] scheduler = "tcp://..."``
+(or ``--scheduler``), or dask's local ``"threads"`` / ``"synchronous"``
+schedulers for small jobs.
+
+Configuration: :mod:`xfacies.app.config` (a TOML file checked by a pydantic schema).
+
+Examples
+--------
+>>> from xfacies.app.pipeline import run, load_config
+>>> cfg = load_config("run.toml")                              # doctest: +SKIP
+>>> result = run(cfg)                                           # doctest: +SKIP
+>>> result.table.head()                                         # doctest: +SKIP
+>>> print(result.summary())                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import time as _time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from xfacies.app.config import ClusterConfig, MassBalanceConfig, RunConfig, SyntheticArea, load_config
+from xfacies.app.report import RunResult, end_of_season_table
+
+__all__ = ["run", "run_config", "RunConfig", "RunResult", "load_config"]
+
+log = logging.getLogger("xfacies.app.pipeline")
+
+
+@contextlib.contextmanager
+def _logging_to(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger("xfacies")
+    old = root.level
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old)
+        handler.close()
+
+
+@contextlib.contextmanager
+def _scheduler(c: ClusterConfig, verbose: bool) -> Iterator[tuple[Any, str | None]]:
+    """Yield ``(client or None, dashboard link or None)`` for the configured scheduler."""
+    import dask
+
+    if c.scheduler in ("threads", "synchronous", "sync", "single-threaded"):
+        log.info("dask scheduler: local %s", c.scheduler)
+        with dask.config.set(scheduler=c.scheduler):
+            yield None, None
+        return
+    from distributed import Client, LocalCluster
+
+    if c.scheduler:
+        log.info("connecting to the Dask scheduler at %s", c.scheduler)
+        try:
+            client = Client(c.scheduler, timeout="20s")
+        except (OSError, TimeoutError) as e:
+            raise ConnectionError(f"could not connect to the Dask scheduler at {c.scheduler!r}: {e}") from e
+        cluster = None
+    else:
+        cluster = LocalCluster(n_workers=c.n_workers, threads_per_worker=c.threads_per_worker,
+                               processes=True, memory_limit=c.memory_limit,
+                               dashboard_address=c.dashboard_address)
+        client = Client(cluster)
+    link = client.dashboard_link
+    log.info("dask client %s, %d workers, dashboard %s", client.id, len(client.scheduler_info()["workers"]), link)
+    if verbose:
+        print(f"Dask dashboard: {link}", flush=True)
+    try:
+        yield client, link
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _synthetic_dates(s: SyntheticArea, start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
+    from xfacies.synthetic import _season_dates
+
+    if isinstance(s.dates, int):
+        if s.dates < 1:
+            raise ValueError(f"[area] synthetic.dates must be >= 1, got {s.dates}")
+        out = [pd.Timestamp(d) for y in range(start.year, end.year + 1) for d in _season_dates(s.dates, y)]
+    else:
+        out = [pd.Timestamp(d) for d in s.dates]
+    out = sorted(t for t in out if start <= t <= end)
+    if not out:
+        raise ValueError(f"no synthetic date falls within [time] {start.date()} .. {end.date()}")
+    return out
+
+
+def _outlines(cfg: RunConfig) -> Any:
+    from xfacies.sources.outlines import read_outlines
+
+    a = cfg.area
+    gdf = read_outlines(a.outlines, id_column=a.id_column)
+    if a.glaciers:
+        have = set(gdf["glacier_id"])
+        missing = [g for g in a.glaciers if g not in have]
+        if missing:
+            known = sorted(have)
+            raise ValueError(f"[area] glaciers {missing} are not in {a.outlines}; it holds "
+                             f"{len(known)} glaciers, e.g. {known[:10]}")
+        gdf = gdf[gdf["glacier_id"].isin(a.glaciers)].reset_index(drop=True)
+    return gdf
+
+
+def _done_dates(store: Path) -> pd.DatetimeIndex:
+    from xfacies import io
+
+    if io.zarr_format_of(store) is None:
+        return pd.DatetimeIndex([])
+    rec = io.complete_dates(store)
+    if rec is not None:
+        return rec
+    return pd.DatetimeIndex(io.open_zarr(store, chunks=None)["time"].values)
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="date", disable=not enabled, file=sys.stderr)
+
+
+def _write_maps(result: Any, store: Path, zarr_format: int, client: Any, progress: bool) -> list[pd.Timestamp]:
+    """Lay out the store, write one region per date in parallel, record each finished date."""
+    import dask
+
+    from xfacies import io
+
+    io.layout_regions(result, store, zarr_format=zarr_format)
+    writes = io.region_writes(result, store)
+    written: list[pd.Timestamp] = []
+    bar = _progress(len(writes), "classify + write", progress)
+    try:
+        if client is not None:
+            from distributed import as_completed
+
+            futures = client.compute(list(writes.values()))
+            date_of = {f.key: t for f, t in zip(futures, writes)}
+            for fut in as_completed(futures):
+                fut.result()  # re-raises a worker's error here
+                t = date_of[fut.key]
+                io.mark_complete(store, [t])
+                written.append(t)
+                log.info("wrote %s", t.strftime("%Y-%m-%d"))
+                bar.update(1)
+        else:
+            for t, w in writes.items():
+                dask.compute(w)
+                io.mark_complete(store, [t])
+                written.append(t)
+                log.info("wrote %s", t.strftime("%Y-%m-%d"))
+                bar.update(1)
+    finally:
+        bar.close()
+    return sorted(written)
+
+
+def _balance(cfg: MassBalanceConfig, glaciers: list[str], notes: list[str]) -> Any:
+    """(year, glacier) balances in m w.e. for the glaciers that have them, or None."""
+    import xarray as xr
+
+    from xfacies.massbalance import wgms
+
+    p = Path(cfg.wgms)
+    if not p.exists():
+        raise FileNotFoundError(f"[massbalance] wgms {str(p)!r} does not exist")
+    if p.is_dir() or cfg.links:
+        table = wgms.read_mass_balance(p)
+        links = wgms.read_links(cfg.links or p)
+        parts, unmatched = [], []
+        for g in glaciers:
+            try:
+                parts.append(wgms.balance_for([g], table, links=links, kind=cfg.kind))
+            except ValueError:
+                unmatched.append(g)
+        if unmatched:
+            notes.append(f"{len(unmatched)} glacier(s) have no WGMS {cfg.kind} balance: "
+                         f"{unmatched[:10]}{' ...' if len(unmatched) > 10 else ''}")
+        if not parts:
+            return None
+        bal = xr.concat([b.drop_vars(["wgms_id", "wgms_name"]) for b in parts], dim="glacier", join="outer")
+        return bal.rename("balance")
+    df = pd.read_csv(p)
+    col = next((c for c in ("balance", f"{cfg.kind}_balance_mwe", f"{cfg.kind}_balance") if c in df), None)
+    if col is None or not {"glacier", "year"} <= set(df.columns):
+        raise ValueError(f"{p}: a balance table needs columns glacier, year and balance (m w.e.); "
+                         f"found {list(df.columns)}")
+    df["glacier"] = df["glacier"].astype(str)
+    s = df.set_index(["year", "glacier"])[col].astype(float)
+    return xr.DataArray.from_series(s).rename("balance").assign_attrs(units="m w.e.")
+
+
+def run(
+    config: RunConfig | Mapping[str, Any] | str | os.PathLike,
+    *,
+    resume: bool = True,
+    scheduler: str | None | Literal[False] = False,
+    progress: bool = True,
+    verbose: bool = True,
+) -> RunResult:
+    """Run the pipeline: STAC search -> features -> classify -> Zarr -> products -> report.
+
+    Parameters
+    ----------
+    config
+        A :class:`RunConfig`, a mapping of sections (validated like TOML), or
+        the path of a TOML file.
+    resume
+        ``True``: dates already complete in ``<dir>/facies.zarr`` are not
+        computed again (re-running a finished run writes no class map;
+        an interrupted run continues).  ``False``: every date is recomputed
+        and replaced in place.
+    scheduler
+        Overrides ``[cluster] scheduler`` (``None``: a new LocalCluster; an
+        address; ``"threads"``).  ``False`` keeps the configuration's.
+    progress
+        Show a progress bar (dates written).
+    verbose
+        Print the dashboard link and the summary.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    ValueError, FileNotFoundError, ConnectionError
+        Invalid configuration, missing inputs, unreachable STAC API or scheduler.
+
+    Examples
+    --------
+    >>> res = run({"area": {"synthetic": {"size": 128, "dates": 3}},
+    ...            "time": {"start": 2021, "end": 2021}, "stac": {"catalog": "synthetic"},
+    ...            "dem": {"source": "synthetic"}, "cluster": {"scheduler": "threads"},
+    ...            "output": {"dir": "run"}})                       # doctest: +SKIP
+    >>> len(res.written), res.store.name                            # doctest: +SKIP
+    (3, 'facies.zarr')
+    """
+    if isinstance(config, (str, os.PathLike)):
+        config = load_config(config)
+    elif isinstance(config, Mapping):
+        config = RunConfig.from_dict(config)
+    elif not isinstance(config, RunConfig):
+        raise TypeError(f"config must be a RunConfig, a mapping or a TOML path, got {type(config).__name__}")
+    cfg = config.model_copy(deep=True)
+    if scheduler is not False:
+        cfg.cluster = cfg.cluster.model_copy(update={"scheduler": scheduler})
+    out = cfg.output
+    out.path.mkdir(parents=True, exist_ok=True)
+    out.report.mkdir(parents=True, exist_ok=True)
+    t0 = _time.perf_counter()
+    with _logging_to(out.log):
+        log.info("xfacies run started: %s", json.dumps(cfg.to_dict()))
+        (out.path / "run-config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+        try:
+            with _scheduler(cfg.cluster, verbose) as (client, link):
+                res = _run(cfg, resume, client, progress)
+        except Exception:
+            log.exception("xfacies run failed")
+            raise
+        res.dashboard = link
+        res.seconds = round(_time.perf_counter() - t0, 1)
+        text = res.summary()
+        (out.report / "summary.txt").write_text(text + "\n", encoding="utf-8")
+        res.files.append(out.report / "summary.txt")
+        log.info("summary:\n%s", text)
+    if verbose:
+        print(text, flush=True)
+    return res
+
+
+def run_config(path: str | os.PathLike, **kwargs: Any) -> RunResult:
+    """:func:`run` on a TOML file (``xfacies run config.toml`` in Python).
+
+    Examples
+    --------
+    >>> result = run_config("hef.toml", resume=True)   # doctest: +SKIP
+    """
+    return run(load_config(path), **kwargs)
+
+
+def _run(cfg: RunConfig, resume: bool, client: Any, progress: bool) -> RunResult:
+    import xarray as xr
+
+    from xfacies import io, plot, synthetic
+    from xfacies.sources import stac_server as stac_testing
+    from xfacies.features import features
+    from xfacies.inference import classify
+    from xfacies.model.registry import load_model
+    from xfacies.products import aar_proxy, end_of_season, fractions, snowline_altitude
+    from xfacies.sources.dem import open_dem
+    from xfacies.sources.stac import open_stac
+
+    out = cfg.output
+    start, end = cfg.time_range
+    st = cfg.stac
+    chunks = {"y": st.chunks, "x": st.chunks}
+    notes: list[str] = []
+
+    # 1. area
+    season = None
+    if cfg.area.synthetic is not None:
+        s = cfg.area.synthetic
+        season = synthetic.season(_synthetic_dates(s, start, end), size=s.size, seed=s.seed,
+                                  n_glaciers=s.n_glaciers, chunks=st.chunks)
+        outlines = synthetic.outlines(s.size, seed=s.seed, n_glaciers=s.n_glaciers)
+        where: Any = season
+    else:
+        outlines = _outlines(cfg)
+        where = outlines
+    log.info("area: %d glaciers", len(outlines))
+    model = load_model(cfg.model.path)
+    log.info("model: %r", model)
+
+    # 2. imagery and DEM (lazy)
+    time_arg = (start.isoformat(), end.isoformat())
+    if st.catalog == "synthetic":
+        cat_dir = out.path / "stac"
+        coll, items = cat_dir / "collection.json", cat_dir / "items.json"
+        if not (coll.exists() and items.exists()):
+            log.info("writing the synthetic season as a STAC catalog of COGs in %s", cat_dir)
+            stac_testing.synthetic_catalog(season, cat_dir)
+        with stac_testing.serve(str(coll), str(items)) as url:
+            cube = open_stac(where, time=time_arg, sensors=("sentinel-2",), catalog=url,
+                             provider="earth-search", max_cloud=st.max_cloud, chunks=chunks)
+    else:
+        cube = open_stac(where, time=time_arg, sensors=tuple(st.sensors), catalog=st.catalog,
+                         provider=st.provider, max_cloud=st.max_cloud, resolution=st.resolution,
+                         crs=st.crs, chunks=chunks, buffer=st.buffer)
+    if cfg.dem.source == "synthetic":
+        dem = season["dem"].chunk(chunks)
+    else:
+        dem = open_dem(cube, cfg.dem.source, catalog=st.catalog if st.catalog != "synthetic" else "earth-search",
+                       provider=st.provider, chunks=chunks)
+    dates = [pd.Timestamp(t) for t in cube["time"].values]
+    log.info("STAC: %d acquisitions, grid %s x %s px", len(dates), cube.sizes["y"], cube.sizes["x"])
+
+    # 3. which dates are left to do
+    done = _done_dates(out.store)
+    if resume:
+        todo = [t for t in dates if t not in done]
+        skipped = [t for t in dates if t in done]
+    else:
+        todo, skipped = list(dates), []
+    log.info("dates to classify: %d, already complete: %d", len(todo), len(skipped))
+
+    # 4. features -> classify -> Zarr, one region per date, in parallel
+    written: list[pd.Timestamp] = []
+    if todo:
+        sub = cube.sel(time=np.array(todo, dtype="datetime64[ns]"))
+        feats = features(sub, dem=dem, outlines=outlines, feature_set=model.features)
+        result = classify(feats, model, outlines, method=cfg.model.method, smooth=cfg.model.smooth,
+                          confidence=True, batch_size=cfg.model.batch_size)
+        source = "synthetic season (xfacies.synthetic) served by rustac on loopback" \
+            if st.catalog == "synthetic" else str(cube.attrs.get("stac_catalog", st.catalog))
+        result.attrs.update(title="xfacies glacier surface facies", source=source)
+        written = _write_maps(result, out.store, out.zarr_format, client, progress)
+
+    # 5. fractions of every complete date
+    complete = sorted(set(_done_dates(out.store)) & set(dates))
+    maps = io.open_zarr(out.store)
+    classes = maps["classes"].sel(time=np.array(complete, dtype="datetime64[ns]"))
+    have_frac = set(_done_dates(out.fractions)) if resume else set()
+    new_frac = [t for t in complete if t not in have_frac]
+    if new_frac:
+        frac_new = fractions(classes.sel(time=np.array(new_frac, dtype="datetime64[ns]")), outlines).compute()
+        io.to_zarr(frac_new, out.fractions, zarr_format=out.zarr_format)
+    frac = io.open_zarr(out.fractions).sel(time=np.array(complete, dtype="datetime64[ns]")).compute()
+    glaciers = [str(g) for g in frac["glacier"].values]
+
+    # 6. products
+    p = cfg.products
+    window = (p.window[0], p.window[1])
+    aar = aar_proxy(frac, include_refrozen=p.include_refrozen)
+    prod = {"aar_proxy": aar}
+    eos = {"aar_proxy": end_of_season(aar, frac["coverage"], min_coverage=p.min_coverage, window=window,
+                                      hydrological_year_start_month=p.hydrological_year_start_month, stat="min")}
+    if p.snowline:
+        sla = snowline_altitude(classes, _on_grid(dem, classes), outlines,
+                                include_refrozen=p.include_refrozen).compute()
+        prod["snowline_altitude"] = sla
+        eos["snowline_altitude"] = end_of_season(
+            sla, frac["coverage"], min_coverage=p.min_coverage, window=window,
+            hydrological_year_start_month=p.hydrological_year_start_month, stat="max")
+    pds = xr.Dataset({k: v.drop_vars([c for c in v.coords if c not in v.dims], errors="ignore")
+                      for k, v in prod.items()})
+    for k, v in eos.items():
+        pds[f"end_of_season_{k}"] = v.drop_vars([c for c in v.coords if c not in v.dims], errors="ignore")
+        pds[f"end_of_season_{k}_date"] = v["time"].drop_vars([c for c in v["time"].coords if c not in v["time"].dims], errors="ignore")
+    io.to_zarr(pds, out.products, mode="w", zarr_format=out.zarr_format)
+
+    table = end_of_season_table(eos)
+    if not len(table) or table["aar_proxy"].isna().all():
+        notes.append(f"no end-of-season value: no date inside the window {p.window[0]}..{p.window[1]} saw at "
+                     f"least min_coverage={p.min_coverage} of a glacier (clouds?); widen [products] window "
+                     "or lower min_coverage")
+    files: list[Path] = []
+
+    # 7. mass balance
+    regression = None
+    if cfg.massbalance.wgms:
+        from xfacies.massbalance import regress
+
+        bal = _balance(cfg.massbalance, glaciers, notes)
+        if bal is not None:
+            bt = bal.to_series().rename("balance").reset_index()
+            bt["glacier"] = bt["glacier"].astype(str)
+            table = table.merge(bt, on=["year", "glacier"], how="left")
+            try:
+                regression = regress(eos["aar_proxy"].rename("aar_proxy"), bal, by=cfg.massbalance.by)
+            except ValueError as e:
+                notes.append(f"mass-balance regression skipped: {e}")
+                log.warning("mass-balance regression skipped: %s", e)
+        if regression is not None:
+            regression.to_dataframe().to_csv(out.report / "massbalance.csv")
+            regression.data.to_csv(out.report / "massbalance_pairs.csv", index=False)
+            regression.plot(out.report / "massbalance.png")
+            files += [out.report / "massbalance.csv", out.report / "massbalance_pairs.csv",
+                      out.report / "massbalance.png"]
+    table.to_csv(out.report / "end_of_season.csv", index=False)
+    files.insert(0, out.report / "end_of_season.csv")
+    fig = plot.fraction_timeseries(frac)
+    fig = fig if hasattr(fig, "savefig") else fig.figure
+    fig.savefig(out.report / "fractions.png", dpi=100)
+    _close(fig)
+    files.append(out.report / "fractions.png")
+    if out.quicklooks and written:
+        files += plot.save_quicklooks(classes.sel(time=np.array(written, dtype="datetime64[ns]")), None, out.report)
+
+    return RunResult(
+        config=cfg, store=out.store, fractions_store=out.fractions, products_store=out.products,
+        report_dir=out.report, log=out.log, dates=dates, written=written, skipped=skipped,
+        n_glaciers=len(glaciers), table=table, regression=regression, notes=notes, files=files,
+    )
+
+
+def _on_grid(dem: Any, like: Any) -> Any:
+    """The DEM with the class maps' own coordinates when both are on the same grid."""
+    same = dem.sizes.get("y") == like.sizes["y"] and dem.sizes.get("x") == like.sizes["x"] and \
+        np.allclose(dem["y"].values, like["y"].values) and np.allclose(dem["x"].values, like["x"].values)
+    return dem.assign_coords(y=like["y"].values, x=like["x"].values) if same else dem
+
+
+def _close(fig: Any) -> None:
+    try:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    except Exception:  # pragma: no cover - figures not managed by pyplot
+        pass

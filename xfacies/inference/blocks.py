@@ -1,0 +1,135 @@
+"""Block kernels of the inference engine: NumPy in, NumPy out, one dask block at a time.
+
+- :func:`_proba_block`: features + mask band (with halo) -> class probabilities, dense
+  (cropped to the glacier pixels' box, bucketed) or exact (patches gathered in the backend);
+- :func:`_labels_block`, :func:`smooth_mode`, :func:`_confidence_block`: labels, the 3 x 3
+  mode filter, calibrated confidence.
+
+The model is named by its bundle path and loaded once per process
+(:func:`xfacies.inference.distribute.worker_model`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xfacies import catalog
+from xfacies.inference.distribute import worker_model
+from xfacies.model.runtime import bucket
+
+__all__ = ["smooth_mode"]
+
+
+def _proba_block(block: np.ndarray, *, model_path: str, method: str, halo: int,
+                 n_classes: int, batch_size: int | None) -> np.ndarray:
+    """(…, F+1, H+2h, W+2h) features + mask band -> (…, C, H, W) probabilities (NaN = nodata)."""
+    h = halo
+    lead = block.shape[:-3]
+    F = block.shape[-3] - 1
+    H, W = block.shape[-2] - 2 * h, block.shape[-1] - 2 * h
+    out = np.full(lead + (n_classes, H, W), np.nan, dtype=np.float32)
+    for idx in np.ndindex(*lead):
+        b = block[idx]
+        feats, mask = b[:F], b[F]
+        inner = (slice(h, h + H), slice(h, h + W))
+        valid = (mask[inner] == 1) & np.all(np.isfinite(feats[(slice(None),) + inner]), axis=0)
+        if not valid.any():
+            continue  # all-nodata chunk: no model call
+        model = worker_model(model_path)
+        if method == "dense":
+            # Only the bounding box of the valid pixels (+ the halo) goes through the network:
+            # outputs there depend on inputs within the receptive field only, so cropping is exact.
+            # The box grows to a bucketed size (few distinct shapes: see _crop).
+            rows = np.flatnonzero(valid.any(axis=1))
+            cols = np.flatnonzero(valid.any(axis=0))
+            r0, r1 = _crop(rows[0], rows[-1] + 1, H, h)
+            c0, c1 = _crop(cols[0], cols[-1] + 1, W, h)
+            x = model.normalise(np.moveaxis(feats[:, r0:r1 + 2 * h, c0:c1 + 2 * h], 0, -1))
+            np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            p = model.predict_dense_normalised(x)[h:h + r1 - r0, h:h + c1 - c0]  # (h', w', C)
+            v = valid[r0:r1, c0:c1]
+            out[idx][:, r0:r1, c0:c1] = np.where(v[None], np.moveaxis(p, -1, 0), np.nan)
+        else:
+            x = model.normalise(np.moveaxis(feats, 0, -1))
+            np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            rows, cols = np.nonzero(valid)
+            res = model.predict_exact_normalised(x, rows, cols, batch_size)
+            o = out[idx]
+            o[:, rows, cols] = res.T
+    return out
+
+
+def _crop(a: int, b: int, n: int, h: int) -> tuple[int, int]:
+    """Grow the output range ``[a, b)`` of a block side of ``n`` pixels (halo ``h``) so that the
+    network's input side, ``b - a + 2h``, takes one of a few bucketed sizes or the whole side.
+
+    Every distinct input shape costs memory that TensorFlow never gives back (≈ 0.5 MB per
+    shape for the demo model: kernels and buffers kept per shape), so cropping each block
+    to its own box made a worker grow with the number of blocks it met.  Bucketed, a side of
+    a 512-px block with a 28-px halo takes one of 12 sizes (72 ... 480, 568), so a worker
+    meets at most 144 shapes.  Growing the box is exact (more real pixels, same outputs).
+
+    Examples
+    --------
+    >>> _crop(100, 150, 512, 28)   # 50 + 56 = 106 input rows -> 120
+    (100, 164)
+    >>> _crop(480, 500, 512, 28)   # 76 -> 96 input rows, shifted back inside the block
+    (472, 512)
+    >>> _crop(0, 500, 512, 28)     # near the whole side: the whole side
+    (0, 512)
+    """
+    length = min(bucket(b - a + 2 * h), n + 2 * h) - 2 * h
+    start = min(a, n - length)
+    return int(start), int(start + length)
+
+
+def _labels_block(p: np.ndarray) -> np.ndarray:
+    """(…, C, y, x) probabilities -> (…, y, x) int8 labels, NODATA where NaN."""
+    nodata = np.isnan(p).any(axis=-3)
+    lab = np.argmax(np.nan_to_num(p, nan=-1.0), axis=-3).astype(np.int8)
+    lab[nodata] = catalog.NODATA
+    return lab
+
+
+def smooth_mode(labels: np.ndarray, n_classes: int = len(catalog.CLASSES),
+                nodata: int = catalog.NODATA) -> np.ndarray:
+    """3 x 3 mode filter over the last two axes that ignores nodata.
+
+    Each valid pixel takes the most frequent class among the valid pixels of
+    its 3 x 3 neighbourhood (itself included); ties go to the lowest class id
+    (the reference's rule); nodata pixels stay nodata.  Vectorised: one box
+    count per class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> smooth_mode(np.array([[0, 0, 0], [0, 1, 0], [0, 0, -1]], dtype=np.int8))
+    array([[ 0,  0,  0],
+           [ 0,  0,  0],
+           [ 0,  0, -1]], dtype=int8)
+    """
+    lab = np.asarray(labels)
+    counts = np.zeros((n_classes,) + lab.shape, dtype=np.int16)
+    pad = [(0, 0)] * (lab.ndim - 2) + [(1, 1), (1, 1)]
+    padded = np.pad(lab, pad, constant_values=nodata)
+    H, W = lab.shape[-2:]
+    for dy in range(3):
+        for dx in range(3):
+            shifted = padded[..., dy:dy + H, dx:dx + W]
+            for c in range(n_classes):
+                counts[c] += shifted == c
+    out = np.argmax(counts, axis=0).astype(lab.dtype)  # first max = lowest id
+    out[lab == nodata] = nodata
+    return out
+
+
+def _smooth_block(block: np.ndarray, n_classes: int) -> np.ndarray:
+    return smooth_mode(block, n_classes)[..., 1:-1, 1:-1]
+
+
+def _confidence_block(p: np.ndarray, *, model_path: str, calibrate: bool) -> np.ndarray:
+    """(…, C, y, x) probabilities -> (…, y, x) confidence (:meth:`Model.confidence`), NaN = nodata."""
+    nodata = np.isnan(p).any(axis=-3)
+    conf = worker_model(model_path).confidence(np.nan_to_num(p, nan=0.0), axis=-3, calibrate=calibrate)
+    conf[nodata] = np.nan
+    return conf

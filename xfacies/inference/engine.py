@@ -1,0 +1,267 @@
+"""Chunk-by-chunk CNN inference over xarray/dask feature cubes.
+
+Two methods, same weights:
+
+``"dense"``
+    The fully convolutional form (see :mod:`xfacies.model.architecture`),
+    ~0.2 M multiply-adds per pixel.  Halo = receptive field (28 px for the
+    reference), so chunked output equals unchunked output.
+``"exact"``
+    The reference semantics: each pixel inside the outlines is classified from
+    its own 33 x 33 patch; patches reaching past the scene edge are zero-padded
+    (in normalised feature space, as the network's own padding is).  Halo = 16.
+
+Scene edges are padded with "missing" (NaN) features, which the network sees as
+zeros after normalisation; missing features inside the scene (clouds masked by
+a provider, gaps) are treated the same way, and pixels whose own features are
+missing get nodata.
+
+Halos come from :func:`xfacies.halo.map_halo` (copied strips, never whole
+neighbour chunks).  Features backed by storage and not dask-chunked
+(``xr.open_zarr(store, chunks=None)``) are read window by window instead: each
+block reads its own window plus halo, so memory is bounded by the block size.
+
+The model never travels inside the task graph: tasks carry the bundle's *path*
+and each process loads it once (:func:`xfacies.inference.distribute.worker_model`).
+
+Examples
+--------
+>>> import xfacies
+>>> scene = xfacies.synthetic.scene(size=128)                      # doctest: +SKIP
+>>> facies = scene.features.facies.classify("demo", outlines=xfacies.synthetic.outlines(128))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+
+from xfacies import catalog, spatial
+from xfacies.halo import ChunkWarning, map_halo, min_chunks
+from xfacies.inference import distribute
+from xfacies.inference.blocks import _confidence_block, _labels_block, _proba_block, _smooth_block, smooth_mode
+from xfacies.inference.windows import is_lazy, predict_windows, storage_chunks
+from xfacies.validation import require_float
+
+__all__ = ["predict_proba", "classify", "smooth_mode", "prepare_features", "ChunkWarning"]
+
+Method = Literal["dense", "exact"]
+
+
+# --------------------------------------------------------------------------- inputs
+def prepare_features(obj: xr.DataArray | xr.Dataset, features: tuple[str, ...], *,
+                     cast: bool = True) -> xr.DataArray:
+    """Validate a feature cube and select ``features`` (in that order) along ``band``.
+
+    Accepts a DataArray with a ``band`` dimension labelled by feature names, or
+    a Dataset holding such a DataArray as ``features`` or one variable per
+    feature.  Extra bands are ignored; the model's bands must all be present
+    and in the model's order.
+
+    Raises
+    ------
+    ValueError
+        Non-spatial input, missing or misordered features.
+    TypeError
+        Integer input (digital numbers instead of reflectance).
+    """
+    if isinstance(obj, xr.Dataset):
+        if "features" in obj.data_vars:
+            obj = obj["features"]
+        else:
+            present = [f for f in features if f in obj.data_vars]
+            if not present:
+                raise ValueError(
+                    f"the Dataset has neither a 'features' variable nor variables named after "
+                    f"features; variables: {list(obj.data_vars)}; the model needs {list(features)}"
+                )
+            names = [v for v in obj.data_vars if v in {f.name for f in catalog.FEATURES}]
+            obj = obj[names].to_dataarray(dim="band")
+    if not isinstance(obj, xr.DataArray):
+        raise TypeError(f"expected an xarray DataArray or Dataset of features, got {type(obj).__name__}")
+    if "y" not in obj.dims or "x" not in obj.dims:
+        raise ValueError(
+            f"features must be spatial with dims 'y' and 'x' (got dims {obj.dims}); rename "
+            "them, e.g. da.rename(lat='y', lon='x'), or reproject to a projected grid"
+        )
+    if "band" not in obj.dims:
+        raise ValueError(
+            f"features need a 'band' dimension labelled with feature names (got dims {obj.dims}); "
+            f"e.g. da.expand_dims(band=['blue']) or xr.concat([...], dim='band')"
+        )
+    require_float(obj, "features")
+    labels = [str(b) for b in obj["band"].values] if "band" in obj.coords else []
+    missing = [f for f in features if f not in labels]
+    if missing:
+        raise ValueError(
+            f"features {missing} needed by the model are missing; the input's bands are {labels}. "
+            f"The model needs, in order: {list(features)}"
+        )
+    pos = [labels.index(f) for f in features]
+    if pos != sorted(pos):
+        raise ValueError(
+            f"the input's bands are in a different order ({labels}) than the model's features "
+            f"({list(features)}). Select them explicitly: da.sel(band={list(features)})"
+        )
+    dims = [d for d in obj.dims if d not in ("band", "y", "x")] + ["band", "y", "x"]
+    out = obj.sel(band=list(features)).transpose(*dims)
+    if cast and out.dtype != np.float32:
+        out = out.astype(np.float32)
+    return out
+
+
+# --------------------------------------------------------------------------- public
+def predict_proba(
+    features: xr.DataArray | xr.Dataset,
+    model: Any,
+    outlines: Any = None,
+    *,
+    method: Method = "dense",
+    batch_size: int | None = None,
+) -> xr.DataArray:
+    """Class probabilities for every pixel, lazily, chunk by chunk.
+
+    Parameters
+    ----------
+    features
+        ``(…, band, y, x)`` float features labelled by name along ``band``
+        (extra bands are ignored).  Numpy-backed input is processed as one chunk.
+    model
+        A :class:`xfacies.Model`, a bundle path, or ``"demo"``.
+    outlines
+        Glacier outlines (GeoDataFrame or file) or a glacier raster on the same
+        grid; only pixels inside are classified (others are NaN).  ``None``
+        classifies every pixel with complete features.
+    method
+        ``"dense"`` (fast, approximate global-max term) or ``"exact"`` (the
+        reference's per-patch semantics).
+    batch_size
+        Patches per batch for ``"exact"``; default 1024 on CPU, fitted to free memory on a GPU.
+
+    Returns
+    -------
+    xarray.DataArray
+        float32 ``(…, class, y, x)``, NaN where nothing was classified.
+
+    Examples
+    --------
+    >>> p = predict_proba(scene.features, "demo", outlines)   # doctest: +SKIP
+    >>> p.sum("class").max().item()                          # doctest: +SKIP
+    1.0
+    """
+    import dask.array as da
+
+    from xfacies.model.bundle import warn_unnormalised
+
+    path, m = distribute.model_path(model)
+    distribute.ship_model(path)  # under a distributed.Client: workers get the bundle once, not via the graph
+    if method not in ("dense", "exact"):
+        raise ValueError(f"method must be 'dense' or 'exact', got {method!r}")
+    feats = prepare_features(features, m.features, cast=False)
+    warn_unnormalised(m, "an xarray feature cube")
+    halo = m.halo(method)
+    if is_lazy(feats):
+        probs = predict_windows(feats, m, path, outlines, method=method, halo=halo,
+                                batch_size=batch_size, chunks=storage_chunks(features))
+        return _proba_array(probs, feats, m, path, method)
+    if feats.dtype != np.float32:
+        feats = feats.astype(np.float32)
+    mask = spatial.glacier_mask(outlines, feats)
+    data = feats.data if isinstance(feats.data, da.Array) else da.from_array(feats.data, chunks=-1)
+    nd = data.ndim
+    if mask is None:
+        mband = da.ones(data.shape[:-3] + (1,) + data.shape[-2:], dtype=np.float32,
+                        chunks=data.chunks[:-3] + ((1,),) + data.chunks[-2:])
+    else:
+        mdata = mask.data if isinstance(mask.data, da.Array) else da.from_array(mask.values)
+        mdata = mdata.astype(np.float32)
+        mband = da.broadcast_to(mdata, data.shape[:-3] + (1,) + data.shape[-2:])
+        mband = mband.rechunk(data.chunks[:-3] + ((1,),) + data.chunks[-2:])
+    stacked = da.concatenate([data, mband], axis=nd - 3).rechunk({nd - 3: -1})
+    depth = {nd - 2: halo, nd - 1: halo}
+    stacked = min_chunks(stacked, depth, warn=f"the model's {halo} px halo")
+    C = len(m.classes)
+    probs = map_halo(
+        _proba_block, stacked, depth, boundary=np.nan, trim=False, dtype=np.float32,
+        chunks=stacked.chunks[:-3] + ((C,),) + stacked.chunks[-2:], name=f"xfacies-proba-{method}",
+        model_path=path, method=method, halo=halo, n_classes=C, batch_size=batch_size,
+    )
+    return _proba_array(probs, feats, m, path, method)
+
+
+def _proba_array(probs: Any, feats: xr.DataArray, m: Any, path: str, method: str) -> xr.DataArray:
+    coords = {k: v for k, v in feats.coords.items() if "band" not in v.dims}
+    coords["class"] = list(m.classes)
+    return xr.DataArray(
+        probs, dims=feats.dims[:-3] + ("class", "y", "x"), coords=coords,
+        name="probability",
+        attrs={"long_name": "class probability", "units": "1", "method": method,
+               "model": Path(path).name},
+    )
+
+
+def classify(
+    features: xr.DataArray | xr.Dataset,
+    model: Any,
+    outlines: Any = None,
+    *,
+    method: Method = "dense",
+    smooth: bool = True,
+    confidence: bool = False,
+    calibrate: bool = True,
+    batch_size: int | None = None,
+) -> xr.DataArray | xr.Dataset:
+    """Classify glacier facies, lazily, chunk by chunk.
+
+    Parameters
+    ----------
+    features, model, outlines, method
+        As in :func:`predict_proba`.
+    smooth
+        Apply the reference's 3 x 3 mode filter (ignores nodata; ties to the
+        lowest class id).
+    confidence
+        Also return the confidence (max probability, calibrated by the bundle's
+        calibrator when it has one and ``calibrate``; clipped to [0, 1]).
+
+    Returns
+    -------
+    xarray.DataArray or xarray.Dataset
+        int8 ``(…, y, x)`` class map with CF flag attributes and nodata
+        :data:`xfacies.NODATA`; with ``confidence=True`` a Dataset with
+        ``classes`` and float32 ``confidence``.
+
+    Examples
+    --------
+    >>> facies = classify(scene.features, "demo", outlines)          # doctest: +SKIP
+    >>> facies.attrs["flag_meanings"].split()[1]                     # doctest: +SKIP
+    'ice'
+    """
+    import dask.array as da
+
+    path, m = distribute.model_path(model)  # resolve once (an in-memory model is saved and hashed here)
+    probs = predict_proba(features, m, outlines, method=method, batch_size=batch_size)
+    p = probs.data
+    nd = p.ndim
+    labels = da.map_blocks(_labels_block, p, drop_axis=nd - 3, dtype=np.int8,
+                           meta=np.empty((0,) * (nd - 1), dtype=np.int8), name="xfacies-labels")
+    if smooth:
+        labels = map_halo(_smooth_block, labels, {nd - 3: 1, nd - 2: 1}, boundary=catalog.NODATA,
+                          trim=False, name="xfacies-smooth", n_classes=len(catalog.CLASSES))
+    dims = probs.dims[:-3] + ("y", "x")
+    coords = {k: v for k, v in probs.coords.items() if "class" not in v.dims}
+    attrs = catalog.class_flag_attrs()
+    attrs.update(method=method, smoothed=int(smooth), model=probs.attrs["model"])
+    facies = xr.DataArray(labels, dims=dims, coords=coords, name="classes", attrs=attrs)
+    if not confidence:
+        return facies
+    conf = da.map_blocks(_confidence_block, p, drop_axis=nd - 3, dtype=np.float32,
+                         meta=np.empty((0,) * (nd - 1), dtype=np.float32),
+                         model_path=path, calibrate=calibrate, name="xfacies-confidence")
+    conf_da = xr.DataArray(conf, dims=dims, coords=coords, name="confidence",
+                           attrs={"long_name": "classification confidence", "units": "1",
+                                  "calibrated": int(calibrate and m.calibrator is not None)})
+    return xr.Dataset({"classes": facies, "confidence": conf_da})

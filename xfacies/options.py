@@ -1,0 +1,84 @@
+"""Package options, as xarray's and rioxarray's ``set_options``: global or as a context manager.
+
+=============== ======================================================= ===================
+option          meaning                                                  environment default
+=============== ======================================================= ===================
+``cache_dir``   folder for downloaded bundles and weights, and for       ``XFACIES_CACHE``
+                in-memory models saved so that Dask tasks can carry a
+                path (default: the OS cache folder, via pooch)
+``gpu_memory``  total memory (bytes) of the GPU TensorFlow runs on.      ``XFACIES_GPU_MEMORY``
+                TensorFlow reports only what it uses, so without this
+                exact-inference batches stay at the CPU size (1024);
+                JAX and PyTorch report free memory themselves
+=============== ======================================================= ===================
+
+An option set here wins over its environment variable.  Options live in the
+process that sets them: Dask worker processes read the environment variables
+(set them before starting the workers) or need ``client.run(xfacies.set_options, ...)``.
+
+Examples
+--------
+>>> from xfacies import options
+>>> with options.set_options(cache_dir="/tmp/xfacies-cache"):
+...     options.get("cache_dir")
+'/tmp/xfacies-cache'
+>>> options.set_options(colour="red")
+Traceback (most recent call last):
+...
+ValueError: unknown option 'colour'; valid options: cache_dir, gpu_memory
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+__all__ = ["set_options", "get"]
+
+_ENV = {"cache_dir": "XFACIES_CACHE", "gpu_memory": "XFACIES_GPU_MEMORY"}
+_SET: dict[str, Any] = {}
+
+
+def get(name: str) -> Any:
+    """The value of option ``name``: set with :class:`set_options`, else its environment
+    variable, else ``None``."""
+    if name not in _ENV:
+        raise ValueError(f"unknown option {name!r}; valid options: {', '.join(_ENV)}")
+    if _SET.get(name) is not None:
+        return _SET[name]
+    env = os.environ.get(_ENV[name])
+    if not env:
+        return None
+    if name == "gpu_memory":
+        try:
+            return int(float(env))
+        except ValueError:
+            raise ValueError(f"${_ENV[name]}={env!r} is not a number of bytes (e.g. 80e9)") from None
+    return env
+
+
+class set_options:  # noqa: N801  (a function-like context manager, as in xarray)
+    """Set options globally, or within a ``with`` block (restored on exit).
+
+    Parameters
+    ----------
+    cache_dir : str or os.PathLike, optional
+        Folder for downloaded and saved models.
+    gpu_memory : int, optional
+        Total GPU memory in bytes, for TensorFlow on a GPU.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        unknown = [k for k in kwargs if k not in _ENV]
+        if unknown:
+            raise ValueError(f"unknown option {unknown[0]!r}; valid options: {', '.join(_ENV)}")
+        if kwargs.get("gpu_memory") is not None and int(kwargs["gpu_memory"]) <= 0:
+            raise ValueError(f"gpu_memory must be a positive number of bytes, got {kwargs['gpu_memory']!r}")
+        self._old = {k: _SET.get(k) for k in kwargs}
+        _SET.update({k: (str(v) if k == "cache_dir" and v is not None else v) for k, v in kwargs.items()})
+
+    def __enter__(self) -> "set_options":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _SET.update(self._old)

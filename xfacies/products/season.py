@@ -1,0 +1,208 @@
+"""End of season: one value per glacier and hydrological year, for mass-balance work.
+
+:func:`end_of_season` picks, for example, the late-season minimum AAR proxy among
+well observed dates, or the value within WGMS survey periods, for comparison
+with mass balances (:mod:`xfacies.massbalance`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = ["end_of_season"]
+
+
+def _parse_md(s: str) -> int:
+    try:
+        m, d = (int(p) for p in str(s).split("-"))
+        pd.Timestamp(year=2000, month=m, day=d)  # validates (leap year allows 02-29)
+    except Exception:
+        raise ValueError(f"window bounds must be 'MM-DD' strings, got {s!r}") from None
+    return m * 100 + d
+
+
+def end_of_season(
+    values: xr.DataArray,
+    coverage: xr.DataArray | None = None,
+    *,
+    min_coverage: float = 0.7,
+    window: tuple[str, str] = ("08-01", "10-15"),
+    periods: pd.DataFrame | None = None,
+    hydrological_year_start_month: int = 10,
+    stat: Literal["min", "max", "last"] = "min",
+) -> xr.DataArray:
+    """One end-of-season value per glacier and hydrological year.
+
+    Among the dates of each glacier-year that are *eligible* -- inside the
+    window, value not NaN, and ``coverage >= min_coverage`` -- take the
+    minimum (``stat="min"``, e.g. the AAR proxy: the end-of-summer AAR is the
+    season's lowest), the maximum (``"max"``, e.g. the snowline altitude) or
+    the latest date (``"last"``).
+
+    Years are **hydrological years labelled by the calendar year in which
+    they end** (the WGMS balance-year convention): with
+    ``hydrological_year_start_month=10`` the year 2021 runs from 1 Oct 2020 to
+    30 Sep 2021.  A window is the same ``MM-DD`` span every year; it is
+    labelled with the hydrological year in which it *starts*, so the default
+    ``("08-01", "10-15")`` of 2021 is year 2021 even though it runs into the
+    first two weeks of hydrological year 2022 (late-season scenes after the
+    balance-year end are common).  Windows may wrap over New Year
+    (``("12-01", "03-31")``).
+
+    Parameters
+    ----------
+    values
+        ``(time, glacier)`` product, e.g. :func:`aar_proxy` or
+        :func:`snowline_altitude`.
+    coverage
+        ``(time, glacier)`` observed share of the glacier (``fractions(...)
+        ["coverage"]``); ``None`` skips the coverage test.
+    min_coverage
+        Minimum coverage of an eligible date (0-1).
+    window
+        ``(start, end)`` as ``"MM-DD"``, inclusive.  Ignored when ``periods``
+        is given.
+    periods
+        Per glacier-year survey periods instead of a fixed window: a DataFrame
+        with columns ``glacier``, ``year``, ``begin``, ``end`` (dates,
+        inclusive), e.g. :func:`xfacies.massbalance.wgms.periods_for`.  Glacier-years absent
+        from it get NaN.
+    hydrological_year_start_month
+        First month of the hydrological year (10 for the northern hemisphere,
+        4 for the southern; 1 for calendar years).
+    stat
+        ``"min"``, ``"max"`` or ``"last"``.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(year, glacier)`` float64, NaN where no date was eligible, with
+        coordinates ``time(year, glacier)`` (the date picked, NaT if none) and
+        ``n_dates(year, glacier)`` (eligible dates).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> t = pd.to_datetime(["2021-07-15", "2021-08-20", "2021-09-10", "2021-09-25"])
+    >>> aar = xr.DataArray([[0.8], [0.55], [0.4], [0.3]], dims=("time", "glacier"),
+    ...                    coords={"time": t, "glacier": ["A"]})
+    >>> cov = xr.DataArray([[1.0], [1.0], [0.95], [0.5]], dims=("time", "glacier"),
+    ...                    coords={"time": t, "glacier": ["A"]})
+    >>> eos = end_of_season(aar, cov)   # 09-25 is too cloudy, 07-15 outside the window
+    >>> float(eos.sel(year=2021, glacier="A")), str(eos.time.sel(year=2021, glacier="A").values)[:10]
+    (0.4, '2021-09-10')
+    """
+    if stat not in ("min", "max", "last"):
+        raise ValueError(f"stat must be 'min', 'max' or 'last', got {stat!r}")
+    if not 1 <= int(hydrological_year_start_month) <= 12:
+        raise ValueError(f"hydrological_year_start_month must be 1-12, got {hydrological_year_start_month}")
+    if not isinstance(values, xr.DataArray) or set(values.dims) != {"time", "glacier"}:
+        raise ValueError(
+            "values must be a (time, glacier) DataArray, e.g. aar_proxy(fractions(...)); got "
+            f"{getattr(values, 'dims', type(values).__name__)}"
+        )
+    values = values.transpose("time", "glacier")
+    df = values.drop_vars([c for c in values.coords if c not in ("time", "glacier")]).to_series()
+    df = df.rename("value").reset_index()
+    df["glacier"] = df["glacier"].astype(str)
+    if coverage is not None:
+        if not isinstance(coverage, xr.DataArray) or set(coverage.dims) != {"time", "glacier"}:
+            raise ValueError("coverage must be a (time, glacier) DataArray like fractions(...)['coverage']")
+        cov = coverage.transpose("time", "glacier")
+        cov = cov.drop_vars([c for c in cov.coords if c not in ("time", "glacier")])
+        cov = cov.reindex_like(values)
+        df["coverage"] = cov.values.ravel()
+        ok = df["coverage"].to_numpy() >= min_coverage
+    else:
+        ok = np.ones(len(df), bool)
+    ok &= df["value"].notna().to_numpy()
+    t = pd.DatetimeIndex(df["time"])
+    start_month = int(hydrological_year_start_month)
+
+    def hydro_year(year: np.ndarray, month: np.ndarray) -> np.ndarray:
+        if start_month == 1:
+            return year
+        return np.where(month >= start_month, year + 1, year)
+
+    if periods is None:
+        s, e = _parse_md(window[0]), _parse_md(window[1])
+        md = (t.month * 100 + t.day).to_numpy()
+        yr = t.year.to_numpy()
+        if s <= e:
+            inside = (md >= s) & (md <= e)
+            wyear = yr
+        else:
+            inside = (md >= s) | (md <= e)
+            wyear = np.where(md >= s, yr, yr - 1)
+        label = hydro_year(wyear, np.full_like(wyear, s // 100))
+        df["year"] = label
+        cand = df[ok & inside]
+    else:
+        need = {"glacier", "year", "begin", "end"}
+        if not isinstance(periods, pd.DataFrame) or not need <= set(periods.columns):
+            raise ValueError(
+                f"periods must be a DataFrame with columns {sorted(need)} (see "
+                "xfacies.massbalance.wgms.periods_for)"
+            )
+        p = periods[list(need)].copy()
+        p["glacier"] = p["glacier"].astype(str)
+        unknown = sorted(set(p["glacier"]) - set(df["glacier"]))
+        if unknown and not (set(p["glacier"]) & set(df["glacier"])):
+            raise ValueError(
+                f"none of the glaciers in periods {unknown[:10]} is in values "
+                f"{sorted(set(df['glacier']))[:10]}; use the same glacier ids"
+            )
+        p = p.dropna(subset=["begin", "end"])
+        p["begin"] = pd.to_datetime(p["begin"]).dt.normalize()
+        p["end"] = pd.to_datetime(p["end"]).dt.normalize() + pd.Timedelta(days=1)
+        m = df[ok].reset_index().merge(p, on="glacier", how="inner")
+        m = m[(m["time"] >= m["begin"]) & (m["time"] < m["end"])]
+        cand = m.drop(columns=["begin", "end"]).set_index("index")
+        cand.index.name = None
+
+    glaciers = [str(g) for g in values["glacier"].values]
+    if len(cand):
+        g = cand.groupby(["year", "glacier"])
+        if stat == "min":
+            pick = cand.loc[g["value"].idxmin()]
+        elif stat == "max":
+            pick = cand.loc[g["value"].idxmax()]
+        else:
+            pick = cand.loc[g["time"].idxmax()]
+        pick = pick.set_index(["year", "glacier"])
+        n = g.size()
+        years = np.arange(int(pick.index.get_level_values(0).min()),
+                          int(pick.index.get_level_values(0).max()) + 1)
+    else:
+        pick = pd.DataFrame(columns=["value", "time"],
+                            index=pd.MultiIndex.from_tuples([], names=["year", "glacier"]))
+        n = pd.Series(dtype=int)
+        years = np.zeros(0, dtype=int)
+    full = pd.MultiIndex.from_product([years, glaciers], names=["year", "glacier"])
+    val = pick["value"].reindex(full).to_numpy(dtype=float).reshape(len(years), len(glaciers))
+    tim = pd.to_datetime(pick["time"].reindex(full)).to_numpy(dtype="datetime64[ns]")
+    tim = tim.reshape(len(years), len(glaciers))
+    cnt = n.reindex(full).fillna(0).to_numpy(dtype=np.int64).reshape(len(years), len(glaciers))
+    attrs = dict(values.attrs)
+    attrs["end_of_season"] = (
+        f"stat={stat} over dates with coverage >= {min_coverage if coverage is not None else 'n/a'}"
+        + (f" in window {window[0]}..{window[1]}" if periods is None else " in the given periods")
+        + f"; hydrological years starting in month {start_month}, labelled by the year they end"
+    )
+    return xr.DataArray(
+        val,
+        dims=("year", "glacier"),
+        coords={
+            "year": ("year", years, {"long_name": "hydrological year (year in which it ends)"}),
+            "glacier": ("glacier", np.array(glaciers, dtype=object)),
+            "time": (("year", "glacier"), tim, {"long_name": "date picked"}),
+            "n_dates": (("year", "glacier"), cnt, {"long_name": "eligible dates"}),
+        },
+        name=values.name,
+        attrs=attrs,
+    )
+

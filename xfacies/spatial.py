@@ -1,0 +1,229 @@
+"""Grids and outlines, coerced in one place: the checks every stage shares.
+
+Features, inference, products and STAC all take a grid (an xarray object with
+``y``/``x`` pixel-centre coordinates and a CRS) and outlines (vectors, or a raster
+on that grid).  They go through these functions, so a raster on another grid,
+a missing CRS or outlines elsewhere give the same clear error everywhere.
+
+- :func:`geobox`, :func:`transform`, :func:`bounds`: the grid of an xarray object,
+  from odc-geo (``obj.odc.geobox``) and rioxarray (one-pixel sides, where the
+  coordinates alone give no pixel size);
+- :func:`check_same_grid`: two rasters on the same grid (CRS and coordinates,
+  not only the shape);
+- :func:`as_outlines`: outlines as a normalised GeoDataFrame;
+- :func:`glacier_index` / :func:`glacier_mask`: outlines (vectors or a raster) as a
+  glacier index or mask on a grid.
+
+The raster checks (:func:`check_same_grid`, and :func:`glacier_mask` given a raster)
+need only numpy and xarray, so the inference core runs without the GDAL stack;
+vectors and geoboxes need rasterio, rioxarray, odc-geo and geopandas.
+
+Examples
+--------
+>>> import numpy as np, xarray as xr
+>>> a = xr.DataArray(np.zeros((2, 3)), dims=("y", "x"),
+...                  coords={"y": [15.0, 5.0], "x": [5.0, 15.0, 25.0]})
+>>> check_same_grid(a.assign_coords(x=a.x + 1000.0), a, "the outline raster")
+Traceback (most recent call last):
+...
+ValueError: the outline raster is not on the grid of the features: its x coordinates differ (1005.0 .. 1025.0 vs 5.0 .. 25.0); put it on that grid first: rasterize the outlines on the features (xfacies.sources.outlines.rasterize(outlines, like)) or reproject the raster (raster.rio.reproject_match(like))
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+
+if TYPE_CHECKING:  # pragma: no cover
+    from odc.geo.geobox import GeoBox
+
+__all__ = ["geobox", "transform", "bounds", "crs_of", "check_same_grid", "as_outlines",
+           "glacier_index", "glacier_mask", "spatial_dims"]
+
+
+def spatial_dims(obj: xr.DataArray | xr.Dataset) -> tuple[str, str]:
+    """``(y, x)`` dimension names of ``obj`` (``y``/``x``, or rioxarray's detection)."""
+    if "y" in obj.dims and "x" in obj.dims:
+        return "y", "x"
+    try:
+        import rioxarray  # noqa: F401
+
+        return obj.rio.y_dim, obj.rio.x_dim
+    except Exception:  # rioxarray's MissingSpatialDimensionError, or no rioxarray
+        raise ValueError(
+            f"expected spatial dimensions named y and x, got dims {tuple(obj.dims)}; rename them, "
+            "e.g. da.rename(lat='y', lon='x'), or reproject to a projected grid"
+        ) from None
+
+
+def crs_of(obj: xr.DataArray | xr.Dataset) -> str | None:
+    """The CRS of ``obj`` as WKT (from its grid-mapping variable, as rioxarray and odc-geo
+    write it), or ``None``.  Needs no GDAL stack."""
+    for name in (obj.attrs.get("grid_mapping"), getattr(obj, "encoding", {}).get("grid_mapping"),
+                 "spatial_ref"):
+        if name and name in obj.coords:
+            attrs = obj.coords[name].attrs
+            wkt = attrs.get("crs_wkt") or attrs.get("spatial_ref")
+            if wkt:
+                return str(wkt)
+    return None
+
+
+def _same_crs(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    try:
+        from pyproj import CRS
+    except ImportError:  # no GDAL stack: WKT strings that differ are treated as different
+        return False
+    return CRS.from_user_input(a) == CRS.from_user_input(b)
+
+
+def geobox(obj: xr.DataArray | xr.Dataset) -> "GeoBox":
+    """The odc-geo :class:`~odc.geo.geobox.GeoBox` (CRS, shape, affine) of ``obj``.
+
+    Raises
+    ------
+    ValueError
+        No ``y``/``x`` dims, no CRS, or coordinates that are not a regular grid.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr, rioxarray  # noqa: F401
+    >>> g = xr.DataArray(np.zeros((2, 3)), dims=("y", "x"),
+    ...                  coords={"y": [15.0, 5.0], "x": [5.0, 15.0, 25.0]}).rio.write_crs(32632)
+    >>> geobox(g).shape, geobox(g).crs.epsg
+    (Shape2d(x=3, y=2), 32632)
+    """
+    import odc.geo.xr  # noqa: F401  (registers .odc)
+    from odc.geo.geobox import GeoBox
+
+    ydim, xdim = spatial_dims(obj)
+    crs = crs_of(obj)
+    if crs is None:
+        raise ValueError(
+            "the grid has no CRS; attach one with obj = obj.rio.write_crs('EPSG:....') "
+            "(x/y must be projected coordinates in metres)"
+        )
+    gbox = obj.odc.geobox if (ydim, xdim) == ("y", "x") else None
+    if gbox is None or gbox.crs is None:
+        import rioxarray  # noqa: F401
+
+        # a one-pixel side: the coordinates give no pixel size, the stored transform does
+        gbox = GeoBox((obj.sizes[ydim], obj.sizes[xdim]), obj.rio.transform(recalc=False), crs)
+    return gbox
+
+
+def transform(obj: xr.DataArray | xr.Dataset) -> Any:
+    """Affine transform (pixel corners) of the grid of ``obj``, from its coordinates.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr, rioxarray  # noqa: F401
+    >>> g = xr.DataArray(np.zeros((2, 3)), dims=("y", "x"),
+    ...                  coords={"y": [15.0, 5.0], "x": [5.0, 15.0, 25.0]}).rio.write_crs(32632)
+    >>> tuple(transform(g))[:6]
+    (10.0, 0.0, 0.0, 0.0, -10.0, 20.0)
+    """
+    return geobox(obj).transform
+
+
+def bounds(obj: xr.DataArray | xr.Dataset) -> tuple[float, float, float, float]:
+    """``(minx, miny, maxx, maxy)`` of the grid of ``obj`` (pixel edges, in its CRS)."""
+    bb = geobox(obj).extent.boundingbox
+    return float(bb.left), float(bb.bottom), float(bb.right), float(bb.top)
+
+
+def _span(v: np.ndarray) -> str:
+    return f"{v[0]:.1f} .. {v[-1]:.1f}" if v.size else "empty"
+
+
+def check_same_grid(obj: xr.DataArray | xr.Dataset, like: xr.DataArray | xr.Dataset,
+                    what: str, *, like_name: str = "the features") -> None:
+    """Refuse ``obj`` unless it lies on the grid of ``like``: same y/x sizes and
+    coordinates, and the same CRS where both declare one.  Needs no GDAL stack.
+
+    Raises
+    ------
+    ValueError
+        Naming ``what``, what differs, and how to put it on the grid.
+    """
+    fix = (f"put it on that grid first: rasterize the outlines on {like_name} "
+           "(xfacies.sources.outlines.rasterize(outlines, like)) or reproject the raster "
+           "(raster.rio.reproject_match(like))")
+    ydim, xdim = spatial_dims(like)
+    if ydim not in obj.dims or xdim not in obj.dims:
+        raise ValueError(f"{what} needs the spatial dims ({ydim}, {xdim}) of {like_name}, got {tuple(obj.dims)}")
+    for d in (ydim, xdim):
+        if obj.sizes[d] != like.sizes[d]:
+            raise ValueError(
+                f"{what} is not on the grid of {like_name}: {obj.sizes[d]} pixels along {d} vs "
+                f"{like.sizes[d]}; {fix}")
+        if d in obj.coords and d in like.coords:
+            a = np.asarray(obj[d].values, dtype=float)
+            b = np.asarray(like[d].values, dtype=float)
+            step = abs(float(b[1] - b[0])) if b.size > 1 else 1.0
+            if not np.allclose(a, b, rtol=0.0, atol=1e-6 * max(step, 1e-9)):
+                raise ValueError(
+                    f"{what} is not on the grid of {like_name}: its {d} coordinates differ "
+                    f"({_span(a)} vs {_span(b)}); {fix}")
+    ca, cb = crs_of(obj), crs_of(like)
+    if ca is not None and cb is not None and not _same_crs(ca, cb):
+        raise ValueError(
+            f"{what} is in another CRS than {like_name}; reproject it: "
+            "raster.rio.reproject_match(features)")
+
+
+def as_outlines(outlines: Any) -> Any:
+    """Outlines as a normalised GeoDataFrame (``glacier_id`` column, polygons, a CRS):
+    returned as they are when already normalised, else read with
+    :func:`xfacies.sources.outlines.read_outlines`."""
+    import geopandas as gpd
+
+    if isinstance(outlines, gpd.GeoDataFrame) and "glacier_id" in outlines.columns:
+        if outlines.crs is None:
+            raise ValueError("the outlines have no CRS; set it with gdf = gdf.set_crs('EPSG:....')")
+        return outlines.reset_index(drop=True)
+    from xfacies.sources.outlines import read_outlines
+
+    return read_outlines(outlines)
+
+
+def glacier_index(outlines: Any, like: xr.DataArray | xr.Dataset, *,
+                  all_touched: bool = False) -> xr.DataArray:
+    """Outlines as a glacier index on the grid of ``like`` (0 outside, ``k`` in glacier ``k``).
+
+    ``outlines`` are vectors (rasterised with :func:`xfacies.sources.outlines.rasterize`) or
+    an index raster made that way (``attrs["glacier_ids"]``), which must lie on the grid of
+    ``like`` (:func:`check_same_grid`).
+    """
+    if isinstance(outlines, xr.DataArray):
+        if "glacier_ids" not in outlines.attrs:
+            raise ValueError(
+                "a glacier-index DataArray needs attrs['glacier_ids'] (the ids in index "
+                "order); make it with xfacies.sources.outlines.rasterize(outlines, like)")
+        ydim, xdim = spatial_dims(like)
+        check_same_grid(outlines, like, "the glacier index", like_name="the class map")
+        return outlines.transpose(ydim, xdim)
+    from xfacies.sources.outlines import rasterize
+
+    return rasterize(outlines, like, all_touched=all_touched)
+
+
+def glacier_mask(outlines: Any, like: xr.DataArray) -> xr.DataArray | None:
+    """Boolean ``(y, x)`` glacier mask on the grid of ``like``, or ``None`` without outlines.
+
+    ``outlines`` are vectors, or a raster (mask or index, > 0 inside) on the grid of ``like``;
+    a raster is checked (:func:`check_same_grid`) and needs no GDAL stack.
+    """
+    if outlines is None:
+        return None
+    if isinstance(outlines, xr.DataArray):
+        ydim, xdim = spatial_dims(like)
+        if set(outlines.dims) != {ydim, xdim}:
+            raise ValueError(f"an outline raster must have dims ({ydim}, {xdim}), got {outlines.dims}")
+        check_same_grid(outlines, like, "the outline raster")
+        return outlines.transpose(ydim, xdim) > 0
+    return glacier_index(outlines, like) > 0
