@@ -25,6 +25,7 @@ from affine import Affine
 
 import xfacies
 from xfacies.sources import stac, stac_server as st
+from xfacies.sources.dem import open_dem
 from xfacies.catalog import OPTICAL_FEATURES
 from xfacies.sources.sensors import PROVIDERS, CollectionSpec
 

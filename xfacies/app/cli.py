@@ -113,7 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-progress", action="store_true")
     ap.set_defaults(func=_cmd_apply)
 
-    d = sub.add_parser("demo", help="classify a synthetic melt season end to end (no download)")
+    d = sub.add_parser(
+        "demo", help="classify a synthetic melt season end to end (no download)",
+        description="A preset of `xfacies run` on a synthetic area: a melt season of synthetic valley glaciers "
+                    "is written as Sentinel-2-like COGs with a STAC catalog, served by rustac on loopback, "
+                    "loaded lazily, turned into features, classified chunk by chunk with the demo model, "
+                    "written to Zarr with fractions and end-of-season products, and scored against the "
+                    "synthetic truth. Writes OUT/facies.zarr, fractions.zarr, products.zarr and OUT/report/.")
     d.add_argument("--out", default="xfacies-demo", help="output folder (default: %(default)s)")
     d.add_argument("--size", type=int, default=512, help="scene size in pixels (default: %(default)s)")
     d.add_argument("--dates", type=int, default=6, help="number of acquisitions (default: %(default)s)")

@@ -65,31 +65,28 @@ def demo_config(
     }
 
 
-def run_demo(
-    outdir: str | Path = "xfacies-demo",
-    *,
-    size: int = 512,
-    dates: int = 6,
-    year: int = 2021,
-    seed: int = 7,
-    model: str = "demo",
-    method: str = "dense",
-    chunks: int = 256,
-    progress: bool = True,
-    verbose: bool = True,
-) -> dict[str, Any]:
+def run_demo(outdir: str | Path = "xfacies-demo", *, progress: bool = True, verbose: bool = True,
+             **preset: Any) -> dict[str, Any]:
     """Run the demo preset and return a summary dict (paths, timings, scores).
 
-    Parameters are those of :func:`demo_config`; ``progress`` shows a progress bar,
-    ``verbose`` prints the run's summary and the score against the synthetic truth.
+    Parameters
+    ----------
+    outdir
+        Output folder.
+    progress, verbose
+        Show a progress bar; print the run's summary and the score against the synthetic truth.
+    **preset
+        ``size``, ``dates``, ``year``, ``seed``, ``model``, ``method``, ``chunks``: see
+        :func:`demo_config`.
     """
     from xfacies import io, synthetic
     from xfacies.app.pipeline import run
     from xfacies.products import aar_proxy
     from xfacies.train.patches import macro_f1
 
-    res = run(demo_config(outdir, size=size, dates=dates, year=year, seed=seed, model=model,
-                          method=method, chunks=chunks), progress=progress, verbose=verbose)
+    config = demo_config(outdir, **preset)
+    res = run(config, progress=progress, verbose=verbose)
+    size, seed = config["area"]["synthetic"]["size"], config["area"]["synthetic"]["seed"]
     maps = io.open_zarr(res.store)
     classes = maps["classes"].compute()
     frac = io.open_zarr(res.fractions_store).compute()

@@ -330,47 +330,73 @@ def run_config(path: str | os.PathLike, **kwargs: Any) -> RunResult:
 
 
 def _run(cfg: RunConfig, resume: bool, client: Any, progress: bool) -> RunResult:
-    import xarray as xr
-
-    from xfacies import io, plot, synthetic
-    from xfacies.sources import stac_server as stac_testing
-    from xfacies.features import features
-    from xfacies.inference import classify
+    """The steps of a run, in order; each step is a function of its own below."""
     from xfacies.model.registry import load_model
-    from xfacies.products import aar_proxy, end_of_season, fractions, snowline_altitude
-    from xfacies.sources.dem import open_dem
-    from xfacies.sources.stac import open_stac
 
     out = cfg.output
-    start, end = cfg.time_range
-    st = cfg.stac
-    chunks = {"y": st.chunks, "x": st.chunks}
     notes: list[str] = []
-
-    # 1. area
-    season = None
-    if cfg.area.synthetic is not None:
-        s = cfg.area.synthetic
-        season = synthetic.season(_synthetic_dates(s, start, end), size=s.size, seed=s.seed,
-                                  n_glaciers=s.n_glaciers, chunks=st.chunks)
-        outlines = synthetic.outlines(s.size, seed=s.seed, n_glaciers=s.n_glaciers)
-        where: Any = season
-    else:
-        outlines = _outlines(cfg)
-        where = outlines
+    season, outlines, where = _area(cfg)                                   # 1. area
     log.info("area: %d glaciers", len(outlines))
     model = load_model(cfg.model.path)
     log.info("model: %r", model)
+    cube, dem = _imagery(cfg, season, where)                               # 2. imagery + DEM (lazy)
+    dates = [pd.Timestamp(t) for t in cube["time"].values]
+    log.info("STAC: %d acquisitions, grid %s x %s px", len(dates), cube.sizes["y"], cube.sizes["x"])
+    done = _done_dates(out.store)                                          # 3. dates left to do
+    todo = [t for t in dates if not resume or t not in done]
+    skipped = [t for t in dates if resume and t in done]
+    log.info("dates to classify: %d, already complete: %d", len(todo), len(skipped))
+    written = _classify_dates(cfg, cube, dem, outlines, model, todo, client, progress)  # 4. maps
+    classes, frac = _fractions(cfg, dates, outlines, resume)                # 5. fractions
+    eos = _products(cfg, classes, frac, dem, outlines)                      # 6. products
+    table = end_of_season_table(eos)
+    p = cfg.products
+    if not len(table) or table["aar_proxy"].isna().all():
+        notes.append(f"no end-of-season value: no date inside the window {p.window[0]}..{p.window[1]} saw at "
+                     f"least min_coverage={p.min_coverage} of a glacier (clouds?); widen [products] window "
+                     "or lower min_coverage")
+    glaciers = [str(g) for g in frac["glacier"].values]
+    table, regression, files = _massbalance(cfg, eos, table, glaciers, notes)  # 7. mass balance
+    files += _figures(cfg, classes, frac, written)                          # 8. figures
+    return RunResult(
+        config=cfg, store=out.store, fractions_store=out.fractions, products_store=out.products,
+        report_dir=out.report, log=out.log, dates=dates, written=written, skipped=skipped,
+        n_glaciers=len(glaciers), table=table, regression=regression, notes=notes, files=files,
+    )
 
-    # 2. imagery and DEM (lazy)
+
+def _area(cfg: RunConfig) -> tuple[Any, Any, Any]:
+    """``(synthetic season or None, outlines, what to search with)``."""
+    from xfacies import synthetic
+
+    if cfg.area.synthetic is None:
+        outlines = _outlines(cfg)
+        return None, outlines, outlines
+    s = cfg.area.synthetic
+    start, end = cfg.time_range
+    season = synthetic.season(_synthetic_dates(s, start, end), size=s.size, seed=s.seed,
+                              n_glaciers=s.n_glaciers, chunks=cfg.stac.chunks)
+    return season, synthetic.outlines(s.size, seed=s.seed, n_glaciers=s.n_glaciers), season
+
+
+def _imagery(cfg: RunConfig, season: Any, where: Any) -> tuple[Any, Any]:
+    """The lazy reflectance cube from the STAC catalogue (the synthetic season's own catalog of
+    COGs, served on loopback, for ``catalog = "synthetic"``) and the DEM on its grid."""
+    from xfacies.sources import stac_server
+    from xfacies.sources.dem import open_dem
+    from xfacies.sources.stac import open_stac
+
+    st, out = cfg.stac, cfg.output
+    start, end = cfg.time_range
     time_arg = (start.isoformat(), end.isoformat())
+    chunks = {"y": st.chunks, "x": st.chunks}
     if st.catalog == "synthetic":
         cat_dir = out.path / "stac"
         coll, items = cat_dir / "collection.json", cat_dir / "items.json"
         if not (coll.exists() and items.exists()):
             log.info("writing the synthetic season as a STAC catalog of COGs in %s", cat_dir)
-            stac_testing.synthetic_catalog(season, cat_dir)
-        with stac_testing.serve(str(coll), str(items)) as url:
+            stac_server.synthetic_catalog(season, cat_dir)
+        with stac_server.serve(str(coll), str(items)) as url:
             cube = open_stac(where, time=time_arg, sensors=("sentinel-2",), catalog=url,
                              provider="earth-search", max_cloud=st.max_cloud, chunks=chunks)
     else:
@@ -378,76 +404,80 @@ def _run(cfg: RunConfig, resume: bool, client: Any, progress: bool) -> RunResult
                          provider=st.provider, max_cloud=st.max_cloud, resolution=st.resolution,
                          crs=st.crs, chunks=chunks, buffer=st.buffer)
     if cfg.dem.source == "synthetic":
-        dem = season["dem"].chunk(chunks)
-    else:
-        dem = open_dem(cube, cfg.dem.source, catalog=st.catalog if st.catalog != "synthetic" else "earth-search",
-                       provider=st.provider, chunks=chunks)
-    dates = [pd.Timestamp(t) for t in cube["time"].values]
-    log.info("STAC: %d acquisitions, grid %s x %s px", len(dates), cube.sizes["y"], cube.sizes["x"])
+        return cube, season["dem"].chunk(chunks)
+    catalog = st.catalog if st.catalog != "synthetic" else "earth-search"
+    return cube, open_dem(cube, cfg.dem.source, catalog=catalog, provider=st.provider, chunks=chunks)
 
-    # 3. which dates are left to do
-    done = _done_dates(out.store)
-    if resume:
-        todo = [t for t in dates if t not in done]
-        skipped = [t for t in dates if t in done]
-    else:
-        todo, skipped = list(dates), []
-    log.info("dates to classify: %d, already complete: %d", len(todo), len(skipped))
 
-    # 4. features -> classify -> Zarr, one region per date, in parallel
-    written: list[pd.Timestamp] = []
-    if todo:
-        sub = cube.sel(time=np.array(todo, dtype="datetime64[ns]"))
-        feats = features(sub, dem=dem, outlines=outlines, feature_set=model.features)
-        result = classify(feats, model, outlines, method=cfg.model.method, smooth=cfg.model.smooth,
-                          confidence=True, batch_size=cfg.model.batch_size)
-        source = "synthetic season (xfacies.synthetic) served by rustac on loopback" \
-            if st.catalog == "synthetic" else str(cube.attrs.get("stac_catalog", st.catalog))
-        result.attrs.update(title="xfacies glacier surface facies", source=source)
-        written = _write_maps(result, out.store, out.zarr_format, client, progress)
+def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: Any,
+                    todo: list[pd.Timestamp], client: Any, progress: bool) -> list[pd.Timestamp]:
+    """Features -> classify -> Zarr for the dates ``todo``, one region per date, in parallel."""
+    from xfacies.features import features
+    from xfacies.inference import classify
 
-    # 5. fractions of every complete date
-    complete = sorted(set(_done_dates(out.store)) & set(dates))
-    maps = io.open_zarr(out.store)
-    classes = maps["classes"].sel(time=np.array(complete, dtype="datetime64[ns]"))
-    have_frac = set(_done_dates(out.fractions)) if resume else set()
-    new_frac = [t for t in complete if t not in have_frac]
-    if new_frac:
-        frac_new = fractions(classes.sel(time=np.array(new_frac, dtype="datetime64[ns]")), outlines).compute()
-        io.to_zarr(frac_new, out.fractions, zarr_format=out.zarr_format)
-    frac = io.open_zarr(out.fractions).sel(time=np.array(complete, dtype="datetime64[ns]")).compute()
-    glaciers = [str(g) for g in frac["glacier"].values]
+    if not todo:
+        return []
+    sub = cube.sel(time=np.array(todo, dtype="datetime64[ns]"))
+    feats = features(sub, dem=dem, outlines=outlines, feature_set=model.features)
+    result = classify(feats, model, outlines, method=cfg.model.method, smooth=cfg.model.smooth,
+                      confidence=True, batch_size=cfg.model.batch_size)
+    source = "synthetic season (xfacies.synthetic) served by rustac on loopback" \
+        if cfg.stac.catalog == "synthetic" else str(cube.attrs.get("stac_catalog", cfg.stac.catalog))
+    result.attrs.update(title="xfacies glacier surface facies", source=source)
+    return _write_maps(result, cfg.output.store, cfg.output.zarr_format, client, progress)
 
-    # 6. products
+
+def _fractions(cfg: RunConfig, dates: list[pd.Timestamp], outlines: Any, resume: bool) -> tuple[Any, Any]:
+    """Class maps of every complete date, and their fractions (computed for new dates only)."""
+    from xfacies import io
+    from xfacies.products import fractions
+
+    out = cfg.output
+    complete = np.array(sorted(set(_done_dates(out.store)) & set(dates)), dtype="datetime64[ns]")
+    classes = io.open_zarr(out.store)["classes"].sel(time=complete)
+    have = set(_done_dates(out.fractions)) if resume else set()
+    new = np.array([t for t in complete if pd.Timestamp(t) not in have], dtype="datetime64[ns]")
+    if new.size:
+        io.to_zarr(fractions(classes.sel(time=new), outlines).compute(), out.fractions,
+                   zarr_format=out.zarr_format)
+    return classes, io.open_zarr(out.fractions).sel(time=complete).compute()
+
+
+def _products(cfg: RunConfig, classes: Any, frac: Any, dem: Any, outlines: Any) -> dict[str, Any]:
+    """AAR proxy (and snowline altitude) per date into ``products.zarr``; their end-of-season values."""
+    import xarray as xr
+
+    from xfacies import io
+    from xfacies.products import aar_proxy, end_of_season, snowline_altitude
+
     p = cfg.products
-    window = (p.window[0], p.window[1])
+    season_kw = dict(min_coverage=p.min_coverage, window=(p.window[0], p.window[1]),
+                     hydrological_year_start_month=p.hydrological_year_start_month)
     aar = aar_proxy(frac, include_refrozen=p.include_refrozen)
     prod = {"aar_proxy": aar}
-    eos = {"aar_proxy": end_of_season(aar, frac["coverage"], min_coverage=p.min_coverage, window=window,
-                                      hydrological_year_start_month=p.hydrological_year_start_month, stat="min")}
+    eos = {"aar_proxy": end_of_season(aar, frac["coverage"], stat="min", **season_kw)}
     if p.snowline:
         sla = snowline_altitude(classes, _on_grid(dem, classes), outlines,
                                 include_refrozen=p.include_refrozen).compute()
         prod["snowline_altitude"] = sla
-        eos["snowline_altitude"] = end_of_season(
-            sla, frac["coverage"], min_coverage=p.min_coverage, window=window,
-            hydrological_year_start_month=p.hydrological_year_start_month, stat="max")
-    pds = xr.Dataset({k: v.drop_vars([c for c in v.coords if c not in v.dims], errors="ignore")
-                      for k, v in prod.items()})
+        eos["snowline_altitude"] = end_of_season(sla, frac["coverage"], stat="max", **season_kw)
+
+    def bare(v: Any) -> Any:
+        return v.drop_vars([c for c in v.coords if c not in v.dims], errors="ignore")
+
+    pds = xr.Dataset({k: bare(v) for k, v in prod.items()})
     for k, v in eos.items():
-        pds[f"end_of_season_{k}"] = v.drop_vars([c for c in v.coords if c not in v.dims], errors="ignore")
-        pds[f"end_of_season_{k}_date"] = v["time"].drop_vars([c for c in v["time"].coords if c not in v["time"].dims], errors="ignore")
-    io.to_zarr(pds, out.products, mode="w", zarr_format=out.zarr_format)
+        pds[f"end_of_season_{k}"] = bare(v)
+        pds[f"end_of_season_{k}_date"] = bare(v["time"])
+    io.to_zarr(pds, cfg.output.products, mode="w", zarr_format=cfg.output.zarr_format)
+    return eos
 
-    table = end_of_season_table(eos)
-    if not len(table) or table["aar_proxy"].isna().all():
-        notes.append(f"no end-of-season value: no date inside the window {p.window[0]}..{p.window[1]} saw at "
-                     f"least min_coverage={p.min_coverage} of a glacier (clouds?); widen [products] window "
-                     "or lower min_coverage")
-    files: list[Path] = []
 
-    # 7. mass balance
-    regression = None
+def _massbalance(cfg: RunConfig, eos: dict[str, Any], table: pd.DataFrame, glaciers: list[str],
+                 notes: list[str]) -> tuple[pd.DataFrame, Any, list[Path]]:
+    """Balances joined to the end-of-season table, the regression and its report files."""
+    report = cfg.output.report
+    regression, files = None, []
     if cfg.massbalance.wgms:
         from xfacies.massbalance import regress
 
@@ -462,26 +492,27 @@ def _run(cfg: RunConfig, resume: bool, client: Any, progress: bool) -> RunResult
                 notes.append(f"mass-balance regression skipped: {e}")
                 log.warning("mass-balance regression skipped: %s", e)
         if regression is not None:
-            regression.to_dataframe().to_csv(out.report / "massbalance.csv")
-            regression.data.to_csv(out.report / "massbalance_pairs.csv", index=False)
-            regression.plot(out.report / "massbalance.png")
-            files += [out.report / "massbalance.csv", out.report / "massbalance_pairs.csv",
-                      out.report / "massbalance.png"]
-    table.to_csv(out.report / "end_of_season.csv", index=False)
-    files.insert(0, out.report / "end_of_season.csv")
+            regression.to_dataframe().to_csv(report / "massbalance.csv")
+            regression.data.to_csv(report / "massbalance_pairs.csv", index=False)
+            regression.plot(report / "massbalance.png")
+            files += [report / "massbalance.csv", report / "massbalance_pairs.csv", report / "massbalance.png"]
+    table.to_csv(report / "end_of_season.csv", index=False)
+    return table, regression, [report / "end_of_season.csv", *files]
+
+
+def _figures(cfg: RunConfig, classes: Any, frac: Any, written: list[pd.Timestamp]) -> list[Path]:
+    """``report/fractions.png`` and, with ``quicklooks``, one facies map per written date."""
+    from xfacies import plot
+
+    report = cfg.output.report
     fig = plot.fraction_timeseries(frac)
     fig = fig if hasattr(fig, "savefig") else fig.figure
-    fig.savefig(out.report / "fractions.png", dpi=100)
+    fig.savefig(report / "fractions.png", dpi=100)
     _close(fig)
-    files.append(out.report / "fractions.png")
-    if out.quicklooks and written:
-        files += plot.save_quicklooks(classes.sel(time=np.array(written, dtype="datetime64[ns]")), None, out.report)
-
-    return RunResult(
-        config=cfg, store=out.store, fractions_store=out.fractions, products_store=out.products,
-        report_dir=out.report, log=out.log, dates=dates, written=written, skipped=skipped,
-        n_glaciers=len(glaciers), table=table, regression=regression, notes=notes, files=files,
-    )
+    files = [report / "fractions.png"]
+    if cfg.output.quicklooks and written:
+        files += plot.save_quicklooks(classes.sel(time=np.array(written, dtype="datetime64[ns]")), None, report)
+    return files
 
 
 def _on_grid(dem: Any, like: Any) -> Any:
