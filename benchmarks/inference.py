@@ -61,6 +61,9 @@ def reference_model():
 
     if SHARED_H5.exists():
         return xfacies.import_reference(SHARED_H5), "reference fs4 fold 0 (after CL)"
+    import keras
+
+    keras.utils.set_random_seed(0)  # the same random weights in every run, so runs compare
     cfg = CNNConfig(n_features=11)
     km = reference_cnn(config=cfg)
     m = xfacies.Model("reference-cnn", cfg.to_dict(), km.get_weights(), xfacies.FEATURE_SETS[4],

@@ -114,7 +114,7 @@ def test_snowline_ignores_cloud_shadow_debris_and_needs_both_sides():
 
 def test_snowline_errors(season):
     ds, gdf = season
-    with pytest.raises(ValueError, match="different grids"):
+    with pytest.raises(ValueError, match="not on the grid of the class map"):
         snowline_altitude(ds.truth, ds.dem.isel(x=slice(1, None)), gdf)
     with pytest.raises(ValueError, match="not observed"):
         snowline_altitude(ds.truth, ds.dem, gdf, accumulation=("snow", "cloud"))

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from xfacies import spatial
 from xfacies.catalog import NODATA
 from xfacies.products.fractions import (
     _BY_NAME, _UNOBSERVED_IDS, REFROZEN, _accumulation_names, _glacier_index, _with_time,
@@ -219,15 +220,7 @@ def snowline_altitude(
             f"dem must be 2-D on the class map's spatial dims ({ydim}, {xdim}); got dims {dem.dims}"
         )
     dem = dem.transpose(ydim, xdim)
-    for d in (ydim, xdim):
-        if dem.sizes[d] != classes.sizes[d] or (
-            d in dem.coords and d in classes.coords
-            and not np.allclose(dem[d].values, classes[d].values)
-        ):
-            raise ValueError(
-                f"the DEM and the class map are on different grids (dim {d!r}); resample the DEM "
-                "onto the class map first, e.g. dem.rio.reproject_match(classes)"
-            )
+    spatial.check_same_grid(dem, classes, "the DEM", like_name="the class map")
 
     index = _glacier_index(classes, outlines, all_touched)
     ids = [str(i) for i in index.attrs["glacier_ids"]]

@@ -13,3 +13,14 @@ module             concern
 Nothing here is imported by the model or inference core (this stage needs the
 GDAL stack: rasterio, rioxarray, pyproj, geopandas, shapely, odc, pystac).
 """
+
+import importlib as _importlib
+
+
+def __getattr__(name: str):  # submodules on first access (xfacies.sources.<module>), imported lazily
+    try:
+        return _importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
