@@ -41,6 +41,8 @@ _LAZY = {
     "load_model": "xfacies.model.registry",
     "import_reference": "xfacies.model.reference",
     "reference_model": "xfacies.model.reference",
+    "grid": "xfacies.spatial",
+    "terrain_features": "xfacies.features.compute",
     "predict_proba": "xfacies.inference.engine",
     "classify": "xfacies.inference.engine",
     "fractions": "xfacies.products.fractions",

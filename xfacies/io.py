@@ -60,6 +60,17 @@ def _quiet() -> Iterator[None]:
         yield
 
 
+def _consolidate(path: str | os.PathLike) -> None:
+    """Refresh the store's consolidated metadata (after every write), so that plain
+    ``xr.open_zarr(store)`` opens it at once and without a warning.  For Zarr format 3
+    consolidated metadata is a zarr-python extension that other readers may ignore; xfacies'
+    own reader (:func:`open_zarr`) reads the live metadata of format 3 stores."""
+    import zarr
+
+    with _quiet():
+        zarr.consolidate_metadata(str(path))
+
+
 def zarr_format_of(store: str | os.PathLike) -> int | None:
     """Zarr format (2 or 3) of an existing store on disk, or ``None`` if there is none.
 
@@ -303,6 +314,7 @@ def to_zarr(
         )
     if fmt is None or mode == "w":
         _write_new(ds, path, zarr_format)
+        _consolidate(path)
         return path
     if "time" not in ds.dims:
         raise ValueError(
@@ -310,6 +322,7 @@ def to_zarr(
             "add; pass mode='w' to overwrite it or write to a new path"
         )
     _update(ds, path, fmt, skip_existing)
+    _consolidate(path)
     return path
 
 
@@ -408,6 +421,7 @@ def mark_complete(store: str | os.PathLike, dates: Any) -> None:
         done = set(g.attrs.get(COMPLETE_ATTR, []))
         done.update(_iso_dates(dates))
         g.attrs[COMPLETE_ATTR] = sorted(done)
+    _consolidate(store)
 
 
 def layout_regions(
@@ -498,6 +512,7 @@ def layout_regions(
             import zarr
 
             zarr.open_group(str(path), mode="r+").attrs[COMPLETE_ATTR] = _iso_dates(record.sort_values())
+    _consolidate(path)
     return pd.DatetimeIndex(_open_raw(path, zarr_format_of(path), chunks=None)["time"].values)
 
 

@@ -26,7 +26,7 @@ import xarray as xr
 
 from xfacies.catalog import CLASSES, NODATA
 
-__all__ = ["facies_map", "fraction_timeseries", "save_quicklooks", "facies_cmap"]
+__all__ = ["facies_map", "dem_map", "features_map", "fraction_timeseries", "save_quicklooks", "facies_cmap"]
 
 
 def _pyplot() -> Any:
@@ -85,12 +85,76 @@ def _spatial(classes: xr.DataArray) -> tuple[str, str]:
     raise ValueError(f"a facies map needs two spatial dims, got {dims}")
 
 
+def _raster(da: xr.DataArray, ydim: str, xdim: str) -> tuple[tuple[float, float, float, float], str]:
+    """imshow ``extent`` (pixel edges, in the grid's own units) and ``origin`` of a (y, x) raster."""
+    x = np.asarray(da[xdim].values, dtype=float) if xdim in da.coords else np.arange(da.sizes[xdim], dtype=float)
+    y = np.asarray(da[ydim].values, dtype=float) if ydim in da.coords else np.arange(da.sizes[ydim], dtype=float)
+    dx = (x[1] - x[0]) if x.size > 1 else 1.0
+    dy = (y[1] - y[0]) if y.size > 1 else -1.0
+    left, right = x[0] - dx / 2, x[-1] + dx / 2
+    first, last = y[0] - dy / 2, y[-1] + dy / 2
+    # row 0 is y[0]: on top when y decreases (north-up), at the bottom otherwise
+    return (left, right, min(first, last), max(first, last)), ("upper" if dy < 0 else "lower")
+
+
+def _grid_axes(ax: Any, da: xr.DataArray, extent: tuple[float, float, float, float]) -> None:
+    """Axes in the grid's own coordinates (so GeoDataFrames in its CRS overlay), with tick labels
+    in km for projected coordinates or spans of 2 km or more."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    span = max(extent[1] - extent[0], extent[3] - extent[2])
+    big = max(abs(v) for v in extent) >= 1e4
+    km = span >= 2000 or big
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(nbins=5))
+        if km:
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}"))
+        else:
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    crs = _crs_name(da)
+    unit = "km" if km else "m"
+    ax.set_xlabel(f"x ({unit}{', ' + crs if crs else ''})")
+    ax.set_ylabel(f"y ({unit})")
+
+
+def _crs_name(da: xr.DataArray) -> str | None:
+    from xfacies.spatial import crs_of
+
+    wkt = crs_of(da)
+    if wkt is None:
+        return None
+    try:
+        from pyproj import CRS
+
+        c = CRS.from_wkt(wkt)
+        return f"EPSG:{c.to_epsg()}" if c.to_epsg() else c.name
+    except Exception:  # pragma: no cover - no pyproj: no label
+        return None
+
+
+def _overlay(ax: Any, outlines: Any, like: xr.DataArray) -> None:
+    """Draw glacier outlines (reprojected to the raster's CRS) as lines on ``ax``."""
+    if outlines is None:
+        return
+    from xfacies.spatial import as_outlines, crs_of
+
+    gdf = as_outlines(outlines)
+    wkt = crs_of(like)
+    if wkt is not None and gdf.crs is not None:
+        gdf = gdf.to_crs(wkt)
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
+    gdf.boundary.plot(ax=ax, color="black", linewidth=0.8)
+    ax.set_xlim(xlim)
+    ax.set_ylim(ylim)
+
+
 def facies_map(
     classes: xr.DataArray,
     *,
     ax: Any = None,
     title: str | None = None,
     legend: bool = True,
+    outlines: Any = None,
 ) -> Any:
     """Plot a class map in the catalogue colours.
 
@@ -105,9 +169,12 @@ def facies_map(
         Axes title; by default the date when the map has a scalar ``time``.
     legend
         Add a legend of the classes present in the map.
+    outlines
+        Glacier outlines to draw on top (any CRS; reprojected to the map's).
 
-    Axes are in km for projected (UTM-like) coordinates or spans of 2 km or
-    more, in metres otherwise.
+    The axes are in the map's own coordinates (metres of its CRS), so a GeoDataFrame in that
+    CRS overlays with ``gdf.plot(ax=ax)``; tick labels are in km for projected (UTM-like)
+    coordinates or spans of 2 km or more.
 
     Returns
     -------
@@ -121,6 +188,8 @@ def facies_map(
     >>> ax = facies_map(classes)
     >>> [t.get_text() for t in ax.get_legend().get_texts()]
     ['ice', 'debris', 'cloud']
+    >>> ax.get_xlim()                       # the grid's own coordinates: pixel edges in metres
+    (np.float64(0.0), np.float64(20.0))
     """
     if "time" in classes.dims:
         if classes.sizes["time"] != 1:
@@ -143,29 +212,12 @@ def facies_map(
     if ax is None:
         plt = _pyplot()
         _, ax = plt.subplots(figsize=(6, 5))
-
-    x = np.asarray(classes[xdim].values, dtype=float) if xdim in classes.coords else np.arange(values.shape[1], dtype=float)
-    y = np.asarray(classes[ydim].values, dtype=float) if ydim in classes.coords else np.arange(values.shape[0], dtype=float)
-    span = max(np.ptp(x) if x.size else 0.0, np.ptp(y) if y.size else 0.0)
-    big = max(np.abs(x).max(initial=0.0), np.abs(y).max(initial=0.0)) >= 1e4
-    scale, unit = (1000.0, "km") if (span >= 2000 or big) else (1.0, "m")
-    dx = (x[1] - x[0]) if x.size > 1 else 1.0
-    dy = (y[1] - y[0]) if y.size > 1 else -1.0
-    left, right = (x[0] - dx / 2) / scale, (x[-1] + dx / 2) / scale
-    first, last = (y[0] - dy / 2) / scale, (y[-1] + dy / 2) / scale
+    extent, origin = _raster(classes, ydim, xdim)
     cmap, norm = facies_cmap()
-    # row 0 is y[0]: on top when y decreases (north-up), at the bottom otherwise
-    origin = "upper" if dy < 0 else "lower"
-    extent = (left, right, min(first, last), max(first, last))
     ax.imshow(masked, cmap=cmap, norm=norm, interpolation="nearest", origin=origin,
               extent=extent, aspect="equal")
-    from matplotlib.ticker import MaxNLocator
-
-    for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_locator(MaxNLocator(nbins=5))
-    ax.ticklabel_format(useOffset=False, style="plain")
-    ax.set_xlabel(f"x ({unit})")
-    ax.set_ylabel(f"y ({unit})")
+    _grid_axes(ax, classes, extent)
+    _overlay(ax, outlines, classes)
     if title is None and "time" in classes.coords and classes["time"].ndim == 0:
         title = str(pd.Timestamp(classes["time"].values).date())
     if title:
@@ -176,6 +228,106 @@ def facies_map(
             ax.legend(handles=_legend_handles(present), loc="upper left",
                       bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
     return ax
+
+
+def dem_map(dem: xr.DataArray, *, outlines: Any = None, ax: Any = None, title: str | None = None) -> Any:
+    """A DEM quicklook: elevation in a terrain colour map, shaded from the north-west, with a
+    colour bar in metres and optional glacier outlines; axes as in :func:`facies_map`.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> dem = xr.DataArray(np.add.outer(np.arange(3000.0, 2900.0, -10.0), np.arange(10.0)),
+    ...                    dims=("y", "x"), coords={"y": np.arange(95.0, 0, -10), "x": np.arange(5.0, 100, 10)})
+    >>> ax = dem_map(dem, title="DEM")
+    >>> ax.get_title(), ax.images[0].get_array().shape
+    ('DEM', (10, 10, 4))
+    """
+    from matplotlib.colors import LightSource
+
+    ydim, xdim = _spatial(dem)
+    dem = dem.squeeze(drop=True).transpose(ydim, xdim)
+    if dem.ndim != 2:
+        raise ValueError(f"dem_map needs a 2-D (y, x) DEM, got dims {dem.dims}")
+    z = np.asarray(dem.values, dtype=float)
+    if ax is None:
+        plt = _pyplot()
+        _, ax = plt.subplots(figsize=(6, 5), constrained_layout=True)
+    extent, origin = _raster(dem, ydim, xdim)
+    plt = _pyplot()
+    cmap = plt.get_cmap("terrain")
+    finite = np.isfinite(z)
+    lo, hi = (np.nanmin(z), np.nanmax(z)) if finite.any() else (0.0, 1.0)
+    res = abs(extent[1] - extent[0]) / max(z.shape[1], 1)
+    shaded = LightSource(azdeg=315, altdeg=45).shade(np.where(finite, z, lo), cmap=cmap, blend_mode="soft",
+                                                      vmin=lo, vmax=hi, dx=res, dy=res)
+    shaded[~finite] = (1, 1, 1, 0)
+    ax.imshow(shaded, origin=origin, extent=extent, aspect="equal", interpolation="nearest")
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(lo, hi))
+    ax.figure.colorbar(sm, ax=ax, shrink=0.8, label="elevation (m)")
+    _grid_axes(ax, dem, extent)
+    _overlay(ax, outlines, dem)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def features_map(features: xr.DataArray, *, outlines: Any = None, ncols: int = 4,
+                 time: Any = None) -> Any:
+    """Small multiples of a feature cube, one panel per band (reflectance and terrain), each
+    with its own colour bar; axes as in :func:`facies_map`.
+
+    Parameters
+    ----------
+    features
+        ``(band, y, x)``, or ``(time, band, y, x)`` with ``time`` selecting one date (default: the first).
+    outlines
+        Glacier outlines drawn on every panel.
+    ncols
+        Panels per row.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> f = xr.DataArray(np.random.default_rng(0).random((3, 8, 8)), dims=("band", "y", "x"),
+    ...                  coords={"band": ["blue", "slope", "proximity"], "y": np.arange(75.0, 0, -10),
+    ...                          "x": np.arange(5.0, 80, 10)})
+    >>> fig = features_map(f)
+    >>> [ax.get_title() for ax in fig.axes if ax.get_title()]
+    ['blue', 'slope', 'proximity']
+    """
+    if "band" not in features.dims:
+        raise ValueError(f"features_map needs a 'band' dimension, got dims {features.dims}")
+    extra = [d for d in features.dims if d not in ("band", "y", "x")]
+    if extra:
+        d = extra[0]
+        features = features.isel({d: 0}) if time is None else features.sel({d: time})
+    features = features.compute() if hasattr(features.data, "dask") else features
+    plt = _pyplot()
+    names = [str(b) for b in features["band"].values]
+    ncols = max(1, min(ncols, len(names)))
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.0 * nrows), squeeze=False,
+                             constrained_layout=True)
+    ydim, xdim = _spatial(features.isel(band=0))
+    for ax, name in zip(axes.ravel(), names):
+        band = features.sel(band=name).transpose(ydim, xdim)
+        extent, origin = _raster(band, ydim, xdim)
+        v = np.asarray(band.values, dtype=float)
+        lo, hi = (np.nanpercentile(v, [2, 98]) if np.isfinite(v).any() else (0.0, 1.0))
+        im = ax.imshow(v, origin=origin, extent=extent, aspect="equal", interpolation="nearest",
+                       cmap="gray" if name in ("shadow_mask", "hillshade") else "viridis", vmin=lo, vmax=hi)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        _grid_axes(ax, band, extent)
+        _overlay(ax, outlines, band)
+        ax.set_title(name)
+    for ax in axes.ravel()[len(names):]:
+        ax.set_visible(False)
+    return fig
 
 
 def _fraction_array(frac: xr.Dataset | xr.DataArray) -> xr.DataArray:

@@ -51,6 +51,8 @@ __all__ = ["outlines", "scene", "season", "GENERATOR_VERSION", "SHADOW_DISTANCE_
 
 #: Version of the generator; bumped whenever the same arguments give different data.
 GENERATOR_VERSION = "1.0"
+#: Attribute (and, as ``xfacies:imagery``, STAC item property) naming where imagery came from.
+IMAGERY_ATTR = "xfacies_imagery"
 
 #: Longest cast shadow (metres) that is searched for (and so the largest
 #: block halo, ``cap / resolution`` pixels).  The synthetic relief (< 1700 m)
@@ -978,6 +980,9 @@ def _finish(ds: xr.Dataset, lay: _Layout) -> xr.Dataset:
     ds["truth"].attrs.update(class_flag_attrs("true glacier surface facies"))
     for k, a in _VAR_ATTRS.items():
         ds[k].attrs.update(a)
+    for k in ds.data_vars:  # provenance that models trained on synthetic glaciers check
+        ds[k].attrs[IMAGERY_ATTR] = "synthetic"
+    ds.attrs[IMAGERY_ATTR] = "synthetic"
     import rioxarray  # noqa: F401  (registers .rio)
 
     ds = ds.rio.write_crs(lay.crs)

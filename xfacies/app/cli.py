@@ -29,6 +29,10 @@ def _cmd_info(a: argparse.Namespace) -> int:
     print("features:", ", ".join(m.features))
     print("classes: ", ", ".join(m.classes))
     print("halo (px): dense", m.dense_radius, "/ exact", m.patch_radius)
+    dom = m.training_domain
+    print(f"trained on: {dom['imagery']} imagery"
+          + (f" ({', '.join(dom['sensors'])})" if dom.get("sensors") else "")
+          + (f"; region: {dom['region']}" if dom.get("region") else ""))
     if m.metadata:
         print("metadata:", json.dumps(m.metadata, indent=1, default=str))
     return 0
@@ -150,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("XFACIES_QUIET_TF", "1")  # no TensorFlow start-up banner (model.runtime.import_keras)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

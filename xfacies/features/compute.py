@@ -80,7 +80,7 @@ from xfacies.features.proximity import _proximity, edge_distance
 from xfacies.halo import map_halo
 from xfacies.validation import require_float
 
-__all__ = ["features", "DEFAULT_SHADOW_CAP", "ShadowCapWarning", "edge_distance"]
+__all__ = ["features", "terrain_features", "DEFAULT_SHADOW_CAP", "ShadowCapWarning", "edge_distance"]
 
 #: Default longest cast shadow searched for (metres): 5 km is the shadow of a
 #: 1000 m wall under a 11.3 degree sun, or of 2500 m of relief under 26.6
@@ -316,9 +316,109 @@ def features(
                 sun_azimuth=((), float(sun_az[0]), {"units": "degree"}),
                 sun_elevation=((), float(sun_el[0]), {"units": "degree"}),
             )
+    if "xfacies_imagery" in cube.attrs:  # provenance (see xfacies.inference.engine)
+        out.attrs["xfacies_imagery"] = cube.attrs["xfacies_imagery"]
     if crs is not None:
         out = out.rio.write_crs(crs)
     return out
+
+
+def terrain_features(
+    dem: xr.DataArray | str | os.PathLike,
+    outlines: Any,
+    grid: xr.DataArray | xr.Dataset,
+    *,
+    sun_azimuth: float | Sequence[float] | None = None,
+    sun_elevation: float | Sequence[float] | None = None,
+    time: Any = None,
+    feature_set: Sequence[str] | None = None,
+    per_glacier_elevation: bool = False,
+    shadow_cap: float = DEFAULT_SHADOW_CAP,
+    all_touched: bool = False,
+) -> xr.DataArray:
+    """The terrain features alone (elevation, slope, proximity; with a sun, hillshade and cast
+    shadow) on a grid, without an optical cube.
+
+    Parameters
+    ----------
+    dem
+        Elevation (a DataArray on any grid, or a raster path), e.g. from :func:`xfacies.open_dem`.
+    outlines
+        Glacier outlines (GeoDataFrame or vector file).
+    grid
+        The working grid (e.g. :func:`xfacies.grid`), or any xarray object on it: its y/x
+        coordinates, CRS and chunks are the output's.
+    sun_azimuth, sun_elevation
+        Degrees; one number, or one per date (then the result has a ``time`` dim, labelled by
+        ``time``).  Without them only the features that need no sun are computed.
+    time
+        Dates labelling the sun angles when there are several.
+    feature_set
+        Terrain feature names, in order; default all that the inputs allow, in catalogue order.
+    per_glacier_elevation, shadow_cap, all_touched
+        As in :func:`features`.
+
+    Returns
+    -------
+    xarray.DataArray
+        float32 ``(band, y, x)`` or ``(time, band, y, x)``, lazy, as :func:`features` returns.
+
+    Examples
+    --------
+    >>> from xfacies import synthetic
+    >>> ds = synthetic.scene(size=96, seed=3)
+    >>> t = terrain_features(ds.dem, synthetic.outlines(96, seed=3), ds.dem, sun_azimuth=150.0,
+    ...                      sun_elevation=40.0)
+    >>> [str(b) for b in t.band.values]
+    ['elevation', 'slope', 'shadow_mask', 'hillshade', 'proximity']
+    >>> f = features(ds.features.sel(band=list(catalog.OPTICAL_FEATURES)), ds.dem,
+    ...              synthetic.outlines(96, seed=3), feature_set=list(t.band.values),
+    ...              sun_azimuth=150.0, sun_elevation=40.0)
+    >>> bool(np.allclose(t.values, f.values, equal_nan=True))   # the same numbers as with a cube
+    True
+    """
+    import dask.array as da
+
+    ydim, xdim = spatial.spatial_dims(grid)
+    if (sun_azimuth is None) != (sun_elevation is None):
+        raise ValueError("give both sun_azimuth and sun_elevation (degrees), or neither")
+    has_sun = sun_azimuth is not None
+    terrain_names = [f.name for f in catalog.FEATURES if f.name not in catalog.OPTICAL_FEATURES]
+    if feature_set is None:
+        names = [n for n in terrain_names if has_sun or n not in _NEEDS_SUN]
+    else:
+        names = list(catalog.feature_set(tuple(feature_set)))
+        optical = [n for n in names if n in catalog.OPTICAL_FEATURES]
+        if optical:
+            raise ValueError(f"{optical} are optical bands: terrain_features computes {terrain_names}; "
+                             "use xfacies.features.features(cube, ...) with a reflectance cube for those")
+    ny, nx = grid.sizes[ydim], grid.sizes[xdim]
+    chunks = grid.chunksizes if isinstance(grid, xr.DataArray) else {}
+    ych = tuple(chunks.get(ydim, (ny,)))
+    xch = tuple(chunks.get(xdim, (nx,)))
+    coords = {"band": ("band", np.array([], dtype=object)), "y": grid[ydim].values, "x": grid[xdim].values}
+    cube = xr.DataArray(da.zeros((0, ny, nx), dtype=np.float32, chunks=(-1, ych, xch)), dims=("band", "y", "x"),
+                        coords=coords)
+    crs = spatial.crs_of(grid)
+    if crs is not None:
+        cube = cube.rio.write_crs(crs)
+    if has_sun:
+        az = np.atleast_1d(np.asarray(sun_azimuth, dtype=float))
+        el = np.atleast_1d(np.asarray(sun_elevation, dtype=float))
+        if az.shape != el.shape:
+            raise ValueError(f"sun_azimuth and sun_elevation differ in length ({az.size} vs {el.size})")
+        if az.size > 1 or time is not None:
+            t = np.asarray(time if time is not None else np.arange(az.size))
+            if t.size != az.size:
+                raise ValueError(f"time has {t.size} values for {az.size} sun positions")
+            cube = cube.expand_dims(time=t).chunk({"time": 1})
+            sun = dict(sun_azimuth=az.tolist(), sun_elevation=el.tolist())
+        else:
+            sun = dict(sun_azimuth=float(az[0]), sun_elevation=float(el[0]))
+    else:
+        sun = {}
+    return features(cube, dem, outlines, feature_set=names, per_glacier_elevation=per_glacier_elevation,
+                    shadow_cap=shadow_cap, all_touched=all_touched, **sun)
 
 
 # --------------------------------------------------------------------------- inputs

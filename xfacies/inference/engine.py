@@ -154,7 +154,7 @@ def predict_proba(
     """
     import dask.array as da
 
-    from xfacies.model.bundle import warn_unnormalised
+    from xfacies.model.bundle import warn_out_of_domain, warn_unnormalised
 
     path, m = distribute.model_path(model)
     distribute.ship_model(path)  # under a distributed.Client: workers get the bundle once, not via the graph
@@ -162,6 +162,7 @@ def predict_proba(
         raise ValueError(f"method must be 'dense' or 'exact', got {method!r}")
     feats = prepare_features(features, m.features, cast=False)
     warn_unnormalised(m, "an xarray feature cube")
+    warn_out_of_domain(m, _imagery(features), "features")
     halo = m.halo(method)
     if is_lazy(feats):
         probs = predict_windows(feats, m, path, outlines, method=method, halo=halo,
@@ -190,6 +191,16 @@ def predict_proba(
         model_path=path, method=method, halo=halo, n_classes=C, batch_size=batch_size,
     )
     return _proba_array(probs, feats, m, path, method)
+
+
+def _imagery(obj: xr.DataArray | xr.Dataset) -> str | None:
+    """Where the features' imagery came from (``xfacies_imagery``: "synthetic" for
+    :mod:`xfacies.synthetic`), from the array's or the Dataset's attributes."""
+    if isinstance(obj, xr.Dataset):
+        if "features" in obj.data_vars and "xfacies_imagery" in obj["features"].attrs:
+            return obj["features"].attrs["xfacies_imagery"]
+        return obj.attrs.get("xfacies_imagery")
+    return obj.attrs.get("xfacies_imagery")
 
 
 def _proba_array(probs: Any, feats: xr.DataArray, m: Any, path: str, method: str) -> xr.DataArray:

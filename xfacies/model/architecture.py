@@ -87,7 +87,9 @@ def _keras():
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    from xfacies.model.runtime import import_keras
+
+    keras = import_keras()
 
     if keras.backend.backend() == "tensorflow":
         import logging

@@ -40,9 +40,12 @@ import numpy as np
 
 from xfacies import catalog
 from xfacies.model.calibration import KernelCalibrator
-from xfacies.model.runtime import bucket, compiled_exact, compiled_forward, default_batch_size, shape_polymorphic
+from xfacies.model.runtime import (
+    bucket, compiled_exact, compiled_forward, default_batch_size, import_keras, shape_polymorphic,
+)
 
-__all__ = ["Model", "BundleError", "NormalisationWarning", "FORMAT_VERSION", "warn_unnormalised"]
+__all__ = ["Model", "BundleError", "NormalisationWarning", "DomainWarning", "FORMAT_VERSION",
+           "warn_unnormalised", "warn_out_of_domain", "SYNTHETIC_DOMAIN"]
 
 FORMAT_VERSION = 1
 _META = "model.json"
@@ -55,6 +58,16 @@ class BundleError(ValueError):
 
 class NormalisationWarning(UserWarning):
     """A model without stored normalisation is applied to raw features."""
+
+
+class DomainWarning(UserWarning):
+    """A model is applied to imagery unlike what it was trained on (e.g. a model trained on
+    synthetic glaciers only, applied to real imagery)."""
+
+
+#: ``training_domain`` of models trained on :mod:`xfacies.synthetic` glaciers only.
+SYNTHETIC_DOMAIN = {"imagery": "synthetic", "sensors": ["sentinel-2 (synthetic spectra)"],
+                    "region": "synthetic valley glaciers (xfacies.synthetic)"}
 
 
 def _sha256_arrays(arrays: Sequence[np.ndarray]) -> str:
@@ -165,6 +178,14 @@ class Model:
         raise ValueError(f"method must be 'dense' or 'exact', got {method!r}")
 
     @property
+    def training_domain(self) -> dict[str, Any]:
+        """What the model was trained on: ``{"imagery": "synthetic" | "real" | "unknown",
+        "sensors": [...], "region": "..."}`` (``metadata["training_domain"]``)."""
+        d = dict(self.metadata.get("training_domain") or {})
+        d.setdefault("imagery", "unknown")
+        return d
+
+    @property
     def sha256(self) -> str:
         """Hash of the weights (identifies the model, e.g. in caches)."""
         return _sha256_arrays(self.weights)
@@ -178,6 +199,7 @@ class Model:
         the reference's ``.h5`` files load into.
         """
         key = (dense, fused)
+        import_keras()  # the backend, loaded quietly under the command line
         with self._lock:
             if key not in self._keras:
                 from xfacies.model.architecture import build, fold_batchnorm
@@ -422,3 +444,15 @@ def warn_unnormalised(model: Model, what: str) -> None:
             stacklevel=3,
         )
 
+
+def warn_out_of_domain(model: Model, imagery: str | None, what: str) -> None:
+    """Warn when a model trained on synthetic imagery only is applied to imagery that did not
+    come from :mod:`xfacies.synthetic` (``imagery`` is the input's ``xfacies_imagery`` attribute)."""
+    if model.training_domain["imagery"] == "synthetic" and imagery != "synthetic":
+        warnings.warn(
+            f"{model!r} was trained on synthetic glaciers only (training domain: "
+            f"{model.training_domain.get('region', 'xfacies.synthetic')}) and is being applied to {what} "
+            "that did not come from xfacies.synthetic. On real imagery it gives confident nonsense (on real "
+            "Sentinel-2 of Silvretta it called 99 % of a hand-drawn snow area 'cloud'). Use a model trained "
+            "on real imagery: xfacies.reference_model(...) or your own (xfacies.train).",
+            DomainWarning, stacklevel=3)

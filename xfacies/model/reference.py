@@ -156,7 +156,9 @@ def import_reference(
         raise BundleError(f"{h5_path}: weights do not load into the reference CNN ({err})") from err
     if isinstance(calibrator, (str, os.PathLike)):
         calibrator = read_reference_calibrator(calibrator)
-    meta = {"source": "reference weights (Maslov et al. 2026, GPL-2.0)", "file": h5_path.name}
+    meta = {"source": "reference weights (Maslov et al. 2026, GPL-2.0)", "file": h5_path.name,
+            "training_domain": {"imagery": "real", "sensors": ["landsat", "sentinel-2"],
+                                "region": "31 European glaciers, 92 scenes (pan-European dataset)"}}
     meta.update(metadata or {})
     return Model(
         architecture="reference-cnn",

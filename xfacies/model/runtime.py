@@ -19,8 +19,44 @@ from xfacies import options
 if TYPE_CHECKING:
     from xfacies.model.bundle import Model
 
-__all__ = ["bucket", "shape_polymorphic", "compiled_forward", "compiled_exact",
+__all__ = ["import_keras", "bucket", "shape_polymorphic", "compiled_forward", "compiled_exact",
            "accelerator_memory", "default_batch_size"]
+
+
+def import_keras() -> Any:
+    """Keras with its backend loaded and warmed up.
+
+    TensorFlow's C++ runtime prints a start-up banner (oneDNN, absl) straight to the
+    process's standard error, which no environment variable silences.  Where
+    ``XFACIES_QUIET_TF=1`` (the command line sets it, and Dask workers it starts inherit it),
+    standard error is muted while the backend loads and runs its first operation; elsewhere
+    (notebooks, tests) nothing is muted.
+    """
+    import os
+    import sys
+
+    if "keras" in sys.modules or os.environ.get("XFACIES_QUIET_TF") != "1":
+        import keras
+
+        return keras
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured)
+        import keras
+
+        return keras
+    sys.stderr.flush()
+    saved, null = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    try:
+        import keras
+
+        keras.ops.convert_to_numpy(keras.ops.add(keras.ops.ones((1,)), 1.0))
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(null)
+    return keras
 
 
 def bucket(n: int) -> int:
@@ -41,7 +77,7 @@ def shape_polymorphic() -> bool:
     0.5 MB per distinct shape (kernels and buffers), so :mod:`xfacies.inference` grows cropped
     dense blocks to bucketed sizes too.
     """
-    import keras
+    keras = import_keras()
 
     return keras.backend.backend() != "jax"
 
@@ -53,7 +89,7 @@ def compiled_forward(km: Any):
     unknown, traced once for all shapes; JAX: ``jax.jit`` of the stateless call (compiled per
     shape: callers bucket shapes); other backends: an eager call without gradients.
     """
-    import keras
+    keras = import_keras()
 
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -88,7 +124,7 @@ def compiled_forward(km: Any):
 
 def compiled_exact(km: Any):
     """``(flat block (N, F), patch indices (n, P, P)) -> (n, C)``: gather + model, compiled."""
-    import keras
+    keras = import_keras()
 
     backend = keras.backend.backend()
 
@@ -128,7 +164,7 @@ def compiled_exact(km: Any):
 
 def accelerator_memory() -> int | None:
     """Free memory (bytes) of the first GPU the Keras backend uses, or ``None`` on CPU."""
-    import keras
+    keras = import_keras()
 
     backend = keras.backend.backend()
     try:

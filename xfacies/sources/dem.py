@@ -9,13 +9,17 @@ Examples
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xarray as xr
 import rioxarray  # noqa: F401  (registers .rio)
+import xarray as xr
+
+from xfacies import spatial
+from xfacies.spatial import DEFAULT_BUFFER
 
 from xfacies.sources.sensors import PROVIDERS, CollectionSpec
 from xfacies.sources.stac import (
@@ -35,13 +39,18 @@ def open_dem(
     resampling: str = "bilinear",
     chunks: Mapping[str, int] | None = None,
     signer: Callable[[str], str] | None = None,
+    resolution: float = 10.0,
+    crs: Any = "utm",
+    buffer: float = DEFAULT_BUFFER,
 ) -> xr.DataArray:
-    """Elevation on the grid of a cube: Copernicus DEM from STAC, or a DEM file.
+    """Elevation on a working grid: Copernicus DEM from STAC, or a DEM file.
 
     Parameters
     ----------
     like
-        The cube (any xarray object with a CRS and grid) or an odc-geo ``GeoBox``.
+        The grid: a cube or any xarray object with a CRS and grid (e.g. :func:`xfacies.grid`),
+        an odc-geo ``GeoBox``, or glacier outlines (then the grid is
+        ``xfacies.grid(outlines, resolution, crs, buffer=buffer)``).
     source
         A DEM collection of the catalogue's table (``"cop-dem-glo-30"``,
         ``"cop-dem-glo-90"``), or the path/URL of a DEM raster (any CRS),
@@ -51,7 +60,15 @@ def open_dem(
     resampling
         Resampling onto the grid (``"bilinear"``).
     chunks
-        Dask chunks (``y``, ``x``), default those of :data:`DEFAULT_CHUNKS`.
+        Dask chunks (``y``, ``x``) of the result, default those of :data:`DEFAULT_CHUNKS`.
+    resolution, crs, buffer
+        The grid built around outlines given as ``like`` (see :func:`xfacies.grid`).
+
+    Warns
+    -----
+    UserWarning
+        A DEM more than 4 times coarser than the grid (e.g. 90 m SRTM on a 10 m grid): slope,
+        hillshade and shadows then show the DEM's pixels.
 
     Returns
     -------
@@ -66,7 +83,9 @@ def open_dem(
     """
     import odc.geo.xr  # noqa: F401
 
-    _, gbox = _area(like)
+    geom, gbox = _area(like)
+    if gbox is None:  # outlines or a geometry: the working grid around them
+        gbox = spatial.geobox_around(geom, resolution=resolution, crs=crs, buffer=buffer)
     ch = {k: v for k, v in {**DEFAULT_CHUNKS, **(chunks or {})}.items() if k in ("y", "x")}
     src = str(source)
     is_table = src in {k for p in PROVIDERS.values() for k, v in p.collections.items() if v.sensor == "dem"} \
@@ -79,6 +98,7 @@ def open_dem(
         import rioxarray
 
         dem = rioxarray.open_rasterio(src, chunks=ch, masked=True).squeeze("band", drop=True)
+        _warn_if_coarse(dem.odc.geobox, gbox, src)
         out = odc.geo.xr.xr_reproject(dem.astype(np.float32), gbox, resampling=resampling, dst_nodata=np.nan)
         out = out.rename("elevation")
     else:
@@ -93,5 +113,27 @@ def open_dem(
                            resampling=spec.resampling_cfg(resampling), driver=SigningDriver(cat.signer),
                            dtype="float32", fail_on_error=True)
         out = ds[spec.bands["elevation"]].isel(time=0, drop=True).rename("elevation")
+    out = out.chunk({"y": ch["y"], "x": ch["x"]})
     out.attrs = {"units": "m", "long_name": "surface elevation", "source": src}
     return out.rio.write_crs(str(gbox.crs))
+
+
+def _metres(gbox: Any) -> float:
+    """Pixel size of a GeoBox in metres (degrees converted at the box's centre latitude)."""
+    rx, ry = abs(float(gbox.resolution.x)), abs(float(gbox.resolution.y))
+    if not gbox.crs.geographic:
+        return max(rx, ry)
+    lat = float(gbox.extent.centroid.to_crs("EPSG:4326").points[0][1])
+    return max(rx * 111_320.0 * np.cos(np.radians(lat)), ry * 111_320.0)
+
+
+def _warn_if_coarse(src: Any, dst: Any, what: str, factor: float = 4.0) -> None:
+    if src is None:
+        return
+    s, d = _metres(src), _metres(dst)
+    if s > factor * d:
+        warnings.warn(
+            f"the DEM {what} has pixels of about {s:.0f} m, {s / d:.0f} times coarser than the {d:g} m grid: "
+            "elevation is interpolated, so slope, hillshade and cast shadows show the DEM's pixels. "
+            "Use a finer DEM where you have one (e.g. source='cop-dem-glo-30', or a national lidar DEM).",
+            UserWarning, stacklevel=3)

@@ -155,8 +155,10 @@ def read_outlines(
         ids = col.astype(str)
     gdf["glacier_id"] = ids.astype(object).to_numpy()
 
-    # ---- geometries: keep polygonal parts of valid geometries
-    geoms = np.array([_polygonal(g) for g in gdf.geometry.to_numpy()], dtype=object)
+    # ---- geometries: keep polygonal parts of valid geometries, in 2-D (RGI 7 ships Z coordinates)
+    import shapely
+
+    geoms = np.array([_polygonal(g) for g in shapely.force_2d(gdf.geometry.to_numpy())], dtype=object)
     empty = np.array([g is None for g in geoms])
     if empty.all():
         kinds = sorted({g.geom_type for g in gdf.geometry if g is not None and not g.is_empty})

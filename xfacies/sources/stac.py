@@ -296,18 +296,6 @@ def _area(where: Any) -> tuple[Any, Any]:
         f"(lon_min, lat_min, lon_max, lat_max) bbox or an xarray object with a grid; got {type(where).__name__}")
 
 
-def utm_crs(lon: float, lat: float) -> str:
-    """The WGS 84 / UTM zone CRS of a point, e.g. ``"EPSG:32632"``.
-
-    Examples
-    --------
-    >>> utm_crs(10.8, 46.8), utm_crs(-73.5, -49.3)
-    ('EPSG:32632', 'EPSG:32718')
-    """
-    zone = min(int((lon + 180.0) // 6.0) + 1, 60)
-    return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
-
-
 def _lonlat_bbox(geom: Any, gbox: Any) -> tuple[float, float, float, float]:
     g = gbox.extent if gbox is not None else geom
     bb = g.to_crs("EPSG:4326").boundingbox
@@ -316,8 +304,6 @@ def _lonlat_bbox(geom: Any, gbox: Any) -> tuple[float, float, float, float]:
 
 def _target_geobox(geom: Any, gbox: Any, crs: Any, resolution: float, buffer: float,
                    items: Sequence[Any]) -> Any:
-    from odc.geo.geobox import GeoBox
-
     if gbox is not None:
         return gbox
     if crs is None:
@@ -329,15 +315,7 @@ def _target_geobox(geom: Any, gbox: Any, crs: Any, resolution: float, buffer: fl
         if not codes:
             raise ValueError("the items declare no CRS (proj:code / proj:epsg); pass crs='utm' or an EPSG code")
         crs = codes[0]
-    elif isinstance(crs, str) and crs.lower() == "utm":
-        c = geom.centroid.to_crs("EPSG:4326").points[0]
-        crs = utm_crs(c[0], c[1])
-    elif isinstance(crs, (int, np.integer)):
-        crs = f"EPSG:{int(crs)}"
-    g = geom.to_crs(crs)
-    if buffer:
-        g = g.buffer(buffer)
-    return GeoBox.from_geopolygon(g, resolution=resolution)
+    return spatial.geobox_around(geom, resolution=resolution, crs=crs, buffer=buffer)
 
 
 def _item_crs(item: Any) -> str | None:
@@ -754,6 +732,9 @@ def open_stac(
         "valid_band": f"band '{VALID_BAND}': 1.0 valid, 0.0 nodata/saturated/cloud/cloud shadow/cirrus",
         "stac_catalog": cat.url,
     }
+    kinds = {str(it.properties.get("xfacies:imagery", "")) for it in items}
+    if kinds == {"synthetic"}:  # served by xfacies.sources.stac_server.synthetic_catalog
+        out.attrs["xfacies_imagery"] = "synthetic"
     out["sun_azimuth"].attrs.update(units="degree", long_name="sun azimuth, clockwise from north")
     out["sun_elevation"].attrs.update(units="degree", long_name="sun elevation")
     out["cloud_cover"].attrs.update(units="percent", long_name="scene cloud cover (eo:cloud_cover)")

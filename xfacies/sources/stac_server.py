@@ -695,6 +695,7 @@ def synthetic_catalog(season: Any, outdir: str | Path, provider: str = "earth-se
             platform=platform, processing_baseline=baseline, cloud_cover=float(100.0 * (scl == 9).mean()),
             sun_azimuth=float(season["sun_azimuth"].values[t]),
             sun_elevation=float(season["sun_elevation"].values[t])))
+        items[-1]["properties"]["xfacies:imagery"] = "synthetic"  # open_stac passes it on
     coll = write_collection(outdir / "collection.json", items[0]["collection"], items,
                             "xfacies synthetic season")
     return coll, write_items(outdir / "items.json", items)

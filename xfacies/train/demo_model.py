@@ -81,6 +81,7 @@ def evaluate(model, seeds=TEST_SEEDS, *, exact_sample: int = 3000, seed: int = 0
 def make_demo_model(out: str | Path | None = None, *, n_per_class: int = 1200, epochs: int = 12,
                     verbose: int = 1) -> Path:
     """Train the demo model from scratch on synthetic seasons and save it (default: the package copy)."""
+    from xfacies.model.bundle import SYNTHETIC_DOMAIN
     from xfacies.model.registry import BUILTIN
     from xfacies.train.patches import fit, sample_patches
 
@@ -101,6 +102,7 @@ def make_demo_model(out: str | Path | None = None, *, n_per_class: int = 1200, e
     t1 = time.perf_counter()
     model = fit(X, y, features=catalog.FEATURE_SETS[4], config=DEMO_CONFIG, epochs=epochs,
                 verbose=2 if verbose else 0, metadata={"source": "xfacies demo model (synthetic glaciers only)",
+                                           "training_domain": SYNTHETIC_DOMAIN,
                                            "train_seeds": list(TRAIN_SEEDS),
                                            "season": {"size": SIZE, "dates": DATES},
                                            "reproduce": "xfacies make-demo-model"})

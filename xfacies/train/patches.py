@@ -120,7 +120,9 @@ def fit(
 
     The bundle's normalisation is the global min/max of the training patches.
     """
-    import keras
+    from xfacies.model.runtime import import_keras
+
+    keras = import_keras()
 
     from xfacies.model.architecture import CNNConfig, reference_cnn
     from xfacies.model.bundle import Model
