@@ -258,3 +258,32 @@ def test_layout_regions_extends_a_store_and_keeps_the_record(tmp_path):
     io.layout_regions(da_.isel(time=[3]), store)  # the append must not lose the record
     assert list(io.complete_dates(store)) == list(t[:2])
     xr.testing.assert_identical(io.open_zarr(store).compute(), da_.isel(time=[0, 1]).to_dataset())
+
+
+def test_wgms_glacier_without_rgi6_id_is_matched_by_location_and_checked_at_load(first_run, tmp_path):
+    """Outlines without RGI 6 ids (as RGI 7): the WGMS glacier whose point lies inside the outline
+    is matched by location, with a dated link-table name; a broken WGMS folder fails at load time."""
+    out, first = first_run
+    wg = tmp_path / "wgms"
+    wg.mkdir()
+    aar = first.table.set_index("year")["aar_proxy"]
+    mm = {y: round((3.0 * a - 1.8) * 1000 + 30 * (-1) ** y) for y, a in aar.items()}
+    rows = "\n".join(f"{y},7,XX,LOCATED GL.,1.0,,,{b},," for y, b in mm.items())
+    (wg / "mbdata_WGMS-00007.csv").write_text(
+        "YEAR,WGMS_ID,POLITICAL_UNIT,NAME,AREA,WINTER_BALANCE,SUMMER_BALANCE,ANNUAL_BALANCE,REMARKS,RGI_ID\n"
+        + rows + "\n")
+    centre = xfacies.synthetic.outlines(128, seed=7, n_glaciers=1).to_crs(4326).geometry.iloc[0]
+    lon, lat = centre.representative_point().x, centre.representative_point().y
+    (wg / "rgi_wgms_links_20220112.csv").write_text(
+        f"CenLon,CenLat,NAME,WGMS_ID,RGI50_ID,RGI60_ID\n{lon},{lat},LOCATED GL.,7,,RGI60-99.99999\n")
+    res = run(config(out, massbalance={"wgms": str(wg)}), progress=False, verbose=False)
+    match = pd.read_csv(res.report_dir / "wgms_match.csv")
+    assert match.loc[0, "glacier_id"] == GLACIER and match.loc[0, "wgms_id"] == 7
+    assert match.loc[0, "method"] == "location"
+    reg = res.regression
+    assert reg is not None and reg.n == 3 and abs(reg.slope - 3.0) < 0.5
+    # the WGMS folder is checked when the configuration is loaded, before anything runs
+    (wg / "mbdata_WGMS-00007.csv").unlink()
+    with pytest.raises(FileNotFoundError, match=r"\[massbalance\] wgms: .*mbdata_WGMS"):
+        RunConfig.from_dict(config(tmp_path / "never", massbalance={"wgms": str(wg)}))
+    assert not (tmp_path / "never").exists()

@@ -201,7 +201,8 @@ class MassBalanceConfig(_Section):
     Attributes
     ----------
     wgms
-        A WGMS FoG folder (``mbdata_WGMS-*.csv`` + ``rgi_wgms_links.csv``), or
+        A WGMS FoG folder (``mbdata_WGMS-*.csv`` + ``rgi_wgms_links.csv`` or the dated
+        ``rgi_wgms_links_YYYYMMDD.csv``), or
         a CSV with columns ``glacier``, ``year`` and ``balance`` (m w.e.).
         Absent: no regression.
     links
@@ -378,6 +379,14 @@ class RunConfig(_Section):
             raise ValueError(f"[products] min_coverage must be within 0..1, got {self.products.min_coverage}")
         if self.stac.chunks < 64:
             raise ValueError(f"[stac] chunks must be at least 64 pixels, got {self.stac.chunks}")
+        if self.massbalance.wgms:  # checked now, not at the end of a long run
+            from xfacies.massbalance import wgms
+
+            mb = self.massbalance
+            try:
+                wgms.check_source(mb.wgms, links=mb.links, kind=mb.kind)
+            except (FileNotFoundError, ValueError) as err:
+                raise type(err)(f"[massbalance] wgms: {err}") from None
         if self.cluster.n_workers < 1 or self.cluster.threads_per_worker < 1:
             raise ValueError("[cluster] n_workers and threads_per_worker must be at least 1")
 

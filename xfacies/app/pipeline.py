@@ -205,36 +205,41 @@ def _write_maps(result: Any, store: Path, zarr_format: int, client: Any, progres
     return sorted(written)
 
 
-def _balance(cfg: MassBalanceConfig, glaciers: list[str], notes: list[str]) -> Any:
-    """(year, glacier) balances in m w.e. for the glaciers that have them, or None."""
+def _balance(cfg: MassBalanceConfig, glaciers: list[str], outlines: Any, notes: list[str],
+             report: Path) -> Any:
+    """(year, glacier) balances in m w.e. for the glaciers that have them, or None.
+
+    A WGMS folder is matched to the outlines by RGI id and, for RGI 7 or other ids, by the
+    WGMS glacier's location inside an outline (:func:`xfacies.massbalance.wgms.match_outlines`);
+    the match table is written to ``report/wgms_match.csv``."""
     import xarray as xr
 
     from xfacies.massbalance import wgms
 
     p = Path(cfg.wgms)
-    if not p.exists():
-        raise FileNotFoundError(f"[massbalance] wgms {str(p)!r} does not exist")
+    wgms.check_source(p, links=cfg.links, kind=cfg.kind)
     if p.is_dir() or cfg.links:
         table = wgms.read_mass_balance(p)
         links = wgms.read_links(cfg.links or p)
-        parts, unmatched = [], []
-        for g in glaciers:
-            try:
-                parts.append(wgms.balance_for([g], table, links=links, kind=cfg.kind))
-            except ValueError:
-                unmatched.append(g)
+        ours = outlines[outlines["glacier_id"].astype(str).isin(glaciers)] if "glacier_id" in outlines else outlines
+        match = wgms.match_outlines(ours, links)
+        match.to_csv(report / "wgms_match.csv", index=False)
+        have = set(pd.to_numeric(table["wgms_id"], errors="coerce").dropna().astype(int)) \
+            if "wgms_id" in table else set()
+        unmatched = [str(g) for g, w in zip(match["glacier_id"], match["wgms_id"])
+                     if pd.isna(w) or (have and int(w) not in have)]
+        n_matched = len(match) - len(unmatched)
+        log.info("WGMS: %d of %d glacier(s) matched (report/wgms_match.csv)", n_matched, len(match))
         if unmatched:
-            notes.append(f"{len(unmatched)} glacier(s) have no WGMS {cfg.kind} balance: "
+            notes.append(f"{len(unmatched)} of {len(match)} glacier(s) have no WGMS {cfg.kind} balance "
+                         f"(matched by RGI id or location; see report/wgms_match.csv): "
                          f"{unmatched[:10]}{' ...' if len(unmatched) > 10 else ''}")
-        if not parts:
+        if n_matched == 0:
             return None
-        bal = xr.concat([b.drop_vars(["wgms_id", "wgms_name"]) for b in parts], dim="glacier", join="outer")
-        return bal.rename("balance")
+        bal = wgms.balances_for_outlines(None, table, match=match, kind=cfg.kind)
+        return bal.drop_vars([c for c in ("wgms_id", "match_method") if c in bal.coords]).rename("balance")
     df = pd.read_csv(p)
     col = next((c for c in ("balance", f"{cfg.kind}_balance_mwe", f"{cfg.kind}_balance") if c in df), None)
-    if col is None or not {"glacier", "year"} <= set(df.columns):
-        raise ValueError(f"{p}: a balance table needs columns glacier, year and balance (m w.e.); "
-                         f"found {list(df.columns)}")
     df["glacier"] = df["glacier"].astype(str)
     s = df.set_index(["year", "glacier"])[col].astype(float)
     return xr.DataArray.from_series(s).rename("balance").assign_attrs(units="m w.e.")
@@ -356,7 +361,7 @@ def _run(cfg: RunConfig, resume: bool, client: Any, progress: bool) -> RunResult
                      f"least min_coverage={p.min_coverage} of a glacier (clouds?); widen [products] window "
                      "or lower min_coverage")
     glaciers = [str(g) for g in frac["glacier"].values]
-    table, regression, files = _massbalance(cfg, eos, table, glaciers, notes)  # 7. mass balance
+    table, regression, files = _massbalance(cfg, eos, table, glaciers, outlines, notes)  # 7. mass balance
     files += _figures(cfg, classes, frac, written)                          # 8. figures
     return RunResult(
         config=cfg, store=out.store, fractions_store=out.fractions, products_store=out.products,
@@ -474,16 +479,16 @@ def _products(cfg: RunConfig, classes: Any, frac: Any, dem: Any, outlines: Any) 
 
 
 def _massbalance(cfg: RunConfig, eos: dict[str, Any], table: pd.DataFrame, glaciers: list[str],
-                 notes: list[str]) -> tuple[pd.DataFrame, Any, list[Path]]:
+                 outlines: Any, notes: list[str]) -> tuple[pd.DataFrame, Any, list[Path]]:
     """Balances joined to the end-of-season table, the regression and its report files."""
     report = cfg.output.report
     regression, files = None, []
     if cfg.massbalance.wgms:
         from xfacies.massbalance import regress
 
-        bal = _balance(cfg.massbalance, glaciers, notes)
+        bal = _balance(cfg.massbalance, glaciers, outlines, notes, report)
         if bal is not None:
-            bt = bal.to_series().rename("balance").reset_index()
+            bt = bal.drop_vars([c for c in bal.coords if c not in bal.dims]).to_series().rename("balance").reset_index()
             bt["glacier"] = bt["glacier"].astype(str)
             table = table.merge(bt, on=["year", "glacier"], how="left")
             try:

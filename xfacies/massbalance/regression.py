@@ -27,6 +27,42 @@ Definitions
   the held-out predictions are reported.  Leave-one-glacier-out is undefined
   for per-glacier models (NaN).
 
+Which glacier-years are used
+----------------------------
+A *pair* is a (year, glacier) with a finite predictor and a finite balance.
+Every glacier of the inputs is screened, in this order, and listed in
+:attr:`RegressionResult.dropped` with the first reason that applies:
+
+=============================  ==================================================
+reason                         meaning
+=============================  ==================================================
+``no predictor values``        no finite predictor value at all (e.g. no AAR)
+``no balance values``          no finite balance at all
+``no common years``            both exist, but never in the same year
+``constant predictor``         two or more pairs, all with the same predictor
+                               (e.g. AAR = 0 every year)
+``constant balance``           two or more pairs, all with the same balance
+``fewer than <min_years>       fewer pairs than ``min_years``
+pairs``
+=============================  ==================================================
+
+A listed glacier has no per-glacier fit.  Its pairs are left out of every fit,
+``n``, :attr:`~RegressionResult.data` and the cross-validation, except that
+with ``by="global"`` the pairs of a glacier with *fewer than min_years pairs*
+still enter the global line (column ``in_fit`` of the table).  So ``n`` is
+always the number of pairs actually used (``n == len(result.data)``).
+
+Percent instead of fraction
+---------------------------
+The AAR (and its facies proxy) is a fraction 0-1; given in percent the slope
+comes out 100 times too small.  The predictor is *fraction-like* when its
+``units`` attribute is ``"1"``, ``"fraction"``, ``"%"`` or ``"percent"``, or,
+without a ``units`` attribute, when its name (or ``long_name``) is or
+contains ``aar`` as a word (``aar``, ``aar_proxy``, ``wgms_aar``), ``area ratio``
+or ``fraction``.  A fraction-like predictor whose paired values exceed 1.5
+raises a ``UserWarning`` naming it and the fix (divide by 100); nothing is
+converted.  Balances with a median magnitude above 20 (mm w.e.) warn likewise.
+
 Examples
 --------
 >>> import numpy as np, xarray as xr
@@ -40,7 +76,11 @@ Examples
 
 from __future__ import annotations
 
+import math
+import re
+import textwrap
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -50,6 +90,15 @@ import pandas as pd
 import xarray as xr
 
 __all__ = ["Fit", "CrossValidation", "RegressionResult", "regress", "tidy_pairs"]
+
+#: Columns of :attr:`RegressionResult.dropped`.
+DROPPED_COLUMNS = ("glacier", "name", "reason", "n_pairs", "in_fit")
+
+
+def _empty_dropped() -> pd.DataFrame:
+    return pd.DataFrame({"glacier": pd.Series([], dtype=object), "name": pd.Series([], dtype=object),
+                         "reason": pd.Series([], dtype=object), "n_pairs": pd.Series([], dtype="int64"),
+                         "in_fit": pd.Series([], dtype=bool)})
 
 
 # --------------------------------------------------------------------------- data classes
@@ -114,20 +163,33 @@ class RegressionResult:
     ----------
     by
         ``"global"`` or ``"glacier"``.
-    n, r, r2, rmse, slope, intercept, slope_ci, intercept_ci, p_value
+    n
+        Number of pairs (glacier-years) used in the fit(s), ``len(data)``.
+    r, r2, rmse, slope, intercept, slope_ci, intercept_ci, p_value
         The global line (``by="global"``); for ``by="glacier"`` r, r2 and rmse
         of the pooled per-glacier fitted values and NaN coefficients (see
         ``per_glacier``).
     per_glacier
-        ``{glacier: Fit}`` (every glacier with at least 3 years; for
-        ``by="global"`` these are extra per-glacier fits for information).
+        ``{glacier: Fit}``: every glacier with a defined line (at least
+        ``min_years`` pairs, predictor and balance not constant); for
+        ``by="global"`` these are extra per-glacier fits for information.
     cv
         ``{"leave-one-year-out": CrossValidation, "leave-one-glacier-out": ...}``
         (empty when ``cv=False``).
     data
-        DataFrame ``year, glacier, predictor, balance, fitted``.
+        DataFrame ``year, glacier, predictor, balance, fitted``: the pairs used.
     predictor_name, balance_units
         Labels used by :meth:`summary` and :meth:`plot`.
+    dropped
+        DataFrame ``glacier, name, reason, n_pairs, in_fit``: one row per
+        glacier of the inputs without a per-glacier fit, with the reason (see
+        the module docstring), its number of pairs and whether those pairs are
+        nevertheless in the reported fit (only ``by="global"`` and reason
+        ``fewer than <min_years> pairs``).  Empty when every glacier was fitted.
+    names
+        ``{glacier id: glacier name}`` where known (from a ``name``,
+        ``wgms_name`` or ``glacier_name`` coordinate of the inputs, their
+        ``attrs["glacier_names"]`` mapping, or ``regress(..., names=...)``).
     """
 
     by: str
@@ -145,15 +207,46 @@ class RegressionResult:
     data: pd.DataFrame = field(repr=False)
     predictor_name: str = "predictor"
     balance_units: str = "m w.e."
+    dropped: pd.DataFrame = field(default_factory=_empty_dropped, repr=False)
+    names: dict[str, str] = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ helpers
+    def label(self, glacier: str) -> str:
+        """The glacier's name when known, else its id.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr
+        >>> c = {"year": [2001, 2002, 2003], "glacier": ["RGI60-11.00897", "X"],
+        ...      "wgms_name": ("glacier", ["HINTEREISFERNER", ""])}
+        >>> x = xr.DataArray(np.array([[0.2, 0.5], [0.6, 0.3], [0.4, 0.7]]), dims=("year", "glacier"), coords=c)
+        >>> res = regress(x, 2 * x - 1, cv=False)
+        >>> res.label("RGI60-11.00897"), res.label("X")
+        ('HINTEREISFERNER', 'X')
+        """
+        return self.names.get(str(glacier)) or str(glacier)
+
+    def _n_pairs_total(self) -> int:
+        """Complete pairs in the inputs, used or not."""
+        d = self.dropped
+        return int(self.n + d.loc[~d["in_fit"].astype(bool), "n_pairs"].sum()) if len(d) else int(self.n)
 
     # ------------------------------------------------------------------ views
-    def to_dataframe(self) -> pd.DataFrame:
-        """One row per fit: ``"all"`` then each glacier.
+    def to_dataframe(self, *, dropped: bool = True) -> pd.DataFrame:
+        """One row per fit: ``"all"``, each fitted glacier, then each dropped glacier.
 
         Columns ``n, r, r2, rmse, slope, slope_lo, slope_hi, intercept,
-        intercept_lo, intercept_hi, p_value`` and the cross-validated
+        intercept_lo, intercept_hi, p_value``, the cross-validated
         ``loyo_r, loyo_rmse, logo_r, logo_rmse`` (per glacier: the held-out
-        predictions of that glacier).
+        predictions of that glacier), then ``name`` (glacier name, ``""`` when
+        unknown), ``n_pairs`` (complete pairs in the inputs; for ``"all"`` all
+        glaciers' pairs, used or not) and ``dropped`` (``""`` for fits, else
+        the reason from :attr:`dropped`; the statistics of such rows are NaN).
+
+        Parameters
+        ----------
+        dropped
+            Append the rows of the dropped glaciers.
 
         Examples
         --------
@@ -162,6 +255,14 @@ class RegressionResult:
         >>> x = pd.Series([0.1, 0.4, 0.3, 0.2, 0.6, 0.5], index=idx)
         >>> regress(x, x * 3 - 1, cv=False).to_dataframe().loc["all", ["n", "slope"]].tolist()
         [6.0, 3.0]
+        >>> x.loc[(slice(None), "B")] = 0.0                    # B: AAR = 0 every year
+        >>> df = regress(x, x * 3 - 1 + np.array([0, 0, .1, 0, 0, 0]), cv=False).to_dataframe()
+        >>> df[["n", "n_pairs", "dropped"]]
+               n  n_pairs             dropped
+        fit
+        all  3.0        6
+        A    3.0        3
+        B    NaN        3  constant predictor
         """
         rows: dict[str, dict[str, float]] = {}
 
@@ -187,16 +288,46 @@ class RegressionResult:
             df.loc["all", [f"{prefix}_r", f"{prefix}_rmse"]] = [cvr.r, cvr.rmse]
             pred = cvr.predictions.dropna(subset=["predicted"])
             for g, sub in pred.groupby("glacier"):
-                if str(g) in df.index:
+                if str(g) in self.per_glacier:
                     r, rmse = _r_rmse(sub["balance"].to_numpy(), sub["predicted"].to_numpy())
                     df.loc[str(g), [f"{prefix}_r", f"{prefix}_rmse"]] = [r, rmse]
+        df["name"] = [self.names.get(str(g), "") if g != "all" else "" for g in df.index]
+        df["n_pairs"] = [self._n_pairs_total()] + [f.n for f in self.per_glacier.values()]
+        df["dropped"] = ""
+        if dropped and len(self.dropped):
+            extra = pd.DataFrame(
+                {"name": self.dropped["name"].to_numpy(), "n_pairs": self.dropped["n_pairs"].to_numpy(),
+                 "dropped": self.dropped["reason"].to_numpy()},
+                index=pd.Index(self.dropped["glacier"].astype(str).to_numpy(), name="fit"))
+            df = pd.concat([df, extra.reindex(columns=df.columns)])
+            df.index.name = "fit"
+        df["n_pairs"] = df["n_pairs"].astype("int64")
         return df
 
     def summary(self) -> str:
-        """A short text report (fit, confidence intervals, cross-validation)."""
+        """A short text report: fit, confidence intervals, cross-validation, per-glacier fits
+        and the dropped glaciers with their reasons.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> idx = pd.MultiIndex.from_product([[2001, 2002, 2003], ["A", "B"]], names=["year", "glacier"])
+        >>> x = pd.Series([0.1, 0.0, 0.3, 0.0, 0.6, 0.0], index=idx)   # B: AAR = 0 every year
+        >>> print(regress(x, x * 3 - 1 + np.array([0, .1, .1, 0, 0, 0]), cv=False).summary())
+        ... # doctest: +NORMALIZE_WHITESPACE
+        balance ~ predictor  (by='global', n=3 glacier-years of 1 glaciers, 1 per-glacier fits)
+          slope     +2.974  95% CI [+0.07792, +5.869]
+          intercept -0.9579  95% CI [-2.092, +0.176]
+          r = 0.997  r2 = 0.994  RMSE = 0.047 m w.e.  p = 0.049
+          per glacier:
+            A                  n=3    r = 0.997  RMSE = 0.047 m w.e.  slope = +2.974 [+0.07792, +5.869]
+          dropped (no per-glacier fit; 3 of 6 pairs not used):
+            B                  constant predictor  (3 pairs)
+        """
         u = self.balance_units
-        lines = [f"balance ~ {self.predictor_name}  (by={self.by!r}, n={self.n} glacier-years, "
-                 f"{self.data['glacier'].nunique()} glaciers)"]
+        nglac = self.data["glacier"].nunique()
+        lines = [f"balance ~ {self.predictor_name}  (by={self.by!r}, n={self.n} glacier-years of "
+                 f"{nglac} glaciers, {len(self.per_glacier)} per-glacier fits)"]
         if self.by == "global":
             lines.append(
                 f"  slope     {self.slope:+.4g}  95% CI [{self.slope_ci[0]:+.4g}, {self.slope_ci[1]:+.4g}]"
@@ -212,85 +343,255 @@ class RegressionResult:
                          f"RMSE = {self.rmse:.3f} {u}")
         for key, cvr in self.cv.items():
             lines.append(f"  {key:<22} r = {cvr.r:.3f}  RMSE = {cvr.rmse:.3f} {u}  (n={cvr.n})")
+
+        name_w = max((len(v) for v in self.names.values()), default=0)
+
+        def who(g: str) -> str:
+            return f"{g:<18} {self.names.get(g, ''):<{name_w}} " if name_w else f"{g:<18} "
+
         if self.per_glacier:
             lines.append("  per glacier:")
             for g, f in self.per_glacier.items():
-                lines.append(f"    {g:<18} n={f.n:<4d} r = {f.r:.3f}  RMSE = {f.rmse:.3f} {u}  "
+                lines.append(f"    {who(g)}n={f.n:<4d} r = {f.r:.3f}  RMSE = {f.rmse:.3f} {u}  "
                              f"slope = {f.slope:+.4g} [{f.slope_ci[0]:+.4g}, {f.slope_ci[1]:+.4g}]")
+        d = self.dropped
+        if len(d):
+            unused = self._n_pairs_total() - self.n
+            lines.append(f"  dropped (no per-glacier fit; {unused} of {self._n_pairs_total()} pairs not used):")
+            width = max(len(str(s)) for s in d["reason"])
+            for g, reason, k, used in zip(d["glacier"], d["reason"], d["n_pairs"], d["in_fit"]):
+                extra = "; in the global fit" if used else ""
+                lines.append(f"    {who(str(g))}{reason:<{width}}  ({k} pairs{extra})")
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.summary()
 
-    def plot(self, path: str | Path | None = None, *, dpi: int = 100) -> Any:
-        """Scatter of balance vs predictor with the fit(s), plus one panel per glacier.
+    def plot(self, path: str | Path | None = None, *, dpi: int = 100, max_size: float = 24.0) -> Any:
+        """The pooled scatter with the fit(s) on top, and small multiples: one panel per glacier.
 
-        Uses matplotlib's object API on an Agg canvas (no GUI, no global
-        pyplot state).
+        The pooled panel shows every pair used with the global line
+        (``by="global"``) or the per-glacier lines (``by="glacier"``); its
+        legend sits outside the data, to its right.  Below it, a grid of
+        ``ceil(sqrt(n_glaciers))`` columns of panels with shared axes (tick
+        labels on the outer panels only), ordered by panel title.  Each panel
+        is titled with the glacier's name when known (else its id; duplicated
+        names get the id appended) and carries its ``r`` and ``n`` in the
+        corner the line leaves free.  Dropped glaciers have no panel; the
+        figure title counts them by reason (see :attr:`dropped`).
+
+        The figure is at most ``max_size`` × ``max_size`` inches: at the
+        default ``dpi=100`` at most 2400 × 2400 px, whatever the number of
+        glaciers (panels shrink instead).  Uses matplotlib's object API on an
+        Agg canvas (no GUI, no global pyplot state).
 
         Parameters
         ----------
         path
             Where to save the figure (format from the suffix, e.g. ``.png``).
         dpi
-            Resolution when saving.
+            Resolution when saving; the PNG is ``figsize * dpi`` pixels.
+        max_size
+            Largest width and height of the figure, in inches.
 
         Returns
         -------
         matplotlib.figure.Figure
+            ``fig.axes[0]`` is the pooled panel, ``fig.axes[1:]`` the glaciers.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr
+        >>> rng = np.random.default_rng(1)
+        >>> c = {"year": np.arange(2001, 2011), "glacier": ["RGI60-11.00897", "RGI60-11.00787"],
+        ...      "wgms_name": ("glacier", ["HINTEREISFERNER", "KESSELWANDFERNER"])}
+        >>> aar = xr.DataArray(rng.uniform(0.1, 0.8, (10, 2)), dims=("year", "glacier"), coords=c)
+        >>> fig = regress(aar, 3 * aar - 1.8 + 0.1 * rng.standard_normal((10, 2))).plot("fit.png")
+        >>> [a.get_title() for a in fig.axes[1:]]
+        ['HINTEREISFERNER', 'KESSELWANDFERNER']
+        >>> [round(v * 100) for v in fig.get_size_inches()]      # pixels at dpi=100
+        [750, 724]
         """
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.lines import Line2D
+        from matplotlib.ticker import MaxNLocator
 
         d = self.data
-        glaciers = list(pd.unique(d["glacier"]))
+        titles = self._panel_titles(list(pd.unique(d["glacier"])))
+        glaciers = sorted(titles, key=lambda g: (titles[g].casefold(), g))
         ng = len(glaciers)
-        ncols = min(4, max(ng, 1))
-        nrows_g = int(np.ceil(ng / ncols))
-        fig = Figure(figsize=(3.2 * max(ncols, 2), 4.2 + 2.8 * nrows_g), layout="constrained")
+        lay = _Layout.for_panels(ng, max_size)
+        chars = int((lay.width - lay.left - 0.15) * 72 / (0.55 * 9))
+        head = "\n".join(textwrap.fill(t, chars) for t in self._plot_title())
+        lay = _Layout.for_panels(ng, max_size, title_lines=head.count("\n") + 1)
+        W, H = lay.width, lay.height
+        fig = Figure(figsize=(W, H))
         FigureCanvasAgg(fig)
-        gs = fig.add_gridspec(1 + nrows_g, ncols, height_ratios=[1.6] + [1.0] * nrows_g)
-        ax = fig.add_subplot(gs[0, :])
-        colors = {g: f"C{i % 10}" for i, g in enumerate(glaciers)}
-        xr_ = np.array([np.nanmin(d["predictor"]), np.nanmax(d["predictor"])])
-        for g in glaciers:
-            s = d[d["glacier"] == g]
-            ax.scatter(s["predictor"], s["balance"], s=14, color=colors[g], alpha=0.7, label=str(g))
-            if self.by == "glacier" and g in self.per_glacier:
-                f = self.per_glacier[g]
+
+        # ---- pooled panel
+        ax = fig.add_axes((lay.left / W, (H - lay.top - lay.pooled_h) / H,
+                           (W - lay.left - lay.right - lay.legend_w) / W, lay.pooled_h / H))
+        x_all, y_all = d["predictor"].to_numpy(), d["balance"].to_numpy()
+        xr_ = np.array([np.nanmin(x_all), np.nanmax(x_all)])
+        pt_size = 14 if len(d) < 300 else 8 if len(d) < 2000 else 6
+        ax.scatter(x_all, y_all, s=pt_size, color="C0", alpha=0.55 if len(d) < 2000 else 0.4,
+                   linewidths=0, zorder=3)
+        handles = [Line2D([], [], ls="", marker="o", color="C0", alpha=0.6, label="glacier-years")]
+        if self.by == "glacier":
+            lw, alpha = (1.0, 0.7) if ng <= 30 else (0.5, 0.35)
+            for g, f in self.per_glacier.items():
+                s = d[d["glacier"] == g]
                 xs = np.array([s["predictor"].min(), s["predictor"].max()])
-                ax.plot(xs, f.intercept + f.slope * xs, color=colors[g], lw=1.2)
+                ax.plot(xs, f.intercept + f.slope * xs, color="C1", lw=lw, alpha=alpha, zorder=2)
+            handles.append(Line2D([], [], color="C1", lw=1.2, label="per-glacier fit"))
         if self.by == "global":
-            ax.plot(xr_, self.intercept + self.slope * xr_, color="k", lw=1.8,
-                    label=f"fit: r={self.r:.2f}, RMSE={self.rmse:.2f} {self.balance_units}")
-        ax.axhline(0.0, color="0.6", lw=0.6)
+            ax.plot(xr_, self.intercept + self.slope * xr_, color="k", lw=2.0, zorder=4)
+            handles.append(Line2D([], [], color="k", lw=2.0, label="global fit\n(dashed in panels)"))
+            if self.per_glacier:
+                handles.append(Line2D([], [], color="C1", lw=1.2, label="per-glacier fit\n(panels)"))
+        ax.axhline(0.0, color="0.6", lw=0.6, zorder=0)
         ax.set_xlabel(self.predictor_name)
         ax.set_ylabel(f"mass balance ({self.balance_units})")
-        title = (f"by={self.by}: r = {self.r:.2f}, RMSE = {self.rmse:.2f} {self.balance_units}, "
-                 f"n = {self.n}")
-        loyo = self.cv.get("leave-one-year-out")
-        if loyo is not None and np.isfinite(loyo.rmse):
-            title += f"; LOYO RMSE = {loyo.rmse:.2f}"
-        ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=7, ncols=2, loc="best")
+        ax.tick_params(labelsize=8)
+        ax.set_title(head, fontsize=9, loc="left")
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+                  frameon=False, borderaxespad=0.0)
+
+        # ---- small multiples
+        gx = lay.left
+        gy = lay.bottom
+        ax_w = lay.cell_w - lay.gap_w
+        ax_h = lay.cell_h - lay.gap_h
+        gs = fig.add_gridspec(
+            lay.nrows, lay.ncols,
+            left=gx / W, right=(gx + lay.ncols * lay.cell_w - lay.gap_w) / W,
+            bottom=gy / H, top=(gy + lay.nrows * lay.cell_h - lay.gap_h) / H,
+            wspace=lay.gap_w / ax_w, hspace=lay.gap_h / ax_h,
+        )
+        title_fs, text_fs, tick_fs = lay.fonts
+        renderer = fig.canvas.get_renderer()
+        room = ax_w * fig.dpi - 4  # display units available to a panel title
+        first = None
         for i, g in enumerate(glaciers):
-            a = fig.add_subplot(gs[1 + i // ncols, i % ncols])
+            row, col = divmod(i, lay.ncols)
+            a = fig.add_subplot(gs[row, col], sharex=first, sharey=first)
+            first = first or a
             s = d[d["glacier"] == g]
-            a.scatter(s["predictor"], s["balance"], s=10, color=colors[g])
-            f = self.per_glacier.get(g)
-            xs = np.array([s["predictor"].min(), s["predictor"].max()])
+            a.scatter(s["predictor"], s["balance"], s=lay.marker, color="C0", linewidths=0, zorder=3)
             if self.by == "global":
-                a.plot(xs, self.intercept + self.slope * xs, color="k", lw=1.0, label="global")
+                a.plot(xr_, self.intercept + self.slope * xr_, color="k", lw=0.8, ls="--", zorder=2)
+            f = self.per_glacier.get(g)
             if f is not None:
-                a.plot(xs, f.intercept + f.slope * xs, color=colors[g], lw=1.2, label="glacier")
-                a.set_title(f"{g}\nr={f.r:.2f} RMSE={f.rmse:.2f} n={f.n}", fontsize=8)
+                xs = np.array([s["predictor"].min(), s["predictor"].max()])
+                a.plot(xs, f.intercept + f.slope * xs, color="C1", lw=1.3, zorder=4)
+                text, slope = f"r={f.r:.2f}  n={f.n}", f.slope
             else:
-                a.set_title(f"{g}\n(n={len(s)}, too few to fit)", fontsize=8)
-            a.axhline(0.0, color="0.6", lw=0.5)
-            a.tick_params(labelsize=7)
+                text, slope = f"n={len(s)}, no line", self.slope
+            right = bool(np.isfinite(slope) and slope < 0)
+            a.text(0.96 if right else 0.04, 0.95, text, transform=a.transAxes, fontsize=text_fs,
+                   ha="right" if right else "left", va="top", zorder=5,
+                   bbox={"boxstyle": "square,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75})
+            _fit_title(a.set_title(titles[g], fontsize=title_fs, pad=2.5), room, renderer)
+            a.axhline(0.0, color="0.6", lw=0.5, zorder=1)
+            a.tick_params(labelsize=tick_fs, length=2.5, pad=1.5,
+                          labelbottom=i + lay.ncols >= ng, labelleft=col == 0)
+        if first is not None:
+            first.xaxis.set_major_locator(MaxNLocator(nbins=4 if lay.ncols > 6 else 5))
+            first.yaxis.set_major_locator(MaxNLocator(nbins=4 if lay.nrows > 6 else 5))
+            grid_mid_y = (gy + (lay.nrows * lay.cell_h - lay.gap_h) / 2) / H
+            fig.text(0.12 / W, grid_mid_y, f"mass balance ({self.balance_units})", rotation=90,
+                     ha="left", va="center", fontsize=9)
+            fig.text((gx + (lay.ncols * lay.cell_w - lay.gap_w) / 2) / W, 0.08 / H,
+                     f"{self.predictor_name}  (per glacier; shared axes)", ha="center", va="bottom",
+                     fontsize=9)
         if path is not None:
             fig.savefig(path, dpi=dpi)
         return fig
+
+    def _panel_titles(self, glaciers: list[str]) -> dict[str, str]:
+        """Name (or id) per glacier; a name shared by several glaciers gets the id appended."""
+        labels = {g: self.label(g) for g in glaciers}
+        counts = pd.Series(list(labels.values())).value_counts()
+        return {g: (f"{t} ({g})" if counts[t] > 1 and t != g else t) for g, t in labels.items()}
+
+    def _plot_title(self) -> list[str]:
+        u = self.balance_units
+        head = (f"balance vs {self.predictor_name}, by={self.by}: r = {self.r:.2f}, "
+                f"RMSE = {self.rmse:.2f} {u}, n = {self.n} glacier-years of "
+                f"{self.data['glacier'].nunique()} glaciers")
+        loyo = self.cv.get("leave-one-year-out")
+        if loyo is not None and np.isfinite(loyo.rmse):
+            head += f"; leave-one-year-out RMSE = {loyo.rmse:.2f}"
+        lines = [head]
+        d = self.dropped
+        if len(d):
+            parts = []
+            for in_fit, what in ((False, "not in the fit, no panel"), (True, "in the global fit, no line")):
+                sub = d[d["in_fit"].astype(bool) == in_fit]
+                if len(sub):
+                    counts = sub["reason"].value_counts(sort=False)
+                    parts.append(", ".join(f"{k} {r}" for r, k in counts.items()) + f" ({what})")
+            lines.append(f"{len(d)} glacier(s) without a per-glacier fit: " + "; ".join(parts)
+                         + "; see result.dropped")
+        return lines
+
+
+def _fit_title(text: Any, room: float, renderer: Any, min_size: float = 5.5) -> None:
+    """Shrink a panel title to ``room`` display units: smaller font first, then an ellipsis in
+    the middle (names often differ at their ends)."""
+    full = text.get_text()
+    size = text.get_fontsize()
+    while text.get_window_extent(renderer).width > room and size > min_size:
+        size = max(min_size, size - 0.5)
+        text.set_fontsize(size)
+    keep = len(full)
+    while text.get_window_extent(renderer).width > room and keep > 6:
+        keep -= 1
+        head = (keep + 1) // 2
+        text.set_text(full[:head].rstrip() + "…" + full[len(full) - (keep - head):].lstrip())
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Figure geometry of :meth:`RegressionResult.plot`, in inches."""
+
+    ncols: int
+    nrows: int
+    width: float
+    height: float
+    cell_w: float
+    cell_h: float
+    left: float = 0.85
+    right: float = 0.25
+    bottom: float = 0.55
+    top: float = 0.6
+    pooled_h: float = 3.2
+    legend_w: float = 1.45
+    gap_w: float = 0.12
+    gap_h: float = 0.28
+    fonts: tuple[float, float, float] = (8.0, 7.0, 7.0)
+    marker: float = 12.0
+
+    @classmethod
+    def for_panels(cls, ng: int, max_size: float = 24.0, title_lines: int = 2) -> _Layout:
+        ncols = max(1, math.ceil(math.sqrt(ng)))
+        nrows = max(1, math.ceil(ng / ncols))
+        base = cls(ncols, nrows, 0, 0, 0, 0, top=0.25 + 0.17 * max(1, title_lines))
+        pooled_h = 3.2 if ng <= 30 else 3.8
+        sep = 0.8  # pooled x tick labels and label, then the first row's titles
+        want_w, want_h = 2.5, 2.1  # a comfortable panel cell
+        fixed_w = base.left + base.right
+        fixed_h = base.top + pooled_h + sep + base.bottom
+        width = min(max_size, max(7.5, fixed_w + ncols * want_w))
+        height = min(max_size, fixed_h + nrows * want_h)
+        cell_w = min(3.2, (width - fixed_w) / ncols)
+        cell_h = min(2.6, (height - fixed_h) / nrows)
+        small = cell_h < 1.9 or cell_w < 2.2
+        fonts = (7.0, 6.5, 6.0) if small else (8.0, 7.0, 7.0)
+        marker = 6.0 if small else 12.0
+        return cls(ncols, nrows, width, height, cell_w, cell_h, top=base.top, pooled_h=pooled_h,
+                   gap_h=0.24 if small else 0.28, fonts=fonts, marker=marker)
 
 
 # --------------------------------------------------------------------------- core maths
@@ -380,6 +681,11 @@ def _as_series(obj: Any, what: str) -> pd.Series:
     return s
 
 
+def _pairs(x: pd.Series, y: pd.Series) -> pd.DataFrame:
+    d = pd.concat([x.rename("predictor"), y.rename("balance")], axis=1, join="inner").dropna().reset_index()
+    return d.sort_values(["glacier", "year"], ignore_index=True)
+
+
 def tidy_pairs(predictor: Any, balance: Any) -> pd.DataFrame:
     """Align predictor and balance on (year, glacier) and drop incomplete pairs.
 
@@ -401,10 +707,104 @@ def tidy_pairs(predictor: Any, balance: Any) -> pd.DataFrame:
     >>> tidy_pairs(pd.Series([0.3, None], index=i), pd.Series([-1.0, 0.2], index=i)).shape
     (1, 4)
     """
-    x = _as_series(predictor, "predictor").rename("predictor")
-    y = _as_series(balance, "balance").rename("balance")
-    d = pd.concat([x, y], axis=1, join="inner").dropna().reset_index()
-    return d.sort_values(["glacier", "year"], ignore_index=True)
+    return _pairs(_as_series(predictor, "predictor"), _as_series(balance, "balance"))
+
+
+_FRACTION_UNITS = {"1", "fraction", "%", "percent"}
+_FRACTION_NAME = re.compile(r"(?:^|[^a-z0-9])aar(?:[^a-z0-9]|$)|area[\s_-]?ratio|fraction", re.IGNORECASE)
+
+
+def _fraction_like(obj: Any) -> str | None:
+    """Why ``obj`` is taken for a fraction (AAR-like) predictor, or None (module docstring)."""
+    attrs = getattr(obj, "attrs", None) or {}
+    units = attrs.get("units")
+    if units is not None and str(units).strip() != "":
+        u = str(units).strip()
+        return f"units {u!r}" if u.lower() in _FRACTION_UNITS else None
+    for label in (getattr(obj, "name", None), attrs.get("long_name")):
+        if isinstance(label, str) and _FRACTION_NAME.search(label):
+            return f"name {label!r}"
+    return None
+
+
+def _check_percent(predictor: Any, values: np.ndarray, pname: str) -> None:
+    why = _fraction_like(predictor)
+    if why is None or values.size == 0:
+        return
+    top = float(np.nanmax(values))
+    if top > 1.5:
+        warnings.warn(
+            f"predictor {pname!r} is fraction-like ({why}) but its values reach {top:.4g}: it looks like "
+            "percent (0-100), which makes the slope 100 times too small. regress expects a fraction "
+            f"0-1: pass {pname} / 100 (and attrs['units'] = '1'), or read WGMS AAR with "
+            "xfacies.massbalance.wgms.overview_for(..., 'aar'), which is a fraction",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+_NAME_COORDS = ("glacier_name", "wgms_name", "name")  # later ones win
+
+
+def _valid_name(v: Any) -> bool:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return False
+    return str(v).strip() not in ("", "nan", "None", "<NA>")
+
+
+def _names_of(obj: Any) -> dict[str, str]:
+    """Glacier names carried by an input: ``attrs["glacier_names"]`` and name coordinates."""
+    out: dict[str, str] = {}
+    attrs = getattr(obj, "attrs", None) or {}
+    mapping = attrs.get("glacier_names")
+    if isinstance(mapping, Mapping):
+        out.update({str(k): str(v).strip() for k, v in mapping.items() if _valid_name(v)})
+    if isinstance(obj, xr.DataArray) and "glacier" in obj.dims:
+        for key in _NAME_COORDS:
+            c = obj.coords.get(key)
+            if c is not None and c.dims == ("glacier",):
+                out.update({str(g): str(v).strip() for g, v in zip(obj["glacier"].values, c.values)
+                            if _valid_name(v)})
+    return out
+
+
+def _screen(x: pd.Series, y: pd.Series, d: pd.DataFrame, *, by: str, min_years: int,
+            names: Mapping[str, str]) -> tuple[list[str], pd.DataFrame]:
+    """Glaciers with a defined per-glacier line, and the table of the others (module docstring)."""
+    glaciers = sorted(set(x.index.get_level_values("glacier")) | set(y.index.get_level_values("glacier")))
+    has_x = set(x.dropna().index.get_level_values("glacier"))
+    has_y = set(y.dropna().index.get_level_values("glacier"))
+    groups = d.groupby("glacier", sort=False).indices
+    px, pb = d["predictor"].to_numpy(), d["balance"].to_numpy()
+    fittable: list[str] = []
+    rows: list[dict[str, Any]] = []
+    for g in glaciers:
+        idx = groups.get(g, np.array([], dtype=int))
+        k = int(len(idx))
+        if k == 0:
+            reason = ("no predictor values" if g not in has_x else
+                      "no balance values" if g not in has_y else "no common years")
+        elif k >= 2 and np.ptp(px[idx]) == 0:
+            reason = "constant predictor"
+        elif k >= 2 and np.ptp(pb[idx]) == 0:
+            reason = "constant balance"
+        elif k < min_years:
+            reason = f"fewer than {min_years} pairs"
+        else:
+            fittable.append(g)
+            continue
+        rows.append({"glacier": g, "name": names.get(g, ""), "reason": reason, "n_pairs": k,
+                     "in_fit": by == "global" and reason.startswith("fewer than")})
+    table = pd.DataFrame(rows, columns=list(DROPPED_COLUMNS)) if rows else _empty_dropped()
+    table["n_pairs"] = table["n_pairs"].astype("int64")
+    table["in_fit"] = table["in_fit"].astype(bool)
+    return fittable, table
+
+
+def _reasons(dropped: pd.DataFrame) -> str:
+    if not len(dropped):
+        return "none dropped"
+    return ", ".join(f"{k} with {r}" for r, k in dropped["reason"].value_counts(sort=False).items())
 
 
 # --------------------------------------------------------------------------- CV
@@ -441,6 +841,7 @@ def regress(
     *,
     cv: bool = True,
     min_years: int = 3,
+    names: Mapping[str, str] | None = None,
 ) -> RegressionResult:
     """Least-squares regression of mass balance on a facies predictor.
 
@@ -448,38 +849,49 @@ def regress(
     ----------
     predictor
         E.g. the end-of-season AAR proxy: a ``(year, glacier)`` DataArray, or
-        a Series with a ``(year, glacier)`` MultiIndex.
+        a Series with a ``(year, glacier)`` MultiIndex.  An AAR is a
+        **fraction** 0-1 (see the module docstring for the percent check).
     balance
         Mass balance in **m w.e.** on the same labels (for example
         :func:`xfacies.massbalance.wgms.balance_for`); only pairs present and finite in both
         are used.
     by
         ``"global"``: one line for all glaciers; ``"glacier"``: one line per
-        glacier (glaciers with fewer than ``min_years`` pairs are left out).
+        glacier.
     cv
         Also run leave-one-year-out and leave-one-glacier-out cross-validation.
     min_years
         Minimum number of pairs for a per-glacier fit (at least 3, so that a
         confidence interval exists).
+    names
+        ``{glacier id: name}`` for the report and the figure; overrides the
+        names found in the inputs (a ``name``, ``wgms_name`` or
+        ``glacier_name`` coordinate along ``glacier``, or an
+        ``attrs["glacier_names"]`` mapping; the balance's win over the
+        predictor's).
 
     Returns
     -------
     RegressionResult
-        With r, r2, rmse, slope/intercept and 95 % CIs, n, p_value,
-        ``per_glacier`` fits, ``cv`` results, ``.to_dataframe()``,
-        ``.summary()`` and ``.plot(path)``.  See the module docstring for the
-        definitions.
+        With r, r2, rmse, slope/intercept and 95 % CIs, ``n`` (pairs used),
+        p_value, ``per_glacier`` fits, ``cv`` results, the ``dropped``
+        glaciers with their reasons, ``.to_dataframe()``, ``.summary()`` and
+        ``.plot(path)``.  See the module docstring for the definitions and
+        for which glaciers are dropped.
 
     Raises
     ------
     ValueError
-        Fewer than 3 complete pairs, a predictor without spread, inputs not on
-        (year, glacier), or an unknown ``by``.
+        Fewer than 3 complete pairs (in all, or left after dropping
+        glaciers), a predictor without spread, no glacier with a defined line
+        for ``by="glacier"``, inputs not on (year, glacier), or an unknown
+        ``by`` or ``min_years`` below 3.
 
     Warns
     -----
     UserWarning
-        When the balances look like mm w.e. (median magnitude above 20).
+        When the balances look like mm w.e. (median magnitude above 20), or a
+        fraction-like predictor (AAR) looks like percent (values above 1.5).
 
     Examples
     --------
@@ -493,12 +905,33 @@ def regress(
     (60, 3.0, True)
     >>> sorted(res.cv)
     ['leave-one-glacier-out', 'leave-one-year-out']
+
+    A glacier whose AAR is 0 every year has no line; it is dropped, listed and
+    not counted:
+
+    >>> res = regress(aar.where(aar.glacier != "C", 0.0), mb, by="glacier")
+    >>> res.n, sorted(res.per_glacier)
+    (40, ['A', 'B'])
+    >>> res.dropped
+      glacier name              reason  n_pairs  in_fit
+    0       C       constant predictor       20   False
+
+    AAR in percent is flagged:
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     _ = regress((100 * aar).rename("aar"), mb)
+    >>> print(str(w[0].message).split(":")[0])
+    predictor 'aar' is fraction-like (name 'aar') but its values reach 79.8
     """
     if by not in ("global", "glacier"):
         raise ValueError(f"by must be 'global' or 'glacier', got {by!r}")
     if min_years < 3:
         raise ValueError(f"min_years must be at least 3, got {min_years}")
-    d = tidy_pairs(predictor, balance)
+    xs = _as_series(predictor, "predictor")
+    ys = _as_series(balance, "balance")
+    d = _pairs(xs, ys)
     if len(d) < 3:
         raise ValueError(
             f"only {len(d)} complete (year, glacier) pairs in common between predictor and "
@@ -511,16 +944,30 @@ def regress(
             "regress expects m w.e. (divide by 1000, or use xfacies.massbalance.wgms readers)",
             stacklevel=2,
         )
+    pname = str(getattr(predictor, "name", None) or "predictor")
+    _check_percent(predictor, d["predictor"].to_numpy(), pname)
     if np.ptp(d["predictor"].to_numpy()) == 0:
         raise ValueError("the predictor is constant over all pairs; nothing to regress on")
 
+    known = {**_names_of(predictor), **_names_of(balance)}
+    if names is not None:
+        known.update({str(k): str(v).strip() for k, v in names.items() if _valid_name(v)})
+    fittable, dropped = _screen(xs, ys, d, by=by, min_years=min_years, names=known)
+    used = set(fittable) | set(dropped.loc[dropped["in_fit"], "glacier"])
+    d = d[d["glacier"].isin(used)].reset_index(drop=True)
+
     per: dict[str, Fit] = {}
     for g, s in d.groupby("glacier", sort=False):
-        if len(s) >= min_years:
+        if g in fittable:
             per[str(g)] = _fit(s["predictor"].to_numpy(), s["balance"].to_numpy())
 
     nan2 = (np.nan, np.nan)
     if by == "global":
+        if len(d) < 3 or np.ptp(d["predictor"].to_numpy()) == 0:
+            raise ValueError(
+                f"only {len(d)} pairs (with a varying predictor) are left after dropping glaciers "
+                f"({_reasons(dropped)}); need at least 3 with some spread in the predictor"
+            )
         f = _fit(d["predictor"].to_numpy(), d["balance"].to_numpy())
         d["fitted"] = f.intercept + f.slope * d["predictor"]
         top = dict(n=f.n, r=f.r, r2=f.r2, rmse=f.rmse, slope=f.slope, intercept=f.intercept,
@@ -528,9 +975,9 @@ def regress(
     else:
         if not per:
             raise ValueError(
-                f"no glacier has {min_years} or more complete years; use by='global' or lower min_years"
+                f"no glacier has a defined line ({min_years} or more complete years, predictor and "
+                f"balance not constant): {_reasons(dropped)}; use by='global' or lower min_years"
             )
-        d = d[d["glacier"].isin(list(per))].reset_index(drop=True)
         fitted = np.empty(len(d))
         for g, idx in d.groupby("glacier").indices.items():
             fg = per[str(g)]
@@ -545,9 +992,12 @@ def regress(
         cvs["leave-one-year-out"] = _cross_validate(d, by, "year", "leave-one-year-out")
         cvs["leave-one-glacier-out"] = _cross_validate(d, by, "glacier", "leave-one-glacier-out")
 
-    pname = getattr(predictor, "name", None) or "predictor"
     units = "m w.e."
     if isinstance(balance, xr.DataArray):
         units = str(balance.attrs.get("units", units))
+    glaciers_used = set(d["glacier"])
     return RegressionResult(by=by, per_glacier=per, cv=cvs, data=d,
-                            predictor_name=str(pname), balance_units=units, **top)
+                            predictor_name=pname, balance_units=units, dropped=dropped,
+                            names={g: n for g, n in known.items() if g in glaciers_used
+                                   or g in set(dropped["glacier"])},
+                            **top)
