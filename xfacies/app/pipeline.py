@@ -379,8 +379,10 @@ def _area(cfg: RunConfig) -> tuple[Any, Any, Any]:
         return None, outlines, outlines
     s = cfg.area.synthetic
     start, end = cfg.time_range
+    # eager up to 2048² (written to COGs date by date: a lazy season would regenerate its terrain
+    # for every date), lazy beyond (xfacies.synthetic decides)
     season = synthetic.season(_synthetic_dates(s, start, end), size=s.size, seed=s.seed,
-                              n_glaciers=s.n_glaciers, chunks=cfg.stac.chunks)
+                              n_glaciers=s.n_glaciers)
     return season, synthetic.outlines(s.size, seed=s.seed, n_glaciers=s.n_glaciers), season
 
 
