@@ -480,6 +480,7 @@ def save_quicklooks(
     outdir: str | os.PathLike,
     *,
     dpi: int = 100,
+    outlines: Any = None,
 ) -> list[Path]:
     """Write PNG quick-looks: one facies map per date and one fraction figure.
 
@@ -494,6 +495,8 @@ def save_quicklooks(
         Directory (created if needed).
     dpi
         Resolution of the PNGs.
+    outlines
+        Glacier outlines drawn on the maps.
 
     Returns
     -------
@@ -528,10 +531,10 @@ def save_quicklooks(
     for one, stem, stamp in items:
         fig = Figure(figsize=(6, 5))
         ax = fig.add_subplot()
-        facies_map(one.compute() if hasattr(one.data, "dask") else one, ax=ax, title=stamp)
-        fig.tight_layout()
+        facies_map(one.compute() if hasattr(one.data, "dask") else one, ax=ax, title=stamp,
+                   outlines=outlines)
         p = out / f"{stem}.png"
-        fig.savefig(p, dpi=dpi)
+        fig.savefig(p, dpi=dpi, bbox_inches="tight")
         paths.append(p)
 
     if frac is not None:

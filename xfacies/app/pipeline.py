@@ -362,7 +362,7 @@ def _run(cfg: RunConfig, resume: bool, client: Any, progress: bool) -> RunResult
                      "or lower min_coverage")
     glaciers = [str(g) for g in frac["glacier"].values]
     table, regression, files = _massbalance(cfg, eos, table, glaciers, outlines, notes)  # 7. mass balance
-    files += _figures(cfg, classes, frac, written)                          # 8. figures
+    files += _figures(cfg, classes, frac, written, outlines)                # 8. figures
     return RunResult(
         config=cfg, store=out.store, fractions_store=out.fractions, products_store=out.products,
         report_dir=out.report, log=out.log, dates=dates, written=written, skipped=skipped,
@@ -507,7 +507,7 @@ def _massbalance(cfg: RunConfig, eos: dict[str, Any], table: pd.DataFrame, glaci
     return table, regression, [report / "end_of_season.csv", *files]
 
 
-def _figures(cfg: RunConfig, classes: Any, frac: Any, written: list[pd.Timestamp]) -> list[Path]:
+def _figures(cfg: RunConfig, classes: Any, frac: Any, written: list[pd.Timestamp], outlines: Any) -> list[Path]:
     """``report/fractions.png`` and, with ``quicklooks``, one facies map per written date."""
     from xfacies import plot
 
@@ -518,7 +518,8 @@ def _figures(cfg: RunConfig, classes: Any, frac: Any, written: list[pd.Timestamp
     _close(fig)
     files = [report / "fractions.png"]
     if cfg.output.quicklooks and written:
-        files += plot.save_quicklooks(classes.sel(time=np.array(written, dtype="datetime64[ns]")), None, report)
+        files += plot.save_quicklooks(classes.sel(time=np.array(written, dtype="datetime64[ns]")), None, report,
+                                      outlines=outlines)
     return files
 
 
