@@ -126,17 +126,21 @@ def test_resume_after_interruption_writes_only_the_missing_dates(first_run, tmp_
     xr.testing.assert_identical(io.open_zarr(store).compute(), io.open_zarr(first_run[1].store).compute())
 
 
-def test_massbalance_report_with_a_wgms_table(first_run, tmp_path):
-    out, first = first_run
-    wg = tmp_path / "wgms"
-    wg.mkdir()
-    # a small WGMS-format record: balances (mm w.e.) that fall as the AAR proxy falls
+def wgms_record(folder, first, wgms_id: int, name: str):
+    """A small WGMS-format record: balances (mm w.e.) that fall as the run's AAR proxy falls."""
+    folder.mkdir()
     aar = first.table.set_index("year")["aar_proxy"]
     mm = {y: round((3.0 * a - 1.8) * 1000 + 30 * (-1) ** y) for y, a in aar.items()}
-    rows = "\n".join(f"{y},1,XX,SYNTHETIC GL.,1.0,,,{b},," for y, b in mm.items())
-    (wg / "mbdata_WGMS-00001.csv").write_text(
+    rows = "\n".join(f"{y},{wgms_id},XX,{name},1.0,,,{b},," for y, b in mm.items())
+    (folder / f"mbdata_WGMS-{wgms_id:05d}.csv").write_text(
         "YEAR,WGMS_ID,POLITICAL_UNIT,NAME,AREA,WINTER_BALANCE,SUMMER_BALANCE,ANNUAL_BALANCE,REMARKS,RGI_ID\n"
         + rows + "\n")
+    return folder
+
+
+def test_massbalance_report_with_a_wgms_table(first_run, tmp_path):
+    out, first = first_run
+    wg = wgms_record(tmp_path / "wgms", first, 1, "SYNTHETIC GL.")
     (wg / "rgi_wgms_links.csv").write_text(f"NAME,WGMS_ID,RGI50_ID,RGI60_ID\nSYNTHETIC GL.,1,,{GLACIER}\n")
     res = run(config(out, massbalance={"wgms": str(wg)}), progress=False, verbose=False)
     assert res.written == []  # resumed: only products and the report
@@ -264,14 +268,7 @@ def test_wgms_glacier_without_rgi6_id_is_matched_by_location_and_checked_at_load
     """Outlines without RGI 6 ids (as RGI 7): the WGMS glacier whose point lies inside the outline
     is matched by location, with a dated link-table name; a broken WGMS folder fails at load time."""
     out, first = first_run
-    wg = tmp_path / "wgms"
-    wg.mkdir()
-    aar = first.table.set_index("year")["aar_proxy"]
-    mm = {y: round((3.0 * a - 1.8) * 1000 + 30 * (-1) ** y) for y, a in aar.items()}
-    rows = "\n".join(f"{y},7,XX,LOCATED GL.,1.0,,,{b},," for y, b in mm.items())
-    (wg / "mbdata_WGMS-00007.csv").write_text(
-        "YEAR,WGMS_ID,POLITICAL_UNIT,NAME,AREA,WINTER_BALANCE,SUMMER_BALANCE,ANNUAL_BALANCE,REMARKS,RGI_ID\n"
-        + rows + "\n")
+    wg = wgms_record(tmp_path / "wgms", first, 7, "LOCATED GL.")
     centre = xfacies.synthetic.outlines(128, seed=7, n_glaciers=1).to_crs(4326).geometry.iloc[0]
     lon, lat = centre.representative_point().x, centre.representative_point().y
     (wg / "rgi_wgms_links_20220112.csv").write_text(

@@ -14,13 +14,6 @@ Nothing here is imported by the model or inference core (this stage needs the
 GDAL stack: rasterio, rioxarray, pyproj, geopandas, shapely, odc, pystac).
 """
 
-import importlib as _importlib
+from xfacies._lazy import submodules as _submodules
 
-
-def __getattr__(name: str):  # submodules on first access (xfacies.sources.<module>), imported lazily
-    try:
-        return _importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as err:
-        if err.name != f"{__name__}.{name}":
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+__getattr__ = _submodules(__name__)  # xfacies.sources.<module>, imported on first access
