@@ -123,7 +123,7 @@ def model_path(model: Any) -> tuple[str, Any]:
     FileNotFoundError: model 'demo2' is neither a built-in model (demo) nor an existing bundle file; pass xfacies.load_model(...) a built-in name, a *.xfacies path, or an http(s) URL with its sha256
     """
     from xfacies.model.bundle import Model
-    from xfacies.model.registry import BUILTIN, cache_dir, load_cached
+    from xfacies.model.registry import BUILTIN, cache_dir
 
     if isinstance(model, (str, os.PathLike)):
         s = str(model)

@@ -95,7 +95,6 @@ def open_dem(
             raise FileNotFoundError(
                 f"DEM source {src!r} is neither a DEM collection (cop-dem-glo-30, cop-dem-glo-90) nor an "
                 "existing file")
-        import rioxarray
 
         dem = rioxarray.open_rasterio(src, chunks=ch, masked=True).squeeze("band", drop=True)
         _warn_if_coarse(dem.odc.geobox, gbox, src)
