@@ -66,7 +66,7 @@ def test_slope_and_late_summer_shadow_are_plausible(outl):
     assert 0.0 < frac < 0.15, frac
     # north-facing glacier slopes are shaded more often than south-facing ones
     from xfacies.features import terrain
-    from xfacies.features.compute import _dem_on_grid
+    from xfacies.features.dem_input import _dem_on_grid
 
     zz = _dem_on_grid(DATA / "dem" / "srtm_oetztal.tif", cube, cube.rio.crs, 30.0,
                       (cube.sizes["y"],), (cube.sizes["x"],)).compute()

@@ -7,7 +7,14 @@ are appended.  :func:`open_zarr` reads a store back so that
 ``open_zarr(to_zarr(ds, path))`` is identical to ``ds``.
 
 Class maps stay int8: ``NODATA`` (-1) is a listed flag value, not a
-``_FillValue``, so nothing is masked to float on reading.
+``_FillValue``, so nothing is masked to float on reading.  A float class map
+(NaN = nodata) added to an integer class-map store is converted: NaN becomes
+the store's ``nodata`` flag, other values must be its flag values.
+
+Refused with an error that names the inputs: duplicated dates, data in another
+CRS than the store (even with the same coordinates), a class map that cannot be
+converted to the store's codes.  Time-zone aware times are converted to UTC and
+stored without a time zone (with a warning), the convention of xarray and CF.
 
 Examples
 --------
@@ -39,6 +46,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from xfacies.spatial import _same_crs, crs_of
+from xfacies.validation import require_unique_times
 
 __all__ = ["to_zarr", "open_zarr", "zarr_format_of", "layout_regions", "region_writes",
            "complete_dates", "mark_complete", "COMPLETE_ATTR"]
@@ -99,6 +109,29 @@ def _as_dataset(obj: xr.DataArray | xr.Dataset) -> xr.Dataset:
             )
         return obj.to_dataset(promote_attrs=False)
     raise TypeError(f"to_zarr expects an xarray DataArray or Dataset, got {type(obj).__name__}")
+
+
+def _naive_utc_times(ds: xr.Dataset) -> xr.Dataset:
+    """Time-zone aware ``time`` converted to UTC without a time zone (with a warning)."""
+    if "time" not in ds.coords:
+        return ds
+    try:
+        idx = pd.DatetimeIndex(np.atleast_1d(ds["time"].to_index() if "time" in ds.indexes
+                                             else pd.to_datetime(np.atleast_1d(ds["time"].values))))
+    except (TypeError, ValueError):
+        return ds
+    if idx.tz is None:
+        return ds
+    warnings.warn(
+        f"the time coordinate is time-zone aware ({idx.tz}); it is converted to UTC and stored "
+        "without a time zone (datetime64, the xarray/CF convention): convert it yourself to "
+        "silence this, e.g. obj.assign_coords(time=obj.indexes['time'].tz_convert('UTC')"
+        ".tz_localize(None))", UserWarning, stacklevel=4)
+    naive = idx.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    attrs = dict(ds["time"].attrs)
+    if ds["time"].ndim == 0:
+        return ds.assign_coords(time=((), naive[0], attrs))
+    return ds.assign_coords(time=(ds["time"].dims, naive, attrs))
 
 
 def _is_class_map(var: xr.Variable) -> bool:
@@ -192,8 +225,81 @@ def _check_catalogue(existing: xr.Dataset, ds: xr.Dataset, store: Path) -> None:
             )
 
 
+def _crs_name(wkt: str) -> str:
+    try:
+        from pyproj import CRS
+
+        return CRS.from_user_input(wkt).to_string()
+    except Exception:  # no pyproj, or a WKT it cannot read
+        return wkt[:80]
+
+
+def _check_crs(existing: xr.Dataset, ds: xr.Dataset, store: Path) -> None:
+    """The data's CRS (its grid-mapping variable) must be the store's where both declare one."""
+    old, new = crs_of(existing), crs_of(ds)
+    if old is not None and new is not None and not _same_crs(old, new):
+        raise ValueError(
+            f"the data is in {_crs_name(new)} but the store {str(store)!r} is in {_crs_name(old)}: "
+            "with equal x/y numbers they are still different places, and mixing them would be "
+            "silently wrong. Reproject the data onto the store's grid first (e.g. "
+            "data.rio.reproject_match(xfacies.io.open_zarr(store))) or write it to a new store "
+            "(or mode='w')"
+        )
+
+
+def _class_codes(block: np.ndarray, *, nodata: int, valid: tuple[int, ...], dtype: Any, name: str,
+                 store: str) -> np.ndarray:
+    """A float class-map block as the store's integer codes: NaN -> ``nodata``; refuse others."""
+    b = np.asarray(block)
+    nan = np.isnan(b)
+    vals = b[~nan]
+    bad = (vals != np.round(vals)) | ~np.isin(vals, np.asarray(valid, dtype=float))
+    if bad.any():
+        raise ValueError(
+            f"variable {name!r} is a float class map with values that are not class codes of the store "
+            f"{store!r} ({sorted(set(np.unique(vals[bad]).tolist()))[:10]}; its flag_values are "
+            f"{list(valid)}); write class ids (NaN for nodata) or convert the map first"
+        )
+    return np.where(nan, nodata, b).astype(dtype)
+
+
+def _to_store_dtypes(existing: xr.Dataset, ds: xr.Dataset, store: Path, *, eager: bool = False) -> xr.Dataset:
+    """Float class maps (NaN = nodata) added to an integer class-map variable of the store get the
+    store's integer codes, NaN becoming its ``nodata`` flag (cast to int as they are, NaN would be
+    written as 0 = ice).  ``eager``: convert (and check) dask data now, so that values that are
+    not class codes are refused before anything is appended to the store."""
+    for name in list(ds.data_vars):
+        if name not in existing.variables or not np.issubdtype(ds[name].dtype, np.floating):
+            continue
+        old = existing.variables[name]
+        if not _is_class_map(old):
+            continue
+        flags = _flags(old)
+        assert flags is not None
+        meanings, values = flags
+        by_name = {m.lower().replace("_", ""): v for m, v in zip(meanings.split(), values)}
+        nodata = by_name.get("nodata")  # the catalogue's "no_data" (NODATA, -1)
+        if nodata is None:
+            raise ValueError(
+                f"variable {name!r} is a float class map (NaN = nodata) but the store {str(store)!r} holds "
+                f"it as {old.dtype} without a 'no_data' flag (flag_meanings={meanings!r}), so NaN has no "
+                "code to become; write integer class ids, or write to a new store"
+            )
+        new = xr.apply_ufunc(
+            _class_codes, ds[name], dask="parallelized", output_dtypes=[old.dtype], keep_attrs=True,
+            kwargs=dict(nodata=int(nodata), valid=tuple(values), dtype=old.dtype, name=name, store=str(store)),
+        )
+        new.attrs["flag_values"] = np.asarray(new.attrs.get("flag_values", values)).astype(old.dtype)
+        new.attrs.pop("_FillValue", None)
+        if eager and new.chunks is not None:
+            new = new.compute()
+        ds = ds.assign({name: new})
+    return ds
+
+
 def _check_static(existing: xr.Dataset, ds: xr.Dataset, store: Path) -> None:
-    """Variables without time must match the store (same grid, same glaciers)."""
+    """Variables without time must match the store (same grid, same glaciers, same CRS)."""
+    _check_crs(existing, ds, store)
     for name, var in ds.variables.items():
         if "time" in var.dims or name not in existing.variables:
             continue
@@ -270,7 +376,15 @@ def to_zarr(
       existing ones.  Appending dates earlier than the store's last date leaves
       the store's time axis unsorted; :func:`open_zarr` returns it sorted.
     - A store whose class catalogue (``flag_meanings`` / ``flag_values``)
-      differs from the data's is refused.
+      differs from the data's is refused; so is data in another CRS than the
+      store (both grid mappings are compared, not only the coordinates).
+    - A float class map (NaN = nodata, e.g. after ``.where``) added to a store
+      that holds the variable as an integer class map is converted to the
+      store's codes: NaN becomes the ``nodata`` flag (-1), other values must be
+      flag values (else an error, before anything is written: a dask-backed
+      float class map is computed first).
+    - Time-zone aware times are converted to UTC without a time zone, with a
+      warning; duplicated dates are refused (listing them and the fix).
     - Strings (glacier ids, class names) are stored as variable-length
       strings; zarr's notes about them are silenced.
 
@@ -278,7 +392,8 @@ def to_zarr(
     ------
     ValueError
         Unnamed DataArray, an existing store with ``mode="w-"`` or with data
-        without ``time``, a catalogue or grid mismatch.
+        without ``time``, a catalogue, grid or CRS mismatch, duplicated dates,
+        a float class map that is not class codes.
 
     Examples
     --------
@@ -294,14 +409,8 @@ def to_zarr(
     if mode not in ("auto", "a", "w", "w-"):
         raise ValueError(f"mode must be 'auto', 'w' or 'w-', got {mode!r}")
     path = Path(store)
-    ds = _as_dataset(obj)
-    if "time" in ds.dims:
-        t = pd.Index(ds["time"].values)
-        if t.has_duplicates:
-            raise ValueError(
-                f"the data has duplicate times {list(t[t.duplicated()].astype(str))[:5]}; "
-                "drop or merge them before writing"
-            )
+    ds = _naive_utc_times(_as_dataset(obj))
+    require_unique_times(ds, f"the data for {str(path)!r}")
     ds = _regular_chunks(_prepare(ds))
     fmt = zarr_format_of(path)
 
@@ -350,6 +459,7 @@ def _update(ds: xr.Dataset, path: Path, fmt: int, skip_existing: bool) -> None:
     existing = _open_raw(path, fmt, chunks=None)
     _check_catalogue(existing, ds, path)
     _check_static(existing, ds, path)
+    ds = _to_store_dtypes(existing, ds, path, eager=True)
 
     store_times = pd.DatetimeIndex(existing["time"].values) if existing.sizes.get("time") else pd.DatetimeIndex([])
     times = pd.DatetimeIndex(ds["time"].values)
@@ -475,12 +585,10 @@ def layout_regions(
     (2, 28.0)
     """
     path = Path(store)
-    ds = _as_dataset(obj)
+    ds = _naive_utc_times(_as_dataset(obj))
     if "time" not in ds.dims:
         raise ValueError("layout_regions needs data with a 'time' dimension (one region per date)")
-    t = pd.Index(ds["time"].values)
-    if t.has_duplicates:
-        raise ValueError(f"the data has duplicate times {list(t[t.duplicated()].astype(str))[:5]}")
+    require_unique_times(ds, f"the data for {str(path)!r}")
     ds = _regular_chunks(_prepare(ds))
     fmt = zarr_format_of(path)
     if path.exists() and fmt is None:
@@ -496,6 +604,7 @@ def layout_regions(
             existing = _open_raw(path, fmt, chunks=None)
             _check_catalogue(existing, ds, path)
             _check_static(existing, ds, path)
+            ds = _to_store_dtypes(existing, ds, path)
             store_times = pd.DatetimeIndex(existing["time"].values)
             new = ~pd.DatetimeIndex(ds["time"].values).isin(store_times)
             # a store written by to_zarr has no record: all its dates are complete
@@ -554,8 +663,12 @@ def region_writes(
     fmt = zarr_format_of(path)
     if fmt is None:
         raise FileNotFoundError(f"no Zarr store at {str(path)!r}; create it with layout_regions first")
-    ds = _regular_chunks(_prepare(_as_dataset(obj)))
+    ds = _naive_utc_times(_as_dataset(obj))
+    require_unique_times(ds, f"the data for {str(path)!r}")
+    ds = _regular_chunks(_prepare(ds))
     existing = _open_raw(path, fmt, chunks=None)
+    _check_crs(existing, ds, path)
+    ds = _to_store_dtypes(existing, ds, path)
     store_times = pd.DatetimeIndex(existing["time"].values)
     times = pd.DatetimeIndex(ds["time"].values)
     pos = store_times.get_indexer(times)

@@ -1,11 +1,44 @@
-"""Input checks shared by the features and inference modules (errors that say how to fix)."""
+"""Input checks shared by the stages (errors that say what is wrong and how to fix it).
+
+- :func:`require_float`: no integer digital numbers where reflectance is expected;
+- :func:`check_reflectance` / :func:`check_reflectance_values`: the values *are* plausible
+  surface reflectance (not percent, not unscaled digital numbers);
+- :func:`require_unique_times`: no duplicated dates on a time axis.
+
+The reflectance check is applied at the edges: by :func:`xfacies.features.features` (the cube)
+and by ``xfacies apply`` (the optical GeoTIFF).
+
+Examples
+--------
+>>> import numpy as np
+>>> check_reflectance_values(np.array([0.1, 0.5, 0.9]), "cube")      # plausible: nothing happens
+>>> check_reflectance_values(np.array([10.0, 50.0, 99.0]), "cube")
+Traceback (most recent call last):
+...
+ValueError: cube does not look like surface reflectance (0..1): 100.0 % of its finite optical values lie outside [-0.05, 1.6] (min 10, max 99). A maximum near 100 means reflectance in percent: divide by 100.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pandas as pd
 import xarray as xr
 
-__all__ = ["require_float"]
+__all__ = ["require_float", "check_reflectance", "check_reflectance_values", "require_unique_times",
+           "REFLECTANCE_RANGE", "MAX_IMPLAUSIBLE_SHARE"]
+
+#: Plausible surface reflectance.  Landsat C2 L2 spans -0.2 .. 1.6 by construction, but values
+#: below -0.05 (deep noise over dark water, or fill that was not masked) are rare in valid data.
+REFLECTANCE_RANGE: tuple[float, float] = (-0.05, 1.6)
+
+#: Largest share of finite values outside :data:`REFLECTANCE_RANGE` that is accepted as noise.
+MAX_IMPLAUSIBLE_SHARE: float = 0.01
+
+_SCALE_HINT = ("apply the sensor's scale and offset first, e.g. Sentinel-2 L2A: (DN - 1000) * 1e-4 "
+               "for processing baseline 04.00 and later (DN * 1e-4 before), Landsat Collection 2 "
+               "Level-2: DN * 2.75e-5 - 0.2 (xfacies.open_stac applies them for you)")
 
 
 def require_float(obj: xr.DataArray, what: str) -> None:
@@ -24,3 +57,213 @@ def require_float(obj: xr.DataArray, what: str) -> None:
             "reflectance (0..1) and physical features. Apply the sensor's scale/offset first "
             "(e.g. Landsat C2: DN * 2.75e-5 - 0.2; Sentinel-2 L2A: (DN - offset) * 1e-4)."
         )
+
+
+# --------------------------------------------------------------------------- reflectance
+def _reflectance_message(what: str, share: float, vmin: float, vmax: float) -> str:
+    lo, hi = REFLECTANCE_RANGE
+    head = (f"{what} does not look like surface reflectance (0..1): {100 * share:.1f} % of its finite "
+            f"optical values lie outside [{lo:g}, {hi:g}] (min {vmin:.4g}, max {vmax:.4g}). ")
+    if 1.6 < vmax <= 110.0 and vmin >= -5.5:
+        return head + "A maximum near 100 means reflectance in percent: divide by 100."
+    if vmax > 110.0:
+        return (head + "A maximum in the hundreds or thousands means digital numbers (DN) without "
+                f"scale and offset: {_SCALE_HINT}.")
+    return (head + "Check the units of the input: xfacies expects surface reflectance as a fraction "
+            f"(0..1); {_SCALE_HINT}.")
+
+
+def _implausible(arrays: Any) -> tuple[float, float, float] | None:
+    """``(share, min, max)`` of the finite values when more than the allowed share is implausible.
+
+    ``arrays``: one array or an iterable of arrays, counted together slab by slab (no copy of
+    the whole input in float64)."""
+    lo, hi = REFLECTANCE_RANGE
+    n = bad = 0
+    vmin, vmax = np.inf, -np.inf
+    parts = [arrays] if isinstance(arrays, np.ndarray) else arrays
+    for part in parts:
+        part = np.asarray(part)
+        slabs = part.reshape(-1, part.shape[-1]) if part.ndim > 1 else part.reshape(1, -1)
+        step = max(1, (1 << 22) // max(slabs.shape[1], 1))  # ~4 M values at a time
+        for i in range(0, slabs.shape[0], step):
+            v = slabs[i:i + step]
+            if np.issubdtype(v.dtype, np.floating):
+                v = v[np.isfinite(v)]
+            if v.size == 0:
+                continue
+            n += v.size
+            bad += int(np.count_nonzero((v < lo) | (v > hi)))
+            vmin, vmax = min(vmin, float(v.min())), max(vmax, float(v.max()))
+    if n == 0 or bad / n <= MAX_IMPLAUSIBLE_SHARE:
+        return None
+    return bad / n, vmin, vmax
+
+
+def check_reflectance_values(values: Any, what: str) -> None:
+    """Refuse values that are not plausible surface reflectance (eager, NumPy).
+
+    More than :data:`MAX_IMPLAUSIBLE_SHARE` (1 %) of the finite values outside
+    :data:`REFLECTANCE_RANGE` ([-0.05, 1.6]) is refused; NaN (nodata) is ignored.
+
+    Parameters
+    ----------
+    values
+        Reflectance values (any shape; integers are checked by value too).
+    what
+        The input's name in the message (e.g. ``"cube"`` or the file name).
+
+    Raises
+    ------
+    ValueError
+        Naming the likely cause (percent: maximum up to ~100; digital numbers without
+        scale and offset: maximum in the thousands) and the fix.
+
+    Examples
+    --------
+    >>> check_reflectance_values(np.array([[0.2, np.nan], [1.2, -0.01]]), "scene.tif")
+    >>> check_reflectance_values(np.array([500.0, 8000.0, 12000.0]), "scene.tif")
+    Traceback (most recent call last):
+    ...
+    ValueError: scene.tif does not look like surface reflectance (0..1): 100.0 % of its finite optical values lie outside [-0.05, 1.6] (min 500, max 1.2e+04). A maximum in the hundreds or thousands means digital numbers (DN) without scale and offset: apply the sensor's scale and offset first, e.g. Sentinel-2 L2A: (DN - 1000) * 1e-4 for processing baseline 04.00 and later (DN * 1e-4 before), Landsat Collection 2 Level-2: DN * 2.75e-5 - 0.2 (xfacies.open_stac applies them for you).
+    """
+    bad = _implausible(np.asarray(values))
+    if bad is not None:
+        raise ValueError(_reflectance_message(what, *bad))
+
+
+def _check_block(block: np.ndarray, *, what: str, band_axis: int, bands: tuple[int, ...],
+                 block_info: Any = None) -> np.ndarray:
+    """The dask block kernel of :func:`check_reflectance`: raise on implausible values, else pass."""
+    if block_info is not None and block.size:
+        start, stop = block_info[0]["array-location"][band_axis]
+        local = [b - start for b in bands if start <= b < stop]
+        if local:
+            check_reflectance_values(np.take(block, local, axis=band_axis),
+                                     f"{what} (checked block by block; this block)")
+    return block
+
+
+def check_reflectance(obj: xr.DataArray, what: str, *, bands: list[str] | None = None,
+                      band_dim: str = "band") -> xr.DataArray:
+    """Check that ``obj`` holds plausible surface reflectance; return it (checked).
+
+    NumPy-backed input is checked at once, over all its values.  **Dask-backed input is not
+    read here**: the check is added to its graph, block by block, and a block that fails it
+    raises the :class:`ValueError` when it is computed (so opening a large lazy cube costs
+    nothing; the error comes with the first computation).  Each block is judged on its own
+    finite values, with the same threshold.
+
+    Parameters
+    ----------
+    obj
+        Reflectance, any dims.
+    what
+        Its name in the message.
+    bands
+        Labels along ``band_dim`` to check (e.g. the optical bands; other bands, such as a
+        validity mask, are skipped).  ``None``: every value.
+    band_dim
+        The band dimension.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``obj`` itself (NumPy) or with the check in its dask graph.
+
+    Raises
+    ------
+    ValueError
+        NumPy input that fails :func:`check_reflectance_values`.
+
+    Examples
+    --------
+    >>> cube = xr.DataArray(np.full((2, 3, 3), 42.0), dims=("band", "y", "x"),
+    ...                     coords={"band": ["red", "nir"]}).chunk({"x": 2})
+    >>> checked = check_reflectance(cube, "cube")      # lazy: nothing is read yet
+    >>> checked.compute()
+    Traceback (most recent call last):
+    ...
+    ValueError: cube (checked block by block; this block) does not look like surface reflectance (0..1): 100.0 % of its finite optical values lie outside [-0.05, 1.6] (min 42, max 42). A maximum near 100 means reflectance in percent: divide by 100.
+    """
+    import dask.array as da
+
+    if bands is not None and band_dim in obj.dims:
+        labels = [str(b) for b in obj[band_dim].values] if band_dim in obj.coords else []
+        idx = tuple(i for i, b in enumerate(labels) if b in set(map(str, bands)))
+        if not idx:
+            return obj
+        axis = obj.dims.index(band_dim)
+    else:
+        idx, axis = None, 0
+    data = obj.data
+    if not isinstance(data, da.Array):
+        values = np.asarray(data)
+        parts = [values] if idx is None else (np.take(values, [i], axis=axis) for i in idx)
+        bad = _implausible(parts)
+        if bad is not None:
+            raise ValueError(_reflectance_message(what, *bad))
+        return obj
+    if idx is None:  # every value: treat axis 0 as the band axis, all of it
+        axis, idx = 0, tuple(range(data.shape[0])) if data.ndim else (0,)
+        if data.ndim == 0:
+            data = data[None]
+    checked = da.map_blocks(_check_block, data, what=what, band_axis=axis, bands=tuple(idx),
+                            dtype=data.dtype, meta=getattr(data, "_meta", None),
+                            name="xfacies-check-reflectance")
+    if obj.ndim == 0:
+        checked = checked[0]
+    return obj.copy(data=checked)
+
+
+# --------------------------------------------------------------------------- time axes
+def require_unique_times(obj: xr.DataArray | xr.Dataset, what: str, dim: str = "time") -> None:
+    """Refuse a ``dim`` axis with duplicated dates, listing them and the fix.
+
+    Used by :func:`xfacies.features.features`, :func:`xfacies.products.fractions`,
+    :func:`xfacies.products.end_of_season` and :func:`xfacies.io.to_zarr`: two maps of one day
+    would be counted twice, picked arbitrarily or written over each other.
+
+    Parameters
+    ----------
+    obj
+        Any xarray object; nothing is checked without a ``dim`` coordinate.
+    what
+        Its name in the message.
+    dim
+        The time dimension.
+
+    Raises
+    ------
+    ValueError
+        Listing the duplicated values (up to 10) with their counts.
+
+    Examples
+    --------
+    >>> t = pd.to_datetime(["2021-08-01", "2021-08-01", "2021-09-01"])
+    >>> require_unique_times(xr.DataArray([1, 2, 3], dims="time", coords={"time": t}), "the class map")
+    Traceback (most recent call last):
+    ...
+    ValueError: the class map has duplicated time values: 2021-08-01 (2 times); one value per date is expected (two scenes of one day, e.g. adjacent tiles or two sensors, must be merged first). Keep one of each with obj.drop_duplicates('time'), or mosaic them, e.g. obj.groupby('time').first() (first valid pixel) or obj.groupby('time').mean()
+    """
+    if dim not in obj.dims or dim not in obj.coords:
+        return
+    index = pd.Index(obj[dim].values)
+    if not index.has_duplicates:
+        return
+    counts = index.value_counts()
+    dup = [v for v in pd.unique(index[index.duplicated(keep=False)])]
+    shown = []
+    for v in dup[:10]:
+        label = str(np.datetime_as_string(np.datetime64(v, "ns"), unit="auto")) \
+            if isinstance(v, (np.datetime64, pd.Timestamp)) else str(v)
+        if isinstance(v, (np.datetime64, pd.Timestamp)) and label.endswith("T00:00:00"):
+            label = label[:10]
+        shown.append(f"{label} ({int(counts[v])} times)")
+    more = f" and {len(dup) - 10} more" if len(dup) > 10 else ""
+    raise ValueError(
+        f"{what} has duplicated {dim} values: {', '.join(shown)}{more}; one value per date is "
+        "expected (two scenes of one day, e.g. adjacent tiles or two sensors, must be merged "
+        f"first). Keep one of each with obj.drop_duplicates({dim!r}), or mosaic them, e.g. "
+        f"obj.groupby({dim!r}).first() (first valid pixel) or obj.groupby({dim!r}).mean()"
+    )

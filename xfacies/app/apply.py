@@ -28,7 +28,20 @@ error naming the files that differ)
 Per-scene normalisation, as the reference: the elevation is min-max scaled
 with the DEM's minimum and maximum **inside the outlines** (all glaciers
 together); the proximity is divided by its maximum over the raster.  Then the
-model's own global min/max normalisation applies.
+model's own global min/max normalisation applies.  As in :func:`xfacies.features`,
+a DEM range inside the outlines below 1 m
+(:data:`xfacies.features.compute.MIN_ELEVATION_RANGE`: a glacier of one pixel, a
+flat DEM) gives elevation 0.5 everywhere, with an
+:class:`~xfacies.features.compute.ElevationRangeWarning` naming the glaciers.
+
+Input checks: the optical values must be plausible surface reflectance when the
+model reads reflectance (a model without normalisation, or whose optical
+min/max lie within reflectance): more than 1 % of the finite values outside
+[-0.05, 1.6] -- reflectance in percent, or digital numbers (integer or float)
+without the sensor's scale and offset -- is refused with an error naming the
+file and the fix (:func:`xfacies.validation.check_reflectance_values`).  A raster
+that cannot be read (truncated, not a raster) is refused with an error naming
+the file.  On the command line these errors exit with status 2.
 
 Outputs
 
@@ -177,10 +190,64 @@ def _same_grid(ref: Any, ref_path: str, other: Any, other_path: str, what: str) 
             "(e.g. gdalwarp -tr/-te, or rioxarray .rio.reproject_match)")
 
 
-def _read(src: Any, bands: list[int]) -> np.ndarray:
+def _open(path: PathLike, what: str) -> Any:
+    """``rasterio.open(path)`` with an error naming the input when it is not a readable raster."""
+    import rasterio
+
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioError as err:
+        raise ValueError(f"--{what} {path} cannot be opened as a raster ({_why(err)}); check that it is a "
+                         "complete GeoTIFF (a truncated download or copy cannot be read: fetch or "
+                         "export it again)") from None
+
+
+def _why(err: BaseException) -> str:
+    """GDAL's message, with the one it points to ("see previous exception")."""
+    cause = err.__cause__ or err.__context__
+    return f"{err}: {cause}" if cause is not None and str(cause) not in str(err) else str(err)
+
+
+def _read(src: Any, bands: list[int], what: str = "optical") -> np.ndarray:
     """Bands as float32 with every nodata (declared value, mask) as NaN."""
-    arr = src.read(bands, masked=True).astype(np.float32)
+    import rasterio
+
+    try:
+        arr = src.read(bands, masked=True).astype(np.float32)
+    except rasterio.errors.RasterioError as err:
+        raise ValueError(f"--{what} {src.name} cannot be read ({_why(err)}): the file is damaged or "
+                         "truncated; fetch or export it again") from None
     return np.ma.filled(arr, np.nan)
+
+
+def _expects_reflectance(model: Any) -> bool:
+    """Whether ``model`` reads optical bands as reflectance: no normalisation (inputs already
+    normalised, 0..1), or an optical min/max inside the plausible reflectance range."""
+    from xfacies.catalog import OPTICAL_FEATURES
+    from xfacies.validation import REFLECTANCE_RANGE
+
+    norm = getattr(model, "normalisation", None)
+    if not norm:
+        return True
+    hi = [float(v) for f, v in zip(model.features, norm["max"]) if f in OPTICAL_FEATURES]
+    return not hi or max(hi) <= 1.25 * REFLECTANCE_RANGE[1]
+
+
+def _normalise_dem(z: np.ndarray, glaciers: np.ndarray, ids: list[str]) -> np.ndarray:
+    """Elevation min-max scaled inside the outlines (all glaciers together), the rule of
+    :func:`xfacies.features.features` (0.5 and a warning when the range is below 1 m)."""
+    from xfacies.features.elevation import MIN_ELEVATION_RANGE, normalise_elevation, warn_elevation_range
+
+    zin = z[glaciers > 0]
+    zin = zin[np.isfinite(zin)]
+    lo, hi = (float(zin.min()), float(zin.max())) if zin.size else (np.nan, np.nan)
+    if not (np.isfinite(hi - lo) and hi - lo >= MIN_ELEVATION_RANGE):
+        ranges = []
+        for k in range(1, len(ids) + 1):
+            zk = z[(glaciers == k) & np.isfinite(z)]
+            ranges.append(float(zk.max() - zk.min()) if zk.size else float("nan"))
+        warn_elevation_range(ids, ranges, joint_range=hi - lo, stacklevel=4)
+    return normalise_elevation(z, lo, hi)
 
 
 def _check_paths(paths: dict[str, Any]) -> None:
@@ -218,6 +285,7 @@ def scene_features(
     shadow: PathLike | None = None,
     hillshade: PathLike | None = None,
     proximity: PathLike | None = None,
+    check_reflectance: bool = True,
 ) -> tuple[Any, Any]:
     """The feature cube and the glacier raster of a scene given as GeoTIFFs.
 
@@ -225,6 +293,10 @@ def scene_features(
     ----------
     optical, outlines, dem, slope, shadow, hillshade, proximity
         As in :func:`apply_scene`.
+    check_reflectance
+        Refuse optical values that are not plausible surface reflectance
+        (:func:`xfacies.validation.check_reflectance_values`); :func:`apply_scene`
+        decides from the model instead.
 
     Returns
     -------
@@ -237,7 +309,13 @@ def scene_features(
     ------
     FileNotFoundError, ValueError
         Missing files; incomplete input pairs; rasters not on one grid; a
-        rotated grid; outlines that miss the raster.
+        rotated grid; outlines that miss the raster; unreadable (truncated)
+        rasters; implausible reflectance (percent, digital numbers).
+
+    Warns
+    -----
+    ElevationRangeWarning
+        The DEM range inside the outlines is below 1 m: elevation 0.5.
 
     Examples
     --------
@@ -245,17 +323,17 @@ def scene_features(
     >>> list(feats.band.values)                                             # doctest: +SKIP
     ['blue', 'green', 'red', 'nir', 'swir1', 'swir2']
     """
-    import rasterio
     import xarray as xr
 
     from xfacies.catalog import FEATURE_SETS
     from xfacies.sources.outlines import rasterize, read_outlines
+    from xfacies.validation import check_reflectance_values
 
     aux = {"dem": dem, "slope": slope, "shadow": shadow, "hillshade": hillshade, "proximity": proximity}
     _check_paths({"optical": optical, "outlines": outlines if isinstance(outlines, (str, os.PathLike)) else None,
                   **aux})
     fs = _feature_set(aux)
-    with rasterio.open(optical) as src:
+    with _open(optical, "optical") as src:
         if src.count != 6:
             raise ValueError(f"the optical raster {optical} has {src.count} band(s); it must have 6 "
                              "(blue, green, red, nir, swir1, swir2, in this order)")
@@ -265,23 +343,20 @@ def scene_features(
                              "warp it to a north-up grid first")
         if src.crs is None:
             raise ValueError(f"the optical raster {optical} has no CRS")
-        if np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
-            import warnings
-
-            warnings.warn(f"{optical} holds integers ({src.dtypes[0]}): they are used as they are; "
-                          "the model's normalisation must match these units (reflectance 0..1 for the "
-                          "xfacies demo model)", UserWarning, stacklevel=3)
+        optical_dtype = str(src.dtypes[0])
         crs = src.crs
         h, w = src.height, src.width
         layers = list(_read(src, [1, 2, 3, 4, 5, 6]))
+        if check_reflectance:
+            check_reflectance_values(np.stack(layers), f"--optical {optical}")
         for name, p in aux.items():
             if p is None:
                 continue
-            with rasterio.open(p) as other:
+            with _open(p, name) as other:
                 _same_grid(src, str(optical), other, str(p), name)
                 if other.count != 1:
                     raise ValueError(f"--{name} {p} has {other.count} bands; it must have one")
-                aux[name] = _read(other, [1])[0]
+                aux[name] = _read(other, [1], name)[0]
     x = tr.c + tr.a * (np.arange(w) + 0.5)
     y = tr.f + tr.e * (np.arange(h) + 0.5)
     coords = {"y": y, "x": x}
@@ -294,10 +369,7 @@ def scene_features(
                          "check that they overlap the scene (they were reprojected to its CRS)")
     names = list(FEATURE_SETS[fs])
     if fs >= 2:
-        z = aux["dem"]
-        zin = z[inside]
-        lo, hi = float(np.nanmin(zin)), float(np.nanmax(zin))
-        aux["dem"] = ((z - lo) / (hi - lo) if hi > lo else np.zeros_like(z)).astype(np.float32)
+        aux["dem"] = _normalise_dem(aux["dem"], glaciers.values, [str(i) for i in gdf["glacier_id"]])
     if fs == 4:
         pmax = float(np.nanmax(aux["proximity"]))
         aux["proximity"] = (aux["proximity"] / pmax if pmax > 0 else aux["proximity"]).astype(np.float32)
@@ -305,7 +377,8 @@ def scene_features(
         if aux[name] is not None:
             layers.append(aux[name])
     feats = xr.DataArray(np.stack(layers).astype(np.float32), dims=("band", "y", "x"),
-                         coords={"band": names, **coords}, name="features").rio.write_crs(crs)
+                         coords={"band": names, **coords}, name="features",
+                         attrs={"optical_dtype": optical_dtype}).rio.write_crs(crs)
     assert [_AUX_FEATURE.get(k, k) for k in _AUX if aux[k] is not None] == names[6:]
     return feats, glaciers
 
@@ -380,7 +453,10 @@ def apply_scene(
         Incomplete input pairs (e.g. slope without DEM), rasters not on one
         grid (names the files and what differs), an optical raster without 6
         bands, a model that reads another feature set than the inputs make,
-        outlines that miss the raster, ``minmax`` with a bundle.
+        outlines that miss the raster, ``minmax`` with a bundle, a raster or
+        outline file that cannot be read (truncated, malformed), optical values
+        that are not plausible reflectance for a model that reads reflectance
+        (percent; digital numbers without scale/offset, integer or float).
 
     Examples
     --------
@@ -394,6 +470,7 @@ def apply_scene(
 
     from xfacies.catalog import FEATURE_SETS, class_names
     from xfacies.inference import classify
+    from xfacies.validation import check_reflectance_values
 
     t0 = time.perf_counter()
     if method not in ("exact", "dense"):
@@ -402,9 +479,17 @@ def apply_scene(
                   "minmax": minmax if isinstance(minmax, (str, os.PathLike)) else None,
                   "calibration": calibration})
     feats, glaciers = scene_features(optical, outlines, dem=dem, slope=slope, shadow=shadow,
-                                     hillshade=hillshade, proximity=proximity)
+                                     hillshade=hillshade, proximity=proximity, check_reflectance=False)
     fs = next(k for k, v in FEATURE_SETS.items() if v == tuple(feats.band.values))
     m = _load(model, minmax, calibration)
+    if _expects_reflectance(m):
+        check_reflectance_values(feats.isel(band=slice(0, 6)).values, f"--optical {optical}")
+    elif np.issubdtype(np.dtype(feats.attrs.get("optical_dtype", "float32")), np.integer):
+        import warnings
+
+        warnings.warn(f"{optical} holds integers ({feats.attrs['optical_dtype']}): they are used as they "
+                      "are, in the units of the model's normalisation (its optical min/max are not "
+                      "reflectance)", UserWarning, stacklevel=2)
     if tuple(m.features) != tuple(feats.band.values):
         given = next((k for k, v in FEATURE_SETS.items() if v == tuple(m.features)), None)
         raise ValueError(
@@ -430,7 +515,7 @@ def apply_scene(
     cls = np.asarray(cls)
     valid = cls >= 0
     classes16 = np.where(valid, cls.astype(np.int16), np.int16(NODATA_OUT))
-    with rasterio.open(optical) as src:
+    with _open(optical, "optical") as src:
         profile = {"driver": "GTiff", "height": src.height, "width": src.width, "count": 1,
                    "crs": src.crs, "transform": src.transform, "compress": "deflate",
                    "tiled": True, "blockxsize": 256, "blockysize": 256}

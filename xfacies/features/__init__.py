@@ -1,12 +1,22 @@
 """Features: the reference's glacier context features, computed blockwise.
 
-:func:`features` (in :mod:`xfacies.features.compute`) assembles reflectance,
-elevation, slope, hillshade, cast shadow and proximity; the terrain kernels
-live in :mod:`xfacies.features.terrain`, the exact edge distance in
-:mod:`xfacies.features.proximity`.
+=============  ==================================================================
+module         concern
+=============  ==================================================================
+``compute``    :func:`features` (a reflectance cube + DEM + outlines) and
+               :func:`terrain_features` (the terrain ones on a grid, no imagery)
+``terrain``    Horn slope, aspect, hillshade, line-of-sight cast shadow (NumPy kernels)
+``proximity``  the exact distance to the outline edges
+``elevation``  the DEM normalised inside the outlines
+``sun``        sun angles read and checked (degrees, above the horizon)
+``dem_input``  a DEM on the cube's grid (voids masked, reprojected with odc-geo)
+=============  ==================================================================
 """
 
-from xfacies.features.compute import DEFAULT_SHADOW_CAP, ShadowCapWarning, features
+from xfacies.features.compute import DEFAULT_SHADOW_CAP, ShadowCapWarning, features, terrain_features
+from xfacies.features.dem_input import DemVoidWarning
+from xfacies.features.elevation import ElevationRangeWarning
 from xfacies.features.proximity import edge_distance
 
-__all__ = ["features", "DEFAULT_SHADOW_CAP", "ShadowCapWarning", "edge_distance"]
+__all__ = ["features", "terrain_features", "DEFAULT_SHADOW_CAP", "ShadowCapWarning", "ElevationRangeWarning",
+           "DemVoidWarning", "edge_distance"]

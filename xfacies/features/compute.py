@@ -11,7 +11,10 @@ optical       the cube's own reflectance bands (float, 0..1)
 elevation     ``(dem - lo) / (hi - lo)`` with ``lo``/``hi`` the DEM minimum and
               maximum over the pixels inside the outlines, all glaciers of the
               scene together (``per_glacier_elevation=True``: each glacier's
-              own extremes; off-glacier pixels keep the joint ones)
+              own extremes; off-glacier pixels keep the joint ones).  Where
+              ``hi - lo`` is below :data:`MIN_ELEVATION_RANGE` (1 m: a glacier
+              of one pixel, a flat or void DEM) the elevation is **0.5**, with
+              an :class:`ElevationRangeWarning` naming the glaciers
 slope         degrees, Horn (1981) on the DEM (:func:`xfacies.features.terrain.slope_horn`)
 shadow_mask   cast shadow by line of sight over the DEM towards the sun:
               **1 = sunlit, 0 = cast shadow** (the reference's convention; its
@@ -42,7 +45,21 @@ the cube's own y/x chunks, and every value is independent of the chunking:
   distance from the outlines, never truncated.  The raster maximum is exact too
   (branch and bound over the pixel lattice: distance is 1-Lipschitz), one
   small task, so no block has to be kept in memory for a global reduction;
-* elevation: two lazy reductions (min/max of the DEM inside the outlines).
+* elevation: the min/max of the DEM inside the outlines (joint, and per glacier
+  with ``per_glacier_elevation``) are computed at graph-construction time, in
+  one pass over the DEM together with the relief that sizes the shadow halo
+  and the count of DEM voids, so that a degenerate range or voids are reported
+  (warnings naming the glaciers) when :func:`features` is called, not inside a
+  worker.  The numbers are in ``attrs["elevation_min_max"]`` (joint).
+
+Input checks (errors name the input and the fix): integer or implausible
+reflectance (percent, digital numbers: :func:`xfacies.validation.check_reflectance`,
+checked block by block for dask input, when computed), duplicated dates, sun
+angles in radians or a sun at or below the horizon, DEM voids (the DEM's nodata,
+or -32768 / -9999 when it declares none: masked to NaN, so terrain features are
+NaN there).  A DEM on another grid (a file, or a DataArray in another CRS or
+resolution) is reprojected with odc-geo's ``xr_reproject`` (bilinear), the call
+of :func:`xfacies.open_dem`, once, when :func:`features` is called.
 
 Terrain (elevation, slope, proximity) is built once per grid and shared by all
 acquisitions; hillshade and shadow once per acquisition.
@@ -78,9 +95,19 @@ from xfacies import catalog, spatial
 from xfacies.features import terrain
 from xfacies.features.proximity import _proximity, edge_distance
 from xfacies.halo import map_halo
-from xfacies.validation import require_float
+from xfacies.validation import check_reflectance, require_float, require_unique_times
 
-__all__ = ["features", "terrain_features", "DEFAULT_SHADOW_CAP", "ShadowCapWarning", "edge_distance"]
+__all__ = ["features", "terrain_features", "DEFAULT_SHADOW_CAP", "ShadowCapWarning", "edge_distance",
+           "MIN_ELEVATION_RANGE", "DEM_VOID_VALUES", "ElevationRangeWarning", "DemVoidWarning",
+           "normalise_elevation", "check_sun_angles"]
+
+# (re-exported: they were defined here; their homes are the modules named)
+from xfacies.features.dem_input import DEM_VOID_VALUES, DemVoidWarning, _dem_on_grid  # noqa: E402
+from xfacies.features.elevation import (  # noqa: E402
+    MIN_ELEVATION_RANGE, ElevationRangeWarning, _combine_minmax, _elevation, _glacier_minmax,
+    normalise_elevation,
+)
+from xfacies.features.sun import _sun_angles, check_sun_angles  # noqa: E402
 
 #: Default longest cast shadow searched for (metres): 5 km is the shadow of a
 #: 1000 m wall under a 11.3 degree sun, or of 2500 m of relief under 26.6
@@ -92,6 +119,7 @@ _TERRAIN_METRIC = ("slope", "shadow_mask", "hillshade", "proximity")
 _NEEDS_DEM = ("elevation", "slope", "shadow_mask", "hillshade")
 _NEEDS_SUN = ("shadow_mask", "hillshade")
 _NEEDS_OUTLINES = ("elevation", "proximity")
+
 
 
 class ShadowCapWarning(UserWarning):
@@ -126,7 +154,11 @@ def features(
     dem
         Elevation in metres: a ``(y, x)`` DataArray on the cube grid, or on any
         other grid/CRS (e.g. SRTM in EPSG:4326), which is then reprojected onto
-        the cube grid (bilinear, rioxarray; eager), or a path to a GeoTIFF.
+        the cube grid (bilinear, odc-geo ``xr_reproject`` as in
+        :func:`xfacies.open_dem`; the part of the DEM under the cube is read
+        and reprojected when :func:`features` is called), or a path to a GeoTIFF.  Its nodata value
+        (or, when it declares none, the void values :data:`DEM_VOID_VALUES`,
+        with a :class:`DemVoidWarning`) becomes NaN before resampling.
         Needed for ``elevation``, ``slope``, ``shadow_mask``, ``hillshade``.
     outlines
         Glacier outlines (GeoDataFrame or vector file: RGI 6, RGI 7, GLIMS; see
@@ -136,8 +168,11 @@ def features(
         1-4 (reference feature sets) or a list of feature names, in the order
         wanted (:func:`xfacies.catalog.feature_set`).
     sun_azimuth, sun_elevation
-        Degrees (azimuth clockwise from north); a number or one per time.
-        Override the cube's coordinates.
+        Degrees (azimuth clockwise from north, in [0, 360]; elevation above
+        the horizon, in (0, 90]); a number or one per time.  Override the
+        cube's coordinates.  Elevations that are all at most pi/2 are taken
+        for radians and refused; azimuths that are all at most 2 pi (not all
+        whole numbers) give a warning.
     per_glacier_elevation
         Normalise elevation by each glacier's own DEM min/max instead of the
         joint min/max of all glaciers of the scene (the reference's choice).
@@ -166,7 +201,21 @@ def features(
         Unknown feature names; missing optical bands, DEM, outlines or sun
         angles that the requested features need; a geographic (degrees) cube
         with metric terrain features; non-square pixels; a DEM that does not
-        cover the cube; outlines that miss the cube.
+        cover the cube; outlines that miss the cube; duplicated dates; sun
+        angles out of range or in radians; reflectance that is not plausible
+        (more than 1 % of the finite optical values outside [-0.05, 1.6]:
+        percent, or digital numbers without scale/offset) -- for a NumPy cube
+        at once, for a dask cube when the offending block is computed.
+
+    Warns
+    -----
+    ElevationRangeWarning
+        The DEM range inside the outlines (joint, or of some glaciers with
+        ``per_glacier_elevation``) is below :data:`MIN_ELEVATION_RANGE`.
+    DemVoidWarning
+        The DEM declares no nodata value but holds -32768 or -9999.
+    ShadowCapWarning
+        Shadows longer than ``shadow_cap`` are possible.
 
     Examples
     --------
@@ -196,6 +245,8 @@ def features(
         raise ValueError(f"cube may have at most one dim besides band/y/x (e.g. time), got {extra}")
     tdim = extra[0] if extra else None
     require_float(cube, "cube")
+    if tdim:
+        require_unique_times(cube, "the cube", tdim)
     labels = [str(b) for b in cube["band"].values] if "band" in cube.coords else []
     wanted_optical = [n for n in names if n in catalog.OPTICAL_FEATURES]
     missing = [n for n in wanted_optical if n not in labels]
@@ -213,6 +264,8 @@ def features(
         raise ValueError(f"features {need_outl} need glacier outlines: pass outlines=<GeoDataFrame or file>")
 
     cube = cube.transpose(*(([tdim] if tdim else []) + ["band", "y", "x"]))
+    # reflectance units: NumPy now, dask block by block when computed
+    cube = check_reflectance(cube, "the cube", bands=[b for b in catalog.OPTICAL_FEATURES if b in labels])
     ny, nx = cube.sizes["y"], cube.sizes["x"]
     crs = cube.rio.crs
     metric = [n for n in names if n in _TERRAIN_METRIC]
@@ -235,8 +288,9 @@ def features(
     # ---- time-invariant layers
     static: dict[str, Any] = {}
     dem_arr = None
+    voids: list[tuple[Any, str]] = []
     if need_dem:
-        dem_arr = _dem_on_grid(dem, cube, crs, res, ych, xch)  # dask float32 (y, x)
+        dem_arr = _dem_on_grid(dem, cube, crs, res, ych, xch, voids=voids)  # dask float32 (y, x)
     gid = None
     outl = None
     if need_outl:
@@ -256,17 +310,20 @@ def features(
         ).rio.write_crs(crs)
         gidx = rasterize(outl, template, all_touched=all_touched)  # raises if they miss the cube
         gid = gidx.data
+    # ---- one pass over the DEM now: voids, relief (shadow halo), elevation min/max
+    relief, table = _dem_statistics(
+        dem_arr, gid, len(outl) if outl is not None else 0, voids,
+        relief="shadow_mask" in names, elevation="elevation" in names)
+    elevation_minmax = None
     if "elevation" in names:
-        static["elevation"] = _elevation(dem_arr, gid, len(outl), per_glacier_elevation)
+        ids = [str(i) for i in outl["glacier_id"]]
+        static["elevation"], elevation_minmax = _elevation(dem_arr, gid, ids, table, per_glacier_elevation)
     if "slope" in names:
         static["slope"] = _overlap1(terrain.slope_horn, dem_arr, res)
     if "proximity" in names:
         static["proximity"] = _proximity(outl, cube, ych, xch)
 
     # ---- per acquisition
-    relief = None
-    if "shadow_mask" in names:
-        relief = _relief(dem_arr)
     ntime = cube.sizes[tdim] if tdim else 1
     optical_present = [b for b in catalog.OPTICAL_FEATURES if b in labels]
     stacks = []
@@ -303,7 +360,7 @@ def features(
         dims=cube.dims,
         coords=coords,
         name="features",
-        attrs=_attrs(names, per_glacier_elevation, shadow_cap, shadow_info, all_touched),
+        attrs=_attrs(names, per_glacier_elevation, shadow_cap, shadow_info, all_touched, elevation_minmax),
     )
     if need_sun:
         if tdim:
@@ -437,92 +494,6 @@ def _square_res(cube: xr.DataArray) -> float:
     return rx
 
 
-def _sun_angles(cube: xr.DataArray, tdim: str | None, az: Any, el: Any) -> tuple[NDArray, NDArray]:
-    n = cube.sizes[tdim] if tdim else 1
-    out = []
-    for name, val in (("sun_azimuth", az), ("sun_elevation", el)):
-        if val is None:
-            if name not in cube.coords:
-                raise ValueError(
-                    f"hillshade and shadow_mask need the sun position: the cube has no {name!r} "
-                    f"coordinate; pass {name}=<degrees> (a number or one per time)"
-                )
-            val = cube.coords[name].values
-        arr = np.atleast_1d(np.asarray(val, dtype=float))
-        if arr.size == 1:
-            arr = np.repeat(arr, n)
-        if arr.size != n:
-            raise ValueError(f"{name} has {arr.size} values but the cube has {n} time step(s)")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} has non-finite values {arr.tolist()}")
-        out.append(arr)
-    return out[0], out[1]
-
-
-def _bounds_str(b: Sequence[float]) -> str:
-    return "(" + ", ".join(f"{v:.1f}" for v in b) + ")"
-
-
-def _dem_on_grid(dem: Any, cube: xr.DataArray, crs: Any, res: float, ych: tuple, xch: tuple) -> Any:
-    """The DEM as a float32 dask array on the cube grid with the cube's y/x chunks."""
-    import dask.array as da
-
-    if isinstance(dem, (str, os.PathLike)):
-        import rioxarray
-
-        if not os.path.exists(dem):
-            raise FileNotFoundError(f"DEM file {str(dem)!r} does not exist")
-        dem = rioxarray.open_rasterio(dem, masked=True)
-        if "band" in dem.dims:
-            dem = dem.isel(band=0, drop=True)
-    if not isinstance(dem, xr.DataArray):
-        raise TypeError(f"dem must be a DataArray or a GeoTIFF path, got {type(dem).__name__}")
-    dem = dem.squeeze(drop=True) if dem.ndim > 2 else dem
-    if set(dem.dims) != {"y", "x"}:
-        raise ValueError(f"dem must have dims (y, x), got {dem.dims}")
-    dem = dem.transpose("y", "x")
-    dcrs = dem.rio.crs
-    same_grid = (
-        dem.sizes["y"] == cube.sizes["y"] and dem.sizes["x"] == cube.sizes["x"]
-        and np.allclose(dem["y"].values, cube["y"].values, rtol=0, atol=1e-6 * res)
-        and np.allclose(dem["x"].values, cube["x"].values, rtol=0, atol=1e-6 * res)
-        and (dcrs is None or crs is None or dcrs == crs)
-    )
-    if not same_grid:
-        if dcrs is None or crs is None:
-            raise ValueError(
-                "the DEM is on another grid than the cube and "
-                + ("the DEM" if dcrs is None else "the cube")
-                + " has no CRS, so it cannot be reprojected; attach one with .rio.write_crs('EPSG:....')"
-            )
-        cb = spatial.bounds(cube)
-        db = dem.rio.transform_bounds(crs) if dcrs != crs else spatial.bounds(dem)
-        tol = 1e-6 * res
-        if db[0] > cb[0] + tol or db[1] > cb[1] + tol or db[2] < cb[2] - tol or db[3] < cb[3] - tol:
-            raise ValueError(
-                f"the DEM does not cover the cube: DEM bounds {_bounds_str(db)} vs cube bounds "
-                f"{_bounds_str(cb)} (minx, miny, maxx, maxy in {crs.to_string()}); use a DEM that "
-                "extends over the whole scene (or crop the cube to the DEM)"
-            )
-        from rasterio.enums import Resampling
-
-        src = dem.astype(np.float32)
-        nod = dem.rio.nodata
-        if nod is not None and not (isinstance(nod, float) and np.isnan(nod)):
-            src = src.where(dem != nod)
-        src = src.rio.write_nodata(np.nan, encoded=False).rio.write_crs(dcrs)
-        like = xr.DataArray(
-            np.empty((cube.sizes["y"], cube.sizes["x"]), np.float32), dims=("y", "x"),
-            coords={"y": cube["y"].values, "x": cube["x"].values},
-        ).rio.write_crs(crs)
-        dem = src.rio.reproject_match(like, resampling=Resampling.bilinear)
-        dem = dem.assign_coords(y=cube["y"].values, x=cube["x"].values)
-    data = dem.data
-    if not isinstance(data, da.Array):
-        data = da.from_array(np.asarray(data), chunks=(ych, xch))
-    return data.astype(np.float32).rechunk((ych, xch))
-
-
 # --------------------------------------------------------------------------- terrain layers
 def _overlap1(kernel: Any, dem: Any, res: float, *args: float) -> Any:
     """A 3x3 Horn kernel blockwise: halo 1 with nearest-value padding at the scene edge."""
@@ -536,14 +507,42 @@ def _kernel_block(block: NDArray, *, kernel: Any, res: float, args: tuple) -> ND
 
 def _relief(dem: Any) -> float:
     """DEM maximum minus minimum over the grid (computed now: it sizes the shadow halo)."""
+    return _dem_statistics(dem, None, 0, [], relief=True, elevation=False)[0]
+
+
+def _dem_statistics(dem: Any, gid: Any, n_glaciers: int, voids: list[tuple[Any, str]], *,
+                    relief: bool, elevation: bool
+                    ) -> tuple[float | None, NDArray | None]:
+    """One pass over the DEM, now: void counts (warned about), the relief (shadow halo) and the
+    elevation min/max inside the outlines, ``(2, n + 1)``: column 0 all glaciers together,
+    column ``k`` glacier ``k`` (NaN without a finite DEM value)."""
     import dask
     import dask.array as da
 
-    hi, lo = dask.compute(da.nanmax(dem), da.nanmin(dem))
-    hi, lo = float(hi), float(lo)
-    if not (math.isfinite(hi) and math.isfinite(lo)):
-        return 0.0
-    return hi - lo
+    todo: dict[str, Any] = {"voids": [v for v, _ in voids]}
+    if dem is not None and relief:
+        todo["relief"] = (da.nanmax(dem), da.nanmin(dem))
+    if dem is not None and elevation:
+        parts = [dask.delayed(_glacier_minmax)(d, g, n_glaciers)
+                 for d, g in zip(dem.to_delayed().ravel(), gid.to_delayed().ravel())]
+        todo["table"] = dask.delayed(_combine_minmax)(parts)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="All-NaN (slice|axis) encountered")
+        (got,) = dask.compute(todo)
+    for n, (_, what) in zip(got["voids"], voids):
+        if int(n):
+            warnings.warn(
+                f"{what} declares no nodata value but holds {int(n)} pixel(s) of the common void values "
+                f"{' / '.join(f'{v:g}' for v in DEM_VOID_VALUES)}: they are masked as nodata, so the "
+                "terrain features are NaN there (and around them for slope and hillshade). Declare its "
+                "nodata (dem.rio.write_nodata(-32768), or gdal_edit.py -a_nodata) or fill the voids "
+                "(e.g. with another DEM) to silence this.", DemVoidWarning, stacklevel=4)
+    rel = None
+    if "relief" in got:
+        hi, lo = (float(v) for v in got["relief"])
+        rel = hi - lo if (math.isfinite(hi) and math.isfinite(lo)) else 0.0
+    table = np.asarray(got["table"], dtype=np.float64) if "table" in got else None
+    return rel, table
 
 
 def _shadow(dem: Any, res: float, az: float, el: float, relief: float, cap: float) -> tuple[Any, dict]:
@@ -584,53 +583,9 @@ def _shadow_block(block: NDArray, *, res: float, az: float, el: float, maxd: flo
     return lit
 
 
-def _elevation(dem: Any, gid: Any, n_glaciers: int, per_glacier: bool) -> Any:
-    """Elevation min-max normalised by the DEM extremes inside the outlines (lazy)."""
-    import dask
-    import dask.array as da
-
-    inside = da.where(gid > 0, dem, np.float32(np.nan))
-    lo, hi = da.nanmin(inside), da.nanmax(inside)
-    table = da.stack([lo, hi])  # (2,) joint
-    if not per_glacier:
-        def joint(z: NDArray, t: NDArray) -> NDArray:
-            lo_, hi_ = float(t[0]), float(t[1])
-            return ((z.astype(np.float64) - lo_) / max(hi_ - lo_, 1e-6)).astype(np.float32)
-
-        return da.blockwise(joint, "ij", dem, "ij", table, "k", dtype=np.float32,
-                            concatenate=True, meta=np.empty((0, 0), np.float32))
-
-    parts = [dask.delayed(_glacier_minmax)(d, g, n_glaciers)
-             for d, g in zip(dem.to_delayed().ravel(), gid.to_delayed().ravel())]
-    per = da.from_delayed(dask.delayed(_combine_minmax)(parts), (2, n_glaciers + 1), np.float64)
-
-    def each(z: NDArray, g: NDArray, t: NDArray, pg: NDArray) -> NDArray:
-        lo_ = np.where(g > 0, pg[0][g], float(t[0]))
-        hi_ = np.where(g > 0, pg[1][g], float(t[1]))
-        return ((z.astype(np.float64) - lo_) / np.maximum(hi_ - lo_, 1e-6)).astype(np.float32)
-
-    return da.blockwise(each, "ij", dem, "ij", gid, "ij", table, "k", per, "lm", dtype=np.float32,
-                        concatenate=True, meta=np.empty((0, 0), np.float32))
-
-
-def _glacier_minmax(z: NDArray, g: NDArray, n: int) -> NDArray:
-    out = np.empty((2, n + 1))
-    out[0], out[1] = np.inf, -np.inf
-    ok = (g > 0) & np.isfinite(z)
-    np.minimum.at(out[0], g[ok], z[ok].astype(np.float64))
-    np.maximum.at(out[1], g[ok], z[ok].astype(np.float64))
-    return out
-
-
-def _combine_minmax(parts: list[NDArray]) -> NDArray:
-    a = np.stack(parts)
-    out = np.stack([a[:, 0].min(axis=0), a[:, 1].max(axis=0)])
-    out[:, ~np.isfinite(out[0])] = np.nan  # glaciers without a pixel
-    return out
-
-
 # --------------------------------------------------------------------------- attrs
-def _attrs(names: Sequence[str], per_glacier: bool, cap: float, shadow_info: list[dict], all_touched: bool) -> dict:
+def _attrs(names: Sequence[str], per_glacier: bool, cap: float, shadow_info: list[dict], all_touched: bool,
+           elevation_minmax: tuple[float, float] | None = None) -> dict:
     attrs: dict[str, Any] = {
         "long_name": "facies model features",
         "feature_names": " ".join(names),
@@ -642,7 +597,10 @@ def _attrs(names: Sequence[str], per_glacier: bool, cap: float, shadow_info: lis
             "(dem - min) / (max - min), min/max of the DEM inside the outlines, "
             + ("per glacier (off-glacier pixels: all glaciers jointly)" if per_glacier else "all glaciers jointly")
             + (" (all-touched rasterisation)" if all_touched else "")
+            + f"; 0.5 where max - min < {MIN_ELEVATION_RANGE:g} m"
         )
+        if elevation_minmax is not None:
+            attrs["elevation_min_max"] = [float(v) for v in elevation_minmax]
     if "slope" in names or "hillshade" in names:
         attrs["terrain_method"] = "Horn (1981) 3x3 gradient; scene border: nearest-value padding"
     if "hillshade" in names:

@@ -30,6 +30,7 @@ import xarray as xr
 
 from xfacies import spatial
 from xfacies.catalog import CLASSES, NODATA
+from xfacies.validation import require_unique_times
 
 __all__ = ["fractions", "aar_proxy", "CLOUD", "REFROZEN"]
 
@@ -141,7 +142,8 @@ def fractions(
     ------
     ValueError
         Map and index on different grids, outlines missing the grid (see
-        :func:`~xfacies.sources.outlines.rasterize`), or class values outside the
+        :func:`~xfacies.sources.outlines.rasterize`), duplicated dates (two maps of
+        one day would be counted as two observations), or class values outside the
         catalogue (raised when the counts are computed).
 
     Examples
@@ -170,6 +172,7 @@ def fractions(
         )
     classes, squeeze_time = _with_time(classes)
     tdim = classes.dims[0]
+    require_unique_times(classes, "the class map", tdim)
     ydim, xdim = classes.dims[1], classes.dims[2]
 
     index = _glacier_index(classes, outlines, all_touched)

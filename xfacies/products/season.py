@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xfacies.validation import require_unique_times
+
 __all__ = ["end_of_season"]
 
 
@@ -84,6 +86,12 @@ def end_of_season(
         coordinates ``time(year, glacier)`` (the date picked, NaT if none) and
         ``n_dates(year, glacier)`` (eligible dates).
 
+    Raises
+    ------
+    ValueError
+        Wrong dims, bad ``window`` or ``periods``, or duplicated dates in ``values``
+        or ``coverage`` (listed, with the fix).
+
     Examples
     --------
     >>> import numpy as np, pandas as pd, xarray as xr
@@ -105,6 +113,7 @@ def end_of_season(
             "values must be a (time, glacier) DataArray, e.g. aar_proxy(fractions(...)); got "
             f"{getattr(values, 'dims', type(values).__name__)}"
         )
+    require_unique_times(values, "values")
     values = values.transpose("time", "glacier")
     df = values.drop_vars([c for c in values.coords if c not in ("time", "glacier")]).to_series()
     df = df.rename("value").reset_index()
@@ -112,6 +121,7 @@ def end_of_season(
     if coverage is not None:
         if not isinstance(coverage, xr.DataArray) or set(coverage.dims) != {"time", "glacier"}:
             raise ValueError("coverage must be a (time, glacier) DataArray like fractions(...)['coverage']")
+        require_unique_times(coverage, "coverage")
         cov = coverage.transpose("time", "glacier")
         cov = cov.drop_vars([c for c in cov.coords if c not in ("time", "glacier")])
         cov = cov.reindex_like(values)

@@ -44,7 +44,8 @@ import rioxarray  # noqa: F401  (registers .rio)
 
 from xfacies import spatial
 
-__all__ = ["ID_COLUMNS", "read_outlines", "rasterize", "glacier_bboxes", "crop"]
+__all__ = ["ID_COLUMNS", "read_outlines", "rasterize", "glacier_bboxes", "crop", "OverlapWarning",
+           "overlaps"]
 
 #: Columns tried, in order, as the glacier id when ``id_column`` is not given
 #: (``glacier_id`` first so that normalised outlines stay as they are).
@@ -52,6 +53,10 @@ ID_COLUMNS: tuple[str, ...] = ("glacier_id", "RGIId", "rgi_id", "RGIID", "glac_i
 
 _POLYGONAL = ("Polygon", "MultiPolygon")
 _BURN_LOCK = threading.Lock()
+
+
+class OverlapWarning(UserWarning):
+    """Outlines overlap: where they do, :func:`rasterize` gives the pixels to the later row."""
 
 
 # --------------------------------------------------------------------------- reading
@@ -90,8 +95,9 @@ def read_outlines(
     FileNotFoundError
         ``src`` is a path that does not exist.
     ValueError
-        The outlines are empty, hold no polygons, have no CRS, or the id column
-        has duplicates.
+        The file cannot be read (malformed, truncated, not a vector format), the
+        outlines are empty, hold no polygons, have no CRS, or the id column has
+        duplicates.
     KeyError
         ``id_column`` is not a column.
 
@@ -117,8 +123,15 @@ def read_outlines(
                 f"outline file {str(path)!r} does not exist; pass the path of a shapefile, "
                 "GeoPackage or GeoJSON, or a GeoDataFrame"
             )
-        gdf = gpd.read_file(path)
         where = f"outline file {str(path)!r}"
+        try:
+            gdf = gpd.read_file(path)
+        except Exception as err:  # pyogrio or fiona errors: malformed, truncated, unsupported
+            raise ValueError(
+                f"{where} cannot be read as vector outlines ({type(err).__name__}: {err}); check that "
+                "it is a complete, valid shapefile (with its .shx/.dbf/.prj), GeoPackage or GeoJSON, "
+                "e.g. by opening it in QGIS or with ogrinfo"
+            ) from None
     else:
         raise TypeError(
             f"read_outlines expects a GeoDataFrame or a path, got {type(src).__name__}"
@@ -236,6 +249,80 @@ def _spatial_chunks(like: xr.DataArray | xr.Dataset, ydim: str, xdim: str) -> tu
     return None
 
 
+# --------------------------------------------------------------------------- overlaps
+def overlaps(outlines: Any, *, min_area: float = 0.0) -> pd.DataFrame:
+    """Pairs of outlines whose interiors overlap, with the shared area.
+
+    Parameters
+    ----------
+    outlines
+        Glacier outlines (normalised with :func:`read_outlines` if needed), in a projected CRS
+        for areas in m² (areas are in the units of the outlines' CRS).
+    min_area
+        Leave out pairs sharing at most this area (numerical slivers).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per overlapping pair: ``first``, ``second`` (glacier ids, ``first`` is the
+        earlier row), ``area`` (shared area), ``second_inside_first`` / ``first_inside_second``
+        (one lies wholly inside the other).  Touching outlines (shared edges) do not overlap.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import box
+    >>> gdf = gpd.GeoDataFrame({"rgi_id": ["A", "B", "C"]}, crs="EPSG:32632",
+    ...                        geometry=[box(0, 0, 100, 100), box(20, 20, 40, 40), box(100, 0, 150, 50)])
+    >>> overlaps(gdf).to_dict("records")  # C only touches A
+    [{'first': 'A', 'second': 'B', 'area': 400.0, 'second_inside_first': True, 'first_inside_second': False}]
+    """
+    import shapely
+
+    outlines = spatial.as_outlines(outlines)
+    geoms = outlines.geometry.to_numpy()
+    ids = [str(i) for i in outlines["glacier_id"]]
+    cols = ["first", "second", "area", "second_inside_first", "first_inside_second"]
+    if len(geoms) < 2:
+        return pd.DataFrame(columns=cols)
+    tree = shapely.STRtree(geoms)
+    a, b = tree.query(geoms, predicate="intersects")
+    keep = a < b
+    a, b = a[keep], b[keep]
+    if a.size:
+        inner = shapely.relate_pattern(geoms[a], geoms[b], "T********")  # interiors meet
+        a, b = a[inner], b[inner]
+    area = shapely.area(shapely.intersection(geoms[a], geoms[b])) if a.size else np.zeros(0)
+    big = area > min_area
+    a, b, area = a[big], b[big], area[big]
+    return pd.DataFrame({
+        "first": [ids[i] for i in a], "second": [ids[j] for j in b], "area": area.astype(float),
+        "second_inside_first": shapely.contains(geoms[a], geoms[b]).astype(bool) if a.size else np.zeros(0, bool),
+        "first_inside_second": shapely.contains(geoms[b], geoms[a]).astype(bool) if a.size else np.zeros(0, bool),
+    }, columns=cols)
+
+
+def _warn_overlaps(outlines: Any, pixel_area: float, units: str) -> None:
+    """Warn (:class:`OverlapWarning`) about overlapping outlines: the later row wins the pixels."""
+    pairs = overlaps(outlines, min_area=0.01 * pixel_area)  # below 1 % of a pixel: slivers
+    if pairs.empty:
+        return
+    shown = []
+    for r in pairs.head(10).itertuples():
+        how = (f" ({r.second!r} lies inside {r.first!r})" if r.second_inside_first
+               else f" ({r.first!r} lies inside {r.second!r})" if r.first_inside_second else "")
+        shown.append(f"{r.first!r} and {r.second!r} share {r.area:,.0f} {units}{how}")
+    more = f"; and {len(pairs) - 10} more pair(s)" if len(pairs) > 10 else ""
+    warnings.warn(
+        f"glacier outlines overlap: {'; '.join(shown)}{more}. Where outlines overlap, the later row "
+        "wins: those pixels count only for the glacier of the later row, so the earlier glacier's "
+        "rasterised area, fractions and elevation range leave them out (a glacier nested in another "
+        "is cut out of it). If that is not what you want, make the outlines disjoint first, e.g. "
+        "outer.difference(inner) or gdf.overlay(...), or order the rows so that the glacier that "
+        "should keep the shared pixels comes last (xfacies.sources.outlines.overlaps(gdf) lists "
+        "the pairs).", OverlapWarning, stacklevel=3)
+
+
 # --------------------------------------------------------------------------- rasterising
 def _burn(
     shapes: Sequence[tuple[bytes, int]],
@@ -297,9 +384,16 @@ def rasterize(
     xarray.DataArray
         int32 ``(y, x)``: 0 outside every glacier, ``k`` inside the ``k``-th
         glacier (1-based, in row order of the normalised outlines).  Where
-        polygons overlap, **later rows win**.  ``attrs["glacier_ids"]`` lists the
-        ids in index order (``glacier_ids[k - 1]`` is glacier ``k``); the CRS is
-        written with rioxarray.
+        polygons overlap, **later rows win** (an :class:`OverlapWarning` names
+        the pairs and the shared area; :func:`overlaps` lists them).
+        ``attrs["glacier_ids"]`` lists the ids in index order
+        (``glacier_ids[k - 1]`` is glacier ``k``); the CRS is written with rioxarray.
+
+    Warns
+    -----
+    OverlapWarning
+        Outlines whose interiors overlap by more than 1 % of a pixel (touching
+        outlines are fine).
 
     Raises
     ------
@@ -316,7 +410,12 @@ def rasterize(
     >>> grid = xr.DataArray(np.zeros((2, 4), "int8"), dims=("y", "x"),
     ...                     coords={"y": [15.0, 5.0], "x": [5.0, 15.0, 25.0, 35.0]}
     ...                     ).rio.write_crs("EPSG:32632").chunk({"x": 3})
-    >>> idx = rasterize(gdf, grid)   # lazy: dask-backed like
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     idx = rasterize(gdf, grid)   # lazy: dask-backed like
+    >>> str(w[0].message)[:58]
+    "glacier outlines overlap: 'A' and 'B' share 200 m2. Where "
     >>> idx.values                   # the overlap (x = 25) goes to the later row
     array([[1, 1, 2, 2],
            [1, 1, 2, 2]], dtype=int32)
@@ -347,6 +446,8 @@ def rasterize(
             "the outlines and the imagery cover the same region and that both CRSs are right"
         )
 
+    _warn_overlaps(outlines, abs(transform.a * transform.e - transform.b * transform.d),
+                   "m2" if crs.is_projected else "square units of the CRS")
     geoms = outlines.geometry.to_numpy()
     values = np.arange(1, len(outlines) + 1)
     wkb = shapely.to_wkb(geoms)
