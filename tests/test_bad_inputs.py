@@ -430,3 +430,22 @@ def test_truncated_geotiff_and_malformed_geojson_name_the_file(scene, tmp_path, 
     rc = main(["apply", "--optical", files["reflectance"], "--outlines", str(broken), "--output",
                str(tmp_path / "x.tif"), "--model", str(model.path), "--no-progress"])
     assert rc == 2 and "outlines.geojson' cannot be read" in capsys.readouterr().err
+
+
+def test_regression_leaves_out_infinite_values_with_a_warning():
+    """+inf in the predictor made r, slope and RMSE NaN; only finite pairs are used (as documented)."""
+    from scipy.stats import linregress
+
+    rng = np.random.default_rng(0)
+    years, ids = np.arange(2000, 2020), ["A", "B", "C"]
+    aar = xr.DataArray(rng.uniform(0.1, 0.8, (20, 3)), dims=("year", "glacier"),
+                       coords={"year": years, "glacier": ids}, name="aar")
+    balance = (2.3 * aar - 1.5 + 0.2 * rng.standard_normal(aar.shape)).rename("balance")
+    bad = aar.copy()
+    bad[3, 1] = np.inf
+    with pytest.warns(UserWarning, match=r"predictor holds 1 infinite value\(s\) \(B 2003\)"):
+        fit = xfacies.regress(bad, balance)
+    keep = np.isfinite(bad.values.ravel())
+    ref = linregress(bad.values.ravel()[keep], balance.values.ravel()[keep])
+    assert fit.n == 59
+    np.testing.assert_allclose([fit.slope, fit.r], [ref.slope, ref.rvalue], rtol=1e-10)

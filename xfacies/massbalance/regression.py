@@ -502,8 +502,18 @@ def _as_series(obj: Any, what: str) -> pd.Series:
 
 
 def _pairs(x: pd.Series, y: pd.Series) -> pd.DataFrame:
-    d = pd.concat([x.rename("predictor"), y.rename("balance")], axis=1, join="inner").dropna().reset_index()
-    return d.sort_values(["glacier", "year"], ignore_index=True)
+    d = pd.concat([x.rename("predictor"), y.rename("balance")], axis=1, join="inner").dropna()
+    for col in ("predictor", "balance"):  # only finite pairs enter a fit; say so when some are not
+        v = d[col].to_numpy(dtype=float)
+        bad = ~np.isfinite(v)
+        if bad.any():
+            where = ", ".join(f"{g} {y}" for y, g in list(d.index[bad])[:5])
+            warnings.warn(
+                f"the {col} holds {int(bad.sum())} infinite value(s) ({where}{' ...' if bad.sum() > 5 else ''}); "
+                "those pairs are left out of the fit. Check how the values were computed (e.g. a "
+                "division by a zero area) and set them to NaN.", UserWarning, stacklevel=4)
+            d = d[np.isfinite(d[col].to_numpy(dtype=float))]
+    return d.reset_index().sort_values(["glacier", "year"], ignore_index=True)
 
 
 def tidy_pairs(predictor: Any, balance: Any) -> pd.DataFrame:
