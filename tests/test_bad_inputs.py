@@ -449,3 +449,17 @@ def test_regression_leaves_out_infinite_values_with_a_warning():
     ref = linregress(bad.values.ravel()[keep], balance.values.ravel()[keep])
     assert fit.n == 59
     np.testing.assert_allclose([fit.slope, fit.r], [ref.slope, ref.rvalue], rtol=1e-10)
+
+
+def test_classify_refuses_south_up_or_mirrored_features_and_duplicated_dates(tiny_model):
+    from conftest import random_features
+
+    feats = random_features((30, 28), time=2)
+    for flipped, dim in ((feats.isel(y=slice(None, None, -1)), "y"), (feats.isel(x=slice(None, None, -1)), "x")):
+        for method in ("dense", "exact"):
+            with pytest.raises(ValueError, match=rf"features' {dim} coordinate must .* Flip the features first"):
+                xfacies.classify(flipped, tiny_model, method=method)
+    twice = xr.concat([feats.isel(time=[0]), feats.isel(time=[0])], dim="time")
+    with pytest.raises(ValueError, match="duplicated time values"):
+        xfacies.classify(twice, tiny_model)
+    xfacies.classify(feats, tiny_model)  # north-up, distinct dates: fine

@@ -3,7 +3,11 @@
 - :func:`_proba_block`: features + mask band (with halo) -> class probabilities, dense
   (cropped to the glacier pixels' box, bucketed) or exact (patches gathered in the backend);
 - :func:`_labels_block`, :func:`smooth_mode`, :func:`_confidence_block`: labels, the 3 x 3
-  mode filter, calibrated confidence.
+  mode filter, calibrated confidence;
+- :func:`_classify_block`: the device-resident dense path (``classify(..., device_blocks=True)``):
+  features + mask band -> labels (+ confidence) in one compiled call per block, the 3 x 3 mode
+  filter included (the block then carries one more pixel of halo), so that only int8 labels
+  and one float32 plane cross back from the device.
 
 The model is named by its bundle path and loaded once per process
 (:func:`xfacies.inference.distribute.worker_model`).
@@ -15,14 +19,16 @@ import numpy as np
 
 from xfacies import catalog
 from xfacies.inference.distribute import worker_model
-from xfacies.model.runtime import bucket
+from xfacies.model.runtime import DEFAULT_PRECISION, bucket
 
 __all__ = ["smooth_mode"]
 
 
 def _proba_block(block: np.ndarray, *, model_path: str, method: str, halo: int,
-                 n_classes: int, batch_size: int | None) -> np.ndarray:
+                 n_classes: int, batch_size: int | None, precision: str = DEFAULT_PRECISION) -> np.ndarray:
     """(…, F+1, H+2h, W+2h) features + mask band -> (…, C, H, W) probabilities (NaN = nodata)."""
+    # the default precision is not passed on, so wrappers of predict_dense_normalised(self, x) still fit
+    dense_kw = {} if precision == DEFAULT_PRECISION else {"precision": precision}
     h = halo
     lead = block.shape[:-3]
     F = block.shape[-3] - 1
@@ -46,7 +52,7 @@ def _proba_block(block: np.ndarray, *, model_path: str, method: str, halo: int,
             c0, c1 = _crop(cols[0], cols[-1] + 1, W, h)
             x = model.normalise(np.moveaxis(feats[:, r0:r1 + 2 * h, c0:c1 + 2 * h], 0, -1))
             np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-            p = model.predict_dense_normalised(x)[h:h + r1 - r0, h:h + c1 - c0]  # (h', w', C)
+            p = model.predict_dense_normalised(x, **dense_kw)[h:h + r1 - r0, h:h + c1 - c0]  # (h', w', C)
             v = valid[r0:r1, c0:c1]
             out[idx][:, r0:r1, c0:c1] = np.where(v[None], np.moveaxis(p, -1, 0), np.nan)
         else:
@@ -133,3 +139,43 @@ def _confidence_block(p: np.ndarray, *, model_path: str, calibrate: bool) -> np.
     conf = worker_model(model_path).confidence(np.nan_to_num(p, nan=0.0), axis=-3, calibrate=calibrate)
     conf[nodata] = np.nan
     return conf
+
+
+def _classify_block(block: np.ndarray, *, model_path: str, halo: int, smooth: bool, confidence: bool,
+                    calibrate: bool, precision: str = DEFAULT_PRECISION) -> np.ndarray:
+    """(…, F+1, H+2g, W+2g) features + mask band -> (…, 1, H, W) int8 labels, or with
+    ``confidence`` float32 (…, 2, H, W) (labels, confidence); ``g = halo + smooth``.
+
+    The dense path of :func:`_proba_block` followed by :func:`_labels_block`, :func:`smooth_mode`
+    and :func:`_confidence_block`, with the network, labels, nodata and the mode filter in one
+    compiled call (:meth:`xfacies.Model.predict_dense_block`).  The block is cropped to the box
+    of its valid pixels (bucketed, as :func:`_proba_block` does); with ``smooth`` the labels are
+    computed on the box plus one pixel, which the extra pixel of halo makes exact, so that the
+    filter sees the labels its neighbours have.  The calibrator (:meth:`xfacies.Model.confidence`,
+    a float64 kernel sum) runs here on the host on the maximum probability.
+    """
+    g = halo + int(smooth)
+    lead = block.shape[:-3]
+    F = block.shape[-3] - 1
+    H, W = block.shape[-2] - 2 * g, block.shape[-1] - 2 * g
+    labels = np.full(lead + (H, W), catalog.NODATA, dtype=np.int8)
+    conf = np.full(lead + (H, W), np.nan, dtype=np.float32) if confidence else None
+    for idx in np.ndindex(*lead):
+        b = block[idx]
+        inner = (slice(g, g + H), slice(g, g + W))
+        valid = (b[F][inner] == 1) & np.all(np.isfinite(b[(slice(0, F),) + inner]), axis=0)
+        if not valid.any():
+            continue  # all-nodata chunk: no model call
+        model = worker_model(model_path)
+        rows = np.flatnonzero(valid.any(axis=1))
+        cols = np.flatnonzero(valid.any(axis=0))
+        r0, r1 = _crop(rows[0], rows[-1] + 1, H, g)
+        c0, c1 = _crop(cols[0], cols[-1] + 1, W, g)
+        lab, mx = model.predict_dense_block(b[:, r0:r1 + 2 * g, c0:c1 + 2 * g], g, smooth=smooth,
+                                            confidence=confidence, precision=precision)
+        labels[idx][r0:r1, c0:c1] = lab
+        if conf is not None:
+            conf[idx][r0:r1, c0:c1] = model.confidence(mx[None], axis=0, calibrate=calibrate)
+    if conf is None:
+        return labels[..., None, :, :]
+    return np.stack([labels.astype(np.float32), conf], axis=-3)

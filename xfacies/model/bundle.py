@@ -41,7 +41,8 @@ import numpy as np
 from xfacies import catalog
 from xfacies.model.calibration import KernelCalibrator
 from xfacies.model.runtime import (
-    bucket, compiled_exact, compiled_forward, default_batch_size, import_keras, shape_polymorphic,
+    DEFAULT_PRECISION, bucket, check_precision, compiled_dense_block, compiled_exact, compiled_forward,
+    default_batch_size, dtype_policy, import_keras, shape_polymorphic,
 )
 
 __all__ = ["Model", "BundleError", "NormalisationWarning", "DomainWarning", "FORMAT_VERSION",
@@ -148,8 +149,8 @@ class Model:
                 f"lists {len(self.features)}: {list(self.features)}"
             )
         self._lock = threading.Lock()
-        self._keras: dict[tuple[bool, bool], Any] = {}
-        self._forward: dict[bool, Any] = {}
+        self._keras: dict[tuple[bool, bool, str], Any] = {}
+        self._forward: dict[Any, Any] = {}
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -191,20 +192,23 @@ class Model:
         return _sha256_arrays(self.weights)
 
     # ------------------------------------------------------------------ keras
-    def keras_model(self, dense: bool = False, fused: bool = False):
+    def keras_model(self, dense: bool = False, fused: bool = False, precision: str = DEFAULT_PRECISION):
         """The Keras model (patch or dense form) with this bundle's weights (cached).
 
         ``fused=True`` gives the inference-only variant with BatchNorm folded into the
         convolutions (what xfacies runs); ``fused=False`` the trainable structure that
-        the reference's ``.h5`` files load into.
+        the reference's ``.h5`` files load into.  ``precision="bfloat16"`` builds it with the
+        ``mixed_bfloat16`` dtype policy (see :mod:`xfacies.model.runtime`); ``"float32"`` and
+        ``"tf32"`` share the float32 model.
         """
-        key = (dense, fused)
+        policy = dtype_policy(precision)
+        key = (dense, fused, policy)
         import_keras()  # the backend, loaded quietly under the command line
         with self._lock:
             if key not in self._keras:
                 from xfacies.model.architecture import build, fold_batchnorm
 
-                plain = build(self.architecture, self.config, dense=dense)
+                plain = build(self.architecture, self.config, dense=dense, dtype_policy=policy)
                 expected = [tuple(w.shape) for w in plain.get_weights()]
                 got = [tuple(w.shape) for w in self.weights]
                 if expected != got:
@@ -213,7 +217,7 @@ class Model:
                         f"{self.config}: expected shapes {expected[:3]}..., got {got[:3]}..."
                     )
                 if fused:
-                    km = build(self.architecture, self.config, dense=dense, fused=True)
+                    km = build(self.architecture, self.config, dense=dense, fused=True, dtype_policy=policy)
                     km.set_weights(fold_batchnorm(self.weights, self.cnn_config))
                 else:
                     plain.set_weights(self.weights)
@@ -229,7 +233,8 @@ class Model:
         radius) already holds the neighbours or the zero padding; ``rows``/``cols`` index the
         inner ``H x W`` region.  The patches are gathered inside the backend (on the GPU when
         there is one), batch by batch, so no per-pixel Python runs and only the block crosses
-        to the device.
+        to the device.  Always in full float32 (``method="exact"`` is the reference's numbers;
+        see :func:`xfacies.model.runtime.precision_scope`).
         """
         P = self.cnn_config.patch_size
         Hp, Wp, F = x.shape
@@ -252,12 +257,14 @@ class Model:
                 out[i:i + m] = self._forward["exact"](flat, idx.astype(np.int32))[:m]
         return out
 
-    def _predict(self, x: np.ndarray, dense: bool) -> np.ndarray:
-        """Inference-mode forward pass, compiled per input shape for the active backend."""
-        if dense not in self._forward:
-            self._forward[dense] = compiled_forward(self.keras_model(dense=dense, fused=True))
+    def _predict(self, x: np.ndarray, dense: bool, precision: str = DEFAULT_PRECISION) -> np.ndarray:
+        """Inference-mode forward pass, compiled per input shape and precision for the active backend."""
+        key = (dense, precision)
+        if key not in self._forward:
+            self._forward[key] = compiled_forward(
+                self.keras_model(dense=dense, fused=True, precision=precision), precision)
         with self._lock:
-            return self._forward[dense](np.ascontiguousarray(x, dtype=np.float32))
+            return self._forward[key](np.ascontiguousarray(x, dtype=np.float32))
 
     # ------------------------------------------------------------------ numerics
     def normalise(self, x: np.ndarray) -> np.ndarray:
@@ -299,23 +306,103 @@ class Model:
             out[i:i + batch_size] = self.predict_patches_normalised(xb)
         return out
 
-    def predict_dense_normalised(self, x: np.ndarray) -> np.ndarray:
+    def _dense_shape(self, H: int, W: int) -> tuple[int, int]:
+        """The padded side lengths the compiled dense form runs on for an ``H x W`` input.
+
+        The fused dense form needs sides that are multiples of the pool; backends that
+        compile per shape (JAX/XLA) also pad to a bucketed size (see runtime.bucket) so blocks
+        of varied shapes share a few compiled programs.
+        """
+        k = self.cnn_config.pool
+        Hp, Wp = (H, W) if shape_polymorphic() else (bucket(H), bucket(W))
+        return -(-Hp // k) * k, -(-Wp // k) * k
+
+    def predict_dense_normalised(self, x: np.ndarray, precision: str = DEFAULT_PRECISION) -> np.ndarray:
         """Dense-form probabilities ``(H, W, C)`` for *normalised* features ``(H, W, F)``.
 
         Outputs within :attr:`dense_radius` of the block's edges depend on what lies beyond
         the block: callers keep that margin as a halo (as :mod:`xfacies.inference` does).
+        ``precision`` is ``"float32"`` (default, exact), ``"tf32"`` or ``"bfloat16"`` (see
+        :mod:`xfacies.model.runtime`).
         """
+        check_precision(precision)
         H, W = x.shape[:2]
-        # The compiled (fused) dense form needs sides that are multiples of the pool; backends
-        # that compile per shape (JAX/XLA) also pad to a bucketed size (see runtime.bucket) so blocks
-        # of varied shapes share a few compiled programs.  The zero padding lies beyond the
-        # block, where it only changes outputs within the margin callers discard.
-        k = self.cnn_config.pool
-        Hp, Wp = (H, W) if shape_polymorphic() else (bucket(H), bucket(W))
-        Hp, Wp = -(-Hp // k) * k, -(-Wp // k) * k
+        # The zero padding lies beyond the block, where it only changes outputs within the
+        # margin callers discard.
+        Hp, Wp = self._dense_shape(H, W)
         if (Hp, Wp) != (H, W):
             x = np.pad(x, ((0, Hp - H), (0, Wp - W), (0, 0)))
-        return self._predict(x[None], dense=True)[0, :H, :W]
+        return self._predict(x[None], dense=True, precision=precision)[0, :H, :W]
+
+    def predict_dense_block(self, block: np.ndarray, halo: int, *, smooth: bool = False,
+                            confidence: bool = False, precision: str = DEFAULT_PRECISION,
+                            ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels of a block of *raw* features in one compiled device call.
+
+        Parameters
+        ----------
+        block
+            float32 ``(F + 1, H + 2 halo, W + 2 halo)``: the raw features in model order (NaN =
+            missing) and a mask band (1 = classify this pixel).
+        halo
+            Margin around the ``H x W`` pixels to label: at least :attr:`dense_radius`, plus one
+            with ``smooth``.
+        smooth
+            Apply the 3 x 3 mode filter (:func:`xfacies.inference.smooth_mode`) on the device.
+        confidence
+            Also return the maximum probability (uncalibrated; :meth:`confidence` calibrates it).
+        precision
+            ``"float32"`` (default), ``"tf32"`` or ``"bfloat16"``.
+
+        Returns
+        -------
+        labels, max_probability
+            int8 ``(H, W)`` labels, :data:`xfacies.NODATA` where a feature is missing or the
+            mask is not 1, and float32 ``(H, W)`` maximum probabilities (NaN at nodata) or
+            ``None``.  Only these cross from the device (6x less than the probabilities).
+
+        Examples
+        --------
+        >>> import numpy as np, xfacies
+        >>> m = xfacies.load_model("demo")
+        >>> h = m.dense_radius
+        >>> block = np.random.default_rng(0).random((12, 10 + 2 * h, 8 + 2 * h), dtype=np.float32)
+        >>> block[11] = 1.0                  # the mask band: classify every pixel
+        >>> block[0, h, h] = np.nan          # a missing feature: nodata
+        >>> labels, conf = m.predict_dense_block(block, h, confidence=True)
+        >>> labels.shape, labels.dtype, int(labels[0, 0]), bool(np.isnan(conf[0, 0]))
+        ((10, 8), dtype('int8'), -1, True)
+        """
+        check_precision(precision)
+        F = len(self.features)
+        if block.ndim != 3 or block.shape[0] != F + 1:
+            raise ValueError(f"block must be (F + 1, H + 2 halo, W + 2 halo) with F = {F} features "
+                             f"and a mask band; got shape {block.shape}")
+        need = self.dense_radius + int(smooth)
+        if halo < need:
+            raise ValueError(f"halo={halo} is too small: the dense form needs {self.dense_radius} px"
+                             f"{' + 1 for smoothing' if smooth else ''} = {need}")
+        Hin, Win = block.shape[1:]
+        Hp, Wp = self._dense_shape(Hin, Win)
+        if (Hp, Wp) != (Hin, Win):  # NaN features and mask 0 beyond: zeros in the network, nodata
+            padded = np.full((F + 1, Hp, Wp), np.nan, dtype=np.float32)
+            padded[F] = 0.0
+            padded[:, :Hin, :Win] = block
+            block = padded
+        key = ("block", halo, bool(smooth), bool(confidence), precision)
+        if key not in self._forward:
+            from xfacies import catalog
+
+            norm = self.normalisation
+            self._forward[key] = compiled_dense_block(
+                self.keras_model(dense=True, fused=True, precision=precision), n_features=F,
+                halo=halo, smooth=smooth, confidence=confidence,
+                lo=None if norm is None else norm["min"], hi=None if norm is None else norm["max"],
+                mode_classes=len(catalog.CLASSES), nodata=catalog.NODATA, precision=precision)
+        with self._lock:
+            labels, conf = self._forward[key](np.ascontiguousarray(block, dtype=np.float32))
+        H, W = Hin - 2 * halo, Win - 2 * halo
+        return labels[:H, :W], None if conf is None else conf[:H, :W]
 
     def predict_patches_normalised(self, x: np.ndarray) -> np.ndarray:
         """Patch-form probabilities for already normalised patches (no checks)."""
