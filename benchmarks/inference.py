@@ -45,14 +45,7 @@ SHARED_H5 = REPO.parent / "shared" / "weights" / "reference" / "fs4" / "0_cnn_af
 
 def macs_per_pixel(cfg, dense: bool) -> int:
     """Multiply-adds per classified pixel of the reference architecture family."""
-    F, f, n, k, P, d, C = (cfg.n_features, cfg.filters, cfg.convs_per_scale, cfg.pool,
-                           cfg.patch_size, cfg.dense_units, cfg.n_classes)
-    s1 = 9 * (F * f + f * f * (n - 1))
-    s2 = 9 * f * f * n
-    head = 3 * f * d + d * d * (cfg.n_dense - 1) + d * C
-    if dense:
-        return s1 + s2 + head
-    return P * P * s1 + (P // k) ** 2 * s2 + head
+    return cfg.macs_per_pixel(dense)
 
 
 def reference_model():

@@ -19,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from xfacies.massbalance.wgms import (
-    _BALANCE_KINDS, PathLike, _clean_str, _links_from, _load, _read_csv, _to_dataarray,
+    _BALANCE_KINDS, PathLike, _clean_str, _links_from, _load, _read_csv, _balance_array,
     read_links, read_mass_balance,
 )
 
@@ -496,14 +496,7 @@ def balances_for_outlines(
             f"{list(m['glacier_id'][:5])}. Inspect match_outlines() for why"
         )
     mapping = dict(zip(use["glacier_id"], use["wgms_id"].astype(int)))
-    out = _to_dataarray(
-        table,
-        f"{kind}_balance_mwe",
-        mapping,
-        name=f"{kind}_balance",
-        attrs={"long_name": f"WGMS glaciological {kind} mass balance", "units": "m w.e."},
-        what="mass-balance",
-    )
+    out = _balance_array(table, mapping, kind)
     methods = use["method"] if "method" in use.columns else pd.Series(pd.NA, index=use.index)
     return out.assign_coords(
         match_method=("glacier", np.array([str(v) if isinstance(v, str) else "" for v in methods],

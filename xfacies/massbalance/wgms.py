@@ -644,6 +644,11 @@ def balance_for(
         raise ValueError(f"kind must be one of {_BALANCE_KINDS}, got {kind!r}")
     table = _load(source, read_mass_balance)
     mapping = _resolve(_glacier_ids(glaciers), _links_from(source, links))
+    return _balance_array(table, mapping, kind)
+
+
+def _balance_array(table: pd.DataFrame, mapping: dict[Any, int], kind: str) -> xr.DataArray:
+    """``(year, glacier)`` balances in m w.e. of ``mapping`` (glacier id -> WGMS id)."""
     return _to_dataarray(
         table,
         f"{kind}_balance_mwe",
