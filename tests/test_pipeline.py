@@ -284,3 +284,35 @@ def test_wgms_glacier_without_rgi6_id_is_matched_by_location_and_checked_at_load
     with pytest.raises(FileNotFoundError, match=r"\[massbalance\] wgms: .*mbdata_WGMS"):
         RunConfig.from_dict(config(tmp_path / "never", massbalance={"wgms": str(wg)}))
     assert not (tmp_path / "never").exists()
+
+
+def test_a_second_run_on_the_same_output_is_refused_and_a_dead_runs_lock_is_taken_over(first_run, tmp_path, capsys):
+    """One run per output folder: a live run's lock refuses a second run (clear message, CLI rc 2, nothing
+    written); the lock of a run whose process is gone is taken over with a warning and removed at the end."""
+    import json
+    import socket
+    import subprocess
+    import sys as _sys
+
+    from xfacies.app.pipeline import RunLockedError
+
+    out, first = first_run
+    lock = out / ".xfacies-run.lock"
+    assert not lock.exists()  # the finished run released it
+    before = chunk_files(out / "facies.zarr")
+    other = subprocess.Popen([_sys.executable, "-c", "import time; time.sleep(60)"])  # "another run"
+    try:
+        lock.write_text(json.dumps({"pid": other.pid, "host": socket.gethostname(), "started": "then"}))
+        with pytest.raises(RunLockedError, match=rf"another xfacies run \(pid {other.pid} .* is writing to"):
+            run(config(out), progress=False, verbose=False)
+        p = tmp_path / "run.toml"
+        p.write_text(toml(config(out)))
+        assert main(["run", str(p), "--no-progress"]) == 2
+        assert "another xfacies run" in capsys.readouterr().err
+        assert lock.exists() and chunk_files(out / "facies.zarr") == before  # untouched
+    finally:
+        other.kill()
+        other.wait()
+    with pytest.warns(UserWarning, match="no longer running; taking it over"):
+        res = run(config(out), progress=False, verbose=False)
+    assert res.written == [] and not lock.exists()

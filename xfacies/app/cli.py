@@ -161,6 +161,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError, ConnectionError) as err:
         print(f"xfacies {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        from xfacies.app.pipeline import RunLockedError
+
+        if not isinstance(err, RunLockedError):  # another run holds the output folder: say so
+            raise
+        print(f"xfacies {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

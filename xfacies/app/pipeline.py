@@ -62,9 +62,61 @@ import pandas as pd
 from xfacies.app.config import ClusterConfig, MassBalanceConfig, RunConfig, SyntheticArea, load_config
 from xfacies.app.report import RunResult, end_of_season_table
 
-__all__ = ["run", "run_config", "RunConfig", "RunResult", "load_config"]
+__all__ = ["run", "run_config", "RunConfig", "RunResult", "RunLockedError", "load_config"]
 
 log = logging.getLogger("xfacies.app.pipeline")
+
+
+class RunLockedError(RuntimeError):
+    """Another ``xfacies run`` is writing to the same output folder."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _run_lock(folder: Path) -> Iterator[None]:
+    """One run per output folder: ``<dir>/.xfacies-run.lock`` (pid, host, start) is created
+    atomically and removed at the end.  A second run is refused with the first one's details; a
+    lock left by a run that died on this host (its pid is gone) is taken over with a warning."""
+    import socket
+    import warnings
+
+    lock = folder / ".xfacies-run.lock"
+    me = {"pid": os.getpid(), "host": socket.gethostname(),
+          "started": _time.strftime("%Y-%m-%d %H:%M:%S")}
+    for attempt in (1, 2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                other = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                other = {}
+            same_host = other.get("host") == me["host"]
+            if attempt == 1 and same_host and isinstance(other.get("pid"), int) and not _pid_alive(other["pid"]):
+                warnings.warn(f"{lock} was left by an xfacies run (pid {other['pid']}) that is no longer "
+                              "running; taking it over", UserWarning, stacklevel=4)
+                lock.unlink(missing_ok=True)
+                continue
+            raise RunLockedError(
+                f"another xfacies run (pid {other.get('pid', '?')} on {other.get('host', '?')}, started "
+                f"{other.get('started', '?')}) is writing to {folder}; wait for it to finish, or use another "
+                f"[output] dir. If that run is dead (e.g. its machine was lost), delete {lock}") from None
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -304,7 +356,7 @@ def run(
     out.path.mkdir(parents=True, exist_ok=True)
     out.report.mkdir(parents=True, exist_ok=True)
     t0 = _time.perf_counter()
-    with _logging_to(out.log):
+    with _run_lock(out.path), _logging_to(out.log):
         log.info("xfacies run started: %s", json.dumps(cfg.to_dict()))
         (out.path / "run-config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
         try:
