@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from odc.geo.geobox import GeoBox
 
 __all__ = ["grid", "geobox_around", "utm_crs", "geobox", "transform", "bounds", "crs_of",
-           "check_same_grid", "as_outlines", "glacier_index", "glacier_mask", "spatial_dims"]
+           "require_north_up", "check_same_grid", "as_outlines", "glacier_index", "glacier_mask", "spatial_dims"]
 
 #: Default margin (metres) of :func:`grid` around the outlines: room for the terrain that casts
 #: shadows on the glaciers and for the halos of the features.
@@ -223,6 +223,32 @@ def bounds(obj: xr.DataArray | xr.Dataset) -> tuple[float, float, float, float]:
     """``(minx, miny, maxx, maxy)`` of the grid of ``obj`` (pixel edges, in its CRS)."""
     bb = geobox(obj).extent.boundingbox
     return float(bb.left), float(bb.bottom), float(bb.right), float(bb.top)
+
+
+def require_north_up(obj: xr.DataArray | xr.Dataset, what: str, name: str, *,
+                     dims: tuple[str, ...] = ("y", "x"), why: str = "") -> None:
+    """Refuse a grid that is south-up (``y`` increasing) or mirrored east-west (``x`` decreasing).
+    Needs no GDAL stack.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> a = xr.DataArray(np.zeros((2, 2)), dims=("y", "x"), coords={"y": [5.0, 15.0], "x": [5.0, 15.0]})
+    >>> require_north_up(a, "the cube", "cube")
+    Traceback (most recent call last):
+    ...
+    ValueError: the cube's y coordinate must decrease (north-up: row 0 is the north), but it runs the other way. Flip the cube first, cube.isel(y=slice(None, None, -1))
+    """
+    rules = {"y": "decrease (north-up: row 0 is the north)", "x": "increase (west to east)"}
+    owner = what + ("'" if what.endswith("s") else "'s")
+    for d in dims:
+        if d in obj.coords and obj.sizes[d] > 1:
+            v = np.asarray(obj[d].values[:2], dtype=float)
+            if (v[1] > v[0]) if d == "y" else (v[1] < v[0]):
+                raise ValueError(
+                    f"{owner} {d} coordinate must {rules[d]}, but it runs the other way{why}. Flip "
+                    f"{what} first, {name}.isel({d}=slice(None, None, -1))"
+                    + (", and any outline raster with it" if what == "the features" else ""))
 
 
 def _span(v: np.ndarray) -> str:

@@ -489,8 +489,7 @@ def _square_res(cube: xr.DataArray) -> float:
             f"terrain features need square pixels, the cube has {rx} x {ry}; resample it, e.g. "
             f"cube.rio.reproject(cube.rio.crs, resolution={min(rx, ry)})"
         )
-    if float(t.e) > 0:
-        raise ValueError("the cube's y coordinate must run north to south (descending); use cube.isel(y=slice(None, None, -1))")
+    spatial.require_north_up(cube, "the cube", "cube", dims=("y",))
     return rx
 
 
