@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from odc.geo.geobox import GeoBox
 
 __all__ = ["grid", "geobox_around", "utm_crs", "geobox", "transform", "bounds", "crs_of",
-           "require_north_up", "check_same_grid", "as_outlines", "glacier_index", "glacier_mask", "spatial_dims"]
+           "require_north_up", "same_grid", "check_same_grid", "as_outlines", "glacier_index", "glacier_mask", "spatial_dims"]
 
 #: Default margin (metres) of :func:`grid` around the outlines: room for the terrain that casts
 #: shadows on the glaciers and for the halos of the features.
@@ -255,6 +255,37 @@ def _span(v: np.ndarray) -> str:
     return f"{v[0]:.1f} .. {v[-1]:.1f}" if v.size else "empty"
 
 
+def _grid_mismatch(obj: xr.DataArray | xr.Dataset, like: xr.DataArray | xr.Dataset,
+                   what: str, like_name: str) -> str | None:
+    """Why ``obj`` is not on the grid of ``like`` (an error message), or ``None``."""
+    fix = (f"put it on that grid first: rasterize the outlines on {like_name} "
+           "(xfacies.sources.outlines.rasterize(outlines, like)) or reproject the raster "
+           "(raster.rio.reproject_match(like))")
+    ydim, xdim = spatial_dims(like)
+    if ydim not in obj.dims or xdim not in obj.dims:
+        return f"{what} needs the spatial dims ({ydim}, {xdim}) of {like_name}, got {tuple(obj.dims)}"
+    for d in (ydim, xdim):
+        if obj.sizes[d] != like.sizes[d]:
+            return (f"{what} is not on the grid of {like_name}: {obj.sizes[d]} pixels along {d} vs "
+                    f"{like.sizes[d]}; {fix}")
+        if d in obj.coords and d in like.coords:
+            a = np.asarray(obj[d].values, dtype=float)
+            b = np.asarray(like[d].values, dtype=float)
+            step = abs(float(b[1] - b[0])) if b.size > 1 else 1.0
+            if not np.allclose(a, b, rtol=0.0, atol=1e-6 * max(step, 1e-9)):
+                return (f"{what} is not on the grid of {like_name}: its {d} coordinates differ "
+                        f"({_span(a)} vs {_span(b)}); {fix}")
+    ca, cb = crs_of(obj), crs_of(like)
+    if ca is not None and cb is not None and not _same_crs(ca, cb):
+        return f"{what} is in another CRS than {like_name}; reproject it: raster.rio.reproject_match(features)"
+    return None
+
+
+def same_grid(obj: xr.DataArray | xr.Dataset, like: xr.DataArray | xr.Dataset) -> bool:
+    """Whether ``obj`` lies on the grid of ``like`` (the test of :func:`check_same_grid`)."""
+    return _grid_mismatch(obj, like, "obj", "like") is None
+
+
 def check_same_grid(obj: xr.DataArray | xr.Dataset, like: xr.DataArray | xr.Dataset,
                     what: str, *, like_name: str = "the features") -> None:
     """Refuse ``obj`` unless it lies on the grid of ``like``: same y/x sizes and
@@ -265,30 +296,9 @@ def check_same_grid(obj: xr.DataArray | xr.Dataset, like: xr.DataArray | xr.Data
     ValueError
         Naming ``what``, what differs, and how to put it on the grid.
     """
-    fix = (f"put it on that grid first: rasterize the outlines on {like_name} "
-           "(xfacies.sources.outlines.rasterize(outlines, like)) or reproject the raster "
-           "(raster.rio.reproject_match(like))")
-    ydim, xdim = spatial_dims(like)
-    if ydim not in obj.dims or xdim not in obj.dims:
-        raise ValueError(f"{what} needs the spatial dims ({ydim}, {xdim}) of {like_name}, got {tuple(obj.dims)}")
-    for d in (ydim, xdim):
-        if obj.sizes[d] != like.sizes[d]:
-            raise ValueError(
-                f"{what} is not on the grid of {like_name}: {obj.sizes[d]} pixels along {d} vs "
-                f"{like.sizes[d]}; {fix}")
-        if d in obj.coords and d in like.coords:
-            a = np.asarray(obj[d].values, dtype=float)
-            b = np.asarray(like[d].values, dtype=float)
-            step = abs(float(b[1] - b[0])) if b.size > 1 else 1.0
-            if not np.allclose(a, b, rtol=0.0, atol=1e-6 * max(step, 1e-9)):
-                raise ValueError(
-                    f"{what} is not on the grid of {like_name}: its {d} coordinates differ "
-                    f"({_span(a)} vs {_span(b)}); {fix}")
-    ca, cb = crs_of(obj), crs_of(like)
-    if ca is not None and cb is not None and not _same_crs(ca, cb):
-        raise ValueError(
-            f"{what} is in another CRS than {like_name}; reproject it: "
-            "raster.rio.reproject_match(features)")
+    why = _grid_mismatch(obj, like, what, like_name)
+    if why is not None:
+        raise ValueError(why)
 
 
 def as_outlines(outlines: Any) -> Any:

@@ -82,13 +82,7 @@ def _dem_on_grid(dem: Any, cube: xr.DataArray, crs: Any, res: float, ych: tuple,
         raise ValueError(f"dem must have dims (y, x), got {dem.dims}")
     dem = dem.transpose("y", "x")
     dcrs = dem.rio.crs
-    same_grid = (
-        dem.sizes["y"] == cube.sizes["y"] and dem.sizes["x"] == cube.sizes["x"]
-        and np.allclose(dem["y"].values, cube["y"].values, rtol=0, atol=1e-6 * res)
-        and np.allclose(dem["x"].values, cube["x"].values, rtol=0, atol=1e-6 * res)
-        and (dcrs is None or crs is None or dcrs == crs)
-    )
-    if not same_grid:
+    if not spatial.same_grid(dem, cube):
         if dcrs is None or crs is None:
             raise ValueError(
                 "the DEM is on another grid than the cube and "
