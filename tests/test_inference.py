@@ -404,3 +404,22 @@ def test_dense_blocks_feed_the_network_few_distinct_shapes(tiny_model, monkeypat
         np.testing.assert_allclose(np.moveaxis(got, 0, -1)[inside], full[h:-h, h:-h][inside], atol=1e-5)
     assert len(shapes) == 40
     assert len(set(shapes)) <= 10, Counter(shapes)
+
+
+def test_two_scenes_computed_together_keep_their_own_labels():
+    """Every task name carries a hash of its inputs: classifying two scenes and computing them
+    in one graph (dask.compute, one Dataset, one to_zarr) gives each its own labels and
+    confidence (fixed task names made the second scene silently repeat the first)."""
+    import dask
+
+    from xfacies import synthetic
+
+    a = synthetic.season(1, size=96, seed=3).features.chunk(y=48, x=48)
+    b = synthetic.season(1, size=96, seed=4).features.chunk(y=48, x=48)
+    ca = xfacies.classify(a, "demo", confidence=True, smooth=True)
+    cb = xfacies.classify(b, "demo", confidence=True, smooth=True)
+    together = dask.compute(ca, cb)
+    for one, both in zip((ca.compute(), cb.compute()), together):
+        np.testing.assert_array_equal(one["classes"].values, both["classes"].values)
+        np.testing.assert_array_equal(one["confidence"].values, both["confidence"].values)
+    assert not np.array_equal(together[0]["classes"].values, together[1]["classes"].values)

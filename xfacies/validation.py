@@ -210,7 +210,7 @@ def check_reflectance(obj: xr.DataArray, what: str, *, bands: list[str] | None =
             data = data[None]
     checked = da.map_blocks(_check_block, data, what=what, band_axis=axis, bands=tuple(idx),
                             dtype=data.dtype, meta=getattr(data, "_meta", None),
-                            name="xfacies-check-reflectance")
+                            token="xfacies-check-reflectance")
     if obj.ndim == 0:
         checked = checked[0]
     return obj.copy(data=checked)

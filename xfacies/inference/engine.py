@@ -310,10 +310,10 @@ def classify(
     p = probs.data
     nd = p.ndim
     labels = da.map_blocks(_labels_block, p, drop_axis=nd - 3, dtype=np.int8,
-                           meta=np.empty((0,) * (nd - 1), dtype=np.int8), name="xfacies-labels")
+                           meta=np.empty((0,) * (nd - 1), dtype=np.int8), token="xfacies-labels")
     if smooth:
         labels = map_halo(_smooth_block, labels, {nd - 3: 1, nd - 2: 1}, boundary=catalog.NODATA,
-                          trim=False, name="xfacies-smooth", n_classes=len(catalog.CLASSES))
+                          trim=False, name="xfacies-smooth", n_classes=len(m.classes))
     dims = probs.dims[:-3] + ("y", "x")
     coords = {k: v for k, v in probs.coords.items() if "class" not in v.dims}
     attrs = catalog.class_flag_attrs()
@@ -323,7 +323,7 @@ def classify(
         return facies
     conf = da.map_blocks(_confidence_block, p, drop_axis=nd - 3, dtype=np.float32,
                          meta=np.empty((0,) * (nd - 1), dtype=np.float32),
-                         model_path=path, calibrate=calibrate, name="xfacies-confidence")
+                         model_path=path, calibrate=calibrate, token="xfacies-confidence")
     conf_da = xr.DataArray(conf, dims=dims, coords=coords, name="confidence",
                            attrs={"long_name": "classification confidence", "units": "1",
                                   "calibrated": int(calibrate and m.calibrator is not None)})
