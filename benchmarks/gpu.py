@@ -181,29 +181,34 @@ def features_cube(n: int, n_features: int, seed: int = 0):
 
 
 def numpy_patch_forward(model, patches: np.ndarray) -> np.ndarray:
-    """The patch CNN in float64 NumPy (BatchNorm folded): an independent, device-free reference."""
+    """The patch CNN in float64 NumPy (BatchNorm folded): an independent, device-free reference.
+    Both members of the family: 'same' convolutions (the reference), or unpadded ones
+    (``translation_exact``: every map shrinks by 2 px per convolution)."""
     from xfacies.model.architecture import fold_batchnorm
 
     cfg = model.cnn_config
     w = [np.asarray(a, np.float64) for a in fold_batchnorm(model.weights, cfg)]
     elu = lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0)))  # noqa: E731
 
-    def conv(h, k, b):  # 'same' 3x3: (N, H, W, Ci) x (3, 3, Ci, Co)
-        H, W = h.shape[1:3]
-        p = np.pad(h, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    valid = getattr(cfg, "translation_exact", False)
+
+    def conv(h, k, b):  # 3x3, 'same' or unpadded: (N, H, W, Ci) x (3, 3, Ci, Co)
+        p = h if valid else np.pad(h, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        H, W = p.shape[1] - 2, p.shape[2] - 2
         return sum(p[:, dy:dy + H, dx:dx + W] @ k[dy, dx] for dy in range(3) for dx in range(3)) + b
 
     h = patches.astype(np.float64)
     n, k = cfg.convs_per_scale, cfg.pool
     for i in range(n):
         h = elu(conv(h, w[2 * i], w[2 * i + 1]))
-    c1 = cfg.patch_size // 2
+    c1 = h.shape[1] // 2
     tap1 = h[:, c1, c1]
-    m = cfg.patch_size // k
+    m = h.shape[1] // k
     h = h[:, :m * k, :m * k].reshape(len(h), m, k, m, k, -1).max(axis=(2, 4))
     for i in range(n, 2 * n):
         h = elu(conv(h, w[2 * i], w[2 * i + 1]))
-    z = np.concatenate([tap1, h[:, m // 2, m // 2], h.max(axis=(1, 2))], axis=-1)
+    c2 = h.shape[1] // 2
+    z = np.concatenate([tap1, h[:, c2, c2], h.max(axis=(1, 2))], axis=-1)
     rest = w[4 * n:]
     for i in range(cfg.n_dense):
         z = elu(z @ rest[2 * i] + rest[2 * i + 1])

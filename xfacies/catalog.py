@@ -35,6 +35,10 @@ __all__ = [
     "class_flag_attrs",
     "feature_set",
     "FACIES_CLASSES",
+    "SAR_FEATURES",
+    "ZONES",
+    "ZoneClass",
+    "zone_flag_attrs",
 ]
 
 #: Value of an int8 class map where nothing was classified (outside outlines,
@@ -98,6 +102,54 @@ FEATURES: tuple[Feature, ...] = (
     Feature(10, "proximity", "1", "distance to the outline edge divided by its scene maximum"),
 )
 
+#: Input channels of SAR models (the CaFFe zone segmentation, :mod:`xfacies.caffe`).  They are
+#: not facies features: :data:`FEATURES` stays the reference CNN's channel order.
+SAR_FEATURES: tuple[Feature, ...] = (
+    Feature(0, "sar", "1", "SAR backscatter amplitude, 8-bit grey value 1..255 (NaN = no data)"),
+)
+
+
+@dataclass(frozen=True)
+class ZoneClass:
+    """One zone class of the CaFFe calving-front benchmark.
+
+    ``grey`` is the benchmark's grey value in its zone PNGs (the contract: class-index
+    orders differ between implementations); ``id`` is xfacies' int8 class id.
+    """
+
+    id: int
+    name: str
+    grey: int
+    color: str
+    description: str
+
+
+#: The CaFFe zone classes, id = softmax order of xfacies' zone models.
+ZONES: tuple[ZoneClass, ...] = (
+    ZoneClass(0, "NA", 0, "#303030", "no information: radar shadow, layover"),
+    ZoneClass(1, "rock", 64, "#a0785a", "rock outcrop"),
+    ZoneClass(2, "glacier", 127, "#dbe9f6", "glacier ice"),
+    ZoneClass(3, "ocean", 254, "#1f4e9c", "ocean including ice melange"),
+)
+
+
+def zone_flag_attrs(long_name: str = "CaFFe zone") -> dict[str, Any]:
+    """CF categorical attributes for an int8 zone map (0 = NA is a class, not nodata).
+
+    Examples
+    --------
+    >>> zone_flag_attrs()["flag_meanings"]
+    'NA rock glacier ocean'
+    """
+    return {
+        "long_name": long_name,
+        "flag_values": np.array([z.id for z in ZONES], dtype=np.int8),
+        "flag_meanings": " ".join(z.name for z in ZONES),
+        "flag_colors": " ".join(z.color for z in ZONES),
+        "grey_values": np.array([z.grey for z in ZONES], dtype=np.uint8),
+    }
+
+
 _OPTICAL = tuple(f.name for f in FEATURES[:6])
 
 #: The reference feature sets (1-4), each a tuple of feature names in order.
@@ -155,13 +207,10 @@ def feature_set(which: int | str | tuple[str, ...] | list[str]) -> tuple[str, ..
             )
         return FEATURE_SETS[int(which)]
     names = (which,) if isinstance(which, str) else tuple(which)
-    known = {f.name for f in FEATURES}
+    known = [f.name for f in FEATURES + SAR_FEATURES]
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(
-            f"unknown feature name(s) {unknown}; valid features are "
-            f"{[f.name for f in FEATURES]}"
-        )
+        raise ValueError(f"unknown feature name(s) {unknown}; valid features are {known}")
     return names
 
 

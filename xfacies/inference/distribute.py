@@ -120,7 +120,7 @@ def model_path(model: Any) -> tuple[str, Any]:
     >>> model_path("demo2")
     Traceback (most recent call last):
     ...
-    FileNotFoundError: model 'demo2' is neither a built-in model (demo) nor an existing bundle file; pass xfacies.load_model(...) a built-in name, a *.xfacies path, or an http(s) URL with its sha256
+    FileNotFoundError: model 'demo2' is neither a built-in model (demo, caffe-zones) nor an existing bundle file; pass xfacies.load_model(...) a built-in name, a *.xfacies path, or an http(s) URL with its sha256
     """
     from xfacies.model.bundle import Model
     from xfacies.model.registry import BUILTIN, cache_dir

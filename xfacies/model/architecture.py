@@ -57,11 +57,19 @@ class CNNConfig:
     n_dense: int = 2
     dropout: float = 0.5
     bn_epsilon: float = 1e-3
+    translation_exact: bool = False
 
     def __post_init__(self) -> None:
-        if self.patch_size % self.pool or (self.patch_size // self.pool) % 2 == 0:
+        n, k, P = self.convs_per_scale, self.pool, self.patch_size
+        if self.translation_exact:
+            s1 = P - 2 * n  # unpadded scale-1 map
+            if s1 <= 0 or s1 % k or (s1 // k) % 2 == 0 or s1 // k - 2 * n < 1:
+                raise ValueError(
+                    f"translation_exact: patch_size={P} minus 2 x {n} unpadded convolutions must be an "
+                    f"odd multiple of pool={k} that leaves >= 1 cell after {n} more (e.g. 33 with 3 and 3)")
+        elif P % k or (P // k) % 2 == 0:
             raise ValueError(
-                f"patch_size={self.patch_size} must be an odd multiple of pool={self.pool}"
+                f"patch_size={P} must be an odd multiple of pool={k}"
             )
         if self.n_features < 1 or self.n_classes < 2:
             raise ValueError("n_features must be >= 1 and n_classes >= 2")
@@ -72,8 +80,18 @@ class CNNConfig:
         return self.patch_size // 2
 
     @property
+    def scale2_cells(self) -> int:
+        """Side of the scale-2 map of a patch, over which the global max is taken (11 for the
+        reference, 3 for the translation-exact member)."""
+        n, k, P = self.convs_per_scale, self.pool, self.patch_size
+        return (P - 2 * n) // k - 2 * n if self.translation_exact else P // k
+
+    @property
     def dense_radius(self) -> int:
-        """Receptive-field radius of the dense form (28 px for the reference)."""
+        """Receptive-field radius of the dense form (28 px for the reference, the patch radius
+        16 for the translation-exact member)."""
+        if self.translation_exact:
+            return self.patch_radius
         n, k = self.convs_per_scale, self.pool
         lattice = (self.patch_size // k - 1) // 2
         return n + k // 2 + n * k + lattice * k
@@ -91,7 +109,24 @@ class CNNConfig:
         s1 = 9 * (F * f + f * f * (n - 1))
         s2 = 9 * f * f * n
         head = 3 * f * d + d * d * (self.n_dense - 1) + d * C
-        return s1 + s2 + head if dense else P * P * s1 + (P // k) ** 2 * s2 + head
+        if dense:
+            return s1 + s2 + head
+        if not self.translation_exact:
+            return P * P * s1 + (P // k) ** 2 * s2 + head
+        # unpadded: every convolution of the patch runs on a map 2 px smaller than its input
+        total, side = 0, P
+        for i in range(n):
+            side -= 2
+            total += side * side * 9 * (F if i == 0 else f) * f
+        side //= k
+        for _ in range(n):
+            side -= 2
+            total += side * side * 9 * f * f
+        return total + head
+
+    def fuse_weights(self, weights: list) -> list:
+        """Inference weights: each BatchNorm folded into its convolution (:func:`fold_batchnorm`)."""
+        return fold_batchnorm(weights, self)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -286,6 +321,8 @@ def reference_cnn(
         x_in = keras.Input(shape=(None, None, c.n_features), name="features")
     else:
         x_in = keras.Input(shape=(P, P, c.n_features), name="features")
+    if c.translation_exact:
+        return _translation_exact(keras, c, x_in, dense=dense, fused=fused, dt=dt)
 
     def block(h, dilation: int, name: str):
         h = layers.Conv2D(c.filters, 3, padding="same", dilation_rate=dilation,
@@ -323,6 +360,14 @@ def reference_cnn(
     else:
         tap2 = CentreTap(n2 // 2, n2 // 2, name="tap2", **dt)(h)
         gmax = layers.GlobalMaxPooling2D(name="global_max", **dt)(h)
+    out = _head(layers, c, tap1, tap2, gmax, dt)
+    name = ("reference_cnn_dense" if dense else "reference_cnn") + ("_fused" if fused else "")
+    return keras.Model(x_in, out, name=name)
+
+
+def _head(layers, c: CNNConfig, tap1, tap2, gmax, dt: dict):
+    """The family's head: [tap 1, tap 2, global max] -> dropout -> Dense/ELU/dropout x n -> softmax.
+    Per pixel in the dense forms (``Dense`` acts on the last axis)."""
     z = layers.Concatenate(axis=-1, name="concat", **dt)([tap1, tap2, gmax])
     z = layers.Dropout(c.dropout, name="dropout_0", **dt)(z)
     for i in range(c.n_dense):
@@ -330,8 +375,57 @@ def reference_cnn(
         z = layers.ELU(alpha=1.0, name=f"dense_{i}_elu", **dt)(z)
         z = layers.Dropout(c.dropout, name=f"dropout_{i + 1}", **dt)(z)
     # float32 whatever the policy: logits and softmax of reduced-precision activations
-    out = layers.Dense(c.n_classes, activation="softmax", name="probabilities", dtype="float32")(z)
-    name = ("reference_cnn_dense" if dense else "reference_cnn") + ("_fused" if fused else "")
+    return layers.Dense(c.n_classes, activation="softmax", name="probabilities", dtype="float32")(z)
+
+
+def _translation_exact(keras, c: CNNConfig, x_in, *, dense: bool, fused: bool, dt: dict):
+    """The translation-exact member of the reference family (``CNNConfig(translation_exact=True)``).
+
+    The same layers, weights and order as :func:`reference_cnn`, with *unpadded* convolutions: a
+    33 x 33 patch gives a 27 x 27 scale-1 map (tap 1 at its centre), pooled 3 x 3 / stride 3 to
+    9 x 9, a 3 x 3 scale-2 map (tap 2 at its centre) and the global max over those 9 cells.  No
+    layer sees padding, so every number depends only on the patch.  The dense form pads the
+    scene by the patch radius once (zeros in normalised space, as a patch at the scene edge is),
+    runs the scale-1 convolutions unpadded, the pool with stride 1, the scale-2 convolutions
+    unpadded with dilation 3, and takes the max over the lattice offsets {-3, 0, 3}^2: the cells
+    the patch pools.  Taps are crops that align every map on the output pixel.  Its outputs equal
+    the patch model's at every pixel, scene edges included.
+    """
+    layers = keras.layers
+    CentreTap, LatticeMax, _, _ = _make_layers()
+    n, k = c.convs_per_scale, c.pool
+    R = c.patch_radius
+
+    def block(h, dilation: int, name: str):
+        h = layers.Conv2D(c.filters, 3, padding="valid", dilation_rate=dilation,
+                          use_bias=True, name=f"{name}_conv", **dt)(h)
+        if not fused:
+            h = layers.BatchNormalization(epsilon=c.bn_epsilon, name=f"{name}_bn", **dt)(h)
+        return layers.ELU(alpha=1.0, name=f"{name}_elu", **dt)(h)
+
+    h = layers.ZeroPadding2D(R, name="scene_edge", **dt)(x_in) if dense else x_in
+    for i in range(n):
+        h = block(h, 1, f"s1_{i}")
+    m1 = R - n  # margin of the scale-1 map around the output pixels (dense) / its centre (patch)
+    if dense:
+        tap1 = layers.Cropping2D(m1, name="tap1", **dt)(h)
+        h = layers.MaxPooling2D(k, strides=1, padding="valid", name="pool", **dt)(h)
+    else:
+        tap1 = CentreTap(m1, m1, name="tap1", **dt)(h)
+        h = layers.MaxPooling2D(k, strides=k, padding="valid", name="pool", **dt)(h)
+    for i in range(n):
+        h = block(h, k if dense else 1, f"s2_{i}")
+    cells = c.scale2_cells
+    if dense:
+        m2 = (cells // 2) * k  # the scale-2 map's margin: the lattice offsets of the global max
+        tap2 = layers.Cropping2D(m2, name="tap2", **dt)(h)
+        gmax = layers.Cropping2D(m2, name="global_max_crop", **dt)(
+            LatticeMax(cells // 2, k, name="global_max", **dt)(h))
+    else:
+        tap2 = CentreTap(cells // 2, cells // 2, name="tap2", **dt)(h)
+        gmax = layers.GlobalMaxPooling2D(name="global_max", **dt)(h)
+    out = _head(layers, c, tap1, tap2, gmax, dt)
+    name = ("translation_exact_cnn_dense" if dense else "translation_exact_cnn") + ("_fused" if fused else "")
     return keras.Model(x_in, out, name=name)
 
 
@@ -355,8 +449,27 @@ def fold_batchnorm(weights: list, config: CNNConfig) -> list:
 
 #: Architecture registry: name -> (config class, builder).  Bundles store the
 #: name and the config, so new architectures are added here, not in the bundle.
-ARCHITECTURES: dict[str, tuple[type, Any]] = {
+def _dilated(config, dense: bool = False, fused: bool = False, dtype_policy: str | None = None):
+    from xfacies.model.dilated import dilated_fcn
+
+    return dilated_fcn(config, dense=dense, fused=fused, dtype_policy=dtype_policy)
+
+
+def _dilated_config(**config):
+    from xfacies.model.dilated import DilatedConfig
+
+    return DilatedConfig(**config)
+
+
+def _exact_config(**config) -> CNNConfig:
+    return CNNConfig(**{**config, "translation_exact": True})
+
+
+ARCHITECTURES: dict[str, tuple[Any, Any]] = {
     "reference-cnn": (CNNConfig, reference_cnn),
+    # the reference family with unpadded convolutions: dense == exact at every pixel
+    "translation-exact": (_exact_config, reference_cnn),
+    "dilated-fcn": (_dilated_config, _dilated),
 }
 
 

@@ -39,7 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from xfacies import catalog
-from xfacies.model.calibration import KernelCalibrator
+from xfacies.model.calibration import Calibrator, calibrator_from_dict
 from xfacies.model.runtime import (
     DEFAULT_PRECISION, bucket, check_precision, compiled_dense_block, compiled_exact, compiled_forward,
     default_batch_size, dtype_policy, import_keras, shape_polymorphic,
@@ -119,7 +119,7 @@ class Model:
     features: tuple[str, ...]
     classes: tuple[str, ...]
     normalisation: dict[str, list[float]] | None = None
-    calibrator: KernelCalibrator | None = None
+    calibrator: Calibrator | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     xfacies_version: str = ""
     path: Path | None = None
@@ -206,7 +206,7 @@ class Model:
         import_keras()  # the backend, loaded quietly under the command line
         with self._lock:
             if key not in self._keras:
-                from xfacies.model.architecture import build, fold_batchnorm
+                from xfacies.model.architecture import build
 
                 plain = build(self.architecture, self.config, dense=dense, dtype_policy=policy)
                 expected = [tuple(w.shape) for w in plain.get_weights()]
@@ -218,7 +218,7 @@ class Model:
                     )
                 if fused:
                     km = build(self.architecture, self.config, dense=dense, fused=True, dtype_policy=policy)
-                    km.set_weights(fold_batchnorm(self.weights, self.cnn_config))
+                    km.set_weights(self.cnn_config.fuse_weights(self.weights))
                 else:
                     plain.set_weights(self.weights)
                     km = plain
@@ -398,7 +398,7 @@ class Model:
                 self.keras_model(dense=True, fused=True, precision=precision), n_features=F,
                 halo=halo, smooth=smooth, confidence=confidence,
                 lo=None if norm is None else norm["min"], hi=None if norm is None else norm["max"],
-                mode_classes=len(catalog.CLASSES), nodata=catalog.NODATA, precision=precision)
+                mode_classes=len(self.classes), nodata=catalog.NODATA, precision=precision)
         with self._lock:
             labels, conf = self._forward[key](np.ascontiguousarray(block, dtype=np.float32))
         H, W = Hin - 2 * halo, Win - 2 * halo
@@ -491,7 +491,7 @@ class Model:
             features=tuple(meta["features"]),
             classes=tuple(meta["classes"]),
             normalisation=meta.get("normalisation"),
-            calibrator=None if cal is None else KernelCalibrator.from_dict(cal),
+            calibrator=None if cal is None else calibrator_from_dict(cal),
             metadata=meta.get("metadata", {}),
             xfacies_version=meta.get("xfacies_version", ""),
         )

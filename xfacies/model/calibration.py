@@ -5,6 +5,9 @@ scikit-learn ``KernelRidge(kernel="laplacian", gamma=1)``.  Its prediction has
 the closed form ``f(c) = sum_i a_i * exp(-gamma * |c - x_i|)`` over the fit
 points ``x_i`` with dual coefficients ``a_i``; :class:`KernelCalibrator` stores
 just those numbers (JSON-safe), so bundles never contain pickles.
+:class:`IsotonicCalibrator` stores a monotone piecewise-linear curve (scikit-learn
+``IsotonicRegression`` thresholds).  Both have ``to_dict`` with a ``"kind"`` key;
+:func:`calibrator_from_dict` reads either back.  :mod:`xfacies.train.calibration` fits them.
 
 Examples
 --------
@@ -12,6 +15,9 @@ Examples
 >>> cal = KernelCalibrator(x_fit=[0.0, 1.0], dual_coef=[0.0, 1.0])
 >>> float(np.round(cal.predict_unclipped(np.array([1.0]))[0], 3))
 1.0
+>>> iso = calibrator_from_dict({"kind": "isotonic", "x": [0.2, 0.8], "y": [0.1, 0.9]})
+>>> iso(np.array([0.0, 0.5, 1.0]))
+array([0.1, 0.5, 0.9])
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KernelCalibrator", "calibrator_from_sklearn", "read_reference_calibrator"]
+__all__ = ["KernelCalibrator", "IsotonicCalibrator", "Calibrator", "calibrator_from_dict",
+           "calibrator_from_sklearn", "read_reference_calibrator"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,70 @@ class KernelCalibrator:
         if d.get("kind", "laplacian-kernel-ridge") != "laplacian-kernel-ridge":
             raise ValueError(f"unknown calibrator kind {d.get('kind')!r}")
         return cls(x_fit=d["x_fit"], dual_coef=d["dual_coef"], gamma=float(d.get("gamma", 1.0)))
+
+
+@dataclass(frozen=True)
+class IsotonicCalibrator:
+    """Monotone calibration curve: linear interpolation between thresholds ``(x_i, y_i)``.
+
+    The stored form of a fitted scikit-learn ``IsotonicRegression(out_of_bounds="clip")``
+    (its ``X_thresholds_`` and ``y_thresholds_``): confidences outside ``[x_0, x_-1]`` get the
+    end values, exactly as that model's ``predict``.
+    """
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    kind: str = field(default="isotonic")
+
+    def __post_init__(self) -> None:
+        x = np.ravel(np.asarray(self.x, dtype=np.float64))
+        y = np.ravel(np.asarray(self.y, dtype=np.float64))
+        if x.size != y.size or x.size == 0:
+            raise ValueError(f"isotonic calibrator needs as many x as y thresholds, at least one "
+                             f"(got {x.size} and {y.size})")
+        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+            raise ValueError("isotonic calibrator thresholds must be finite")
+        if np.any(np.diff(x) < 0):
+            raise ValueError("isotonic calibrator x thresholds must be sorted ascending")
+        object.__setattr__(self, "x", tuple(float(v) for v in x))
+        object.__setattr__(self, "y", tuple(float(v) for v in y))
+
+    def predict_unclipped(self, confidence: np.ndarray) -> np.ndarray:
+        """The interpolated curve (NaN stays NaN)."""
+        c = np.asarray(confidence, dtype=np.float64)
+        return np.interp(c, np.asarray(self.x), np.asarray(self.y))
+
+    def __call__(self, confidence: np.ndarray) -> np.ndarray:
+        """Calibrated confidence, clipped to [0, 1]; NaN stays NaN."""
+        c = np.asarray(confidence)
+        out = np.clip(self.predict_unclipped(c), 0.0, 1.0)
+        return out.astype(c.dtype if np.issubdtype(c.dtype, np.floating) else np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "x": list(self.x), "y": list(self.y)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "IsotonicCalibrator":
+        if d.get("kind") != "isotonic":
+            raise ValueError(f"not an isotonic calibrator: kind {d.get('kind')!r}")
+        return cls(x=d["x"], y=d["y"])
+
+
+#: Any confidence calibrator a bundle can hold.
+Calibrator = KernelCalibrator | IsotonicCalibrator
+
+_KINDS: dict[str, Any] = {"laplacian-kernel-ridge": KernelCalibrator, "isotonic": IsotonicCalibrator}
+
+
+def calibrator_from_dict(d: dict[str, Any]) -> Calibrator:
+    """Rebuild a calibrator from its ``to_dict()`` form, dispatching on ``d["kind"]``.
+
+    A dict without ``"kind"`` is a kernel calibrator (bundles written before isotonic ones existed).
+    """
+    kind = d.get("kind", "laplacian-kernel-ridge")
+    if kind not in _KINDS:
+        raise ValueError(f"unknown calibrator kind {kind!r}; known kinds: {sorted(_KINDS)}")
+    return _KINDS[kind].from_dict(d)
 
 
 def calibrator_from_sklearn(obj: Any) -> KernelCalibrator:

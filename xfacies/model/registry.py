@@ -19,7 +19,9 @@ __all__ = ["BUILTIN", "load_model", "fetch", "cache_dir", "load_cached", "loaded
 
 _DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 #: Names ``load_model`` resolves to bundles shipped inside the package.
-BUILTIN = {"demo": _DATA_DIR / "demo.xfacies"}
+BUILTIN = {"demo": _DATA_DIR / "demo.xfacies", "caffe-zones": _DATA_DIR / "caffe-zones.xfacies"}
+#: The command that rebuilds each built-in model.
+REBUILD = {"demo": "xfacies make-demo-model", "caffe-zones": "xfacies caffe train <CaFFe data>"}
 
 
 def cache_dir() -> Path:
@@ -78,7 +80,7 @@ def load_model(source: "str | os.PathLike | Model", *, sha256: str | None = None
         if not BUILTIN[s].exists():
             raise BundleError(
                 f"the built-in model {s!r} is missing from the installation ({BUILTIN[s]}); "
-                "rebuild it with `xfacies make-demo-model`"
+                f"rebuild it with `{REBUILD[s]}`"
             )
         return load_cached(str(BUILTIN[s]))
     if s.startswith(("http://", "https://")):
