@@ -1,4 +1,5 @@
-"""Lazy access to a package's submodules (``xfacies.sources.outlines`` without importing them all)."""
+"""Lazy access to a package's submodules (``xfacies.sources.outlines`` without importing them all)
+and to public names defined in them (``xfacies.caffe.open_dataset``)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,25 @@ def submodules(package: str) -> Callable[[str], Any]:
             raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
 
     return __getattr__
+
+
+def names(package: str, table: dict[str, str], namespace: dict[str, Any]
+          ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """Module ``__getattr__`` and ``__dir__`` for a package whose public names live in submodules.
+
+    ``table`` maps each public name to the module that defines it (imported on first access);
+    other names resolve to submodules (:func:`submodules`).  Name a module differently from the
+    functions it defines: importing ``package.fit`` would set the attribute ``fit`` to the module.
+    """
+    sub = submodules(package)
+
+    def __getattr__(name: str) -> Any:
+        module = table.get(name)
+        if module is None:
+            return sub(name)
+        return getattr(importlib.import_module(module), name)
+
+    def __dir__() -> list[str]:
+        return sorted(set(namespace) | set(table))
+
+    return __getattr__, __dir__

@@ -47,7 +47,7 @@ from numpy.typing import NDArray
 from xfacies.features import terrain
 from xfacies.catalog import CLASSES, FEATURE_SETS, NODATA, OPTICAL_FEATURES
 
-__all__ = ["outlines", "scene", "season", "GENERATOR_VERSION", "SHADOW_DISTANCE_CAP"]
+__all__ = ["outlines", "scene", "season", "labelled_points", "GENERATOR_VERSION", "SHADOW_DISTANCE_CAP"]
 
 #: Version of the generator; bumped whenever the same arguments give different data.
 GENERATOR_VERSION = "1.0"
@@ -1161,3 +1161,73 @@ def season(
     )
     return _finish(ds, lay)
 
+
+
+def labelled_points(ds: xr.Dataset, *, n_per_class: int = 100, flip: float = 0.0, seed: int = 0,
+                    crs: Any = None):
+    """Labelled points on a synthetic season, as a field campaign or an analyst would give them.
+
+    Parameters
+    ----------
+    ds
+        A :func:`season` or :func:`scene` Dataset (``truth``, ``glacier``, x/y and its CRS).
+    n_per_class
+        At most this many points per class (fewer where a class is rarer), drawn over all dates.
+    flip
+        Fraction of the facies points (ice, snow, debris, firn, refrozen-like) whose label is
+        replaced by another facies class: label noise for confident-learning tests.  The true
+        class stays in ``true_class``.
+    seed
+        Seeds the draw and the flips.
+    crs
+        Reproject the points to this CRS (default: the season's).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``class`` (name), ``true_class``, ``flipped``, ``date``, ``glacier`` and point geometry
+        at pixel centres.
+
+    Examples
+    --------
+    >>> pts = labelled_points(season(2, size=96, seed=1), n_per_class=5, seed=0)   # doctest: +SKIP
+    >>> sorted(pts.columns)                                                         # doctest: +SKIP
+    ['class', 'date', 'flipped', 'geometry', 'glacier', 'true_class']
+    """
+    import geopandas as gpd
+
+    from xfacies import catalog
+
+    truth = np.asarray(ds["truth"].values)
+    if truth.ndim == 2:
+        truth = truth[None]
+    times = np.atleast_1d(np.asarray(ds["time"].values))
+    glacier = np.asarray(ds["glacier"].values)
+    xs, ys = np.asarray(ds["x"].values), np.asarray(ds["y"].values)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in catalog.CLASSES:
+        t, r, q = np.nonzero(truth == c.id)
+        if t.size == 0:
+            continue
+        pick = rng.choice(t.size, size=min(n_per_class, t.size), replace=False)
+        rows += [(c.id, t[i], r[i], q[i]) for i in pick]
+    cls = np.array([r[0] for r in rows], dtype=np.int64)
+    given = cls.copy()
+    facies = np.asarray(catalog.FACIES_CLASSES)
+    is_facies = np.isin(cls, facies)
+    n_flip = int(round(flip * is_facies.sum()))
+    flipped = np.zeros(cls.size, bool)
+    if n_flip:
+        idx = rng.choice(np.flatnonzero(is_facies), size=n_flip, replace=False)
+        for i in idx:
+            given[i] = rng.choice(facies[facies != cls[i]])
+        flipped[idx] = True
+    names = catalog.class_names()
+    gdf = gpd.GeoDataFrame(
+        {"class": [names[i] for i in given], "true_class": [names[i] for i in cls], "flipped": flipped,
+         "date": times[[r[1] for r in rows]],
+         "glacier": [f"{ds.attrs.get('seed', 0)}-{int(glacier[r[2], r[3]])}" for r in rows]},
+        geometry=gpd.points_from_xy(xs[[r[3] for r in rows]], ys[[r[2] for r in rows]]),
+        crs=ds.rio.crs)
+    return gdf if crs is None else gdf.to_crs(crs)

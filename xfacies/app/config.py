@@ -444,11 +444,13 @@ def _section_model(tp: Any) -> type[BaseModel] | None:
     return None
 
 
-def _readable(err: ValidationError, data: Mapping[str, Any]) -> ValueError:
+def _readable(err: ValidationError, data: Mapping[str, Any], root: type[BaseModel] | None = None,
+              what: str = "run configuration") -> ValueError:
     """The first problem of a pydantic error, in the words of the TOML file: which key of
-    which section, what it must be, and (for unknown keys) the valid ones."""
+    which section, what it must be, and (for unknown keys) the valid ones.  ``root`` is the
+    schema (default :class:`RunConfig`)."""
     e = err.errors()[0]
-    model: type[BaseModel] = RunConfig
+    model: type[BaseModel] = root or RunConfig
     path: list[str] = []
     value: Any = data
     annotation: Any = None
@@ -468,7 +470,7 @@ def _readable(err: ValidationError, data: Mapping[str, Any]) -> ValueError:
             unknown = [k for k in data if k not in valid]
             return ValueError(
                 f"unknown section{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(f'[{k}]' for k in unknown)} in the run configuration; "
+                f"{', '.join(f'[{k}]' for k in unknown)} in the {what}; "
                 f"valid sections: {', '.join(valid)}")
         where = ".".join(path)
         unknown = [k for k in (value if isinstance(value, Mapping) else {}) if k not in valid]

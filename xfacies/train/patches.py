@@ -1,15 +1,13 @@
-"""Training patch classifiers: patch sampling, normalisation, a Keras fit loop, scores.
+"""Class-balanced patches from labelled rasters, and confusion/macro-F1 scores of label arrays.
 
-This is the part of the training recipe the demo model needs (balanced patch
-sampling, global min/max normalisation, flips/rot90 augmentation, label
-smoothing, Adam with cosine decay).  The full reference recipe (focal loss,
-scene weights, six folds, confident learning) builds on these functions.
+:func:`sample_patches` draws patches where a whole label raster is known (synthetic truth);
+:mod:`xfacies.train.data` builds patch Datasets from labelled points and the reference layout,
+and :func:`xfacies.train.fit` trains on them.
 
 Examples
 --------
 >>> from xfacies.train import patches as train
 >>> X, y = train.sample_patches(scene.features, scene.truth, n_per_class=200)  # doctest: +SKIP
->>> model = train.fit(X, y, features=xfacies.FEATURE_SETS[4], epochs=5)        # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ import xarray as xr
 
 from xfacies import catalog
 
-__all__ = ["sample_patches", "minmax_of", "fit", "macro_f1", "confusion"]
+__all__ = ["sample_patches", "patch_dataset", "macro_f1", "confusion"]
 
 
 def sample_patches(
@@ -78,79 +76,31 @@ def sample_patches(
     return X, np.asarray(Y, dtype=np.int64)
 
 
-def minmax_of(patches: np.ndarray) -> dict[str, list[float]]:
-    """Global per-feature min/max (the reference's normalisation) ignoring NaN."""
-    flat = patches.reshape(-1, patches.shape[-1])
-    lo = np.nanmin(flat, axis=0)
-    hi = np.nanmax(flat, axis=0)
-    hi = np.where(hi > lo, hi, lo + 1.0)
-    return {"min": lo.astype(float).tolist(), "max": hi.astype(float).tolist()}
+def patch_dataset(patches: np.ndarray, labels: np.ndarray, features: Sequence[str], *,
+                  glacier: Any, date: Any, fold: Any = 0, imagery: str | None = None) -> xr.Dataset:
+    """Raw patch arrays as the patch Dataset :func:`xfacies.train.fit` trains on.
 
+    ``glacier``, ``date`` and ``fold`` are one value for all samples or one per sample.
 
-def _augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random flips and rot90 per patch (all channels), as in the reference recipe."""
-    out = np.empty_like(x)
-    k = rng.integers(0, 4, size=len(x))
-    fl = rng.integers(0, 2, size=len(x)).astype(bool)
-    for kk in range(4):
-        for f in (False, True):
-            sel = (k == kk) & (fl == f)
-            if sel.any():
-                v = np.rot90(x[sel], kk, axes=(1, 2))
-                out[sel] = v[:, :, ::-1] if f else v
-    return out
-
-
-def fit(
-    patches: np.ndarray,
-    labels: np.ndarray,
-    *,
-    features: Sequence[str],
-    config: dict[str, Any] | None = None,
-    epochs: int = 10,
-    batch_size: int = 256,
-    learning_rate: float = 1e-3,
-    label_smoothing: float = 0.1,
-    validation: tuple[np.ndarray, np.ndarray] | None = None,
-    seed: int = 0,
-    verbose: int = 0,
-    metadata: dict[str, Any] | None = None,
-):
-    """Train a reference-architecture CNN on raw patches and return an :class:`xfacies.Model`.
-
-    The bundle's normalisation is the global min/max of the training patches.
+    Examples
+    --------
+    >>> ds = patch_dataset(np.zeros((2, 33, 33, 1), "float32"), np.array([0, 1]), ["blue"],
+    ...                    glacier="g1", date="2020-08-01")
+    >>> dict(ds.sizes), ds["class"].values.tolist()
+    ({'sample': 2, 'y': 33, 'x': 33, 'band': 1}, [0, 1])
     """
-    from xfacies.model.runtime import import_keras
-
-    keras = import_keras()
-
-    from xfacies.model.architecture import CNNConfig, reference_cnn
-    from xfacies.model.bundle import Model
-
-    keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
-    cfg = CNNConfig(n_features=len(features), **(config or {}))
-    norm = minmax_of(patches)
-    proto = Model("reference-cnn", cfg.to_dict(), reference_cnn(config=cfg).get_weights(),
-                  tuple(features), tuple(catalog.class_names()), normalisation=norm)
-    X = np.nan_to_num(proto.normalise(patches), nan=0.0)
-    Y = keras.utils.to_categorical(labels, cfg.n_classes)
-    km = reference_cnn(config=cfg)
-    steps = epochs * int(np.ceil(len(X) / batch_size))
-    sched = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1), alpha=0.0)
-    km.compile(optimizer=keras.optimizers.Adam(sched),
-               loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-               metrics=["accuracy"])
-    for epoch in range(epochs):
-        order = rng.permutation(len(X))
-        km.fit(_augment(X[order], rng), Y[order], batch_size=batch_size, epochs=1,
-               verbose=verbose, shuffle=False)
-    meta = {"trained_by": "xfacies.train.patches.fit", "epochs": epochs, "n_patches": int(len(X)),
-            "seed": seed}
-    meta.update(metadata or {})
-    model = Model("reference-cnn", cfg.to_dict(), km.get_weights(), tuple(features),
-                  tuple(catalog.class_names()), normalisation=norm, metadata=meta)
-    return model
+    n = len(labels)
+    full = (lambda v: np.asarray(v) if np.ndim(v) else np.repeat(np.asarray(v), n))
+    ds = xr.Dataset(
+        {"patches": (("sample", "y", "x", "band"), np.asarray(patches, dtype=np.float32))},
+        coords={"sample": np.arange(n), "band": list(features),
+                "class": ("sample", np.asarray(labels).astype(np.int8)),
+                "glacier": ("sample", full(glacier).astype(str)),
+                "date": ("sample", np.asarray(full(date), dtype="datetime64[ns]")),
+                "fold": ("sample", full(fold).astype(np.int64))})
+    if imagery:
+        ds["patches"].attrs["xfacies_imagery"] = imagery
+    return ds
 
 
 def confusion(truth: np.ndarray, pred: np.ndarray, n_classes: int = len(catalog.CLASSES)) -> np.ndarray:

@@ -1,0 +1,442 @@
+"""Fit facies models by the reference recipe, and cross-validate them fold by fold.
+
+The recipe (the reference study's, ``facies-reference.md`` §"Training recipe"), built from
+Keras 3's own pieces:
+
+* ``keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=2.0)`` -- focal loss without
+  the class-balancing alpha (Keras' default ``alpha=0.25`` would silently scale it);
+* label smoothing 0.1 on the *training* targets only (the validation loss and metrics see the
+  true labels);
+* sample weights = (N / n_class) x (N / n_scene), a scene being a (glacier, date) pair, from
+  the training data, not normalised;
+* augmentation of the training batches: horizontal and vertical flips, ``rot90`` x k, contrast
+  x U(0.95, 1.05) about each patch's channel means, brightness + U(-0.01, 0.01);
+* ``keras.optimizers.Adam`` with ``keras.optimizers.schedules.CosineDecay`` from 1e-3 to 0 over
+  all steps; batch 512;
+* ``keras.metrics.MeanIoU`` and ``keras.metrics.F1Score``; ``keras.callbacks.ModelCheckpoint``
+  (weights only, a ``.weights.h5`` path) keeps the best validation mIoU, which the returned
+  model carries; ``keras.callbacks.CSVLogger`` and Keras' progress bar.
+
+Inputs are patch Datasets, ``patches`` ``(sample, y, x, band)`` float32 raw features (NaN
+beyond scene edges) with per-sample ``class``, ``glacier``, ``date`` and ``fold`` coordinates
+(:func:`xfacies.train.data.patches_from_points`, :func:`xfacies.train.data.read_reference_patches`).
+The global per-feature min/max of the training patches is the model's normalisation; NaN
+becomes 0 after it (the reference's zero padding in normalised space).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from xfacies import catalog
+
+__all__ = ["new_model", "fit", "cross_validate", "CrossValidation", "focal_loss", "cosine_adam",
+           "sample_weights", "RECIPE"]
+
+#: The reference recipe's hyper-parameters (defaults of :func:`fit`).
+RECIPE: dict[str, Any] = {"epochs": 1000, "batch_size": 512, "learning_rate": 1e-3, "gamma": 2.0,
+                          "label_smoothing": 0.1, "contrast": 0.05, "brightness": 0.01}
+
+
+def focal_loss(gamma: float = RECIPE["gamma"]):
+    """The recipe's loss: ``keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=gamma)``.
+
+    ``alpha=1.0`` because the recipe has no alpha (Keras defaults to 0.25).  Per sample
+    ``-sum_c y_c (1 - p_c)^gamma log p_c`` with ``p`` clipped to ``[1e-7, 1 - 1e-7]``.
+    """
+    from xfacies.model.architecture import _keras
+
+    keras = _keras()
+    return keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=gamma, from_logits=False)
+
+
+def cosine_adam(learning_rate: float, total_steps: int):
+    """``keras.optimizers.Adam`` on a ``CosineDecay`` from ``learning_rate`` to 0 over ``total_steps``."""
+    from xfacies.model.architecture import _keras
+
+    keras = _keras()
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, int(total_steps)),
+                                                      alpha=0.0)
+    return keras.optimizers.Adam(schedule)
+
+
+def new_model(architecture: str = "translation-exact", features: Any = 4, seed: int = 0,
+              **config: Any):
+    """An untrained :class:`xfacies.Model` of a registered architecture.
+
+    Parameters
+    ----------
+    architecture
+        ``"translation-exact"`` (the reference family with unpadded convolutions: dense ==
+        exact), ``"reference-cnn"`` (the published architecture) or another registered name.
+    features
+        A reference feature set (1-4) or feature names.
+    seed
+        Seeds Keras' initialisers: the same seed gives the same weights.
+    **config
+        Architecture fields (e.g. ``filters=16``).
+
+    Examples
+    --------
+    >>> m = new_model("translation-exact", features=4, seed=0, filters=16)
+    >>> m.architecture, m.dense_radius, m.patch_radius, len(m.features)
+    ('translation-exact', 16, 16, 11)
+    """
+    from xfacies.model.architecture import _keras, build
+    from xfacies.model.bundle import Model
+
+    keras = _keras()
+    names = catalog.feature_set(features)
+    cfg = {"n_features": len(names), "n_classes": len(catalog.CLASSES), **config}
+    keras.utils.set_random_seed(seed)
+    net = build(architecture, cfg, dense=False)
+    return Model(architecture=architecture, config=cfg, weights=net.get_weights(), features=names,
+                 classes=tuple(catalog.class_names()),
+                 metadata={"trained": False, "seed": seed})
+
+
+# --------------------------------------------------------------------------- data
+def _check_patches(ds: xr.Dataset, what: str) -> None:
+    if not isinstance(ds, xr.Dataset) or "patches" not in ds.data_vars:
+        raise TypeError(f"{what} must be a patch Dataset with a 'patches' variable (sample, y, x, band), "
+                        "e.g. from xfacies.train.data.patches_from_points or read_reference_patches")
+    need = [c for c in ("class", "glacier", "date") if c not in ds.coords]
+    if need:
+        raise ValueError(f"{what} lacks the per-sample coordinates {need}")
+    if ds["patches"].dims != ("sample", "y", "x", "band"):
+        raise ValueError(f"{what}['patches'] must have dims (sample, y, x, band), got {ds['patches'].dims}")
+
+
+def _minmax(x: np.ndarray) -> dict[str, list[float]]:
+    """Global per-feature min/max over the training patches (NaN ignored)."""
+    lo = np.nanmin(x, axis=(0, 1, 2)).astype(np.float64)
+    hi = np.nanmax(x, axis=(0, 1, 2)).astype(np.float64)
+    hi = np.where(hi > lo, hi, lo + 1.0)  # a constant feature: any positive range maps it to 0
+    return {"min": lo.tolist(), "max": hi.tolist()}
+
+
+def _normalised(ds: xr.Dataset, features: tuple[str, ...], norm: dict[str, list[float]]) -> np.ndarray:
+    x = np.asarray(ds["patches"].sel(band=list(features)).values, dtype=np.float32)
+    lo = np.asarray(norm["min"], np.float32)
+    hi = np.asarray(norm["max"], np.float32)
+    return np.nan_to_num((x - lo) / (hi - lo), nan=0.0)
+
+
+def sample_weights(ds: xr.Dataset) -> np.ndarray:
+    """The recipe's weights (N / n_class) x (N / n_scene), scene = (glacier, date), not normalised.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset(coords={"class": ("sample", [0, 0, 1]), "glacier": ("sample", ["a", "a", "b"]),
+    ...                         "date": ("sample", pd.to_datetime(["2020-01-01"] * 3))})
+    >>> sample_weights(ds).tolist()
+    [2.25, 2.25, 9.0]
+    """
+    labels = np.asarray(ds["class"].values)
+    scenes = pd.Series(list(zip(np.asarray(ds["glacier"].values).astype(str),
+                                pd.to_datetime(ds["date"].values).strftime("%Y-%m-%d"))))
+    n = labels.size
+    per_class = pd.Series(labels).map(pd.Series(labels).value_counts()).to_numpy(np.float64)
+    per_scene = scenes.map(scenes.value_counts()).to_numpy(np.float64)
+    return (n / per_class) * (n / per_scene)
+
+
+def _batches_class():
+    from xfacies.model.architecture import _keras
+
+    keras = _keras()
+
+    class Batches(keras.utils.PyDataset):
+        """Shuffled, augmented, label-smoothed training batches (or plain ordered ones)."""
+
+        def __init__(self, x, y, w, batch_size, n_classes, *, seed, train, smoothing, contrast,
+                     brightness):
+            super().__init__()
+            self.x, self.y, self.w = x, y, w
+            self.bs, self.C, self.seed, self.train = batch_size, n_classes, seed, train
+            self.smoothing, self.contrast, self.brightness = smoothing, contrast, brightness
+            self.epoch = 0
+            self.order = self._order()
+
+        def _order(self):
+            n = self.x.shape[0]
+            return np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.train else np.arange(n)
+
+        def __len__(self):
+            return int(np.ceil(self.x.shape[0] / self.bs))
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self.order = self._order()
+
+        def __getitem__(self, i):
+            idx = np.sort(self.order[i * self.bs:(i + 1) * self.bs])
+            x = self.x[idx]
+            y = np.eye(self.C, dtype=np.float32)[self.y[idx]]
+            if not self.train:
+                return x, y
+            rng = np.random.default_rng([self.seed, self.epoch, i, 1])
+            x = _augment(x, rng, self.contrast, self.brightness)
+            if self.smoothing:
+                y = y * (1.0 - self.smoothing) + self.smoothing / self.C
+            return x, y, self.w[idx].astype(np.float32)
+
+    return Batches
+
+
+def _augment(x: np.ndarray, rng: np.random.Generator, contrast: float, brightness: float) -> np.ndarray:
+    """Per patch: flips, rot90 x k, contrast about the channel means, brightness shift."""
+    n = x.shape[0]
+    out = np.empty_like(x)
+    k = rng.integers(0, 4, n)
+    fh = rng.integers(0, 2, n).astype(bool)
+    fv = rng.integers(0, 2, n).astype(bool)
+    for j in range(n):
+        p = np.rot90(x[j], k[j])
+        if fh[j]:
+            p = p[:, ::-1]
+        if fv[j]:
+            p = p[::-1]
+        out[j] = p
+    if contrast:
+        f = rng.uniform(1 - contrast, 1 + contrast, (n, 1, 1, 1)).astype(np.float32)
+        mean = out.mean(axis=(1, 2), keepdims=True)
+        out = (out - mean) * f + mean
+    if brightness:
+        out = out + rng.uniform(-brightness, brightness, (n, 1, 1, 1)).astype(np.float32)
+    return out
+
+
+# --------------------------------------------------------------------------- fit
+def fit(
+    train: xr.Dataset,
+    validation: xr.Dataset | None = None,
+    *,
+    model: Any = None,
+    architecture: str = "translation-exact",
+    features: Any = None,
+    config: dict[str, Any] | None = None,
+    epochs: int = RECIPE["epochs"],
+    batch_size: int = RECIPE["batch_size"],
+    learning_rate: float = RECIPE["learning_rate"],
+    gamma: float = RECIPE["gamma"],
+    label_smoothing: float = RECIPE["label_smoothing"],
+    augment: bool = True,
+    seed: int = 0,
+    checkpoint: str | Path | None = None,
+    log: str | Path | None = None,
+    verbose: int = 1,
+):
+    """Train a facies model on patches by the reference recipe (module docstring).
+
+    Parameters
+    ----------
+    train, validation
+        Patch Datasets; the validation patches choose the checkpoint (best ``val_miou``); without
+        them the last epoch is kept.
+    model
+        Start from this :class:`xfacies.Model` (e.g. :func:`new_model`); default a new
+        ``architecture`` model with ``config`` on ``features`` (default: the patches' bands).
+    epochs, batch_size, learning_rate, gamma, label_smoothing
+        The recipe's 1000, 512, 1e-3, 2 and 0.1 by default.
+    augment
+        Flips, rot90, contrast and brightness of the training batches.
+    seed
+        Seeds the weights, the shuffling and the augmentation: the same seed gives the same model
+        (on the same backend and machine).
+    checkpoint
+        Where the best weights go (``<path>.weights.h5``); default a temporary file.
+    log
+        CSV log of the loss and metrics per epoch.
+    verbose
+        Keras' progress bar (1), one line per epoch (2), silent (0).
+
+    Returns
+    -------
+    xfacies.Model
+        With the training patches' global min/max as its normalisation and the recipe, the
+        history and the best epoch in its metadata.
+
+    Examples
+    --------
+    >>> model = fit(patches.isel(sample=train), patches.isel(sample=val), epochs=50)  # doctest: +SKIP
+    """
+    from xfacies.model.architecture import _keras, build
+    from xfacies.model.bundle import Model
+
+    keras = _keras()
+    _check_patches(train, "train")
+    if validation is not None:
+        _check_patches(validation, "validation")
+    if model is not None:
+        base = model
+        names = tuple(base.features)
+    else:
+        names = catalog.feature_set(features if features is not None
+                                    else tuple(str(b) for b in train["band"].values))
+        base = None
+    missing = [f for f in names if f not in [str(b) for b in train["band"].values]]
+    if missing:
+        raise ValueError(f"the training patches lack the features {missing}; their bands are "
+                         f"{[str(b) for b in train['band'].values]}")
+    C = len(catalog.CLASSES)
+    x_raw = np.asarray(train["patches"].sel(band=list(names)).values, dtype=np.float32)
+    norm = _minmax(x_raw)
+    del x_raw
+    x = _normalised(train, names, norm)
+    y = np.asarray(train["class"].values, dtype=np.int64)
+    if y.min() < 0 or y.max() >= C:
+        raise ValueError(f"class ids must be 0..{C - 1}; got {sorted(set(y.tolist()) - set(range(C)))}")
+    w = sample_weights(train)
+    keras.utils.set_random_seed(seed)
+    if base is None:
+        cfg = {"n_features": len(names), "n_classes": C, **(config or {})}
+        arch = architecture
+        net = build(arch, cfg, dense=False)
+    else:
+        cfg, arch = dict(base.config), base.architecture
+        net = build(arch, cfg, dense=False)
+        net.set_weights(base.weights)
+    steps = int(np.ceil(x.shape[0] / batch_size))
+    net.compile(
+        optimizer=cosine_adam(learning_rate, epochs * steps),
+        loss=focal_loss(gamma),
+        metrics=[keras.metrics.MeanIoU(num_classes=C, sparse_y_true=False, sparse_y_pred=False, name="miou"),
+                 keras.metrics.F1Score(average="macro", name="f1"),
+                 keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    Batches = _batches_class()
+    data = Batches(x, y, w, batch_size, C, seed=seed, train=True, smoothing=label_smoothing,
+                   contrast=RECIPE["contrast"] if augment else 0.0,
+                   brightness=RECIPE["brightness"] if augment else 0.0)
+    val = None
+    if validation is not None:
+        xv = _normalised(validation, names, norm)
+        yv = np.asarray(validation["class"].values, dtype=np.int64)
+        val = Batches(xv, yv, None, batch_size, C, seed=seed, train=False, smoothing=0.0,
+                      contrast=0.0, brightness=0.0)
+    tmp = None
+    if checkpoint is None:
+        tmp = tempfile.TemporaryDirectory(prefix="xfacies-fit-")
+        checkpoint = Path(tmp.name) / "best"
+    ckpt = Path(checkpoint)
+    if not ckpt.name.endswith(".weights.h5"):  # ModelCheckpoint(save_weights_only=True) needs it
+        ckpt = ckpt.with_name(ckpt.name + ".weights.h5")
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    callbacks = [keras.callbacks.ModelCheckpoint(
+        str(ckpt), monitor="val_miou" if val is not None else "miou", mode="max",
+        save_best_only=True, save_weights_only=True)]
+    if log is not None:
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        callbacks.append(keras.callbacks.CSVLogger(str(log)))
+    t0 = time.perf_counter()
+    hist = net.fit(data, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    seconds = time.perf_counter() - t0
+    net.load_weights(str(ckpt))
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    key = "val_miou" if val is not None else "miou"
+    best = int(np.argmax(history[key]))
+    if tmp is not None:
+        tmp.cleanup()
+    imagery = train["patches"].attrs.get("xfacies_imagery") or train.attrs.get("xfacies_imagery") or "unknown"
+    return Model(
+        architecture=arch, config=cfg, weights=net.get_weights(), features=names,
+        classes=tuple(catalog.class_names()), normalisation=norm,
+        metadata={
+            "trained": True,
+            "training_domain": {"imagery": imagery},
+            "recipe": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+                       "loss": f"CategoricalFocalCrossentropy(alpha=1.0, gamma={gamma})",
+                       "label_smoothing": label_smoothing, "augment": augment, "seed": seed,
+                       "sample_weights": "(N / n_class) x (N / n_scene)",
+                       "keras_backend": keras.backend.backend()},
+            "n_train": int(x.shape[0]), "n_validation": 0 if validation is None else int(validation.sizes["sample"]),
+            "best_epoch": best, f"best_{key}": history[key][best], "seconds": round(seconds, 1),
+            "history": history,
+        },
+    )
+
+
+# --------------------------------------------------------------------------- cross-validation
+@dataclass
+class CrossValidation:
+    """Result of :func:`cross_validate`.
+
+    Attributes
+    ----------
+    models
+        Test fold -> the model trained on the other folds but its validation fold.
+    probabilities
+        ``(sample, class)`` out-of-fold probabilities: each sample predicted by the model whose
+        test fold holds it.
+    folds
+        Test fold -> ``{"validation": v, "train": [...]}``.
+    """
+
+    models: dict[int, Any]
+    probabilities: xr.DataArray
+    folds: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def predictions(self) -> np.ndarray:
+        """Out-of-fold class ids (argmax)."""
+        return np.asarray(self.probabilities.values.argmax(axis=1))
+
+
+def cross_validate(patches: xr.Dataset, *, k: int | None = None, test_folds: list[int] | None = None,
+                   **fit_kw: Any) -> CrossValidation:
+    """k-fold cross-validation by the patches' ``fold`` coordinate, the reference's way.
+
+    For test fold ``t`` the validation fold is ``(t - 1) mod k`` and the others train.  Every
+    sample gets out-of-fold probabilities from the model of its own test fold (the input of
+    :func:`xfacies.train.cleaning.label_issues`).
+
+    Parameters
+    ----------
+    patches
+        A patch Dataset with a ``fold`` coordinate holding 0..k-1.
+    k
+        Number of folds (default: the number of distinct folds, 6 in the reference).
+    test_folds
+        Only these test folds (default all); samples of the others get NaN probabilities.
+    **fit_kw
+        Passed to :func:`fit` (``epochs``, ``seed``, ``architecture``, ...).
+
+    Returns
+    -------
+    CrossValidation
+    """
+    _check_patches(patches, "patches")
+    if "fold" not in patches.coords:
+        raise ValueError("patches need a 'fold' coordinate for cross-validation")
+    folds = np.asarray(patches["fold"].values).astype(int)
+    k = int(k or len(np.unique(folds)))
+    if folds.min() < 0 or folds.max() >= k:
+        raise ValueError(f"fold ids must be 0..{k - 1}; got {sorted(np.unique(folds).tolist())}")
+    C = len(catalog.CLASSES)
+    probs = np.full((folds.size, C), np.nan, dtype=np.float32)
+    models, plan = {}, {}
+    for t in (range(k) if test_folds is None else test_folds):
+        v = (t - 1) % k
+        tr = [f for f in range(k) if f not in (t, v)]
+        plan[t] = {"validation": v, "train": tr}
+        train = patches.isel(sample=np.flatnonzero(np.isin(folds, tr)))
+        val = patches.isel(sample=np.flatnonzero(folds == v))
+        m = fit(train, val, **fit_kw)
+        m.metadata["fold"] = {"test": t, **plan[t]}
+        models[t] = m
+        test_idx = np.flatnonzero(folds == t)
+        if test_idx.size:
+            x = np.asarray(patches["patches"].isel(sample=test_idx).sel(band=list(m.features)).values)
+            probs[test_idx] = m.predict_patches(x)
+    da_ = xr.DataArray(probs, dims=("sample", "class"),
+                       coords={"sample": patches["sample"].values, "class": catalog.class_names()},
+                       name="probability", attrs={"long_name": "out-of-fold class probability"})
+    return CrossValidation(models=models, probabilities=da_, folds=plan)
