@@ -64,7 +64,8 @@ _LAZY = {
 _SUBMODULES = {
     **{name: f"xfacies.{name}" for name in (
         "catalog", "spatial", "halo", "options", "validation", "accessor", "synthetic", "io", "plot",
-        "sources", "features", "model", "inference", "products", "massbalance", "train", "app")},
+        "sources", "features", "model", "inference", "products", "massbalance", "train", "app",
+        "caffe")},
     "wgms": "xfacies.massbalance.wgms",
 }
 

@@ -1,5 +1,6 @@
 """Command line: ``xfacies run``, ``xfacies apply``, ``xfacies demo``, ``xfacies info``,
-``xfacies import-reference``, ``xfacies make-demo-model``."""
+``xfacies import-reference``, ``xfacies make-demo-model``, ``xfacies train``,
+``xfacies caffe train|evaluate|gallery``."""
 
 from __future__ import annotations
 
@@ -52,6 +53,118 @@ def _cmd_make_demo(a: argparse.Namespace) -> int:
 
     make_demo_model(a.out, epochs=a.epochs)
     return 0
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from xfacies.app.training import load_train_config, run_training
+
+    result = run_training(load_train_config(a.config), verbose=0 if a.quiet else 1)
+    print(f"wrote {result.out}")
+    return 0
+
+
+def _cmd_caffe_train(a: argparse.Namespace) -> int:
+    from xfacies.caffe import leave_one_glacier_out, open_dataset
+    from xfacies.caffe.train import train_zone_model
+    from xfacies.model.registry import BUILTIN
+
+    ds = open_dataset(a.root, split="train", metadata=a.metadata)
+    fit = dict(epochs=a.epochs, seed=a.seed, crop=a.crop, batch_size=a.batch_size,
+               steps_per_epoch=a.steps or None, verbose=0 if a.quiet else 2)
+    if a.logo:
+        table = leave_one_glacier_out(ds, resolution=_resolution(a), pixel_size=_resolution(a),
+                                      models_dir=a.logo_models, **fit)
+        print(table.to_string(index=False))
+        if a.logo_csv:
+            table.to_csv(a.logo_csv, index=False)
+    out = a.out or BUILTIN["caffe-zones"]
+    m = train_zone_model(ds, out=out, log=a.log, **fit)
+    print(f"wrote {out}: {m}")
+    return 0
+
+
+def _resolution(a: argparse.Namespace):
+    """Metres per pixel for the post-processing: --resolution, or the file name's resolution
+    scaled by --original-side / 256 (the resized derivative), or None (each image's own)."""
+    if a.resolution is not None:
+        return a.resolution
+    if a.original_side is not None:
+        from xfacies.caffe import parse_stem
+
+        return lambda stem: parse_stem(stem).resolution * a.original_side / 256
+    return None
+
+
+def _cmd_caffe_evaluate(a: argparse.Namespace) -> int:
+    from xfacies.caffe import evaluate, open_dataset, segment
+
+    ds = open_dataset(a.root, split=a.split, metadata=a.metadata)
+    res = _resolution(a)
+    table = evaluate(segment(ds, a.model), ds, resolution=res, pixel_size=res)
+    print(table.to_string(index=False))
+    if a.csv:
+        table.to_csv(a.csv, index=False)
+    return 0
+
+
+def _cmd_caffe_gallery(a: argparse.Namespace) -> int:
+    from xfacies.caffe import gallery, open_dataset, segment
+
+    ds = open_dataset(a.root, split=a.split, metadata=a.metadata)
+    pred = None if a.model is None else segment(ds, a.model)
+    path = gallery(ds, a.out, predictions=pred)
+    print(f"wrote {path}")
+    return 0
+
+
+def _add_caffe(sub) -> None:
+    from xfacies.caffe.train import DEFAULT_FIT
+
+    c = sub.add_parser("caffe", help="the CaFFe SAR calving-front benchmark: train, evaluate, browse")
+    cs = c.add_subparsers(dest="caffe_command", required=True)
+
+    def common(p, split: bool = True) -> None:
+        p.add_argument("root", help="the benchmark's data_raw folder (or its parent), or the resized layout")
+        p.add_argument("--metadata", help="the published meta_data.csv (georeferencing, pixel sizes)")
+        if split:
+            p.add_argument("--split", choices=["train", "test"], default=None)
+
+    def scale(p) -> None:
+        p.add_argument("--resolution", type=float, default=None,
+                       help="metres per pixel of every image (default: each image's own)")
+        p.add_argument("--original-side", type=float, default=None,
+                       help="resized derivative: the images' approximate original side in pixels; "
+                            "metres per pixel = file-name resolution x side / 256")
+
+    t = cs.add_parser("train", help="retrain the zone model (default: the package's caffe-zones)")
+    common(t, split=False)
+    t.add_argument("--out", default=None, help="output bundle (default: the package's caffe-zones.xfacies)")
+    t.add_argument("--epochs", type=int, default=DEFAULT_FIT["epochs"])
+    t.add_argument("--crop", type=int, default=DEFAULT_FIT["crop"])
+    t.add_argument("--batch-size", type=int, default=DEFAULT_FIT["batch_size"])
+    t.add_argument("--steps", type=int, default=DEFAULT_FIT["steps_per_epoch"],
+                   help="batches per epoch (0: one pass over the pixels)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--log", default=None, help="CSV log of the training (per epoch)")
+    t.add_argument("--logo", action="store_true", help="first score leave-one-glacier-out models")
+    t.add_argument("--logo-csv", default=None, help="write the leave-one-glacier-out table there")
+    t.add_argument("--logo-models", default=None, help="save the leave-one-glacier-out models in this folder")
+    scale(t)
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=_cmd_caffe_train)
+
+    e = cs.add_parser("evaluate", help="segment and score with the benchmark's metrics")
+    common(e)
+    e.add_argument("--model", default="caffe-zones")
+    scale(e)
+    e.add_argument("--csv", default=None, help="write the table there")
+    e.set_defaults(func=_cmd_caffe_evaluate)
+
+    g = cs.add_parser("gallery", help="a static HTML gallery of thumbnails with filters")
+    common(g)
+    g.add_argument("out", help="output folder")
+    g.add_argument("--model", default=None, help="also show this model's zones (e.g. caffe-zones)")
+    g.set_defaults(func=_cmd_caffe_gallery)
 
 
 def _cmd_run(a: argparse.Namespace) -> int:
@@ -149,6 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", default=None, help="output path (default: the package's demo.xfacies)")
     m.add_argument("--epochs", type=int, default=12)
     m.set_defaults(func=_cmd_make_demo)
+
+    tr = sub.add_parser("train", help="train facies models by the reference recipe: cross-validation, "
+                        "confident learning, calibration, scores (a TOML config)")
+    tr.add_argument("config", help="training configuration (TOML; see xfacies.app.training)")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(func=_cmd_train)
+
+    _add_caffe(sub)
     return p
 
 
