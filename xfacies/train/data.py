@@ -954,7 +954,9 @@ def read_reference_patches(folder: str | os.PathLike[str], *, cache: bool = True
         root.mkdir(parents=True, exist_ok=True)
         tmp = root / f".{store.name}.{uuid.uuid4().hex[:8]}.tmp"
         try:
-            ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
+            # a local, one-time cache, written uncompressed: compressing costs more time than it saves
+            ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True,
+                       encoding={"patches": {"compressors": None}})
             (tmp / ".complete").write_text(json.dumps({"folder": str(folder.resolve()), "files": len(entries)}))
             try:
                 os.replace(tmp, store)
