@@ -392,7 +392,7 @@ def _translation_exact(keras, c: CNNConfig, x_in, *, dense: bool, fused: bool, d
     the patch model's at every pixel, scene edges included.
     """
     layers = keras.layers
-    CentreTap, LatticeMax, _, _ = _make_layers()
+    CentreTap, LatticeMax, ToLattice, FromLattice = _make_layers()
     n, k = c.convs_per_scale, c.pool
     R = c.patch_radius
 
@@ -413,14 +413,24 @@ def _translation_exact(keras, c: CNNConfig, x_in, *, dense: bool, fused: bool, d
     else:
         tap1 = CentreTap(m1, m1, name="tap1", **dt)(h)
         h = layers.MaxPooling2D(k, strides=k, padding="valid", name="pool", **dt)(h)
+    # The fused (inference) dense form runs scale 2 on the pool's k x k sub-lattices as a batch:
+    # plain unpadded convolutions instead of dilated ones, the same numbers (as the reference's
+    # fused form).  The sides are multiples of k there when the input's are (the bundle pads).
+    lattice = dense and fused
+    if lattice:
+        h = ToLattice(k, name="to_lattice", **dt)(h)
     for i in range(n):
-        h = block(h, k if dense else 1, f"s2_{i}")
+        h = block(h, k if dense and not lattice else 1, f"s2_{i}")
     cells = c.scale2_cells
     if dense:
         m2 = (cells // 2) * k  # the scale-2 map's margin: the lattice offsets of the global max
+        if lattice:
+            g = FromLattice(k, name="from_lattice", **dt)(LatticeMax(cells // 2, 1, name="global_max", **dt)(h))
+            h = FromLattice(k, name="scale2", **dt)(h)
+        else:
+            g = LatticeMax(cells // 2, k, name="global_max", **dt)(h)
         tap2 = layers.Cropping2D(m2, name="tap2", **dt)(h)
-        gmax = layers.Cropping2D(m2, name="global_max_crop", **dt)(
-            LatticeMax(cells // 2, k, name="global_max", **dt)(h))
+        gmax = layers.Cropping2D(m2, name="global_max_crop", **dt)(g)
     else:
         tap2 = CentreTap(cells // 2, cells // 2, name="tap2", **dt)(h)
         gmax = layers.GlobalMaxPooling2D(name="global_max", **dt)(h)
