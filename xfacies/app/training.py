@@ -183,19 +183,13 @@ def load_patches(cfg: TrainConfig) -> xr.Dataset:
         pts["fold"] = i % cfg.cross_validation.k
         ds = patches_from_points(season["features"], pts, d.patch_size, glacier_column="glacier",
                                  fold_column="fold")
-        ds = ds.assign_coords(flipped=("sample", pts["flipped"].to_numpy()[_kept(ds, pts)]),
-                              true_class=("sample", _ids(pts["true_class"].to_numpy()[_kept(ds, pts)])))
+        kept = np.asarray(ds["point"].values, dtype=np.int64)  # rows of pts that became patches
+        ds = ds.assign_coords(flipped=("sample", pts["flipped"].to_numpy()[kept]),
+                              true_class=("sample", _ids(pts["true_class"].to_numpy()[kept])))
         parts.append(ds)
     out = xr.concat(parts, dim="sample", combine_attrs="drop_conflicts")
     out["patches"].attrs["xfacies_imagery"] = "synthetic"
     return out.assign_coords(sample=np.arange(out.sizes["sample"]))
-
-
-def _kept(ds: xr.Dataset, pts) -> np.ndarray:
-    """Row positions in ``pts`` of the patches kept by patches_from_points (its ``point`` index)."""
-    if "point" in ds.coords:
-        return np.asarray(ds["point"].values, dtype=np.int64)
-    return np.arange(ds.sizes["sample"])
 
 
 def _ids(names: np.ndarray) -> np.ndarray:
@@ -218,7 +212,7 @@ def run_training(cfg: TrainConfig, *, verbose: int = 1) -> TrainingResult:
     """Run the recipe end to end and write the report folder (see the module docstring)."""
     from xfacies.train.calibration import calibrate
     from xfacies.train.cleaning import label_issues, pruning_report
-    from xfacies.train.evaluation import evaluate
+    from xfacies.train.evaluation import evaluate, predict_probabilities
     from xfacies.train.fitting import cross_validate
 
     out = Path(cfg.output.dir)
@@ -264,7 +258,7 @@ def run_training(cfg: TrainConfig, *, verbose: int = 1) -> TrainingResult:
         for t, m in final.items():
             v = m.metadata["fold"]["validation"]
             val = patches.isel(sample=np.flatnonzero(np.asarray(patches["fold"].values) == v))  # unpruned
-            probs = m.predict_patches(val["patches"].sel(band=list(m.features)).values)
+            probs = predict_probabilities(m, val)
             cal, rep = calibrate(m, probs, np.asarray(val["class"].values, dtype=np.int64),
                                  method=cfg.calibration.method,
                                  plot=out / f"reliability_fold{t}.png")

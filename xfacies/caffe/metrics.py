@@ -91,7 +91,6 @@ def _as_mask(obj: Any, what: str) -> np.ndarray:
     return arr != 0
 
 
-_check_scale = check_resolution
 
 
 def front_errors(pred_front: np.ndarray | xr.DataArray, true_front: np.ndarray | xr.DataArray,
@@ -121,7 +120,7 @@ def front_errors(pred_front: np.ndarray | xr.DataArray, true_front: np.ndarray |
     >>> front_errors(pred, np.zeros((3, 4), bool), 10.0)
     array([], dtype=float64)
     """
-    res = _check_scale(resolution, "resolution")
+    res = check_resolution(resolution, "resolution")
     pred = _as_mask(pred_front, "pred_front")
     true = _as_mask(true_front, "true_front")
     if pred.shape != true.shape:
@@ -255,12 +254,12 @@ def _scale(stem: str, attrs: Mapping[str, Any], pixel_size: PixelSize) -> float:
                              "'resolution' attribute: pass pixel_size= to evaluate")
         return value
     if callable(pixel_size):
-        return _check_scale(pixel_size(stem), f"pixel_size({stem!r})")
+        return check_resolution(pixel_size(stem), f"pixel_size({stem!r})")
     if isinstance(pixel_size, Mapping):
         if stem not in pixel_size:
             raise KeyError(f"pixel_size has no entry for image {stem!r}")
-        return _check_scale(pixel_size[stem], f"pixel_size[{stem!r}]")
-    return _check_scale(pixel_size, "pixel_size")
+        return check_resolution(pixel_size[stem], f"pixel_size[{stem!r}]")
+    return check_resolution(pixel_size, "pixel_size")
 
 
 def _metadata(stem: str, attrs: Mapping[str, Any]) -> dict[str, Any]:

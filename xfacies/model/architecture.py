@@ -324,12 +324,7 @@ def reference_cnn(
     if c.translation_exact:
         return _translation_exact(keras, c, x_in, dense=dense, fused=fused, dt=dt)
 
-    def block(h, dilation: int, name: str):
-        h = layers.Conv2D(c.filters, 3, padding="same", dilation_rate=dilation,
-                          use_bias=True, name=f"{name}_conv", **dt)(h)
-        if not fused:
-            h = layers.BatchNormalization(epsilon=c.bn_epsilon, name=f"{name}_bn", **dt)(h)
-        return layers.ELU(alpha=1.0, name=f"{name}_elu", **dt)(h)
+    block = _conv_block(layers, c, "same", fused, dt)
 
     h = x_in
     for i in range(c.convs_per_scale):
@@ -365,6 +360,20 @@ def reference_cnn(
     return keras.Model(x_in, out, name=name)
 
 
+def _conv_block(layers, c: CNNConfig, padding: str, fused: bool, dt: dict):
+    """The family's convolution block, Conv2D 3 x 3 (``padding``, a dilation) -> BatchNorm (folded
+    away when ``fused``) -> ELU, as a function ``block(h, dilation, name)``."""
+
+    def block(h, dilation: int, name: str):
+        h = layers.Conv2D(c.filters, 3, padding=padding, dilation_rate=dilation,
+                          use_bias=True, name=f"{name}_conv", **dt)(h)
+        if not fused:
+            h = layers.BatchNormalization(epsilon=c.bn_epsilon, name=f"{name}_bn", **dt)(h)
+        return layers.ELU(alpha=1.0, name=f"{name}_elu", **dt)(h)
+
+    return block
+
+
 def _head(layers, c: CNNConfig, tap1, tap2, gmax, dt: dict):
     """The family's head: [tap 1, tap 2, global max] -> dropout -> Dense/ELU/dropout x n -> softmax.
     Per pixel in the dense forms (``Dense`` acts on the last axis)."""
@@ -396,12 +405,7 @@ def _translation_exact(keras, c: CNNConfig, x_in, *, dense: bool, fused: bool, d
     n, k = c.convs_per_scale, c.pool
     R = c.patch_radius
 
-    def block(h, dilation: int, name: str):
-        h = layers.Conv2D(c.filters, 3, padding="valid", dilation_rate=dilation,
-                          use_bias=True, name=f"{name}_conv", **dt)(h)
-        if not fused:
-            h = layers.BatchNormalization(epsilon=c.bn_epsilon, name=f"{name}_bn", **dt)(h)
-        return layers.ELU(alpha=1.0, name=f"{name}_elu", **dt)(h)
+    block = _conv_block(layers, c, "valid", fused, dt)
 
     h = layers.ZeroPadding2D(R, name="scene_edge", **dt)(x_in) if dense else x_in
     for i in range(n):

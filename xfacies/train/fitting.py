@@ -413,6 +413,8 @@ def cross_validate(patches: xr.Dataset, *, k: int | None = None, test_folds: lis
     -------
     CrossValidation
     """
+    from xfacies.train.evaluation import predict_probabilities
+
     _check_patches(patches, "patches")
     if "fold" not in patches.coords:
         raise ValueError("patches need a 'fold' coordinate for cross-validation")
@@ -434,8 +436,7 @@ def cross_validate(patches: xr.Dataset, *, k: int | None = None, test_folds: lis
         models[t] = m
         test_idx = np.flatnonzero(folds == t)
         if test_idx.size:
-            x = np.asarray(patches["patches"].isel(sample=test_idx).sel(band=list(m.features)).values)
-            probs[test_idx] = m.predict_patches(x)
+            probs[test_idx] = predict_probabilities(m, patches.isel(sample=test_idx))
     da_ = xr.DataArray(probs, dims=("sample", "class"),
                        coords={"sample": patches["sample"].values, "class": catalog.class_names()},
                        name="probability", attrs={"long_name": "out-of-fold class probability"})
