@@ -18,7 +18,7 @@ import xfacies
 from xfacies import synthetic
 from xfacies.features import terrain
 from xfacies.catalog import FEATURE_SETS, OPTICAL_FEATURES
-from xfacies.features import ShadowCapWarning, edge_distance, features
+from xfacies.features import ShadowCapWarning, edge_distance, features, static_features
 
 RES = 10.0
 X0, Y0 = 630000.0, 5190000.0
@@ -285,6 +285,66 @@ def test_time_invariant_layers_are_shared_and_nan_follows_optical():
     layers = list(f.data.dask.layers)
     assert sum(n.startswith("xfacies-slope_horn") for n in layers) == 1  # once per grid
     assert sum(n.startswith("xfacies-hillshade") for n in layers) == 3  # once per acquisition
+
+
+def _tasks(f: xr.DataArray, *words: str) -> int:
+    """Tasks of the graph whose key names one of ``words``."""
+    names = (k[0] if isinstance(k, tuple) else k for k in dict(f.data.__dask_graph__()))
+    return sum(any(w in str(n) for w in words) for n in names)
+
+
+def test_static_terrain_is_computed_once_per_block_whatever_the_number_of_dates():
+    cube, dem = grid(plane(20.0, 180.0, 32, 40), nt=3)
+    cube = cube.assign_coords(sun_azimuth=("time", [150.0, 160.0, 170.0]),
+                              sun_elevation=("time", [40.0, 45.0, 50.0]))
+    outl = square_outlines(box(X0 + 40, Y0 - 200, X0 + 300, Y0 - 40))
+    counts = {}
+    for nt in (1, 3):
+        f = features(chunked(cube.isel(time=slice(0, nt)), 16, 20), dem=dem, outlines=outl, feature_set=4)
+        counts[nt] = {w: _tasks(f, w) for w in ("proximity", "slope_horn", "hillshade")}
+    blocks = 2 * 2
+    assert counts[1]["proximity"] == counts[3]["proximity"] == blocks + 2  # + the k-d tree and the maximum
+    assert counts[1]["slope_horn"] == counts[3]["slope_horn"]
+    assert counts[3]["hillshade"] == 3 * counts[1]["hillshade"]  # the sun-dependent ones per date
+
+
+def test_static_features_given_back_from_zarr_give_the_same_features(tmp_path):
+    ds = synthetic.season(["2021-07-01", "2021-09-20"], size=96, seed=5)
+    outl = synthetic.outlines(96, seed=5)
+    cube = ds.features.sel(band=list(OPTICAL_FEATURES)).chunk({"y": 40, "x": 56})
+    st_ = static_features(ds.dem, outl, cube)
+    assert [str(b) for b in st_.band.values] == ["elevation", "slope", "proximity"]
+    assert st_.dims == ("band", "y", "x") and st_.chunks[1:] == ((40, 40, 16), (56, 40))
+    st_.to_dataset(name="static").to_zarr(tmp_path / "static.zarr", mode="w")
+    back = xr.open_zarr(tmp_path / "static.zarr")  # a Dataset, other chunks: both accepted
+    want = features(cube, ds.dem, outl)
+    for static in (st_, back, back["static"].chunk({"y": 32, "x": 32}).compute()):
+        got = features(cube, ds.dem, outl, static=static)
+        xr.testing.assert_identical(got, want)  # values, coords and attributes
+        assert got.chunks == want.chunks
+    # only what the static bands do not hold is computed: no proximity, slope or outline tasks
+    got = features(cube, ds.dem, None, static=back)
+    assert _tasks(got, "proximity", "slope_horn") == 0
+    np.testing.assert_array_equal(got.values, want.values)
+    part = features(cube, ds.dem, outl, static=st_.sel(band=["proximity"]), feature_set=3)
+    np.testing.assert_array_equal(part.values, features(cube, ds.dem, outl, feature_set=3).values)
+
+
+def test_static_features_refused_when_they_do_not_fit():
+    ds = synthetic.scene(size=48, seed=2)
+    outl = synthetic.outlines(48, seed=2)
+    cube = ds.features.sel(band=list(OPTICAL_FEATURES))
+    st_ = static_features(ds.dem, outl, cube)
+    with pytest.raises(ValueError, match="per_glacier_elevation"):
+        features(cube, ds.dem, outl, static=st_, per_glacier_elevation=True)
+    with pytest.raises(ValueError, match="not on the grid of the cube"):
+        features(cube.isel(x=slice(1, None)), ds.dem, outl, static=st_)
+    with pytest.raises(ValueError, match="do not depend on the date"):
+        features(cube, ds.dem, outl, static=st_.expand_dims(time=[0]))
+    with pytest.raises(ValueError, match="no date-independent feature"):
+        static_features(ds.dem, outl, cube, feature_set=["blue", "hillshade"])
+    with pytest.raises(TypeError, match="static must be"):
+        features(cube, ds.dem, outl, static=st_.values)
 
 
 # --------------------------------------------------------------------------- errors

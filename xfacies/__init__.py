@@ -53,6 +53,7 @@ _LAZY = {
     "read_outlines": "xfacies.sources.outlines",
     "crop": "xfacies.sources.outlines",
     "open_stac": "xfacies.sources.stac",
+    "scene_quality": "xfacies.sources.quality",
     "open_dem": "xfacies.sources.dem",
     "regress": "xfacies.massbalance.regression",
     "apply_scene": "xfacies.app.apply",

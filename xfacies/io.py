@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import warnings
 from contextlib import contextmanager
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,12 +51,18 @@ from xfacies.spatial import _same_crs, crs_of
 from xfacies.validation import require_unique_times
 
 __all__ = ["to_zarr", "open_zarr", "zarr_format_of", "layout_regions", "region_writes",
-           "complete_dates", "mark_complete", "COMPLETE_ATTR"]
+           "complete_dates", "mark_complete", "COMPLETE_ATTR", "record_dates", "recorded_dates",
+           "FAILED_ATTR", "REJECTED_ATTR"]
 
 _SPATIAL_CHUNK = 2048
 
 #: Store attribute listing the dates whose data is completely written (see :func:`layout_regions`).
 COMPLETE_ATTR = "xfacies_complete_dates"
+#: Store attribute ``{date: reason}``: dates whose computation failed persistently (retried next run).
+FAILED_ATTR = "xfacies_failed_dates"
+#: Store attribute ``{date: reason}``: scenes rejected by the quality checks (not classified).
+REJECTED_ATTR = "xfacies_rejected_dates"
+_RECORDS = {"failed": FAILED_ATTR, "rejected": REJECTED_ATTR}
 _KEEP_ENCODING = ("grid_mapping",)
 
 
@@ -534,6 +540,63 @@ def mark_complete(store: str | os.PathLike, dates: Any) -> None:
     _consolidate(store)
 
 
+def _group_attrs(store: str | os.PathLike) -> dict[str, Any]:
+    import zarr
+
+    with _quiet():
+        return dict(zarr.open_group(str(store), mode="r").attrs)
+
+
+def record_dates(store: str | os.PathLike, kind: Literal["failed", "rejected"],
+                 reasons: Mapping[Any, str], *, clear: Any = ()) -> None:
+    """Record dates that were not written, and why, in the store's attributes.
+
+    ``kind="failed"``: the computation failed persistently (after retries);
+    ``kind="rejected"``: the scene was refused by the quality checks
+    (:func:`xfacies.sources.quality.scene_quality`).  The record is
+    ``{ISO date: reason}`` under :data:`FAILED_ATTR` / :data:`REJECTED_ATTR`;
+    dates in ``clear`` are removed from it (a date that later succeeded).
+    Like :func:`mark_complete`, call it from the client only.
+
+    Examples
+    --------
+    >>> import tempfile, zarr
+    >>> path = tempfile.mkdtemp() + "/s.zarr"
+    >>> _ = zarr.open_group(path, mode="w")
+    >>> record_dates(path, "failed", {"2024-07-01": "OSError: HTTP 503"})
+    >>> recorded_dates(path, "failed")
+    {Timestamp('2024-07-01 00:00:00'): 'OSError: HTTP 503'}
+    >>> record_dates(path, "failed", {}, clear=["2024-07-01"])
+    >>> recorded_dates(path, "failed")
+    {}
+    """
+    import zarr
+
+    attr = _RECORDS[kind]
+    with _quiet():
+        g = zarr.open_group(str(store), mode="r+")
+        rec = dict(g.attrs.get(attr, {}))
+        for t in _iso_dates(list(clear)) if len(clear) else []:
+            rec.pop(t, None)
+        rec.update({t: str(r) for t, r in zip(_iso_dates(list(reasons)), reasons.values())})
+        g.attrs[attr] = dict(sorted(rec.items()))
+    _consolidate(store)
+
+
+def recorded_dates(store: str | os.PathLike, kind: Literal["failed", "rejected"]) -> dict[pd.Timestamp, str]:
+    """``{date: reason}`` recorded by :func:`record_dates` (empty without a store or record).
+
+    Examples
+    --------
+    >>> recorded_dates("/nonexistent/store.zarr", "rejected")
+    {}
+    """
+    if zarr_format_of(store) is None:
+        return {}
+    rec = _group_attrs(store).get(_RECORDS[kind], {})
+    return {pd.Timestamp(t): str(r) for t, r in sorted(rec.items())}
+
+
 def layout_regions(
     obj: xr.DataArray | xr.Dataset,
     store: str | os.PathLike,
@@ -610,6 +673,7 @@ def layout_regions(
             # a store written by to_zarr has no record: all its dates are complete
             record = complete_dates(path)
             record = store_times if record is None else record
+            kept = {k: v for k, v in _group_attrs(path).items() if k in _RECORDS.values()}
             if new.any():
                 static = [n for n, v in ds.variables.items() if "time" not in v.dims]
                 payload = ds.drop_vars(static).isel(time=np.flatnonzero(new)).sortby("time")
@@ -617,10 +681,11 @@ def layout_regions(
                     sc = _store_chunks(existing)
                     payload = payload.chunk({d: sc.get(d, -1) for d in payload.dims if d in payload.chunks})
                 payload.to_zarr(path, append_dim="time", consolidated=(fmt == 2), compute=False)
-            # (re)write the record after the append, which rewrites the group's attributes
+            # (re)write the records after the append, which rewrites the group's attributes
             import zarr
 
-            zarr.open_group(str(path), mode="r+").attrs[COMPLETE_ATTR] = _iso_dates(record.sort_values())
+            zarr.open_group(str(path), mode="r+").attrs.update(
+                {COMPLETE_ATTR: _iso_dates(record.sort_values()), **kept})
     _consolidate(path)
     return pd.DatetimeIndex(_open_raw(path, zarr_format_of(path), chunks=None)["time"].values)
 

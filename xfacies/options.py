@@ -10,6 +10,12 @@ option          meaning                                                  environ
                 TensorFlow reports only what it uses, so without this
                 exact-inference batches stay at the CPU size (1024);
                 JAX and PyTorch report free memory themselves
+``retries``     how many times a transient failure (an asset read     ``XFACIES_RETRIES``
+                error, a STAC server 5xx, a timeout) is retried, with
+                exponential backoff, before it counts as persistent
+                (default 3)
+``retry_wait``  the first backoff wait in seconds; it doubles with     ``XFACIES_RETRY_WAIT``
+                every retry, up to 60 s (default 1.0)
 =============== ======================================================= ===================
 
 An option set here wins over its environment variable.  Options live in the
@@ -25,7 +31,7 @@ Examples
 >>> options.set_options(colour="red")
 Traceback (most recent call last):
 ...
-ValueError: unknown option 'colour'; valid options: cache_dir, gpu_memory
+ValueError: unknown option 'colour'; valid options: cache_dir, gpu_memory, retries, retry_wait
 """
 
 from __future__ import annotations
@@ -35,7 +41,9 @@ from typing import Any
 
 __all__ = ["set_options", "get"]
 
-_ENV = {"cache_dir": "XFACIES_CACHE", "gpu_memory": "XFACIES_GPU_MEMORY"}
+_ENV = {"cache_dir": "XFACIES_CACHE", "gpu_memory": "XFACIES_GPU_MEMORY", "retries": "XFACIES_RETRIES",
+        "retry_wait": "XFACIES_RETRY_WAIT"}
+_DEFAULT: dict[str, Any] = {"retries": 3, "retry_wait": 1.0}
 _SET: dict[str, Any] = {}
 
 
@@ -48,13 +56,26 @@ def get(name: str) -> Any:
         return _SET[name]
     env = os.environ.get(_ENV[name])
     if not env:
-        return None
+        return _DEFAULT.get(name)
     if name == "gpu_memory":
         try:
             return int(float(env))
         except ValueError:
             raise ValueError(f"${_ENV[name]}={env!r} is not a number of bytes (e.g. 80e9)") from None
+    if name in ("retries", "retry_wait"):
+        try:
+            return _check(name, float(env) if name == "retry_wait" else int(env))
+        except ValueError:
+            raise ValueError(f"${_ENV[name]}={env!r} is not a valid {name} (a number >= 0)") from None
     return env
+
+
+def _check(name: str, value: Any) -> Any:
+    if name == "retries" and (int(value) != value or value < 0):
+        raise ValueError(f"retries must be a whole number >= 0, got {value!r}")
+    if name == "retry_wait" and not (float(value) >= 0):
+        raise ValueError(f"retry_wait must be a number of seconds >= 0, got {value!r}")
+    return value
 
 
 class set_options:  # noqa: N801  (a function-like context manager, as in xarray)
@@ -66,6 +87,10 @@ class set_options:  # noqa: N801  (a function-like context manager, as in xarray
         Folder for downloaded and saved models.
     gpu_memory : int, optional
         Total GPU memory in bytes, for TensorFlow on a GPU.
+    retries : int, optional
+        Retries of a transient read or STAC failure (default 3).
+    retry_wait : float, optional
+        First backoff wait in seconds (default 1.0; doubles per retry).
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -74,6 +99,9 @@ class set_options:  # noqa: N801  (a function-like context manager, as in xarray
             raise ValueError(f"unknown option {unknown[0]!r}; valid options: {', '.join(_ENV)}")
         if kwargs.get("gpu_memory") is not None and int(kwargs["gpu_memory"]) <= 0:
             raise ValueError(f"gpu_memory must be a positive number of bytes, got {kwargs['gpu_memory']!r}")
+        for k in ("retries", "retry_wait"):
+            if kwargs.get(k) is not None:
+                _check(k, kwargs[k])
         self._old = {k: _SET.get(k) for k in kwargs}
         _SET.update({k: (str(v) if k == "cache_dir" and v is not None else v) for k, v in kwargs.items()})
 

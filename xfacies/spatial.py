@@ -201,8 +201,28 @@ def geobox(obj: xr.DataArray | xr.Dataset) -> "GeoBox":
         import rioxarray  # noqa: F401
 
         # a one-pixel side: the coordinates give no pixel size, the stored transform does
-        gbox = GeoBox((obj.sizes[ydim], obj.sizes[xdim]), obj.rio.transform(recalc=False), crs)
+        t = obj.rio.transform(recalc=False)
+        _check_centres(obj, t, ydim, xdim)
+        gbox = GeoBox((obj.sizes[ydim], obj.sizes[xdim]), t, crs)
     return gbox
+
+
+def _check_centres(obj: xr.DataArray | xr.Dataset, t: Any, ydim: str, xdim: str) -> None:
+    """Refuse a transform whose first pixel centre is not the first x/y coordinate: with a
+    one-pixel side and no stored transform (``spatial_ref`` ``GeoTransform``) rioxarray falls
+    back to the identity, which would place the grid at (0, 0) in 1 m pixels."""
+    cx, cy = t * (0.5, 0.5)
+    for d, c, step in ((xdim, cx, abs(t.a)), (ydim, cy, abs(t.e))):
+        if d in obj.coords and obj.sizes[d] >= 1:
+            v = float(np.asarray(obj[d].values)[0])
+            if not np.isclose(v, c, rtol=0.0, atol=max(1e-6 * step, 1e-9)):
+                one = [n for n in (ydim, xdim) if obj.sizes[n] == 1]
+                raise ValueError(
+                    f"the grid has one pixel along {' and '.join(one) or d} and no stored transform, so "
+                    "its pixel size is unknown (the coordinates of one pixel do not give it). Write the "
+                    "transform before selecting the pixels, e.g. obj = full.rio.write_transform("
+                    "full.rio.transform()).isel(y=[i]), or keep at least 2 pixels along each axis"
+                )
 
 
 def transform(obj: xr.DataArray | xr.Dataset) -> Any:

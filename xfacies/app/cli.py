@@ -282,6 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError, ConnectionError) as err:
         print(f"xfacies {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"xfacies {args.command}: interrupted. Every date recorded as complete is kept; run the same "
+              "command again to finish the others (only the missing dates are computed).", file=sys.stderr)
+        return 130
     except RuntimeError as err:
         from xfacies.app.pipeline import RunLockedError
 

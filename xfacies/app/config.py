@@ -62,6 +62,7 @@ __all__ = [
     "TimeConfig",
     "StacConfig",
     "DemConfig",
+    "QualityConfig",
     "ModelConfig",
     "ProductsConfig",
     "MassBalanceConfig",
@@ -144,6 +145,11 @@ class StacConfig(_Section):
         As in :func:`xfacies.open_stac`.
     chunks
         Spatial chunk size (pixels) of the lazy cube; the Zarr chunks follow.
+    retries, retry_wait
+        Transient failures (an asset read error, a STAC server 5xx, a
+        timeout) are retried ``retries`` times with exponential backoff from
+        ``retry_wait`` seconds (:mod:`xfacies.sources.retry`); a date that
+        still fails is skipped and recorded, and the run goes on.
     """
 
     catalog: str = "earth-search"
@@ -154,6 +160,34 @@ class StacConfig(_Section):
     crs: Union[str, int] = "utm"
     chunks: int = 1024
     buffer: float = 0.0
+    retries: int = Field(default=3, ge=0)
+    retry_wait: float = Field(default=1.0, ge=0)
+
+
+class QualityConfig(_Section):
+    """``[quality]``: which scenes enter the series (:func:`xfacies.sources.quality.rejected_scenes`).
+
+    Every date is measured over the glacier pixels before it is classified; a
+    rejected date is not classified, and the reason is recorded in the store
+    and in ``report/scenes.csv``.
+
+    Attributes
+    ----------
+    min_valid
+        Least share of glacier pixels with valid reflectance (not cloud, not
+        nodata, inside the scene).
+    max_saturated, saturation
+        Largest share of valid glacier pixels with an optical value at or
+        above ``saturation``.
+    max_implausible
+        Largest share of valid glacier pixels outside plausible reflectance
+        (-0.05..1.6).
+    """
+
+    min_valid: float = Field(default=0.3, ge=0, le=1)
+    max_saturated: float = Field(default=0.5, ge=0, le=1)
+    saturation: float = Field(default=1.2, gt=0)
+    max_implausible: float = Field(default=0.01, ge=0, le=1)
 
 
 class DemConfig(_Section):
@@ -274,6 +308,10 @@ class ClusterConfig(_Section):
         Of the LocalCluster (worker processes).
     dashboard_address
         Of the LocalCluster (``":0"``: any free port).
+    batch_dates
+        Dates submitted at a time (absent: as many as the workers' memory
+        holds, see :func:`xfacies.app.pipeline.dates_per_batch`); at most two
+        batches are in flight.
     """
 
     scheduler: str | None = None
@@ -281,6 +319,7 @@ class ClusterConfig(_Section):
     threads_per_worker: int = 1
     memory_limit: str = "auto"
     dashboard_address: str = ":8787"
+    batch_dates: int | None = Field(default=None, ge=1)
 
 
 class RunConfig(_Section):
@@ -299,7 +338,7 @@ class RunConfig(_Section):
     >>> RunConfig.from_dict({"tiem": {}})
     Traceback (most recent call last):
     ...
-    ValueError: unknown section [tiem] in the run configuration; valid sections: area, time, stac, dem, model, products, massbalance, output, cluster
+    ValueError: unknown section [tiem] in the run configuration; valid sections: area, time, stac, dem, model, products, quality, massbalance, output, cluster
     """
 
     area: AreaConfig = Field(default_factory=AreaConfig)
@@ -308,6 +347,7 @@ class RunConfig(_Section):
     dem: DemConfig = Field(default_factory=DemConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     products: ProductsConfig = Field(default_factory=ProductsConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     massbalance: MassBalanceConfig = Field(default_factory=MassBalanceConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
@@ -482,6 +522,10 @@ def _readable(err: ValidationError, data: Mapping[str, Any], root: type[BaseMode
     section = path[0] if path else "?"
     key = ".".join(path[1:])
     loc = f"[{section}] {key}" if key else f"[{section}]"
+    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+    if e["type"] in bounds:
+        limit = next(iter((e.get("ctx") or {}).values()), "?")
+        return ValueError(f"{loc} must be {bounds[e['type']]} {limit}, got {value!r}")
     return ValueError(f"{loc} must be {_type_name(annotation)}, got {value!r} ({type(value).__name__})")
 
 

@@ -222,39 +222,59 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="date", disable=not enabled, file=sys.stderr)
 
 
-def _write_maps(result: Any, store: Path, zarr_format: int, client: Any, progress: bool) -> list[pd.Timestamp]:
-    """Lay out the store, write one region per date in parallel, record each finished date."""
-    import dask
+def dates_per_batch(client: Any, pixels: int, layers: int, *, override: int | None = None) -> int:
+    """How many dates a run submits at a time, from the workers' memory.
 
-    from xfacies import io
+    A date's working set is bounded by ``pixels x layers x 4`` bytes (its
+    reflectance bands, features and class probabilities as float32, were they
+    all in memory at once); a batch may use a quarter of the memory of all
+    workers (of this machine for the local schedulers).  The result is kept
+    within 1 .. 4 x the worker threads, so the workers always have a next date
+    and the scheduler never holds the graph of the whole record.  At most two
+    batches are in flight.
 
-    io.layout_regions(result, store, zarr_format=zarr_format)
-    writes = io.region_writes(result, store)
-    written: list[pd.Timestamp] = []
-    bar = _progress(len(writes), "classify + write", progress)
-    try:
-        if client is not None:
-            from distributed import as_completed
+    Parameters
+    ----------
+    client
+        A ``distributed.Client`` or ``None`` (local schedulers).
+    pixels, layers
+        Pixels per date, float32 layers per pixel.
+    override
+        ``[cluster] batch_dates``: used as is when given.
 
-            futures = client.compute(list(writes.values()))
-            date_of = {f.key: t for f, t in zip(futures, writes)}
-            for fut in as_completed(futures):
-                fut.result()  # re-raises a worker's error here
-                t = date_of[fut.key]
-                io.mark_complete(store, [t])
-                written.append(t)
-                log.info("wrote %s", t.strftime("%Y-%m-%d"))
-                bar.update(1)
-        else:
-            for t, w in writes.items():
-                dask.compute(w)
-                io.mark_complete(store, [t])
-                written.append(t)
-                log.info("wrote %s", t.strftime("%Y-%m-%d"))
-                bar.update(1)
-    finally:
-        bar.close()
-    return sorted(written)
+    Examples
+    --------
+    >>> dates_per_batch(None, 2048 * 2048, 27, override=6)
+    6
+    """
+    if override is not None:
+        return max(1, int(override))
+    import psutil
+
+    if client is not None:
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        memory = sum(int(w.get("memory_limit") or 0) or psutil.virtual_memory().total // max(len(workers), 1)
+                     for w in workers)
+        threads = sum(int(w.get("nthreads", 1)) for w in workers) or 1
+    else:
+        memory, threads = psutil.virtual_memory().total, os.cpu_count() or 1
+    per_date = max(1, pixels * layers * 4)
+    return int(min(max(1, (memory // 4) // per_date), 4 * threads))
+
+
+def _batches(todo: list[pd.Timestamp], size: int) -> Iterator[list[pd.Timestamp]]:
+    for i in range(0, len(todo), size):
+        yield todo[i:i + size]
+
+
+def _reason(e: BaseException) -> str:
+    """One line: the error, what caused it, and the notes added on the way (the file, the attempts)."""
+    parts = [f"{type(e).__name__}: {str(e)}"]
+    cause = e.__cause__ or e.__context__
+    if cause is not None and str(cause) and str(cause) not in parts[0]:
+        parts.append(f"caused by {type(cause).__name__}: {cause}")
+    parts += [n.removeprefix("xfacies: ") for n in getattr(e, "__notes__", [])]
+    return " ".join("; ".join(parts).split())[:600]
 
 
 def _balance(cfg: MassBalanceConfig, glaciers: list[str], outlines: Any, notes: list[str],
@@ -360,7 +380,11 @@ def run(
         log.info("xfacies run started: %s", json.dumps(cfg.to_dict()))
         (out.path / "run-config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
         try:
-            with _scheduler(cfg.cluster, verbose) as (client, link):
+            from xfacies.options import set_options
+
+            # the readers built for this run carry these to the workers (xfacies.sources.retry)
+            with set_options(retries=cfg.stac.retries, retry_wait=cfg.stac.retry_wait), \
+                    _scheduler(cfg.cluster, verbose) as (client, link):
                 res = _run(cfg, resume, client, progress)
         except Exception:
             log.exception("xfacies run failed")
@@ -403,7 +427,16 @@ def _run(cfg: RunConfig, resume: bool, client: Any, progress: bool) -> RunResult
     todo = [t for t in dates if not resume or t not in done]
     skipped = [t for t in dates if resume and t in done]
     log.info("dates to classify: %d, already complete: %d", len(todo), len(skipped))
-    written = _classify_dates(cfg, cube, dem, outlines, model, todo, client, progress)  # 4. maps
+    step4 = _classify_dates(cfg, cube, dem, outlines, model, todo, client, progress)  # 4. maps
+    written = step4.written
+    complete = set(_done_dates(out.store)) & set(dates)
+    if not complete:
+        if step4.errors:  # nothing to report on: the first error is the run's
+            raise step4.errors[0]
+        raise ValueError(f"no date of the run passed the quality checks ([quality] {cfg.quality.model_dump()}): "
+                         + "; ".join(f"{t:%Y-%m-%d}: {why}" for t, why in list(step4.rejected.items())[:5])
+                         + ". Relax [quality] (e.g. min_valid), or widen [time] / raise [stac] max_cloud")
+    _scene_table(cfg, dates, done, step4).to_csv(out.report / "scenes.csv", index=False)
     classes, frac = _fractions(cfg, dates, outlines, resume)                # 5. fractions
     eos = _products(cfg, classes, frac, dem, outlines)                      # 6. products
     table = end_of_season_table(eos)
@@ -418,7 +451,8 @@ def _run(cfg: RunConfig, resume: bool, client: Any, progress: bool) -> RunResult
     return RunResult(
         config=cfg, store=out.store, fractions_store=out.fractions, products_store=out.products,
         report_dir=out.report, log=out.log, dates=dates, written=written, skipped=skipped,
-        n_glaciers=len(glaciers), table=table, regression=regression, notes=notes, files=files,
+        n_glaciers=len(glaciers), table=table, regression=regression, notes=notes,
+        files=[out.report / "scenes.csv", *files], rejected=step4.rejected, failed=step4.failed,
     )
 
 
@@ -468,22 +502,167 @@ def _imagery(cfg: RunConfig, season: Any, where: Any) -> tuple[Any, Any]:
     return cube, open_dem(cube, cfg.dem.source, catalog=catalog, provider=st.provider, chunks=chunks)
 
 
+class _Outcome:
+    """What step 4 did to each date: written, rejected (quality) or failed (persistent errors)."""
+
+    def __init__(self) -> None:
+        self.written: list[pd.Timestamp] = []
+        self.rejected: dict[pd.Timestamp, str] = {}
+        self.failed: dict[pd.Timestamp, str] = {}
+        self.errors: list[BaseException] = []
+        self.quality: list[Any] = []
+
+
 def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: Any,
-                    todo: list[pd.Timestamp], client: Any, progress: bool) -> list[pd.Timestamp]:
-    """Features -> classify -> Zarr for the dates ``todo``, one region per date, in parallel."""
+                    todo: list[pd.Timestamp], client: Any, progress: bool) -> _Outcome:
+    """Quality check -> features -> classify -> Zarr for the dates ``todo``, batch by batch.
+
+    Each batch's scenes are measured first (:func:`xfacies.sources.quality.scene_quality`) and the
+    rejected ones left out; the rest get one region write per date, computed in parallel.  A date
+    whose computation fails (after the reader's retries) is recorded and skipped, and the run goes
+    on; only when every date failed is the first error raised."""
+    from xfacies import io
+    from xfacies.sources.quality import rejected_scenes, scene_quality
+
+    res = _Outcome()
+    if not todo:
+        return res
+    q = cfg.quality
+    store, fmt = cfg.output.store, cfg.output.zarr_format
+    size = dates_per_batch(client, cube.sizes["y"] * cube.sizes["x"],
+                           cube.sizes.get("band", 6) + len(model.features) + len(model.classes) + 2,
+                           override=cfg.cluster.batch_dates)
+    log.info("dates per batch: %d (%d batch(es))", size, -(-len(todo) // size))
+
+    def measure(dates: list[pd.Timestamp]) -> Any:
+        lazy = scene_quality(cube.sel(time=np.array(dates, dtype="datetime64[ns]")), outlines,
+                             saturation=q.saturation)
+        return client.compute(lazy).result() if client is not None else lazy.compute()
+
+    def prepare(batch: list[pd.Timestamp]) -> dict[pd.Timestamp, Any]:
+        import xarray as xr
+
+        try:
+            quality = measure(batch)
+        except Exception:  # noqa: BLE001 - a date that cannot be read: find it, record it, go on
+            parts = []
+            for t in batch:
+                try:
+                    parts.append(measure([t]))
+                except Exception as e:  # noqa: BLE001
+                    done(t, e)
+            batch = [t for t in batch if t not in res.failed]
+            if not parts:
+                return {}
+            quality = xr.concat(parts, dim="time")
+        res.quality.append(quality)
+        bad = rejected_scenes(quality, min_valid=q.min_valid, max_saturated=q.max_saturated,
+                              max_implausible=q.max_implausible)
+        for t, why in bad.items():
+            log.warning("scene %s rejected: %s", t.strftime("%Y-%m-%d"), why)
+        res.rejected.update(bad)
+        keep = [t for t in batch if t not in bad]
+        if not keep:
+            return {}
+        result = _maps(cfg, cube.sel(time=np.array(keep, dtype="datetime64[ns]")), dem, outlines, model)
+        io.layout_regions(result, store, zarr_format=fmt)
+        return io.region_writes(result, store)
+
+    def done(t: pd.Timestamp, error: BaseException | None) -> None:
+        if error is None:
+            io.mark_complete(store, [t])
+            res.written.append(t)
+            log.info("wrote %s", t.strftime("%Y-%m-%d"))
+        else:
+            res.failed[t] = _reason(error)
+            res.errors.append(error)
+            log.error("date %s failed and is skipped (the next run tries it again): %s",
+                      t.strftime("%Y-%m-%d"), res.failed[t])
+        bar.update(1)
+
+    bar = _progress(len(todo), "classify + write", progress)
+    try:
+        batches = _batches(todo, size)
+        if client is None:
+            import dask
+
+            for batch in batches:
+                writes = prepare(batch)
+                bar.update(sum(t in res.rejected for t in batch))
+                for t, w in writes.items():
+                    try:
+                        dask.compute(w)
+                    except Exception as e:  # noqa: BLE001 - recorded, and raised below if every date failed
+                        done(t, e)
+                    else:
+                        done(t, None)
+        else:
+            from distributed import as_completed
+
+            flight: dict[str, pd.Timestamp] = {}
+            queue = as_completed()
+
+            def submit() -> bool:
+                batch = next(batches, None)
+                if batch is None:
+                    return False
+                writes = prepare(batch)
+                bar.update(sum(t in res.rejected for t in batch))
+                futures = client.compute(list(writes.values()))
+                flight.update({f.key: t for f, t in zip(futures, writes)})
+                queue.update(futures)
+                return True
+
+            more = submit() and submit()  # two batches in flight
+            while not queue.is_empty() or more:
+                if queue.is_empty():
+                    more = submit()
+                    continue
+                fut = next(queue)
+                t = flight.pop(fut.key)
+                done(t, fut.exception() if fut.status == "error" else None)
+                if more and len(flight) <= size:
+                    more = submit()
+    finally:
+        bar.close()
+        if io.zarr_format_of(store) is not None:
+            io.record_dates(store, "failed", res.failed, clear=res.written + list(res.rejected))
+            io.record_dates(store, "rejected", res.rejected, clear=res.written)
+    res.written.sort()
+    return res
+
+
+def _maps(cfg: RunConfig, sub: Any, dem: Any, outlines: Any, model: Any) -> Any:
+    """The lazy class maps + confidence of the dates of ``sub``."""
     from xfacies.features import features
     from xfacies.inference import classify
 
-    if not todo:
-        return []
-    sub = cube.sel(time=np.array(todo, dtype="datetime64[ns]"))
     feats = features(sub, dem=dem, outlines=outlines, feature_set=model.features)
     result = classify(feats, model, outlines, method=cfg.model.method, smooth=cfg.model.smooth,
                       confidence=True, batch_size=cfg.model.batch_size)
     source = "synthetic season (xfacies.synthetic) served by rustac on loopback" \
-        if cfg.stac.catalog == "synthetic" else str(cube.attrs.get("stac_catalog", cfg.stac.catalog))
+        if cfg.stac.catalog == "synthetic" else str(sub.attrs.get("stac_catalog", cfg.stac.catalog))
     result.attrs.update(title="xfacies glacier surface facies", source=source)
-    return _write_maps(result, cfg.output.store, cfg.output.zarr_format, client, progress)
+    return result
+
+
+def _scene_table(cfg: RunConfig, dates: list[pd.Timestamp], done: Any, step4: _Outcome) -> pd.DataFrame:
+    """``report/scenes.csv``: one row per date of the run, its status, reason and quality shares."""
+    import xarray as xr
+
+    quality = (xr.concat(step4.quality, dim="time").to_dataframe()
+               if step4.quality else pd.DataFrame(columns=["valid", "saturated", "implausible"]))
+    rows = []
+    for t in dates:
+        status, why = ("written", "") if t in step4.written else \
+            ("rejected", step4.rejected[t]) if t in step4.rejected else \
+            ("failed", step4.failed[t]) if t in step4.failed else \
+            ("already complete", "") if t in done else ("not run", "")
+        row = {"date": t.strftime("%Y-%m-%d"), "status": status, "reason": why}
+        for c in ("valid", "saturated", "implausible"):
+            row[c] = round(float(quality.loc[t, c]), 4) if t in quality.index else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["date", "status", "valid", "saturated", "implausible", "reason"])
 
 
 def _fractions(cfg: RunConfig, dates: list[pd.Timestamp], outlines: Any, resume: bool) -> tuple[Any, Any]:

@@ -31,6 +31,12 @@ class RunResult:
         All dates of the run (the cube's time axis).
     written, skipped
         Dates classified and written by this run; dates already complete.
+    rejected
+        ``{date: reason}``: scenes refused by the quality checks
+        (``[quality]``; not classified).
+    failed
+        ``{date: reason}``: dates whose computation failed persistently (after
+        the retries); the next run tries them again.
     n_glaciers
         Glaciers in the area.
     table
@@ -60,6 +66,8 @@ class RunResult:
     n_glaciers: int
     table: pd.DataFrame
     regression: Any = None
+    rejected: dict[pd.Timestamp, str] = field(default_factory=dict)
+    failed: dict[pd.Timestamp, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
@@ -73,6 +81,15 @@ class RunResult:
             f"xfacies run: {len(self.dates)} dates x {self.n_glaciers} glaciers in {self.seconds:.1f} s",
             f"  classified and written: {len(self.written)} date(s)" + (f" ({d(self.written)})" if self.written else ""),
             f"  already complete (skipped): {len(self.skipped)} date(s)" + (f" ({d(self.skipped)})" if self.skipped else ""),
+        ]
+        for title, rec in (("rejected by the quality checks", self.rejected),
+                           ("FAILED (retried by the next run)", self.failed)):
+            if rec:
+                lines.append(f"  {title}: {len(rec)} date(s)")
+                lines += [f"    {t:%Y-%m-%d}: {why}" for t, why in list(rec.items())[:20]]
+                if len(rec) > 20:
+                    lines.append(f"    ... {len(rec) - 20} more in report/scenes.csv")
+        lines += [
             f"  class maps + confidence: {self.store}",
             f"  fractions:               {self.fractions_store}",
             f"  products:                {self.products_store}",

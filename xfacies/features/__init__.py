@@ -3,8 +3,9 @@
 =============  ==================================================================
 module         concern
 =============  ==================================================================
-``compute``    :func:`features` (a reflectance cube + DEM + outlines) and
-               :func:`terrain_features` (the terrain ones on a grid, no imagery)
+``compute``    :func:`features` (a reflectance cube + DEM + outlines),
+               :func:`terrain_features` (the terrain ones on a grid, no imagery) and
+               :func:`static_features` (the date-independent ones, to store per grid)
 ``terrain``    Horn slope, aspect, hillshade, line-of-sight cast shadow (NumPy kernels)
 ``proximity``  the exact distance to the outline edges
 ``elevation``  the DEM normalised inside the outlines
@@ -13,10 +14,12 @@ module         concern
 =============  ==================================================================
 """
 
-from xfacies.features.compute import DEFAULT_SHADOW_CAP, ShadowCapWarning, features, terrain_features
+from xfacies.features.compute import (
+    DEFAULT_SHADOW_CAP, STATIC_FEATURES, ShadowCapWarning, features, static_features, terrain_features,
+)
 from xfacies.features.dem_input import DemVoidWarning
 from xfacies.features.elevation import ElevationRangeWarning
 from xfacies.features.proximity import edge_distance
 
-__all__ = ["features", "terrain_features", "DEFAULT_SHADOW_CAP", "ShadowCapWarning", "ElevationRangeWarning",
-           "DemVoidWarning", "edge_distance"]
+__all__ = ["features", "terrain_features", "static_features", "STATIC_FEATURES", "DEFAULT_SHADOW_CAP",
+           "ShadowCapWarning", "ElevationRangeWarning", "DemVoidWarning", "edge_distance"]

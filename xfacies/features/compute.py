@@ -40,11 +40,14 @@ the cube's own y/x chunks, and every value is independent of the chunking:
   :class:`ShadowCapWarning` says that shadows longer than the cap are cut;
 * proximity: no halo at all.  Each block measures the exact distance from its
   pixel centres to the outline segments that can possibly be the nearest for
-  any of its pixels (chosen at graph-construction time with a KD-tree of
-  segment pieces and the triangle inequality), so the distance is exact at any
-  distance from the outlines, never truncated.  The raster maximum is exact too
-  (branch and bound over the pixel lattice: distance is 1-Lipschitz), one
-  small task, so no block has to be kept in memory for a global reduction;
+  them: tiles of 64 x 64 pixels take their candidates from a k-d tree of
+  segment pieces, and are split down to 8 x 8 pixels, each keeping only the
+  candidates that the triangle inequality cannot rule out
+  (:mod:`xfacies.features.proximity`), so the distance is exact at any distance
+  from the outlines, never truncated.  The raster maximum is exact too (branch
+  and bound over the pixel lattice: distance is 1-Lipschitz), one small task
+  that every block waits for and divides by at once, so no block has to be
+  kept in memory for a global reduction;
 * elevation: the min/max of the DEM inside the outlines (joint, and per glacier
   with ``per_glacier_elevation``) are computed at graph-construction time, in
   one pass over the DEM together with the relief that sizes the shadow halo
@@ -62,7 +65,11 @@ resolution) is reprojected with odc-geo's ``xr_reproject`` (bilinear), the call
 of :func:`xfacies.open_dem`, once, when :func:`features` is called.
 
 Terrain (elevation, slope, proximity) is built once per grid and shared by all
-acquisitions; hillshade and shadow once per acquisition.
+acquisitions (one task per spatial block, whatever the number of dates); hillshade
+and shadow once per acquisition.  :func:`static_features` returns those
+date-independent bands alone, so that they can be stored (e.g. in Zarr, once per
+grid) and handed back with ``features(..., static=...)``, which then takes them
+as they are instead of computing them: the same numbers.
 
 Examples
 --------
@@ -97,9 +104,9 @@ from xfacies.features.proximity import _proximity, edge_distance
 from xfacies.halo import map_halo
 from xfacies.validation import check_reflectance, require_float, require_unique_times
 
-__all__ = ["features", "terrain_features", "DEFAULT_SHADOW_CAP", "ShadowCapWarning", "edge_distance",
-           "MIN_ELEVATION_RANGE", "DEM_VOID_VALUES", "ElevationRangeWarning", "DemVoidWarning",
-           "normalise_elevation", "check_sun_angles"]
+__all__ = ["features", "terrain_features", "static_features", "STATIC_FEATURES", "DEFAULT_SHADOW_CAP",
+           "ShadowCapWarning", "edge_distance", "MIN_ELEVATION_RANGE", "DEM_VOID_VALUES", "ElevationRangeWarning",
+           "DemVoidWarning", "normalise_elevation", "check_sun_angles"]
 
 # (re-exported: they were defined here; their homes are the modules named)
 from xfacies.features.dem_input import DEM_VOID_VALUES, DemVoidWarning, _dem_on_grid  # noqa: E402
@@ -120,6 +127,9 @@ _NEEDS_DEM = ("elevation", "slope", "shadow_mask", "hillshade")
 _NEEDS_SUN = ("shadow_mask", "hillshade")
 _NEEDS_OUTLINES = ("elevation", "proximity")
 
+#: The features that do not depend on the date (no sun, no imagery): :func:`static_features`.
+STATIC_FEATURES = ("elevation", "slope", "proximity")
+
 
 
 class ShadowCapWarning(UserWarning):
@@ -138,6 +148,7 @@ def features(
     per_glacier_elevation: bool = False,
     shadow_cap: float = DEFAULT_SHADOW_CAP,
     all_touched: bool = False,
+    static: xr.DataArray | xr.Dataset | None = None,
 ) -> xr.DataArray:
     """Compute a facies feature cube (optical bands + glacier context) lazily.
 
@@ -182,6 +193,15 @@ def features(
     all_touched
         Rasterise the outlines with all touched pixels (affects only which DEM
         pixels count as inside the glaciers for the elevation min/max).
+    static
+        The date-independent features precomputed on the cube's grid
+        (:func:`static_features`, possibly read back from a Zarr store): a
+        ``(band, y, x)`` DataArray, or a Dataset holding one (or one variable per
+        feature).  The requested features among :data:`STATIC_FEATURES` that it
+        holds are taken from it (rechunked to the cube's chunks) instead of being
+        computed, so the DEM and the outlines are only needed for the others;
+        it must have been computed with the same ``per_glacier_elevation`` and
+        ``all_touched`` (checked on its ``elevation_normalisation`` attribute).
 
     Returns
     -------
@@ -205,7 +225,9 @@ def features(
         angles out of range or in radians; reflectance that is not plausible
         (more than 1 % of the finite optical values outside [-0.05, 1.6]:
         percent, or digital numbers without scale/offset) -- for a NumPy cube
-        at once, for a dask cube when the offending block is computed.
+        at once, for a dask cube when the offending block is computed;
+        ``static`` on another grid, with a time dim, or computed with another
+        elevation normalisation.
 
     Warns
     -----
@@ -225,6 +247,13 @@ def features(
     >>> f = features(cube, dem=ds.dem, outlines=synthetic.outlines(96, seed=3), feature_set=3)
     >>> f.dims, f.sizes["band"], f.chunks[-1]
     (('time', 'band', 'y', 'x'), 10, (48, 48))
+
+    The date-independent bands computed once (per grid) and reused:
+
+    >>> st = static_features(ds.dem, synthetic.outlines(96, seed=3), cube, feature_set=3)
+    >>> g = features(cube, dem=ds.dem, outlines=synthetic.outlines(96, seed=3), feature_set=3, static=st)
+    >>> bool(g.equals(f))
+    True
     """
     import dask.array as da
 
@@ -255,8 +284,10 @@ def features(
             f"optical band(s) {missing} are not in the cube (its bands: {labels}); the requested "
             f"features are {list(names)}"
         )
-    need_dem = [n for n in names if n in _NEEDS_DEM]
-    need_outl = [n for n in names if n in _NEEDS_OUTLINES]
+    given = _static_bands(static, names) if static is not None else None
+    taken = [n for n in names if given is not None and n in given.band.values]
+    need_dem = [n for n in names if n in _NEEDS_DEM and n not in taken]
+    need_outl = [n for n in names if n in _NEEDS_OUTLINES and n not in taken]
     need_sun = [n for n in names if n in _NEEDS_SUN]
     if need_dem and dem is None:
         raise ValueError(f"features {need_dem} need a DEM: pass dem=<DataArray or GeoTIFF path>")
@@ -286,7 +317,10 @@ def features(
     sun_az, sun_el = _sun_angles(cube, tdim, sun_azimuth, sun_elevation) if need_sun else (None, None)
 
     # ---- time-invariant layers
-    static: dict[str, Any] = {}
+    shared: dict[str, Any] = {}
+    elevation_minmax = None
+    if taken:
+        shared, elevation_minmax = _take_static(given, taken, cube, ych, xch, per_glacier_elevation, all_touched)
     dem_arr = None
     voids: list[tuple[Any, str]] = []
     if need_dem:
@@ -313,15 +347,14 @@ def features(
     # ---- one pass over the DEM now: voids, relief (shadow halo), elevation min/max
     relief, table = _dem_statistics(
         dem_arr, gid, len(outl) if outl is not None else 0, voids,
-        relief="shadow_mask" in names, elevation="elevation" in names)
-    elevation_minmax = None
-    if "elevation" in names:
+        relief="shadow_mask" in names, elevation="elevation" in need_outl)
+    if "elevation" in need_outl:
         ids = [str(i) for i in outl["glacier_id"]]
-        static["elevation"], elevation_minmax = _elevation(dem_arr, gid, ids, table, per_glacier_elevation)
-    if "slope" in names:
-        static["slope"] = _overlap1(terrain.slope_horn, dem_arr, res)
-    if "proximity" in names:
-        static["proximity"] = _proximity(outl, cube, ych, xch)
+        shared["elevation"], elevation_minmax = _elevation(dem_arr, gid, ids, table, per_glacier_elevation)
+    if "slope" in need_dem:
+        shared["slope"] = _overlap1(terrain.slope_horn, dem_arr, res)
+    if "proximity" in need_outl:
+        shared["proximity"] = _proximity(outl, cube, ych, xch)
 
     # ---- per acquisition
     ntime = cube.sizes[tdim] if tdim else 1
@@ -334,22 +367,26 @@ def features(
         data = data.rechunk((-1, ych, xch))
         bandpos = {lab: i for i, lab in enumerate(labels)}
         layers = []
+        spec = []  # per output band: its index in the cube (>= 0), or -1 - its index in layers
         for n in names:
             if n in catalog.OPTICAL_FEATURES:
-                layers.append(data[bandpos[n]].astype(np.float32))
-            elif n in static:
-                layers.append(static[n])
+                spec.append(bandpos[n])
+                continue
+            spec.append(-1 - len(layers))
+            if n in shared:
+                layers.append(shared[n])
             elif n == "hillshade":
                 layers.append(_overlap1(terrain.hillshade, dem_arr, res, float(sun_az[t]), float(sun_el[t])))
             elif n == "shadow_mask":
                 lit, info = _shadow(dem_arr, res, float(sun_az[t]), float(sun_el[t]), relief, shadow_cap)
                 layers.append(lit)
                 shadow_info.append(info)
-        stack = da.stack(layers, axis=0).rechunk({0: -1})
-        if optical_present:
-            sel = [bandpos[b] for b in optical_present]
-            missing_obs = da.isnan(data[sel]).any(axis=0)
-            stack = da.where(missing_obs[None], np.float32(np.nan), stack).astype(np.float32)
+        # one task per block writes all the bands into the output (no stacked copies)
+        stack = da.blockwise(
+            _assemble, "byx", data, "cyx", *(x for layer in layers for x in (layer, "yx")),
+            new_axes={"b": len(names)}, concatenate=True, dtype=np.float32,
+            meta=np.empty((0, 0, 0), np.float32), spec=tuple(spec),
+            missing=tuple(bandpos[b] for b in optical_present))
         stacks.append(stack)
     out_data = da.stack(stacks, axis=0) if tdim else stacks[0]
 
@@ -478,6 +515,130 @@ def terrain_features(
                     shadow_cap=shadow_cap, all_touched=all_touched, **sun)
 
 
+def static_features(
+    dem: xr.DataArray | str | os.PathLike,
+    outlines: Any,
+    grid: xr.DataArray | xr.Dataset,
+    *,
+    feature_set: int | str | Sequence[str] = 4,
+    per_glacier_elevation: bool = False,
+    all_touched: bool = False,
+) -> xr.DataArray:
+    """The date-independent features of a feature set on a grid, lazily: to compute (and store)
+    once per grid and hand to ``features(..., static=...)`` for every acquisition on it.
+
+    These are the features of ``feature_set`` among :data:`STATIC_FEATURES` (elevation, slope,
+    proximity: no sun, no imagery), computed as :func:`terrain_features` computes them without a
+    sun, so ``features(cube, dem, outlines, static=static_features(dem, outlines, cube))`` equals
+    ``features(cube, dem, outlines)``.
+
+    Parameters
+    ----------
+    dem
+        Elevation (a DataArray on any grid, or a raster path), as for :func:`features`.
+    outlines
+        Glacier outlines (GeoDataFrame or vector file).
+    grid
+        The working grid, or any xarray object on it (the cube itself): its y/x coordinates,
+        CRS and chunks are the output's.
+    feature_set
+        1-4 or a list of feature names (:func:`xfacies.catalog.feature_set`); only its
+        date-independent ones are computed, in its order.
+    per_glacier_elevation, all_touched
+        As in :func:`features` (pass the same values there).
+
+    Returns
+    -------
+    xarray.DataArray
+        float32 ``(band, y, x)``, lazy, with the attributes :func:`features` writes for those
+        bands (``elevation_min_max``, ``elevation_normalisation``, ...).
+
+    Raises
+    ------
+    ValueError
+        The feature set has no date-independent feature; and as :func:`terrain_features`.
+
+    Examples
+    --------
+    >>> from xfacies import synthetic
+    >>> ds = synthetic.scene(size=96, seed=3)
+    >>> outl = synthetic.outlines(96, seed=3)
+    >>> st = static_features(ds.dem, outl, ds.dem)
+    >>> [str(b) for b in st.band.values]
+    ['elevation', 'slope', 'proximity']
+    >>> cube = ds.features.sel(band=list(catalog.OPTICAL_FEATURES))
+    >>> bool(features(cube, ds.dem, outl, static=st).equals(features(cube, ds.dem, outl)))
+    True
+    """
+    names = [n for n in catalog.feature_set(feature_set) if n in STATIC_FEATURES]
+    if not names:
+        raise ValueError(f"feature set {feature_set!r} ({list(catalog.feature_set(feature_set))}) has no "
+                         f"date-independent feature; those are {list(STATIC_FEATURES)}")
+    return terrain_features(dem, outlines, grid, feature_set=names, per_glacier_elevation=per_glacier_elevation,
+                            all_touched=all_touched)
+
+
+def _static_bands(static: Any, names: Sequence[str]) -> xr.DataArray:
+    """``static`` as a ``(band, ...)`` DataArray (a Dataset: its one variable with a band dim, or
+    one variable per feature), checked to be date-independent."""
+    if isinstance(static, xr.Dataset):
+        banded = [k for k, v in static.data_vars.items() if "band" in v.dims]
+        if len(banded) == 1:
+            da_ = static[banded[0]]
+            da_.attrs = {**static.attrs, **da_.attrs}
+        elif not banded:
+            da_ = static.to_dataarray(dim="band")
+            da_.attrs = dict(static.attrs)
+        else:
+            raise ValueError(f"static holds several variables with a band dim ({banded}); pass the one "
+                             "that static_features returned, e.g. static=ds['static']")
+    elif isinstance(static, xr.DataArray):
+        da_ = static
+    else:
+        raise TypeError(f"static must be the DataArray (or a Dataset holding it) that static_features returns, "
+                        f"got {type(static).__name__}")
+    if "band" not in da_.dims:
+        raise ValueError(f"static needs a 'band' dim labelled with feature names, got dims {da_.dims}; "
+                         "use xfacies.features.static_features(dem, outlines, grid)")
+    extra = [d for d in da_.dims if d not in ("band", "y", "x")]
+    if extra:
+        raise ValueError(f"static features do not depend on the date: static must have dims (band, y, x), "
+                         f"it has {extra} besides; select one, e.g. static.isel({extra[0]}=0)")
+    da_ = da_.assign_coords(band=[str(b) for b in da_["band"].values])
+    dated = [n for n in da_.band.values if n not in STATIC_FEATURES]
+    if dated:
+        raise ValueError(f"static holds {dated}, which are not date-independent (those are "
+                         f"{list(STATIC_FEATURES)}); compute it with static_features(dem, outlines, grid)")
+    return da_
+
+
+def _take_static(given: xr.DataArray, taken: Sequence[str], cube: xr.DataArray, ych: tuple, xch: tuple,
+                 per_glacier: bool, all_touched: bool) -> tuple[dict[str, Any], tuple[float, float] | None]:
+    """The bands ``taken`` of the precomputed static features as float32 dask arrays on the
+    cube's chunks, and the elevation min/max they were normalised with."""
+    import dask.array as da
+
+    spatial.check_same_grid(given, cube, "static", like_name="the cube")
+    minmax = None
+    if "elevation" in taken:
+        want = _elevation_rule(per_glacier, all_touched)
+        rule = given.attrs.get("elevation_normalisation")
+        if rule is not None and rule != want:
+            raise ValueError(
+                f"static's elevation was normalised as {rule!r}, this call asks for {want!r}; compute "
+                "static with the same per_glacier_elevation and all_touched, or leave static out")
+        if "elevation_min_max" in given.attrs:
+            minmax = tuple(float(v) for v in np.asarray(given.attrs["elevation_min_max"]).ravel()[:2])
+    given = given.transpose("band", "y", "x")
+    out = {}
+    for n in taken:
+        arr = given.sel(band=n).data
+        if not isinstance(arr, da.Array):
+            arr = da.from_array(np.asarray(arr), chunks=(ych, xch))
+        out[n] = arr.astype(np.float32).rechunk((ych, xch))
+    return out, minmax  # type: ignore[return-value]
+
+
 # --------------------------------------------------------------------------- inputs
 def _square_res(cube: xr.DataArray) -> float:
     if cube.sizes["x"] < 2 or cube.sizes["y"] < 2:
@@ -491,6 +652,17 @@ def _square_res(cube: xr.DataArray) -> float:
         )
     spatial.require_north_up(cube, "the cube", "cube", dims=("y",))
     return rx
+
+
+def _assemble(refl: NDArray, *layers: NDArray, spec: tuple[int, ...], missing: tuple[int, ...]) -> NDArray:
+    """The output bands of a block, float32: cube band ``k`` for ``k >= 0``, ``layers[-1 - k]``
+    otherwise; NaN where any of the cube bands ``missing`` (the optical ones) is NaN."""
+    out = np.empty((len(spec),) + refl.shape[-2:], dtype=np.float32)
+    for i, k in enumerate(spec):
+        out[i] = refl[k] if k >= 0 else layers[-1 - k]
+    if missing:
+        out[:, np.isnan(refl[list(missing)]).any(axis=0)] = np.nan
+    return out
 
 
 # --------------------------------------------------------------------------- terrain layers
@@ -583,6 +755,13 @@ def _shadow_block(block: NDArray, *, res: float, az: float, el: float, maxd: flo
 
 
 # --------------------------------------------------------------------------- attrs
+def _elevation_rule(per_glacier: bool, all_touched: bool) -> str:
+    return ("(dem - min) / (max - min), min/max of the DEM inside the outlines, "
+            + ("per glacier (off-glacier pixels: all glaciers jointly)" if per_glacier else "all glaciers jointly")
+            + (" (all-touched rasterisation)" if all_touched else "")
+            + f"; 0.5 where max - min < {MIN_ELEVATION_RANGE:g} m")
+
+
 def _attrs(names: Sequence[str], per_glacier: bool, cap: float, shadow_info: list[dict], all_touched: bool,
            elevation_minmax: tuple[float, float] | None = None) -> dict:
     attrs: dict[str, Any] = {
@@ -592,12 +771,7 @@ def _attrs(names: Sequence[str], per_glacier: bool, cap: float, shadow_info: lis
         "missing": "all features are NaN where any optical band of the input cube is NaN",
     }
     if "elevation" in names:
-        attrs["elevation_normalisation"] = (
-            "(dem - min) / (max - min), min/max of the DEM inside the outlines, "
-            + ("per glacier (off-glacier pixels: all glaciers jointly)" if per_glacier else "all glaciers jointly")
-            + (" (all-touched rasterisation)" if all_touched else "")
-            + f"; 0.5 where max - min < {MIN_ELEVATION_RANGE:g} m"
-        )
+        attrs["elevation_normalisation"] = _elevation_rule(per_glacier, all_touched)
         if elevation_minmax is not None:
             attrs["elevation_min_max"] = [float(v) for v in elevation_minmax]
     if "slope" in names or "hillshade" in names:

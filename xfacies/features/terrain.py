@@ -42,6 +42,8 @@ __all__ = [
 
 # Value standing in for "no terrain" beyond the array when marching rays.
 _NO_TERRAIN = -1.0e30
+# Elements per row strip marched through all the steps of :func:`cast_shadow` (cache-sized).
+_STRIP = 1 << 15
 
 
 def _as_dem(dem: ArrayLike) -> NDArray[np.floating]:
@@ -306,18 +308,32 @@ def cast_shadow(
     padded = np.pad(
         zf, ((pad_top, pad_bottom), (pad_left, pad_right)), mode="constant", constant_values=_NO_TERRAIN
     )
-    best = np.full(z.shape, _NO_TERRAIN, dtype=zf.dtype)
+    # per step: the offset of the ray's two straddling cells, the interpolation weight and the drop
+    steps = []
     for kk in range(n):
         ri, ci = int(r_lo[kk]) + pad_top, int(c_lo[kk]) + pad_left
-        if col_major:
-            w = float(drow[kk] - r_lo[kk])
-            s0 = padded[ri : ri + ny, ci : ci + nx]
-            sample = s0 if w == 0.0 else (1.0 - w) * s0 + w * padded[ri + 1 : ri + 1 + ny, ci : ci + nx]
-        else:
-            w = float(dcol[kk] - c_lo[kk])
-            s0 = padded[ri : ri + ny, ci : ci + nx]
-            sample = s0 if w == 0.0 else (1.0 - w) * s0 + w * padded[ri : ri + ny, ci + 1 : ci + 1 + nx]
-        np.maximum(best, sample - (kk + 1) * rise, out=best)
+        w = float(drow[kk] - r_lo[kk]) if col_major else float(dcol[kk] - c_lo[kk])
+        ri1, ci1 = (ri + 1, ci) if col_major else (ri, ci + 1)
+        steps.append((ri, ci, ri1, ci1, w, (kk + 1) * rise))
+    best = np.full(z.shape, _NO_TERRAIN, dtype=zf.dtype)
+    # strips of rows small enough to stay in the cache through all the steps; the arithmetic is
+    # the whole-array one, ((1 - w) * s0 + w * s1) - (k + 1) * rise, element by element
+    rows = max(1, _STRIP // max(nx, 1))
+    t0 = np.empty((rows, nx), dtype=zf.dtype)
+    t1 = np.empty((rows, nx), dtype=zf.dtype)
+    for i0 in range(0, ny, rows):
+        i1 = min(ny, i0 + rows)
+        b, a0, a1 = best[i0:i1], t0[: i1 - i0], t1[: i1 - i0]
+        for ri, ci, ri1, ci1, w, drop in steps:
+            s0 = padded[ri + i0 : ri + i1, ci : ci + nx]
+            if w == 0.0:
+                np.subtract(s0, drop, out=a0)
+            else:
+                np.multiply(s0, 1.0 - w, out=a0)
+                np.multiply(padded[ri1 + i0 : ri1 + i1, ci1 : ci1 + nx], w, out=a1)
+                a0 += a1
+                a0 -= drop
+            np.maximum(b, a0, out=b)
     return (best <= zf).astype(np.uint8)
 
 

@@ -422,38 +422,57 @@ def _r_rmse(obs: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
     obs, pred = obs[ok], pred[ok]
     if obs.size == 0:
         return np.nan, np.nan
-    rmse = float(np.sqrt(np.mean((obs - pred) ** 2)))
+    s = _scale(np.concatenate([obs, pred]))  # exact (a power of two): no overflow or underflow
+    obs, pred = obs / s, pred / s
+    rmse = float(np.sqrt(np.mean((obs - pred) ** 2))) * s
     if obs.size < 2 or np.ptp(obs) == 0 or np.ptp(pred) == 0:
         return np.nan, rmse
     return float(np.corrcoef(obs, pred)[0, 1]), rmse
+
+
+def _scale(v: np.ndarray) -> float:
+    """A power of two near ``max |v|`` (1 for empty, zero or non-finite ``v``): dividing by it is
+    exact and brings the values near 1, so that squares and sums of squares neither overflow
+    (values of 1e160) nor underflow (1e-170) and the fit is the same at any scale."""
+    m = float(np.max(np.abs(v))) if v.size else 0.0
+    if not np.isfinite(m) or m == 0.0:
+        return 1.0
+    return float(np.ldexp(1.0, int(np.frexp(m)[1])))
 
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Least-squares slope and intercept (NaN when x has no spread or n < 2)."""
     if x.size < 2:
         return np.nan, np.nan
+    sx, sy = _scale(x), _scale(y)  # scaled by powers of two: exact, and no overflow/underflow
+    x, y = x / sx, y / sy
     xm, ym = x.mean(), y.mean()
     sxx = np.sum((x - xm) ** 2)
     if sxx == 0:
         return np.nan, np.nan
     slope = float(np.sum((x - xm) * (y - ym)) / sxx)
-    return slope, float(ym - slope * xm)
+    return slope * sy / sx, float(ym - slope * xm) * sy
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> Fit:
     from scipy import stats
 
     n = int(x.size)
-    slope, intercept = _line(x, y)
     nan2 = (np.nan, np.nan)
+    # fitted on x / sx and y / sy (powers of two: exact), so that 1e160 or 1e-170 neither
+    # overflow nor underflow; slope, intercept, rmse and errors are scaled back
+    sx, sy = _scale(np.asarray(x, float)), _scale(np.asarray(y, float))
+    x, y = np.asarray(x, float) / sx, np.asarray(y, float) / sy
+    slope, intercept = _line(x, y)
     if not np.isfinite(slope):
         return Fit(n, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, nan2, nan2, np.nan)
     fitted = intercept + slope * x
     resid = y - fitted
     rmse = float(np.sqrt(np.mean(resid**2)))
     r = float(np.corrcoef(x, y)[0, 1]) if np.ptp(y) > 0 else np.nan
+    kb, ka = sy / sx, sy  # back to the units of the inputs: slope, intercept (and rmse)
     if n < 3:
-        return Fit(n, r, r * r, rmse, slope, intercept, np.nan, np.nan, nan2, nan2, np.nan)
+        return Fit(n, r, r * r, rmse * sy, slope * kb, intercept * ka, np.nan, np.nan, nan2, nan2, np.nan)
     xm = x.mean()
     sxx = float(np.sum((x - xm) ** 2))
     s2 = float(np.sum(resid**2)) / (n - 2)
@@ -464,7 +483,8 @@ def _fit(x: np.ndarray, y: np.ndarray) -> Fit:
         p = float(2.0 * stats.t.sf(abs(slope / se_b), n - 2))
     else:
         p = 0.0
-    return Fit(n, r, r * r, rmse, slope, intercept, se_b, se_a,
+    slope, intercept, se_b, se_a = slope * kb, intercept * ka, se_b * kb, se_a * ka
+    return Fit(n, r, r * r, rmse * sy, slope, intercept, se_b, se_a,
                (slope - tq * se_b, slope + tq * se_b),
                (intercept - tq * se_a, intercept + tq * se_a), p)
 

@@ -53,9 +53,7 @@ def _block_counts(cls: np.ndarray, idx: np.ndarray, n_glaciers: int) -> np.ndarr
     out = np.zeros((cls.shape[0], 1, 1, nb), dtype=np.int64)
     if cls.size == 0:
         return out
-    if np.issubdtype(cls.dtype, np.floating):
-        cls = np.where(np.isnan(cls), NODATA, cls)
-    c = cls.astype(np.int64, copy=False)
+    c = _class_codes(cls).astype(np.int64, copy=False)
     bad = (c < NODATA) | (c >= _NCLS)
     if bad.any():
         raise ValueError(
@@ -73,6 +71,30 @@ def _block_counts(cls: np.ndarray, idx: np.ndarray, n_glaciers: int) -> np.ndarr
     for t in range(c.shape[0]):
         out[t, 0, 0] = np.bincount(codes[t], minlength=nb)
     return out
+
+
+def _class_codes(cls: np.ndarray) -> np.ndarray:
+    """Class codes of a block: a float map's NaN becomes NODATA; float values that are not
+    whole numbers (1.5, inf) are refused rather than truncated into another class."""
+    if cls.dtype == bool:
+        raise TypeError(
+            "the class map is boolean (a mask?); a class map holds class ids: -1 (nodata) and "
+            f"0..{_NCLS - 1}, e.g. from xfacies.classify"
+        )
+    if not np.issubdtype(cls.dtype, np.floating):
+        return cls
+    nan = np.isnan(cls)
+    with np.errstate(invalid="ignore"):
+        bad = ~nan & ~(np.isfinite(cls) & (cls == np.round(cls)))
+    if bad.any():
+        vals = sorted(set(cls[bad].tolist()))
+        raise ValueError(
+            f"float class map with values that are not class codes {vals[:10]}"
+            f"{' ...' if len(vals) > 10 else ''}; valid values are {NODATA} (nodata), NaN (nodata) "
+            f"and the class ids 0..{_NCLS - 1}. Pass the map from xfacies.classify, or round it "
+            "first: classes.round().astype('int8')"
+        )
+    return np.where(nan, NODATA, cls)
 
 
 def _glacier_index(classes: xr.DataArray, outlines: Any, all_touched: bool) -> xr.DataArray:

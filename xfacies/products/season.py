@@ -114,6 +114,12 @@ def end_of_season(
             f"{getattr(values, 'dims', type(values).__name__)}"
         )
     require_unique_times(values, "values")
+    if not pd.api.types.is_datetime64_any_dtype(values["time"].dtype) and values.sizes["time"]:
+        raise ValueError(
+            f"values' time coordinate must hold dates (datetime64), got {values['time'].dtype} "
+            f"({values['time'].values[:3].tolist()} ...); convert it, e.g. "
+            "values.assign_coords(time=pd.to_datetime(values.time.values))"
+        )
     values = values.transpose("time", "glacier")
     df = values.drop_vars([c for c in values.coords if c not in ("time", "glacier")]).to_series()
     df = df.rename("value").reset_index()
@@ -122,6 +128,14 @@ def end_of_season(
         if not isinstance(coverage, xr.DataArray) or set(coverage.dims) != {"time", "glacier"}:
             raise ValueError("coverage must be a (time, glacier) DataArray like fractions(...)['coverage']")
         require_unique_times(coverage, "coverage")
+        vg = {str(g) for g in values["glacier"].values}
+        cg = {str(g) for g in coverage["glacier"].values}
+        if vg and not vg & cg:
+            raise ValueError(
+                f"coverage has none of the glaciers of values (coverage: {sorted(cg)[:10]}, values: "
+                f"{sorted(vg)[:10]}); pass the coverage of the same fractions, e.g. "
+                "frac['coverage'] with aar_proxy(frac)"
+            )
         cov = coverage.transpose("time", "glacier")
         cov = cov.drop_vars([c for c in cov.coords if c not in ("time", "glacier")])
         cov = cov.reindex_like(values)

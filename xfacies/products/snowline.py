@@ -14,12 +14,14 @@ import numpy as np
 import xarray as xr
 
 from xfacies import spatial
-from xfacies.catalog import NODATA
 from xfacies.products.fractions import (
-    _BY_NAME, _UNOBSERVED_IDS, REFROZEN, _accumulation_names, _glacier_index, _with_time,
+    _BY_NAME, _UNOBSERVED_IDS, REFROZEN, _accumulation_names, _class_codes, _glacier_index, _with_time,
 )
 
 __all__ = ["snowline_altitude"]
+
+#: Most elevation bands of the ``"bands"`` method (a guard against a band width in the wrong units).
+_MAX_BANDS = 1_000_000
 
 
 def _class_ids(names: Sequence[str]) -> list[int]:
@@ -70,6 +72,12 @@ def _bands_stat(cls: np.ndarray, z: np.ndarray, inside: np.ndarray, acc: np.ndar
         return out, count
     lo = np.floor(np.nanmin(z[ok]) / band_width) * band_width
     hi = np.ceil(np.nanmax(z[ok]) / band_width) * band_width + band_width
+    if (hi - lo) / band_width > _MAX_BANDS:
+        raise ValueError(
+            f"band_width={band_width:g} m cuts the glacier's {np.nanmax(z[ok]) - np.nanmin(z[ok]):g} m of "
+            f"elevation into more than {_MAX_BANDS:,} bands; use bands of metres (the default is 20) "
+            "or check that the DEM is in metres"
+        )
     edges = np.arange(lo, hi + band_width / 2, band_width)
     zz = z[ok]
     for t in range(cls.shape[0]):
@@ -199,8 +207,8 @@ def snowline_altitude(
     """
     if method not in ("boundary", "bands"):
         raise ValueError(f"method must be 'boundary' or 'bands', got {method!r}")
-    if band_width <= 0:
-        raise ValueError(f"band_width must be positive, got {band_width}")
+    if not (np.isfinite(band_width) and band_width > 0):
+        raise ValueError(f"band_width must be a positive number of metres, got {band_width}")
     if not isinstance(classes, xr.DataArray) or not isinstance(dem, xr.DataArray):
         raise TypeError("classes and dem must be xarray.DataArrays")
     names = _accumulation_names(accumulation, include_refrozen)
@@ -232,9 +240,7 @@ def snowline_altitude(
         if win is None:
             continue
         ys, xs = win
-        cw = np.asarray(classes.isel({ydim: ys, xdim: xs}).values)
-        if np.issubdtype(cw.dtype, np.floating):
-            cw = np.where(np.isnan(cw), NODATA, cw)
+        cw = _class_codes(np.asarray(classes.isel({ydim: ys, xdim: xs}).values))
         cw = cw.astype(np.int16)
         zw = np.asarray(dem.isel({ydim: ys, xdim: xs}).values, dtype=np.float64)
         inside = idx_np[ys, xs] == k + 1

@@ -63,6 +63,8 @@ import rioxarray  # noqa: F401  (registers .rio)
 
 from xfacies import spatial
 from xfacies.catalog import OPTICAL_FEATURES
+from xfacies.sources.retry import http_retry, retrying
+from xfacies.sources.retry import settings as retry_settings
 from xfacies.sources.sensors import PROVIDERS, SENSORS, UNSUPPORTED, CollectionSpec, Provider
 
 __all__ = [
@@ -77,6 +79,11 @@ __all__ = [
 
 #: Name of the validity band of :func:`open_stac` cubes (1.0 valid, 0.0 invalid).
 VALID_BAND = "valid"
+
+#: (connect, read) timeouts of STAC API requests, in seconds; a timeout is retried like a 5xx
+HTTP_TIMEOUT = (10.0, 60.0)
+#: GDAL's timeouts for asset reads (unless the rasterio environment sets its own)
+GDAL_TIMEOUTS = {"GDAL_HTTP_CONNECTTIMEOUT": "10", "GDAL_HTTP_TIMEOUT": "60"}
 
 #: Default dask chunks of :func:`open_stac` (one time step per chunk).
 DEFAULT_CHUNKS: dict[str, int] = {"time": 1, "y": 2048, "x": 2048}
@@ -104,14 +111,18 @@ def _no_sign(url: str) -> str:
 class _SigningReader:
     """Rasterio reader that signs its source URL immediately before reading."""
 
-    def __init__(self, src: Any, ctx: Any, signer: Callable[[str], str]) -> None:
+    def __init__(self, src: Any, ctx: Any, signer: Callable[[str], str], retries: int, wait: float) -> None:
         self._src, self._ctx, self._signer = src, ctx, signer
+        self.retries, self.wait = retries, wait
 
     def read(self, cfg: Any, dst_geobox: Any, *, dst: Any = None, selection: Any = None) -> Any:
         from odc.loader import RioReader
 
-        src = self._src.patch(uri=self._signer(self._src.uri))
-        return RioReader(src, self._ctx).read(cfg, dst_geobox, dst=dst, selection=selection)
+        def once() -> Any:  # signed anew on every attempt: a retry may follow an expired token
+            src = self._src.patch(uri=self._signer(self._src.uri))
+            return RioReader(src, self._ctx).read(cfg, dst_geobox, dst=dst, selection=selection)
+
+        return retrying(once, what=f"reading {self._src.uri}", retries=self.retries, wait=self.wait)
 
 
 class SigningDriver:
@@ -128,6 +139,14 @@ class SigningDriver:
     signer
         ``url -> signed url``; must be picklable (a module-level function)
         to run on a distributed cluster.  ``None`` signs nothing.
+    retries, wait
+        Transient read errors are retried this many times with exponential
+        backoff from ``wait`` seconds: HTTP 429/5xx of remote assets by GDAL
+        (``GDAL_HTTP_MAX_RETRY``/``GDAL_HTTP_RETRY_DELAY``, unless the
+        rasterio environment sets them), every other I/O error by
+        :func:`xfacies.sources.retry.retrying`.  Defaults: the
+        ``retries``/``retry_wait`` options where the graph is built; they
+        travel with the graph to the workers.
 
     Examples
     --------
@@ -136,10 +155,12 @@ class SigningDriver:
     'file.tif'
     """
 
-    def __init__(self, signer: Callable[[str], str] | None = None) -> None:
+    def __init__(self, signer: Callable[[str], str] | None = None, *, retries: int | None = None,
+                 wait: float | None = None) -> None:
         from odc.loader import RioDriver
 
         self.signer = signer or _no_sign
+        self.retries, self.wait = retry_settings(retries, wait)
         self._rio = RioDriver()
 
     def new_load(self, geobox: Any, *, chunks: Any = None) -> Any:
@@ -149,7 +170,17 @@ class SigningDriver:
         return self._rio.finalise_load(load_state)
 
     def capture_env(self) -> dict[str, Any]:
-        return self._rio.capture_env()
+        from odc.loader._rio import get_rio_env
+
+        env = self._rio.capture_env()
+        # GDAL retries HTTP 429/5xx of remote assets itself (and remembers a failed URL for the rest of
+        # the process, so it must be GDAL that retries those): with xfacies' retries and first wait,
+        # unless the rasterio environment sets its own.  A stalled server ends as a timeout.
+        ours = {"GDAL_HTTP_MAX_RETRY": str(self.retries), "GDAL_HTTP_RETRY_DELAY": f"{self.wait:g}",
+                **GDAL_TIMEOUTS}
+        user = get_rio_env(sanitize=False)
+        env.update({k: v for k, v in ours.items() if k not in user})
+        return env
 
     @contextlib.contextmanager
     def restore_env(self, env: dict[str, Any], load_state: Any) -> Iterator[Any]:
@@ -157,7 +188,7 @@ class SigningDriver:
             yield ctx
 
     def open(self, src: Any, ctx: Any) -> _SigningReader:
-        return _SigningReader(src, ctx, self.signer)
+        return _SigningReader(src, ctx, self.signer, self.retries, self.wait)
 
     md_parser = None
     dask_reader = None
@@ -337,8 +368,11 @@ def _item_crs(item: Any) -> str | None:
 def _client(url: str) -> Any:
     import pystac_client
 
+    from pystac_client.stac_api_io import StacApiIO
+
     try:
-        return pystac_client.Client.open(url)
+        # 5xx/429, dropped connections and timeouts are retried with backoff (xfacies.sources.retry)
+        return pystac_client.Client.open(url, stac_io=StacApiIO(max_retries=http_retry(), timeout=HTTP_TIMEOUT))
     except Exception as e:  # requests/urllib3 errors, APIError, JSON errors
         raise ConnectionError(
             f"could not reach the STAC API at {url} ({type(e).__name__}: {e}); check the URL, "
