@@ -2,13 +2,14 @@
 
 Usage::
 
-    python benchmarks/features.py [--size 10000] [--chunks 2048] [--workers 2] [--keep]
+    python benchmarks/features.py [--size 10000] [--chunks 2048] [--workers 2] [--keep] [--inputs DIR]
 
 Two timed stages on a ``distributed.LocalCluster(n_workers=W, threads_per_worker=1,
 processes=True)``:
 
 1. *inputs*: ``xfacies.synthetic.scene(size=N, chunks=C)``'s six reflectance bands
-   and its DEM are written to a Zarr store under /tmp (the generator's cost, not ours);
+   and its DEM are written to a Zarr store under /tmp (the generator's cost, not ours;
+   ``--inputs DIR`` keeps that store in ``DIR`` and reuses it on later runs of the same size and chunks);
 2. *features*: ``xfacies.features.features(cube, dem, outlines)`` (feature set 4,
    11 bands) from that store into another Zarr store in /tmp.
 
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--chunks", type=int, default=2048, help="y/x chunk size in pixels")
     p.add_argument("--workers", type=int, default=2, help="worker processes (1 thread each)")
     p.add_argument("--keep", action="store_true", help="keep the Zarr stores in /tmp")
+    p.add_argument("--inputs", default=None,
+                   help="folder for the inputs store, kept and reused by later runs of the same --size and --chunks")
     a = p.parse_args(argv)
 
     import dask
@@ -111,12 +114,19 @@ def main(argv: list[str] | None = None) -> None:
                 "dem": ds.dem,
             })
             inputs = inputs.drop_vars([c for c in inputs.coords if c not in ("x", "y", "band", "spatial_ref")])
-            t0 = time.perf_counter()
-            with PeakSampler(client) as s:
-                inputs.to_zarr(os.path.join(root, "inputs.zarr"), mode="w", consolidated=True)
-            _report("inputs", time.perf_counter() - t0, pixels, s)
+            store = os.path.join(root, "inputs.zarr")
+            if a.inputs:
+                os.makedirs(a.inputs, exist_ok=True)
+                store = os.path.join(a.inputs, f"inputs-{n}-{a.chunks}.zarr")
+            if os.path.exists(os.path.join(store, "zarr.json")) or os.path.exists(os.path.join(store, ".zmetadata")):
+                print(f"inputs    reused from {store}", flush=True)
+            else:
+                t0 = time.perf_counter()
+                with PeakSampler(client) as s:
+                    inputs.to_zarr(store, mode="w", consolidated=True)
+                _report("inputs", time.perf_counter() - t0, pixels, s)
 
-            src = xr.open_zarr(os.path.join(root, "inputs.zarr"), chunks={"y": a.chunks, "x": a.chunks})
+            src = xr.open_zarr(store, chunks={"y": a.chunks, "x": a.chunks})
             cube = src.reflectance.assign_coords(sun_azimuth=float(ds.sun_azimuth),
                                                  sun_elevation=float(ds.sun_elevation)).rio.write_crs(outl.crs)
             dem = src.dem.rio.write_crs(outl.crs)

@@ -23,7 +23,7 @@ import xarray as xr
 
 import xfacies
 from xfacies import io, synthetic
-from xfacies.app.pipeline import _area, run
+from xfacies.app.pipeline import prepare_synthetic_catalog, run
 from xfacies.app.config import RunConfig
 from xfacies.sources import stac_server
 from xfacies.sources.quality import rejected_scenes, scene_quality
@@ -248,9 +248,7 @@ def test_bad_scenes_are_rejected_and_a_persistent_failure_is_recorded_then_resum
                                                           "retry_wait": 0.01})
     clean = run(config(tmp_path / "clean", **{k: cfg[k] for k in ("area", "time", "stac")}),
                 progress=False, verbose=False)
-    season, _, _ = _area(RunConfig.from_dict(cfg))
-    cogs = tmp_path / "out" / "stac" / "cogs"
-    stac_server.synthetic_catalog(season, tmp_path / "out" / "stac")
+    cogs = prepare_synthetic_catalog(RunConfig.from_dict(cfg)) / "cogs"
     folder = {d: next(cogs.glob(f"*_{d.replace('-', '')}_*")) for d in dates}
     _write(folder[dates[1]] / "scl.tif", lambda a: np.full_like(a, 9))                # fully clouded
     for b in ("blue", "green", "red"):                                                  # saturated: 1.5

@@ -62,7 +62,8 @@ import pandas as pd
 from xfacies.app.config import ClusterConfig, MassBalanceConfig, RunConfig, SyntheticArea, load_config
 from xfacies.app.report import RunResult, end_of_season_table
 
-__all__ = ["run", "run_config", "RunConfig", "RunResult", "RunLockedError", "load_config"]
+__all__ = ["run", "run_config", "RunConfig", "RunResult", "RunLockedError", "load_config", "dates_per_batch",
+           "prepare_synthetic_catalog"]
 
 log = logging.getLogger("xfacies.app.pipeline")
 
@@ -465,11 +466,58 @@ def _area(cfg: RunConfig) -> tuple[Any, Any, Any]:
         return None, outlines, outlines
     s = cfg.area.synthetic
     start, end = cfg.time_range
-    # eager up to 2048² (written to COGs date by date: a lazy season would regenerate its terrain
-    # for every date), lazy beyond (xfacies.synthetic decides)
-    season = synthetic.season(_synthetic_dates(s, start, end), size=s.size, seed=s.seed,
+    # the grid, DEM and glaciers do not depend on the date: one date is template enough (the
+    # imagery of every date is written by prepare_synthetic_catalog, a few dates at a time)
+    season = synthetic.season(_synthetic_dates(s, start, end)[:1], size=s.size, seed=s.seed,
                               n_glaciers=s.n_glaciers)
     return season, synthetic.outlines(s.size, seed=s.seed, n_glaciers=s.n_glaciers), season
+
+
+def prepare_synthetic_catalog(cfg: RunConfig, *, max_bytes: float = 5e8) -> Path:
+    """Write the synthetic area's imagery as COGs and a STAC catalogue in ``<dir>/stac`` (once).
+
+    Used by :func:`run` for ``[stac] catalog = "synthetic"`` and by the benchmarks (to leave the
+    generator's cost out of a timing).  Dates are generated a few at a time (each group's season
+    stays under ``max_bytes`` in memory), so a long record never sits in memory at once.
+
+    Returns
+    -------
+    pathlib.Path
+        The catalogue folder (``collection.json``, ``items.json``, ``cogs/``).
+
+    Examples
+    --------
+    >>> cfg = RunConfig.from_dict({"area": {"synthetic": {"size": 64, "dates": 2}},
+    ...                            "time": {"start": 2021, "end": 2021}, "stac": {"catalog": "synthetic"},
+    ...                            "dem": {"source": "synthetic"}, "output": {"dir": "out"}})  # doctest: +SKIP
+    >>> sorted(p.name for p in prepare_synthetic_catalog(cfg).iterdir())             # doctest: +SKIP
+    ['cogs', 'collection.json', 'items.json']
+    """
+    import json as _json
+
+    from xfacies import synthetic
+    from xfacies.sources import stac_server
+
+    s = cfg.area.synthetic
+    if s is None:
+        raise ValueError("prepare_synthetic_catalog needs [area] synthetic = {...}")
+    cat_dir = cfg.output.path / "stac"
+    coll, items = cat_dir / "collection.json", cat_dir / "items.json"
+    if coll.exists() and items.exists():
+        return cat_dir
+    log.info("writing the synthetic season as a STAC catalog of COGs in %s", cat_dir)
+    dates = _synthetic_dates(s, *cfg.time_range)
+    per_date = 4.0 * s.size * s.size * (len(synthetic.FEATURE_SETS[4]) + 2)
+    group = max(1, int(max_bytes // per_date))
+    features: list[dict] = []
+    for i in range(0, len(dates), group):
+        season = synthetic.season(dates[i:i + group], size=s.size, seed=s.seed, n_glaciers=s.n_glaciers)
+        _, part = stac_server.synthetic_catalog(season, cat_dir)
+        features += _json.loads(Path(part).read_text())["features"]
+    items.unlink()  # written last: its presence means the catalogue is complete
+    stac_server.write_collection(coll, features[0]["collection"], features, "xfacies synthetic season")
+    stac_server.write_items(items, features)
+    return cat_dir
 
 
 def _imagery(cfg: RunConfig, season: Any, where: Any) -> tuple[Any, Any]:
@@ -484,11 +532,8 @@ def _imagery(cfg: RunConfig, season: Any, where: Any) -> tuple[Any, Any]:
     time_arg = (start.isoformat(), end.isoformat())
     chunks = {"y": st.chunks, "x": st.chunks}
     if st.catalog == "synthetic":
-        cat_dir = out.path / "stac"
+        cat_dir = prepare_synthetic_catalog(cfg)
         coll, items = cat_dir / "collection.json", cat_dir / "items.json"
-        if not (coll.exists() and items.exists()):
-            log.info("writing the synthetic season as a STAC catalog of COGs in %s", cat_dir)
-            stac_server.synthetic_catalog(season, cat_dir)
         with stac_server.serve(str(coll), str(items)) as url:
             cube = open_stac(where, time=time_arg, sensors=("sentinel-2",), catalog=url,
                              provider="earth-search", max_cloud=st.max_cloud, chunks=chunks)

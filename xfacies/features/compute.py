@@ -59,7 +59,7 @@ Input checks (errors name the input and the fix): integer or implausible
 reflectance (percent, digital numbers: :func:`xfacies.validation.check_reflectance`,
 checked block by block for dask input, when computed), duplicated dates, sun
 angles in radians or a sun at or below the horizon, DEM voids (the DEM's nodata,
-or -32768 / -9999 when it declares none: masked to NaN, so terrain features are
+or -32768 / -9999 / the float32 minimum (GDAL's fill) when it declares none: masked to NaN, so terrain features are
 NaN there).  A DEM on another grid (a file, or a DataArray in another CRS or
 resolution) is reprojected with odc-geo's ``xr_reproject`` (bilinear), the call
 of :func:`xfacies.open_dem`, once, when :func:`features` is called.
@@ -235,7 +235,7 @@ def features(
         The DEM range inside the outlines (joint, or of some glaciers with
         ``per_glacier_elevation``) is below :data:`MIN_ELEVATION_RANGE`.
     DemVoidWarning
-        The DEM declares no nodata value but holds -32768 or -9999.
+        The DEM declares no nodata value but holds -32768, -9999 or the float32 minimum.
     ShadowCapWarning
         Shadows longer than ``shadow_cap`` are possible.
 

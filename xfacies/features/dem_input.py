@@ -17,7 +17,7 @@ __all__ = ["DEM_VOID_VALUES", "DemVoidWarning"]
 
 #: Void values of common DEMs (SRTM, ASTER, many GIS exports), masked as nodata when the DEM
 #: declares no nodata value of its own (with a :class:`DemVoidWarning`).
-DEM_VOID_VALUES: tuple[float, ...] = (-32768.0, -9999.0)
+DEM_VOID_VALUES: tuple[float, ...] = (-32768.0, -9999.0, float(np.finfo(np.float32).min))
 
 
 class DemVoidWarning(UserWarning):

@@ -366,7 +366,9 @@ def _proximity(outl: Any, cube: xr.DataArray, ych: tuple, xch: tuple) -> Any:
     a, b = _segments(outl)
     ny, nx = cube.sizes["y"], cube.sizes["x"]
     if len(a) == 0:
-        raise ValueError("the outlines have no boundary segments")
+        raise ValueError("the outlines are empty (no glacier polygon with a boundary), so there is no edge to "
+                         "measure proximity to: pass at least one glacier outline, or leave 'proximity' out "
+                         "of the feature set")
     token = tokenize(grid, (ny, nx), a, b)
     # the segments and their k-d tree: one task, shared by the blocks and the maximum
     ix = dask.delayed(_Index, pure=True)(a, b, 2.0 * max(abs(dx), abs(dy)),
