@@ -316,3 +316,31 @@ def test_a_second_run_on_the_same_output_is_refused_and_a_dead_runs_lock_is_take
     with pytest.warns(UserWarning, match="no longer running; taking it over"):
         res = run(config(out), progress=False, verbose=False)
     assert res.written == [] and not lock.exists()
+
+
+def test_static_terrain_is_computed_once_per_grid_and_reused_by_a_later_run(first_run, tmp_path, caplog):
+    """elevation/slope/proximity go to <dir>/static.zarr on the first run; a run over more dates on
+    the same grid reads them (the cache is not rewritten) and its maps equal the one-go run's."""
+    import logging
+
+    out = tmp_path / "out"
+    two = config(out, area={"synthetic": {"size": 128, "seed": 7, "n_glaciers": 1, "dates": DATES[:2]}})
+    run(two, progress=False, verbose=False)
+    static = out / "static.zarr"
+    before = {p: p.stat().st_mtime_ns for p in static.rglob("*") if p.is_file()}
+    assert [str(b) for b in xr.open_zarr(static)["band"].values] == ["elevation", "slope", "proximity"]
+    caplog.set_level(logging.INFO, logger="xfacies")
+    res = run(config(out), progress=False, verbose=False)
+    assert [t.strftime("%Y-%m-%d") for t in res.written] == DATES[2:]
+    assert any("static terrain features read from" in r.getMessage() for r in caplog.records)
+    assert {p: p.stat().st_mtime_ns for p in static.rglob("*") if p.is_file()} == before
+    xr.testing.assert_identical(io.open_zarr(out / "facies.zarr").compute(),
+                                io.open_zarr(first_run[1].store).compute())
+    # another glacier set on the same folder: recomputed, not reused
+    caplog.clear()
+    other = config(tmp_path / "other", area={"synthetic": {"size": 128, "seed": 8, "n_glaciers": 1,
+                                                           "dates": DATES[:1]}})
+    shutil_copy = __import__("shutil").copytree
+    shutil_copy(static, tmp_path / "other" / "static.zarr")
+    run(other, progress=False, verbose=False)
+    assert any("are for another grid, outlines or DEM: recomputing" in r.getMessage() for r in caplog.records)

@@ -478,7 +478,8 @@ def prepare_synthetic_catalog(cfg: RunConfig, *, max_bytes: float = 5e8) -> Path
 
     Used by :func:`run` for ``[stac] catalog = "synthetic"`` and by the benchmarks (to leave the
     generator's cost out of a timing).  Dates are generated a few at a time (each group's season
-    stays under ``max_bytes`` in memory), so a long record never sits in memory at once.
+    stays under ``max_bytes`` in memory), so a long record never sits in memory at once.  The
+    catalogue is rewritten when the area or its dates change (``synthetic-area.json``).
 
     Returns
     -------
@@ -491,7 +492,7 @@ def prepare_synthetic_catalog(cfg: RunConfig, *, max_bytes: float = 5e8) -> Path
     ...                            "time": {"start": 2021, "end": 2021}, "stac": {"catalog": "synthetic"},
     ...                            "dem": {"source": "synthetic"}, "output": {"dir": "out"}})  # doctest: +SKIP
     >>> sorted(p.name for p in prepare_synthetic_catalog(cfg).iterdir())             # doctest: +SKIP
-    ['cogs', 'collection.json', 'items.json']
+    ['cogs', 'collection.json', 'items.json', 'synthetic-area.json']
     """
     import json as _json
 
@@ -503,10 +504,13 @@ def prepare_synthetic_catalog(cfg: RunConfig, *, max_bytes: float = 5e8) -> Path
         raise ValueError("prepare_synthetic_catalog needs [area] synthetic = {...}")
     cat_dir = cfg.output.path / "stac"
     coll, items = cat_dir / "collection.json", cat_dir / "items.json"
-    if coll.exists() and items.exists():
+    dates = _synthetic_dates(s, *cfg.time_range)
+    what = _json.dumps({"area": s.model_dump(), "dates": [t.isoformat() for t in dates]}, sort_keys=True)
+    stamp = cat_dir / "synthetic-area.json"
+    if coll.exists() and items.exists() and stamp.exists() and stamp.read_text() == what:
         return cat_dir
     log.info("writing the synthetic season as a STAC catalog of COGs in %s", cat_dir)
-    dates = _synthetic_dates(s, *cfg.time_range)
+    stamp.unlink(missing_ok=True)
     per_date = 4.0 * s.size * s.size * (len(synthetic.FEATURE_SETS[4]) + 2)
     group = max(1, int(max_bytes // per_date))
     features: list[dict] = []
@@ -517,6 +521,7 @@ def prepare_synthetic_catalog(cfg: RunConfig, *, max_bytes: float = 5e8) -> Path
     items.unlink()  # written last: its presence means the catalogue is complete
     stac_server.write_collection(coll, features[0]["collection"], features, "xfacies synthetic season")
     stac_server.write_items(items, features)
+    stamp.write_text(what)
     return cat_dir
 
 
@@ -579,21 +584,31 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
                            override=cfg.cluster.batch_dates)
     log.info("dates per batch: %d (%d batch(es))", size, -(-len(todo) // size))
 
-    def measure(dates: list[pd.Timestamp]) -> Any:
-        lazy = scene_quality(cube.sel(time=np.array(dates, dtype="datetime64[ns]")), outlines,
-                             saturation=q.saturation)
+    cache: dict[str, Any] = {}
+
+    held: dict[pd.Timestamp, Any] = {}  # the reflectance of the batches in flight, read once
+
+    def measure(sub: Any) -> Any:
+        lazy = scene_quality(sub, outlines, saturation=q.saturation)
         return client.compute(lazy).result() if client is not None else lazy.compute()
 
     def prepare(batch: list[pd.Timestamp]) -> dict[pd.Timestamp, Any]:
         import xarray as xr
 
+        # the batch's imagery is read once into the workers' memory, then checked and classified
+        # from there (the same read keys never go to the scheduler twice)
+        sub = cube.sel(time=np.array(batch, dtype="datetime64[ns]"))
         try:
-            quality = measure(batch)
+            sub = client.persist(sub) if client is not None else sub
+            quality = measure(sub)
         except Exception:  # noqa: BLE001 - a date that cannot be read: find it, record it, go on
             parts = []
+            sub = cube.sel(time=np.array(batch, dtype="datetime64[ns]"))
             for t in batch:
                 try:
-                    parts.append(measure([t]))
+                    one = sub.sel(time=[np.datetime64(t, "ns")])
+                    one = client.persist(one) if client is not None else one
+                    parts.append(measure(one))
                 except Exception as e:  # noqa: BLE001
                     done(t, e)
             batch = [t for t in batch if t not in res.failed]
@@ -609,11 +624,19 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
         keep = [t for t in batch if t not in bad]
         if not keep:
             return {}
-        result = _maps(cfg, cube.sel(time=np.array(keep, dtype="datetime64[ns]")), dem, outlines, model)
+        if "static" not in cache:
+            cache["static"] = _static(cfg, cube, dem, outlines, model)
+        keep64 = np.array(keep, dtype="datetime64[ns]")
+        kept = sub.sel(time=keep64) if set(pd.DatetimeIndex(sub["time"].values)) >= set(keep) else \
+            cube.sel(time=keep64)
+        for t in keep:
+            held[t] = kept
+        result = _maps(cfg, kept, dem, outlines, model, cache["static"])
         io.layout_regions(result, store, zarr_format=fmt)
         return io.region_writes(result, store)
 
     def done(t: pd.Timestamp, error: BaseException | None) -> None:
+        held.pop(t, None)  # the batch's imagery is released with its last date
         if error is None:
             io.mark_complete(store, [t])
             res.written.append(t)
@@ -677,12 +700,60 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
     return res
 
 
-def _maps(cfg: RunConfig, sub: Any, dem: Any, outlines: Any, model: Any) -> Any:
+STATIC_KEY = "xfacies_static_key"
+
+
+def _static(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: Any) -> Any:
+    """The date-independent features (elevation, slope, proximity), computed once per grid and
+    kept in ``<dir>/static.zarr``: a re-run, or a run over new dates on the same grid, outlines and
+    DEM, reads them instead of computing them again.  ``None`` when the model uses none."""
+    import shutil
+
+    import xarray as xr
+    from dask.base import tokenize
+
+    from xfacies import catalog, spatial
+    from xfacies.features.compute import STATIC_FEATURES, static_features
+
+    names = [n for n in catalog.feature_set(model.features) if n in STATIC_FEATURES]
+    if not names:
+        return None
+    dem_id: Any = cfg.dem.source
+    if Path(str(cfg.dem.source)).exists():
+        st = Path(cfg.dem.source).stat()
+        dem_id = (cfg.dem.source, st.st_size, st.st_mtime_ns)
+    key = tokenize(str(spatial.geobox(cube)), outlines.geometry.to_wkb().tolist(), dem_id,
+                   cfg.area.synthetic.model_dump(exclude={"dates"}) if cfg.area.synthetic else None, names)
+    path = cfg.output.path / "static.zarr"
+    chunks = {"y": cfg.stac.chunks, "x": cfg.stac.chunks}
+    if path.exists():
+        try:
+            ds = xr.open_zarr(path, chunks=chunks)
+            if ds.attrs.get(STATIC_KEY) == key:
+                log.info("static terrain features read from %s", path)
+                return ds["static"]
+        except Exception:  # noqa: BLE001 - an unreadable cache is recomputed
+            pass
+        log.info("static terrain features in %s are for another grid, outlines or DEM: recomputing", path)
+    grid = cube.isel(time=0, band=0, drop=True)
+    st = static_features(dem, outlines, grid, feature_set=names)
+    tmp = path.with_name(path.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    out = xr.Dataset({"static": st.drop_vars([c for c in st.coords if c not in st.dims])})
+    out.attrs[STATIC_KEY] = key
+    out.to_zarr(tmp, mode="w", consolidated=True)
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)  # complete, or absent
+    log.info("static terrain features (%s) computed once and kept in %s", ", ".join(names), path)
+    return xr.open_zarr(path, chunks=chunks)["static"]
+
+
+def _maps(cfg: RunConfig, sub: Any, dem: Any, outlines: Any, model: Any, static: Any = None) -> Any:
     """The lazy class maps + confidence of the dates of ``sub``."""
     from xfacies.features import features
     from xfacies.inference import classify
 
-    feats = features(sub, dem=dem, outlines=outlines, feature_set=model.features)
+    feats = features(sub, dem=dem, outlines=outlines, feature_set=model.features, static=static)
     result = classify(feats, model, outlines, method=cfg.model.method, smooth=cfg.model.smooth,
                       confidence=True, batch_size=cfg.model.batch_size)
     source = "synthetic season (xfacies.synthetic) served by rustac on loopback" \

@@ -681,6 +681,25 @@ def _relief(dem: Any) -> float:
     return _dem_statistics(dem, None, 0, [], relief=True, elevation=False)[0]
 
 
+_STATS: dict[str, Any] = {}
+
+
+def _once(todo: dict[str, Any]) -> Any:
+    """``dask.compute(todo)``, remembered by its token (a few recent ones): a run that builds one graph
+    per batch of dates on the same DEM computes its statistics once, and does not send the same DEM
+    keys to a cluster again while an earlier batch's graph holds them (a key submitted twice with
+    different task specs can deadlock the scheduler)."""
+    import dask
+    from dask.base import tokenize
+
+    key = tokenize(todo)
+    if key not in _STATS:
+        if len(_STATS) > 16:
+            _STATS.pop(next(iter(_STATS)))
+        _STATS[key] = dask.compute(todo)
+    return _STATS[key]
+
+
 def _dem_statistics(dem: Any, gid: Any, n_glaciers: int, voids: list[tuple[Any, str]], *,
                     relief: bool, elevation: bool
                     ) -> tuple[float | None, NDArray | None]:
@@ -694,12 +713,12 @@ def _dem_statistics(dem: Any, gid: Any, n_glaciers: int, voids: list[tuple[Any, 
     if dem is not None and relief:
         todo["relief"] = (da.nanmax(dem), da.nanmin(dem))
     if dem is not None and elevation:
-        parts = [dask.delayed(_glacier_minmax)(d, g, n_glaciers)
+        parts = [dask.delayed(_glacier_minmax, pure=True)(d, g, n_glaciers)
                  for d, g in zip(dem.to_delayed().ravel(), gid.to_delayed().ravel())]
-        todo["table"] = dask.delayed(_combine_minmax)(parts)
+        todo["table"] = dask.delayed(_combine_minmax, pure=True)(parts)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="All-NaN (slice|axis) encountered")
-        (got,) = dask.compute(todo)
+        (got,) = _once(todo)
     for n, (_, what) in zip(got["voids"], voids):
         if int(n):
             warnings.warn(

@@ -55,7 +55,10 @@ def _mask_voids(dem: xr.DataArray, what: str, voids: list | None) -> xr.DataArra
         return src  # declared and already masked (NaN) when read
     if not np.issubdtype(dem.dtype, np.number) or np.issubdtype(dem.dtype, np.unsignedinteger):
         return src
-    sentinel = dem.isin(list(DEM_VOID_VALUES))
+    # block by block (dask's isin adds a reduction whose keys, recomputed for every batch of a run,
+    # collide on a cluster with the same keys fused into the batch's graph)
+    sentinel = xr.apply_ufunc(np.isin, dem, kwargs={"test_elements": np.asarray(DEM_VOID_VALUES)},
+                              dask="parallelized", output_dtypes=[bool])
     if voids is not None:
         voids.append((sentinel.sum().data, what))
     return src.where(~sentinel)

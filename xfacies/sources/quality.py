@@ -98,32 +98,62 @@ def scene_quality(cube: xr.DataArray, outlines: Any = None, *, saturation: float
     ydim, xdim = spatial.spatial_dims(refl)
     mask = spatial.glacier_mask(outlines, refl.isel(time=0, band=0, drop=True)) if outlines is not None else None
     if mask is not None:
-        mask = mask.drop_vars([c for c in mask.coords if c not in mask.dims])
+        # once, here, without the cluster: the same lazy mask is part of the classification's graph,
+        # and a key sent to the scheduler twice with different task specs can deadlock it
+        mask = mask.drop_vars([c for c in mask.coords if c not in mask.dims]).compute(scheduler="synchronous")
         if not bool(mask.any()):
             raise ValueError("the outlines do not cover any pixel of the cube: check their CRS and the area "
                              "searched")
     lo, hi = plausible
-    valid = np.isfinite(refl).all("band")
-    implaus = ((refl < lo) | (refl > hi)).any("band") & valid
-    sat = (refl >= saturation).any("band") & valid
-    if mask is not None:
-        valid, implaus, sat = valid & mask, implaus & mask, sat & mask
-        n = int(mask.sum())
-    else:
+    refl = refl.transpose("time", "band", ydim, xdim)
+    if mask is None:
+        mask = xr.ones_like(refl.isel(time=0, band=0, drop=True), dtype=bool)
         n = refl.sizes[ydim] * refl.sizes[xdim]
-    dims = (ydim, xdim)
-    nvalid = valid.sum(dims)
+    else:
+        n = int(mask.sum())
+    counts = _count(refl.data, np.asarray(mask.values, dtype=bool), lo, hi, float(saturation))
+    t = refl["time"]
+    nvalid = xr.DataArray(counts[:, 0], dims="time", coords={"time": t})
     per = nvalid.where(nvalid > 0)
     out = xr.Dataset({
         "valid": (nvalid / n).assign_attrs(long_name="share of glacier pixels with valid reflectance"),
-        "saturated": (sat.sum(dims) / per).assign_attrs(
+        "saturated": (xr.DataArray(counts[:, 1], dims="time", coords={"time": t}) / per).assign_attrs(
             long_name=f"share of valid glacier pixels with an optical value >= {saturation:g}"),
-        "implausible": (implaus.sum(dims) / per).assign_attrs(
+        "implausible": (xr.DataArray(counts[:, 2], dims="time", coords={"time": t}) / per).assign_attrs(
             long_name=f"share of valid glacier pixels with an optical value outside [{lo:g}, {hi:g}]"),
     })
     out["glacier_pixels"] = xr.full_like(out["valid"], n, dtype=np.int64).assign_attrs(
         long_name="glacier pixels in the cube")
     return out.drop_vars([c for c in out.coords if c != "time"])
+
+
+def _block_counts(block: np.ndarray, mask: np.ndarray, lo: float, hi: float, sat: float) -> np.ndarray:
+    """``(time, 3, 1, 1)`` counts of valid, saturated and implausible glacier pixels in one block."""
+    v = block[:, :, mask]  # (time, band, glacier pixels of the block)
+    valid = np.isfinite(v).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        bad = ((v < lo) | (v > hi)).any(axis=1) & valid
+        hot = (v >= sat).any(axis=1) & valid
+    out = np.stack([valid.sum(axis=1), hot.sum(axis=1), bad.sum(axis=1)], axis=1)
+    return out[:, :, None, None].astype(np.int64)
+
+
+def _count(data: Any, mask: np.ndarray, lo: float, hi: float, sat: float) -> Any:
+    """Per-date counts (time, 3): one task per block (named for this check), summed over blocks."""
+    if not hasattr(data, "dask"):
+        return _block_counts(np.asarray(data), mask, lo, hi, sat)[:, :, 0, 0]
+    import dask.array as da
+    from dask.base import tokenize
+
+    data = data.rechunk({1: -1})
+    ych, xch = data.chunks[2], data.chunks[3]
+    m = da.from_array(mask, chunks=(ych, xch))
+    name = "xfacies-scene-quality-" + tokenize(data, mask, lo, hi, sat)
+    per_block = da.blockwise(
+        _block_counts, "tcyx", data, "tbyx", m, "yx", lo=lo, hi=hi, sat=sat, name=name, dtype=np.int64,
+        new_axes={"c": 3}, concatenate=True, meta=np.empty((0, 0, 0, 0), np.int64),
+        adjust_chunks={"y": (1,) * len(ych), "x": (1,) * len(xch)})
+    return per_block.sum(axis=(2, 3))
 
 
 def rejected_scenes(quality: xr.Dataset, *, min_valid: float = 0.3, max_saturated: float = 0.5,

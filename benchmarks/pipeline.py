@@ -1,0 +1,247 @@
+"""Benchmark: a whole ``xfacies run`` (STAC read -> quality -> features -> classify -> fractions ->
+Zarr -> products) over a long synthetic record, on a ``distributed.LocalCluster``.
+
+Usage::
+
+    python benchmarks/pipeline.py [--dates 12,48,192] [--size 512] [--glaciers 5] [--workers 2] [--quick]
+
+For every record length N (dates; 12 a year over N/12 years) it writes the synthetic area's imagery
+as COGs with a STAC catalogue served on loopback (``prepare_synthetic_catalog``; the generator's cost,
+reported, not timed), then times ``xfacies.app.pipeline.run`` from a fresh output folder on a cluster
+of ``--workers`` worker processes (1 thread each), and prints:
+
+* wall time, time per date, pixels per second end to end;
+* tasks per date (from the cluster's task stream) and the split of worker time: read, quality,
+  features, classify, reduce (fractions, products), write, other;
+* peak RSS per worker (and in the first and second half of the run: flat means no growth with the
+  number of dates done) and of the client;
+* bytes written.
+
+Then, on the same cluster and cube, the rate of dense classification alone (features computed and
+held in worker memory first), and end to end as a share of it.  ``--quick`` runs 256 px and 4, 8 and
+16 dates (about 1 minute).  This is also the soak run of the reliability issue: ``--dates 200``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from features import PeakSampler, _rss  # noqa: E402  (the same RSS sampler as the features benchmark)
+
+GIB = 1024.0**3
+
+# task-name prefixes -> step of the run (checked in order; the first match wins)
+STEPS = (
+    ("write", ("store-map", "finalize-store", "_finalize_store")),
+    ("quality", ("xfacies-scene-quality",)),
+    ("classify", ("xfacies-proba", "xfacies-labels", "xfacies-confidence", "xfacies-smooth")),
+    ("reduce", ("open_dataset", "xfacies-fractions", "bincount", "fractions", "counts", "snowline")),
+    ("features", ("xfacies-", "assemble", "shadow", "slope", "proximity", "hillshade", "elevation")),
+    ("read", ("blue", "green", "red", "nir", "swir", "scl", "valid", "concatenate-where", "transpose",
+              "original-", "load", "odc")),
+)
+
+
+def step_of(prefix: str) -> str:
+    p = prefix.lower()
+    for step, keys in STEPS:
+        if any(p.startswith(k) for k in keys):
+            return step
+    for step, keys in STEPS:
+        if any(k in p for k in keys):
+            return step
+    return "other"
+
+
+class Series:
+    """Worker RSS over time (every 0.5 s) to tell flat memory from growth."""
+
+    def __init__(self, client, every: float = 0.5) -> None:
+        self.client, self.every = client, every
+        self.samples: list[tuple[float, dict[str, int]]] = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        t0 = time.perf_counter()
+        while not self._stop.is_set():
+            try:
+                self.samples.append((time.perf_counter() - t0, dict(self.client.run(_rss))))
+            except Exception:  # noqa: BLE001 - a restarting worker must not stop the sampler
+                pass
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> "Series":
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._t.join()
+
+    def halves(self) -> tuple[float, float]:
+        """Peak summed worker RSS (GiB) in the first and in the second half of the run."""
+        if not self.samples:
+            return float("nan"), float("nan")
+        end = self.samples[-1][0]
+        first = [sum(v.values()) for t, v in self.samples if t <= end / 2] or [0]
+        second = [sum(v.values()) for t, v in self.samples if t > end / 2] or [0]
+        return max(first) / GIB, max(second) / GIB
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def one_run(n: int, a: argparse.Namespace, root: Path, cluster, client) -> dict:
+    from distributed import get_task_stream
+
+    from xfacies.app.pipeline import RunConfig, prepare_synthetic_catalog, run
+
+    years = max(1, -(-n // 12))
+    per_year = -(-n // years)
+    out = root / f"run-{n}"
+    cfg = RunConfig.from_dict({
+        "area": {"synthetic": {"size": a.size, "seed": 11, "n_glaciers": a.glaciers, "dates": per_year}},
+        "time": {"start": 2000, "end": 2000 + years - 1},
+        "stac": {"catalog": "synthetic", "chunks": a.chunks},
+        "dem": {"source": "synthetic"},
+        "products": {"window": ["06-01", "10-15"], "min_coverage": 0.3},
+        "quality": {"min_valid": 0.0},  # keep every date: the benchmark measures the work, not the weather
+        "cluster": {"scheduler": cluster.scheduler_address},
+        "output": {"dir": str(out)},
+    })
+    t0 = time.perf_counter()
+    prepare_synthetic_catalog(cfg)
+    t_gen = time.perf_counter() - t0
+    client.run(lambda: __import__("gc").collect())
+    with PeakSampler(client) as peak, Series(client) as series, get_task_stream(client) as ts:
+        t0 = time.perf_counter()
+        res = run(cfg, progress=False, verbose=False)
+        wall = time.perf_counter() - t0
+    dates = len(res.written)
+    split: dict[str, float] = defaultdict(float)
+    prefixes: dict[str, float] = defaultdict(float)
+    for rec in ts.data:
+        secs = sum(s["stop"] - s["start"] for s in rec.get("startstops", ()) if s.get("action") == "compute")
+        prefix = rec["key"][0] if isinstance(rec["key"], tuple) else str(rec["key"])
+        prefix = prefix.rsplit("-", 1)[0] if len(prefix) > 33 and prefix[-33] == "-" else prefix
+        prefixes[prefix] += secs
+        split[step_of(prefix)] += secs
+    h1, h2 = series.halves()
+    return {
+        "n": n, "dates": dates, "wall": wall, "gen": t_gen, "tasks": len(ts.data),
+        "px": dates * a.size * a.size, "split": dict(split), "prefixes": dict(prefixes),
+        "workers": {w: v / GIB for w, v in peak.workers.items()}, "client": peak.client_peak / GIB,
+        "half1": h1, "half2": h2,
+        "bytes": sum(du(out / s) for s in ("facies.zarr", "fractions.zarr", "products.zarr", "static.zarr")),
+        "out": out, "cfg": cfg,
+    }
+
+
+def classify_rate(r: dict, client, n_dates: int = 4) -> float:
+    """Dense classification alone on the same cube (features first computed into worker memory)."""
+    import numpy as np
+
+    from xfacies.app.pipeline import _area, _imagery
+    from xfacies.features import features
+    from xfacies.inference import classify
+    from xfacies.model.registry import load_model
+
+    cfg = r["cfg"]
+    season, outlines, where = _area(cfg)
+    cube, dem = _imagery(cfg, season, where)
+    cube = cube.isel(time=slice(0, n_dates))
+    model = load_model("demo")
+    feats = features(cube, dem=dem, outlines=outlines, feature_set=model.features).persist()
+    from distributed import wait
+
+    wait(feats)
+    t0 = time.perf_counter()
+    lab = classify(feats, model, outlines, method="dense", confidence=True)
+    lab.compute()
+    secs = time.perf_counter() - t0
+    del feats
+    return float(np.prod([cube.sizes[d] for d in ("time", "y", "x")])) / secs
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dates", default="12,48,192", help="record lengths, comma-separated")
+    p.add_argument("--size", type=int, default=512, help="area size in pixels (square, 10 m)")
+    p.add_argument("--glaciers", type=int, default=5)
+    p.add_argument("--chunks", type=int, default=512, help="spatial chunk size (pixels)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (1 thread each)")
+    p.add_argument("--quick", action="store_true", help="256 px, 4/8/16 dates")
+    p.add_argument("--keep", action="store_true", help="keep the output folders in /tmp")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.size, a.chunks, a.dates = 256, 256, "4,8,16"
+    lengths = [int(x) for x in a.dates.split(",")]
+
+    import dask
+    from distributed import Client, LocalCluster
+
+    warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    root = Path(tempfile.mkdtemp(prefix="xfacies-bench-pipeline-", dir="/tmp"))
+    print(f"area {a.size} x {a.size} px, {a.glaciers} glaciers, chunks {a.chunks}, {a.workers} worker(s) x 1 thread; "
+          f"record lengths {lengths}; output in {root}", flush=True)
+    rows = []
+    try:
+        with dask.config.set({"distributed.worker.memory.target": False, "distributed.worker.memory.spill": False}):
+            cluster = LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True,
+                                   memory_limit=0, dashboard_address=None)
+            client = Client(cluster)
+            for n in lengths:
+                r = one_run(n, a, root, cluster, client)
+                rows.append(r)
+                tot = sum(r["split"].values()) or 1.0
+                split = "  ".join(f"{k} {100 * r['split'].get(k, 0) / tot:.0f}%" for k in
+                                  ("read", "quality", "features", "classify", "reduce", "write", "other"))
+                per = ", ".join(f"{v:.2f}" for v in r["workers"].values())
+                print(f"\n{r['n']} dates ({r['dates']} written): {r['wall']:.1f} s = {r['wall'] / r['dates']:.2f} s/date, "
+                      f"{r['px'] / r['wall'] / 1e6:.3f} Mpx/s end to end; {r['tasks'] / r['dates']:.0f} tasks/date; "
+                      f"catalogue generated in {r['gen']:.1f} s (not timed)", flush=True)
+                print(f"  worker time: {split}", flush=True)
+                top = sorted(r["prefixes"].items(), key=lambda kv: -kv[1])[:8]
+                print("  top task prefixes: " + ", ".join(f"{k} {v:.1f}s [{step_of(k)}]" for k, v in top), flush=True)
+                print(f"  peak RSS: workers {per} GiB (all workers, 1st half {r['half1']:.2f} / 2nd half "
+                      f"{r['half2']:.2f} GiB); client {r['client']:.2f} GiB; written {r['bytes'] / 1e6:.1f} MB "
+                      f"({r['bytes'] / r['dates'] / 1e6:.2f} MB/date)", flush=True)
+            rate = classify_rate(rows[0], client)
+            client.close()
+            cluster.close()
+    finally:
+        if not a.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    print("\n| dates | wall s | s/date | Mpx/s end to end | tasks/date | worker peak GiB (max) | 1st/2nd half GiB | "
+          "client GiB | MB written |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['n']} | {r['wall']:.1f} | {r['wall'] / r['dates']:.2f} | {r['px'] / r['wall'] / 1e6:.3f} | "
+              f"{r['tasks'] / r['dates']:.0f} | {max(r['workers'].values()):.2f} | {r['half1']:.2f} / {r['half2']:.2f} | "
+              f"{r['client']:.2f} | {r['bytes'] / 1e6:.1f} |")
+    best = max(r["px"] / r["wall"] for r in rows)
+    print(f"\ndense classify alone on the same cube: {rate / 1e6:.3f} Mpx/s; end to end (best) is "
+          f"{100 * best / rate:.0f} % of it")
+    if len(rows) > 1:
+        a0, a1 = rows[0], rows[-1]
+        print(f"growth from {a0['n']} to {a1['n']} dates (x{a1['n'] / a0['n']:.0f}): time x{a1['wall'] / a0['wall']:.2f}, "
+              f"tasks x{a1['tasks'] / a0['tasks']:.2f}, client memory x{a1['client'] / a0['client']:.2f}, "
+              f"worker peak x{max(a1['workers'].values()) / max(a0['workers'].values()):.2f}")
+
+
+if __name__ == "__main__":
+    main()
