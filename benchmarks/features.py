@@ -35,20 +35,25 @@ def _rss() -> int:
 
 
 class PeakSampler:
-    """Samples the workers' and the client's RSS in a background thread."""
+    """Samples the workers' and the client's RSS in a background thread: the peaks, and
+    ``samples`` (seconds since start, summed worker RSS) to tell flat memory from growth."""
 
     def __init__(self, client, every: float = 0.2):
         self.client, self.every = client, every
         self.workers: dict[str, int] = {}
         self.client_peak = 0
+        self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        t0 = time.perf_counter()
         while not self._stop.is_set():
             try:
-                for w, r in self.client.run(_rss).items():
+                now = self.client.run(_rss)
+                for w, r in now.items():
                     self.workers[w] = max(self.workers.get(w, 0), r)
+                self.samples.append((time.perf_counter() - t0, sum(now.values())))
             except Exception:  # noqa: BLE001 - a worker restarting must not kill the sampler
                 pass
             self.client_peak = max(self.client_peak, _rss())
@@ -65,6 +70,14 @@ class PeakSampler:
     @property
     def total(self) -> int:
         return sum(self.workers.values()) + self.client_peak
+
+    def halves(self) -> tuple[int, int]:
+        """Peak summed worker RSS (bytes) in the first and in the second half of the sampling."""
+        if not self.samples:
+            return 0, 0
+        end = self.samples[-1][0]
+        return (max((v for t, v in self.samples if t <= end / 2), default=0),
+                max((v for t, v in self.samples if t > end / 2), default=0))
 
 
 def _report(stage: str, seconds: float, pixels: int, s: PeakSampler) -> None:

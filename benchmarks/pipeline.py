@@ -29,14 +29,13 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from features import PeakSampler, _rss  # noqa: E402  (the same RSS sampler as the features benchmark)
+from features import PeakSampler  # noqa: E402  (the same RSS sampler as the features benchmark)
 
 GIB = 1024.0**3
 
@@ -61,42 +60,6 @@ def step_of(prefix: str) -> str:
         if any(k in p for k in keys):
             return step
     return "other"
-
-
-class Series:
-    """Worker RSS over time (every 0.5 s) to tell flat memory from growth."""
-
-    def __init__(self, client, every: float = 0.5) -> None:
-        self.client, self.every = client, every
-        self.samples: list[tuple[float, dict[str, int]]] = []
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        t0 = time.perf_counter()
-        while not self._stop.is_set():
-            try:
-                self.samples.append((time.perf_counter() - t0, dict(self.client.run(_rss))))
-            except Exception:  # noqa: BLE001 - a restarting worker must not stop the sampler
-                pass
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> "Series":
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._t.join()
-
-    def halves(self) -> tuple[float, float]:
-        """Peak summed worker RSS (GiB) in the first and in the second half of the run."""
-        if not self.samples:
-            return float("nan"), float("nan")
-        end = self.samples[-1][0]
-        first = [sum(v.values()) for t, v in self.samples if t <= end / 2] or [0]
-        second = [sum(v.values()) for t, v in self.samples if t > end / 2] or [0]
-        return max(first) / GIB, max(second) / GIB
 
 
 def du(path: Path) -> int:
@@ -125,7 +88,7 @@ def one_run(n: int, a: argparse.Namespace, root: Path, cluster, client) -> dict:
     prepare_synthetic_catalog(cfg)
     t_gen = time.perf_counter() - t0
     client.run(lambda: __import__("gc").collect())
-    with PeakSampler(client) as peak, Series(client) as series, get_task_stream(client) as ts:
+    with PeakSampler(client, every=0.5) as peak, get_task_stream(client) as ts:
         t0 = time.perf_counter()
         res = run(cfg, progress=False, verbose=False)
         wall = time.perf_counter() - t0
@@ -138,7 +101,7 @@ def one_run(n: int, a: argparse.Namespace, root: Path, cluster, client) -> dict:
         prefix = prefix.rsplit("-", 1)[0] if len(prefix) > 33 and prefix[-33] == "-" else prefix
         prefixes[prefix] += secs
         split[step_of(prefix)] += secs
-    h1, h2 = series.halves()
+    h1, h2 = (v / GIB for v in peak.halves())
     return {
         "n": n, "dates": dates, "wall": wall, "gen": t_gen, "tasks": len(ts.data),
         "px": dates * a.size * a.size, "split": dict(split), "prefixes": dict(prefixes),

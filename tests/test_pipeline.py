@@ -4,6 +4,7 @@ idempotence, configuration errors, the mass-balance report, parallel region writ
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -340,7 +341,6 @@ def test_static_terrain_is_computed_once_per_grid_and_reused_by_a_later_run(firs
     caplog.clear()
     other = config(tmp_path / "other", area={"synthetic": {"size": 128, "seed": 8, "n_glaciers": 1,
                                                            "dates": DATES[:1]}})
-    shutil_copy = __import__("shutil").copytree
-    shutil_copy(static, tmp_path / "other" / "static.zarr")
+    shutil.copytree(static, tmp_path / "other" / "static.zarr")
     run(other, progress=False, verbose=False)
     assert any("are for another grid, outlines or DEM: recomputing" in r.getMessage() for r in caplog.records)

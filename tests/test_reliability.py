@@ -5,6 +5,7 @@ re-run finishes only the missing dates and the store equals a clean run's, byte 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -394,7 +395,7 @@ def test_interrupted_run_resumes_only_the_missing_dates(clean_run, tmp_path, sig
     else:
         assert proc.returncode == -signal.SIGKILL and (out / ".xfacies-run.lock").exists()
     with pytest.warns(UserWarning, match="no longer running; taking it over") if sig == signal.SIGKILL \
-            else _nothing():
+            else contextlib.nullcontext():
         res = run(cfg, progress=False, verbose=False)
     assert sorted(res.written + res.skipped) == [pd.Timestamp(d) for d in DATES8]
     assert sorted(res.skipped) == sorted(done_before) and not set(res.written) & set(done_before)
@@ -402,10 +403,3 @@ def test_interrupted_run_resumes_only_the_missing_dates(clean_run, tmp_path, sig
     assert raw.sizes["time"] == len(DATES8) == len(set(raw["time"].values))  # no duplicated date
     same_content(store, clean_run.store)
 
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -532,7 +532,7 @@ def _imagery(cfg: RunConfig, season: Any, where: Any) -> tuple[Any, Any]:
     from xfacies.sources.dem import open_dem
     from xfacies.sources.stac import open_stac
 
-    st, out = cfg.stac, cfg.output
+    st = cfg.stac
     start, end = cfg.time_range
     time_arg = (start.isoformat(), end.isoformat())
     chunks = {"y": st.chunks, "x": st.chunks}
@@ -597,13 +597,13 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
 
         # the batch's imagery is read once into the workers' memory, then checked and classified
         # from there (the same read keys never go to the scheduler twice)
-        sub = cube.sel(time=np.array(batch, dtype="datetime64[ns]"))
+        sub = lazy = cube.sel(time=np.array(batch, dtype="datetime64[ns]"))
         try:
-            sub = client.persist(sub) if client is not None else sub
+            sub = client.persist(lazy) if client is not None else lazy
             quality = measure(sub)
         except Exception:  # noqa: BLE001 - a date that cannot be read: find it, record it, go on
             parts = []
-            sub = cube.sel(time=np.array(batch, dtype="datetime64[ns]"))
+            sub = lazy
             for t in batch:
                 try:
                     one = sub.sel(time=[np.datetime64(t, "ns")])
@@ -626,9 +626,7 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
             return {}
         if "static" not in cache:
             cache["static"] = _static(cfg, cube, dem, outlines, model)
-        keep64 = np.array(keep, dtype="datetime64[ns]")
-        kept = sub.sel(time=keep64) if set(pd.DatetimeIndex(sub["time"].values)) >= set(keep) else \
-            cube.sel(time=keep64)
+        kept = sub.sel(time=np.array(keep, dtype="datetime64[ns]"))
         for t in keep:
             held[t] = kept
         result = _maps(cfg, kept, dem, outlines, model, cache["static"])
@@ -660,7 +658,7 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
                 for t, w in writes.items():
                     try:
                         dask.compute(w)
-                    except Exception as e:  # noqa: BLE001 - recorded, and raised below if every date failed
+                    except Exception as e:  # noqa: BLE001 - recorded (run raises it when no date is complete)
                         done(t, e)
                     else:
                         done(t, None)
