@@ -42,6 +42,7 @@ class PeakSampler:
         self.client, self.every = client, every
         self.workers: dict[str, int] = {}
         self.client_peak = 0
+        self.client_start = 0  # the client's RSS when sampling began (its growth is the peak above it)
         self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
@@ -60,6 +61,7 @@ class PeakSampler:
             self._stop.wait(self.every)
 
     def __enter__(self) -> "PeakSampler":
+        self.client_start = self.client_peak = _rss()
         self._t.start()
         return self
 

@@ -165,6 +165,27 @@ def test_smooth_mode_equals_slow_implementation(seed, n_classes):
     np.testing.assert_array_equal(smooth_mode(lab), slow_mode(lab))
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 8), st.booleans())
+def test_labels_are_the_argmax_with_ties_to_the_lowest_class_and_nodata_where_nan(seed, n_classes, batched):
+    """The running-maximum labels equal a pixel-by-pixel argmax (first maximum; NaN anywhere ->
+    nodata), on probabilities rounded to one decimal so that ties are common."""
+    from xfacies.inference.blocks import _labels_block
+
+    rng = np.random.default_rng(seed)
+    shape = ((2,) if batched else ()) + (n_classes, 7, 9)
+    p = rng.random(shape).round(1).astype(np.float32)
+    p[rng.random(shape) < 0.03] = np.nan
+    got = _labels_block(p)
+    flat = p.reshape((-1, n_classes, 7 * 9))
+    want = np.empty((flat.shape[0], 7 * 9), np.int8)
+    for b in range(flat.shape[0]):
+        for i in range(7 * 9):
+            v = [float(x) for x in flat[b, :, i]]
+            want[b, i] = -1 if any(np.isnan(v)) else v.index(max(v))
+    np.testing.assert_array_equal(got, want.reshape(got.shape))
+
+
 def test_smoothing_is_chunk_invariant(tiny_model):
     feats = random_features((40, 40), seed=9, smooth=1)  # noisy -> smoothing changes things
     mask = _mask((40, 40), seed=3)

@@ -265,6 +265,31 @@ def test_layout_regions_extends_a_store_and_keeps_the_record(tmp_path):
     xr.testing.assert_identical(io.open_zarr(store).compute(), da_.isel(time=[0, 1]).to_dataset())
 
 
+def test_region_writes_cost_no_task_per_date_coordinate(tmp_path):
+    """Per-date coordinates held in memory (sun angles, platform, item ids...) are written with
+    the date's region, not as dask tasks: the graph of one date's write is as small with seven
+    such coordinates as with none, and the store holds their values."""
+    import dask
+
+    t = pd.date_range("2021-06-01", periods=3, freq="10D")
+    base = xr.DataArray(np.arange(3 * 4 * 4, dtype="float32").reshape(3, 4, 4), dims=("time", "y", "x"),
+                        name="v", coords={"time": t, "y": [35.0, 25.0, 15.0, 5.0], "x": [5.0, 15.0, 25.0, 35.0]})
+    extra = {f"c{k}": ("time", np.array([10.0 * k + i for i in range(3)])) for k in range(6)}
+    extra["platform"] = ("time", np.array(["sentinel-2a", "sentinel-2b", "sentinel-2a"], dtype=object))
+    sizes = {}
+    for name, da_ in (("bare", base), ("coords", base.assign_coords(extra))):
+        store = tmp_path / f"{name}.zarr"
+        lazy = da_.chunk({"time": 1, "y": 2, "x": 2})
+        io.layout_regions(lazy, store)
+        writes = io.region_writes(lazy, store)
+        (one,) = dask.optimize(writes[t[1]])
+        sizes[name] = len(dict(one.__dask_graph__()))
+        dask.compute(*writes.values())
+        io.mark_complete(store, list(writes))
+        xr.testing.assert_identical(io.open_zarr(store).compute(), da_.to_dataset())
+    assert sizes["coords"] == sizes["bare"], sizes
+
+
 def test_wgms_glacier_without_rgi6_id_is_matched_by_location_and_checked_at_load(first_run, tmp_path):
     """Outlines without RGI 6 ids (as RGI 7): the WGMS glacier whose point lies inside the outline
     is matched by location, with a dated link-table name; a broken WGMS folder fails at load time."""
@@ -344,3 +369,47 @@ def test_static_terrain_is_computed_once_per_grid_and_reused_by_a_later_run(firs
     shutil.copytree(static, tmp_path / "other" / "static.zarr")
     run(other, progress=False, verbose=False)
     assert any("are for another grid, outlines or DEM: recomputing" in r.getMessage() for r in caplog.records)
+
+
+def test_a_synthetic_catalogue_of_a_longer_record_serves_a_shorter_run(tmp_path):
+    """The benchmarks write the longest record once: a run over fewer years of the same area reuses
+    it (nothing rewritten), its dates hold the same pixels as a catalogue written for them alone,
+    and a run that needs a date the catalogue lacks (or another area) gets it rewritten."""
+    import json
+
+    import rasterio
+
+    from xfacies.app.pipeline import prepare_synthetic_catalog
+
+    def cfg(out, start, end, seed=7):
+        return RunConfig.from_dict(config(out, area={"synthetic": {"size": 64, "seed": seed, "n_glaciers": 1,
+                                                                   "dates": 2}},
+                                          time={"start": start, "end": end}))
+
+    def mtimes(folder):
+        return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+    def pixels(cat):
+        items = json.loads((cat / "items.json").read_text())["features"]
+        out = {}
+        for it in items:
+            with rasterio.open(it["assets"]["nir"]["href"]) as src:
+                out[it["properties"]["datetime"][:10]] = src.read(1)
+        return out
+
+    cat = prepare_synthetic_catalog(cfg(tmp_path / "a", 2019, 2021))
+    before = mtimes(cat)
+    assert prepare_synthetic_catalog(cfg(tmp_path / "a", 2020, 2020)) == cat
+    assert mtimes(cat) == before
+    alone = pixels(prepare_synthetic_catalog(cfg(tmp_path / "b", 2020, 2020)))
+    full = pixels(cat)
+    assert len(alone) == 2 and len(full) == 6
+    for day, arr in alone.items():
+        np.testing.assert_array_equal(full[day], arr)
+    # a date the catalogue lacks, or another area: written again
+    prepare_synthetic_catalog(cfg(tmp_path / "a", 2018, 2019))
+    assert len(pixels(cat)) == 4 and "2018" in min(pixels(cat))
+    prepare_synthetic_catalog(cfg(tmp_path / "a", 2018, 2019, seed=8))
+    other = pixels(cat)
+    days = sorted(d for d in other if d in full)
+    assert len(days) == 2 and all(not np.array_equal(other[d], full[d]) for d in days)

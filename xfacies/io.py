@@ -461,6 +461,29 @@ def _store_chunks(existing: xr.Dataset) -> dict[str, int]:
     return out
 
 
+def _on_store_chunks(payload: xr.Dataset, existing: xr.Dataset) -> xr.Dataset:
+    """The dask-backed variables of ``payload`` rechunked to the store's chunks.  Per-date
+    coordinates (the sun angles, platform, item ids: no y/x dim) are held in memory -- loaded
+    once if lazy -- so that writing them costs no task (``Dataset.chunk`` would turn each into a
+    dask array, and a write task per coordinate and date)."""
+    if not payload.chunks:
+        return payload
+    import dask
+
+    # small lazy coordinates (no y/x dim: one value per date) are loaded, together, once
+    small = [n for n, v in payload.coords.items()
+             if v.chunks is not None and n not in payload.indexes and not {"y", "x"} & set(v.dims)]
+    if small:
+        values = dask.compute(*(payload[n].variable for n in small))
+        payload = payload.assign_coords(dict(zip(small, values)))
+    sc = _store_chunks(existing)
+    lazy = {n: v.chunk({d: sc.get(d, -1) for d in v.dims}) for n, v in payload.variables.items()
+            if v.chunks is not None and n not in payload.indexes}
+    coords = {n: v for n, v in lazy.items() if n in payload.coords}
+    out = payload.assign_coords(coords) if coords else payload
+    return out.assign({n: v for n, v in lazy.items() if n not in coords})
+
+
 def _update(ds: xr.Dataset, path: Path, fmt: int, skip_existing: bool) -> None:
     existing = _open_raw(path, fmt, chunks=None)
     _check_catalogue(existing, ds, path)
@@ -472,9 +495,7 @@ def _update(ds: xr.Dataset, path: Path, fmt: int, skip_existing: bool) -> None:
     present = times.isin(store_times)
     static = [n for n, v in ds.variables.items() if "time" not in v.dims]
     payload = ds.drop_vars(static)
-    if payload.chunks:
-        sc = _store_chunks(existing)
-        payload = payload.chunk({d: sc.get(d, -1) for d in payload.dims if d in payload.chunks})
+    payload = _on_store_chunks(payload, existing)
     consolidated = fmt == 2
 
     with _quiet():
@@ -677,9 +698,7 @@ def layout_regions(
             if new.any():
                 static = [n for n, v in ds.variables.items() if "time" not in v.dims]
                 payload = ds.drop_vars(static).isel(time=np.flatnonzero(new)).sortby("time")
-                if payload.chunks:
-                    sc = _store_chunks(existing)
-                    payload = payload.chunk({d: sc.get(d, -1) for d in payload.dims if d in payload.chunks})
+                payload = _on_store_chunks(payload, existing)
                 payload.to_zarr(path, append_dim="time", consolidated=(fmt == 2), compute=False)
             # (re)write the records after the append, which rewrites the group's attributes
             import zarr
@@ -743,9 +762,7 @@ def region_writes(
             "call layout_regions(obj, store) first")
     static = [n for n, v in ds.variables.items() if "time" not in v.dims]
     payload = ds.drop_vars(static)
-    if payload.chunks:
-        sc = _store_chunks(existing)
-        payload = payload.chunk({d: sc.get(d, -1) for d in payload.dims if d in payload.chunks})
+    payload = _on_store_chunks(payload, existing)
     out: dict[pd.Timestamp, Any] = {}
     with _quiet():
         for k, (t, i) in enumerate(zip(times, pos)):

@@ -479,7 +479,8 @@ def prepare_synthetic_catalog(cfg: RunConfig, *, max_bytes: float = 5e8) -> Path
     Used by :func:`run` for ``[stac] catalog = "synthetic"`` and by the benchmarks (to leave the
     generator's cost out of a timing).  Dates are generated a few at a time (each group's season
     stays under ``max_bytes`` in memory), so a long record never sits in memory at once.  The
-    catalogue is rewritten when the area or its dates change (``synthetic-area.json``).
+    catalogue is rewritten when the area changes or it lacks a date of the run
+    (``synthetic-area.json``); one written for a longer record serves any shorter one.
 
     Returns
     -------
@@ -507,8 +508,15 @@ def prepare_synthetic_catalog(cfg: RunConfig, *, max_bytes: float = 5e8) -> Path
     dates = _synthetic_dates(s, *cfg.time_range)
     what = _json.dumps({"area": s.model_dump(), "dates": [t.isoformat() for t in dates]}, sort_keys=True)
     stamp = cat_dir / "synthetic-area.json"
-    if coll.exists() and items.exists() and stamp.exists() and stamp.read_text() == what:
-        return cat_dir
+    if coll.exists() and items.exists() and stamp.exists():
+        try:
+            had = _json.loads(stamp.read_text())
+        except ValueError:
+            had = {}
+        # the same area, and every date asked for (a longer record serves a shorter run: the STAC
+        # search takes the run's [time] range out of it)
+        if had.get("area") == s.model_dump() and {t.isoformat() for t in dates} <= set(had.get("dates", [])):
+            return cat_dir
     log.info("writing the synthetic season as a STAC catalog of COGs in %s", cat_dir)
     stamp.unlink(missing_ok=True)
     per_date = 4.0 * s.size * s.size * (len(synthetic.FEATURE_SETS[4]) + 2)
@@ -634,17 +642,24 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
         return io.region_writes(result, store)
 
     def done(t: pd.Timestamp, error: BaseException | None) -> None:
-        held.pop(t, None)  # the batch's imagery is released with its last date
-        if error is None:
-            io.mark_complete(store, [t])
-            res.written.append(t)
-            log.info("wrote %s", t.strftime("%Y-%m-%d"))
-        else:
-            res.failed[t] = _reason(error)
-            res.errors.append(error)
-            log.error("date %s failed and is skipped (the next run tries it again): %s",
-                      t.strftime("%Y-%m-%d"), res.failed[t])
-        bar.update(1)
+        finished([(t, error)])
+
+    def finished(outcomes: list[tuple[pd.Timestamp, BaseException | None]]) -> None:
+        # the dates whose writes ended together are recorded with one update of the store
+        ok = [t for t, error in outcomes if error is None]
+        if ok:
+            io.mark_complete(store, ok)
+        for t, error in outcomes:
+            held.pop(t, None)  # the batch's imagery is released with its last date
+            if error is None:
+                res.written.append(t)
+                log.info("wrote %s", t.strftime("%Y-%m-%d"))
+            else:
+                res.failed[t] = _reason(error)
+                res.errors.append(error)
+                log.error("date %s failed and is skipped (the next run tries it again): %s",
+                          t.strftime("%Y-%m-%d"), res.failed[t])
+        bar.update(len(outcomes))
 
     bar = _progress(len(todo), "classify + write", progress)
     try:
@@ -684,9 +699,8 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
                 if queue.is_empty():
                     more = submit()
                     continue
-                fut = next(queue)
-                t = flight.pop(fut.key)
-                done(t, fut.exception() if fut.status == "error" else None)
+                finished([(flight.pop(f.key), f.exception() if f.status == "error" else None)
+                          for f in queue.next_batch(block=True)])
                 if more and len(flight) <= size:
                     more = submit()
     finally:
@@ -786,13 +800,17 @@ def _fractions(cfg: RunConfig, dates: list[pd.Timestamp], outlines: Any, resume:
 
     out = cfg.output
     complete = np.array(sorted(set(_done_dates(out.store)) & set(dates)), dtype="datetime64[ns]")
-    classes = io.open_zarr(out.store)["classes"].sel(time=complete)
+    # read back several dates per task (about 64 MB of int8 maps): the tasks of the fractions and
+    # the snowlines stay few however long the record
+    ny, nx = io.open_zarr(out.store, chunks=None)["classes"].shape[-2:]
+    per = int(max(1, min(len(complete), 64e6 // max(1, ny * nx))))
+    classes = io.open_zarr(out.store, chunks={"time": per})["classes"].sel(time=complete)
     have = set(_done_dates(out.fractions)) if resume else set()
     new = np.array([t for t in complete if pd.Timestamp(t) not in have], dtype="datetime64[ns]")
     if new.size:
         io.to_zarr(fractions(classes.sel(time=new), outlines).compute(), out.fractions,
                    zarr_format=out.zarr_format)
-    return classes, io.open_zarr(out.fractions).sel(time=complete).compute()
+    return classes, io.open_zarr(out.fractions, chunks=None).sel(time=complete).compute()
 
 
 def _products(cfg: RunConfig, classes: Any, frac: Any, dem: Any, outlines: Any) -> dict[str, Any]:

