@@ -125,7 +125,7 @@ def one_run(n: int, a: argparse.Namespace, root: Path, cluster, client) -> dict:
         "client_growth": (peak.client_peak - peak.client_start) / GIB,
         "half1": h1, "half2": h2,
         "bytes": sum(du(out / s) for s in ("facies.zarr", "fractions.zarr", "products.zarr", "static.zarr")),
-        "out": out, "cfg": cfg,
+        "out": out,
     }
 
 
@@ -147,10 +147,10 @@ def warm_worker(path: str) -> float:
     return time.perf_counter() - t0
 
 
-def classify_rate(cfg: Any, client, n_dates: int = 8) -> tuple[float, float]:
+def classify_rate(cfg: Any, client, n_dates: int = 8) -> float:
     """Dense classification alone on the benchmark's cube (features first computed into worker
-    memory): pixels per second of the second of two identical calls, and the seconds of the first
-    (the workers' start-up: the framework import and the model's first call, once per cluster)."""
+    memory): pixels per second of the second of two identical calls (the first traces the network
+    for the block shape)."""
     import numpy as np
     from distributed import wait
 
@@ -173,7 +173,7 @@ def classify_rate(cfg: Any, client, n_dates: int = 8) -> tuple[float, float]:
         secs.append(time.perf_counter() - t0)
         del lab
     del feats
-    return float(np.prod([cube.sizes[d] for d in ("time", "y", "x")])) / secs[1], secs[0]
+    return float(np.prod([cube.sizes[d] for d in ("time", "y", "x")])) / secs[1]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  peak RSS: workers {per} GiB (all workers, 1st half {r['half1']:.2f} / 2nd half "
                       f"{r['half2']:.2f} GiB); client {r['client']:.2f} GiB (+{r['client_growth']:.2f} during the run); written {r['bytes'] / 1e6:.1f} MB "
                       f"({r['bytes'] / r['dates'] / 1e6:.2f} MB/date)", flush=True)
-            rate, _ = classify_rate(cfg0, client)
+            rate = classify_rate(cfg0, client)
             client.close()
             cluster.close()
     finally:
