@@ -24,7 +24,7 @@ import xarray as xr
 
 import xfacies
 from xfacies import io, synthetic
-from xfacies.app.pipeline import prepare_synthetic_catalog, run
+from xfacies.app.pipeline import NoWorkersError, prepare_synthetic_catalog, run
 from xfacies.app.config import RunConfig
 from xfacies.sources import stac_server
 from xfacies.sources.quality import rejected_scenes, scene_quality
@@ -358,6 +358,39 @@ def test_sigkill_of_a_worker_mid_run_loses_nothing(clean_run, tmp_path, attempt)
         assert killed and killed[0] < len(DATES8), "the worker was killed after the run had finished"
         assert len(list(client.run(os.getpid).values())) == 2  # the nanny restarted it
     assert len(res.written) == len(DATES8) and not res.failed and not res.rejected
+    same_content(store, clean_run.store)
+
+
+@pytest.mark.faults
+def test_a_cluster_left_without_workers_stops_the_run_with_a_clear_error(clean_run, tmp_path):
+    """Every worker is retired after the first date is complete: the run does not wait for ever
+    but stops after ``no_worker_timeout`` with an error that says what to do; the re-run on a new
+    cluster computes only the missing dates and the store equals the clean run's."""
+    import distributed
+
+    out = tmp_path / "out"
+    store = out / "facies.zarr"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster):
+        def retire() -> None:
+            _wait_for(lambda: _n_complete(store) >= 1, 300, "the first date")
+            cluster.scale(0)
+
+        th = threading.Thread(target=retire, daemon=True)
+        th.start()
+        cfg = fault_config(out)
+        cfg["cluster"] = {"scheduler": cluster.scheduler_address, "batch_dates": 2, "no_worker_timeout": 3}
+        t0 = time.monotonic()
+        with pytest.raises(NoWorkersError, match=r"no worker for \d+ s \(\[cluster\] no_worker_timeout = 3\)"
+                                                 r".*recorded in .*facies.zarr.*run the same command"):
+            run(cfg, progress=False, verbose=False)
+        waited = time.monotonic() - t0
+        th.join(10)
+    done = list(io.complete_dates(store))
+    assert 1 <= len(done) < len(DATES8) and waited < 120
+    assert not (out / ".xfacies-run.lock").exists()
+    res = run(fault_config(out), progress=False, verbose=False)
+    assert sorted(res.skipped) == sorted(done) and len(res.written) == len(DATES8) - len(done)
     same_content(store, clean_run.store)
 
 

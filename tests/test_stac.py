@@ -314,6 +314,15 @@ def test_laziness_no_file_read_before_compute(catalog, count_reads):
     assert len(count_reads) == 14 and all("20210710" in r for r in count_reads)
 
 
+def test_all_bands_of_a_block_are_one_chunk(catalog):
+    """One task per block and date downstream (radiometry, masks, checks, features), not one per
+    band: the band axis is a single chunk."""
+    cube = _es(catalog, "2021", sensors=("sentinel-2", "landsat"), chunks={"x": 32, "y": 32})
+    assert cube.chunksizes["band"] == (cube.sizes["band"],)
+    blocks = len(cube.chunksizes["y"]) * len(cube.chunksizes["x"])
+    assert blocks > 1 and cube.isel(time=0).data.npartitions == blocks
+
+
 def test_graph_pickles_for_distributed_workers(catalog):
     import pickle
 

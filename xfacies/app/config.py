@@ -312,6 +312,11 @@ class ClusterConfig(_Section):
         Dates submitted at a time (absent: as many as the workers' memory
         holds, see :func:`xfacies.app.pipeline.dates_per_batch`); at most two
         batches are in flight.
+    no_worker_timeout
+        Seconds the run waits while the cluster has no worker at all (all of
+        them killed or retired) before it stops with
+        :class:`~xfacies.app.pipeline.NoWorkersError`; the dates written so far
+        stay recorded and the next run computes only the missing ones.
     """
 
     scheduler: str | None = None
@@ -320,6 +325,7 @@ class ClusterConfig(_Section):
     memory_limit: str = "auto"
     dashboard_address: str = ":8787"
     batch_dates: int | None = Field(default=None, ge=1)
+    no_worker_timeout: float = Field(default=300.0, gt=0)
 
 
 class RunConfig(_Section):

@@ -62,7 +62,7 @@ import pandas as pd
 from xfacies.app.config import ClusterConfig, MassBalanceConfig, RunConfig, SyntheticArea, load_config
 from xfacies.app.report import RunResult, end_of_season_table
 
-__all__ = ["run", "run_config", "RunConfig", "RunResult", "RunLockedError", "load_config", "dates_per_batch",
+__all__ = ["run", "run_config", "RunConfig", "RunResult", "RunLockedError", "NoWorkersError", "load_config", "dates_per_batch",
            "prepare_synthetic_catalog"]
 
 log = logging.getLogger("xfacies.app.pipeline")
@@ -579,7 +579,7 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
     rejected ones left out; the rest get one region write per date, computed in parallel.  A date
     whose computation fails (after the reader's retries) is recorded and skipped, and the run goes
     on; only when every date failed is the first error raised."""
-    from xfacies import io
+    from xfacies import graphs, io
     from xfacies.sources.quality import rejected_scenes, scene_quality
 
     res = _Outcome()
@@ -587,6 +587,7 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
         return res
     q = cfg.quality
     store, fmt = cfg.output.store, cfg.output.zarr_format
+    patience = cfg.cluster.no_worker_timeout
     size = dates_per_batch(client, cube.sizes["y"] * cube.sizes["x"],
                            cube.sizes.get("band", 6) + len(model.features) + len(model.classes) + 2,
                            override=cfg.cluster.batch_dates)
@@ -598,7 +599,11 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
 
     def measure(sub: Any) -> Any:
         lazy = scene_quality(sub, outlines, saturation=q.saturation)
-        return client.compute(lazy).result() if client is not None else lazy.compute()
+        if client is None:
+            return lazy.compute()
+        (fut,) = graphs.compute(lazy, client=client)
+        _first_done(client, [fut], patience, store)
+        return fut.result()
 
     def prepare(batch: list[pd.Timestamp]) -> dict[pd.Timestamp, Any]:
         import xarray as xr
@@ -607,7 +612,7 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
         # from there (the same read keys never go to the scheduler twice)
         sub = lazy = cube.sel(time=np.array(batch, dtype="datetime64[ns]"))
         try:
-            sub = client.persist(lazy) if client is not None else lazy
+            sub = graphs.persist(lazy, client) if client is not None else lazy
             quality = measure(sub)
         except Exception:  # noqa: BLE001 - a date that cannot be read: find it, record it, go on
             parts = []
@@ -615,7 +620,7 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
             for t in batch:
                 try:
                     one = sub.sel(time=[np.datetime64(t, "ns")])
-                    one = client.persist(one) if client is not None else one
+                    one = graphs.persist(one, client) if client is not None else one
                     parts.append(measure(one))
                 except Exception as e:  # noqa: BLE001
                     done(t, e)
@@ -678,10 +683,7 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
                     else:
                         done(t, None)
         else:
-            from distributed import as_completed
-
-            flight: dict[str, pd.Timestamp] = {}
-            queue = as_completed()
+            flight: dict[Any, pd.Timestamp] = {}  # future -> its date
 
             def submit() -> bool:
                 batch = next(batches, None)
@@ -689,18 +691,18 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
                     return False
                 writes = prepare(batch)
                 bar.update(sum(t in res.rejected for t in batch))
-                futures = client.compute(list(writes.values()))
-                flight.update({f.key: t for f, t in zip(futures, writes)})
-                queue.update(futures)
+                futures = graphs.compute(*writes.values(), client=client)
+                flight.update(zip(futures, writes))
                 return True
 
             more = submit() and submit()  # two batches in flight
-            while not queue.is_empty() or more:
-                if queue.is_empty():
+            while flight or more:
+                if not flight:
                     more = submit()
                     continue
-                finished([(flight.pop(f.key), f.exception() if f.status == "error" else None)
-                          for f in queue.next_batch(block=True)])
+                ended = _first_done(client, list(flight), patience, store)
+                finished([(flight.pop(f), f.exception() if f.status == "error" else None)
+                          for f in sorted(ended, key=flight.__getitem__)])
                 if more and len(flight) <= size:
                     more = submit()
     finally:
@@ -710,6 +712,37 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
             io.record_dates(store, "rejected", res.rejected, clear=res.written)
     res.written.sort()
     return res
+
+
+class NoWorkersError(RuntimeError):
+    """The Dask cluster of a run has had no worker for ``[cluster] no_worker_timeout`` seconds."""
+
+
+def _first_done(client: Any, futures: list[Any], patience: float, store: Path) -> set[Any]:
+    """Wait until at least one of ``futures`` has finished (or erred), and return those that have.
+
+    A cluster left without any worker (all killed, none restarted) would make the wait endless:
+    after ``patience`` seconds with no worker it raises :class:`NoWorkersError`, which says what
+    is kept and what to do."""
+    from distributed import wait
+
+    alone_since: float | None = None
+    while True:
+        try:
+            return set(wait(futures, timeout=min(5.0, patience), return_when="FIRST_COMPLETED").done)
+        except TimeoutError:
+            pass
+        if client.nthreads():
+            alone_since = None
+            continue
+        now = _time.monotonic()
+        alone_since = now if alone_since is None else alone_since
+        if now - alone_since >= patience:
+            raise NoWorkersError(
+                f"the Dask cluster at {client.scheduler.address} has had no worker for {now - alone_since:.0f} s "
+                f"([cluster] no_worker_timeout = {patience:g}), so the run stopped. The dates written so far are "
+                f"recorded in {store}. Start workers again (and look at their logs for why they died: a memory "
+                "limit?), then run the same command: only the missing dates are computed.")
 
 
 STATIC_KEY = "xfacies_static_key"
@@ -724,7 +757,7 @@ def _static(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: Any) -> A
     import xarray as xr
     from dask.base import tokenize
 
-    from xfacies import catalog, spatial
+    from xfacies import catalog, graphs, spatial
     from xfacies.features.compute import STATIC_FEATURES, static_features
 
     names = [n for n in catalog.feature_set(model.features) if n in STATIC_FEATURES]
@@ -753,7 +786,7 @@ def _static(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: Any) -> A
     shutil.rmtree(tmp, ignore_errors=True)
     out = xr.Dataset({"static": st.drop_vars([c for c in st.coords if c not in st.dims])})
     out.attrs[STATIC_KEY] = key
-    out.to_zarr(tmp, mode="w", consolidated=True)
+    graphs.compute(out.to_zarr(tmp, mode="w", consolidated=True, compute=False))
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)  # complete, or absent
     log.info("static terrain features (%s) computed once and kept in %s", ", ".join(names), path)

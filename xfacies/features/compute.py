@@ -689,14 +689,15 @@ def _once(todo: dict[str, Any]) -> Any:
     per batch of dates on the same DEM computes its statistics once, and does not send the same DEM
     keys to a cluster again while an earlier batch's graph holds them (a key submitted twice with
     different task specs can deadlock the scheduler)."""
-    import dask
     from dask.base import tokenize
+
+    from xfacies import graphs
 
     key = tokenize(todo)
     if key not in _STATS:
         if len(_STATS) > 16:
             _STATS.pop(next(iter(_STATS)))
-        _STATS[key] = dask.compute(todo)
+        _STATS[key] = graphs.compute(todo)
     return _STATS[key]
 
 

@@ -588,6 +588,8 @@ def _apply_radiometry(ds: xr.Dataset, spec: CollectionSpec,
     """DN Dataset (one variable per asset) -> float32 (time, band, y, x) reflectance + valid band."""
     names = list(spec.bands)
     dn = xr.concat([ds[spec.bands[b]] for b in names], dim="band").assign_coords(band=names)
+    if dn.chunks:  # one block of all bands: the radiometry, the masks and the checks per block, not per band
+        dn = dn.copy(data=dn.data.rechunk({dn.dims.index("band"): -1}))
     valid = None
     if spec.nodata is not None:
         valid = ~(dn == spec.nodata).any("band")
@@ -757,7 +759,10 @@ def open_stac(
         vals = [m[name] for m in metas]
         arr = np.array(vals, dtype=object if isinstance(vals[0], str) else np.float64)
         out = out.assign_coords({name: ("time", arr)})
+    # all bands of a block in one chunk: every consumer (radiometry checks, features, the
+    # scene check) takes several bands at once, so one task per block and date, not one per band
     out = out.sortby("time")
+    out = out.copy(data=out.data.rechunk({out.dims.index("band"): -1}))  # the data only, not the coords
     out = out.assign_coords(band=list(OPTICAL_FEATURES) + [VALID_BAND])
     out.name = "reflectance"
     out.attrs = {
