@@ -62,8 +62,8 @@ import pandas as pd
 from xfacies.app.config import ClusterConfig, MassBalanceConfig, RunConfig, SyntheticArea, load_config
 from xfacies.app.report import RunResult, end_of_season_table
 
-__all__ = ["run", "run_config", "RunConfig", "RunResult", "RunLockedError", "NoWorkersError", "load_config", "dates_per_batch",
-           "prepare_synthetic_catalog"]
+__all__ = ["run", "run_config", "RunConfig", "RunResult", "RunLockedError", "NoWorkersError", "load_config",
+           "dates_per_batch", "prepare_synthetic_catalog"]
 
 log = logging.getLogger("xfacies.app.pipeline")
 
