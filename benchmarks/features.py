@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import tempfile
 import threading
 import time
@@ -80,6 +81,19 @@ class PeakSampler:
         end = self.samples[-1][0]
         return (max((v for t, v in self.samples if t <= end / 2), default=0),
                 max((v for t, v in self.samples if t > end / 2), default=0))
+
+    def typical(self) -> tuple[float, float]:
+        """Median summed worker RSS (bytes) in the first and in the second half of the sampling.
+
+        A peak is the largest of many samples, so it creeps up with the length of a run even when
+        nothing grows (rare moments when both workers hold their largest blocks at once); the
+        median does not, so a growing median is what growth looks like."""
+        if not self.samples:
+            return 0.0, 0.0
+        end = self.samples[-1][0]
+        first = [v for t, v in self.samples if t <= end / 2] or [0]
+        second = [v for t, v in self.samples if t > end / 2] or [0]
+        return float(statistics.median(first)), float(statistics.median(second))
 
 
 def _report(stage: str, seconds: float, pixels: int, s: PeakSampler) -> None:
@@ -140,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
                 with PeakSampler(client) as s:
                     inputs.to_zarr(store, mode="w", consolidated=True)
                 _report("inputs", time.perf_counter() - t0, pixels, s)
+                # fresh workers, as when the inputs are reused: the generator's heap is not the features'
+                client.restart()
 
             src = xr.open_zarr(store, chunks={"y": a.chunks, "x": a.chunks})
             cube = src.reflectance.assign_coords(sun_azimuth=float(ds.sun_azimuth),

@@ -15,8 +15,9 @@ cluster of ``--workers`` worker processes (1 thread each), and prints:
 * wall time, time per date, pixels per second end to end;
 * tasks per date (from the cluster's task stream) and the split of worker time: read, quality,
   features, classify, reduce (fractions, products), write, other;
-* peak RSS per worker (and in the first and second half of the run: flat means no growth with the
-  number of dates done), and of the client with its growth during the run;
+* peak RSS per worker, and the peak and the median of all workers' RSS in the first and in the
+  second half of the run (a flat median means no growth with the number of dates done; a peak
+  creeps up with the length of a run even then), and of the client with its growth during the run;
 * bytes written.
 
 Then, on the same cluster and cube, the rate of dense classification alone (features computed and
@@ -118,12 +119,13 @@ def one_run(n: int, a: argparse.Namespace, root: Path, cluster, client) -> dict:
         prefixes[prefix] += secs
         split[step_of(prefix)] += secs
     h1, h2 = (v / GIB for v in peak.halves())
+    m1, m2 = (v / GIB for v in peak.typical())
     return {
         "n": n, "dates": dates, "wall": wall, "gen": t_gen, "tasks": len(ts.data),
         "px": dates * a.size * a.size, "split": dict(split), "prefixes": dict(prefixes),
         "workers": {w: v / GIB for w, v in peak.workers.items()}, "client": peak.client_peak / GIB,
         "client_growth": (peak.client_peak - peak.client_start) / GIB,
-        "half1": h1, "half2": h2,
+        "half1": h1, "half2": h2, "median1": m1, "median2": m2,
         "bytes": sum(du(out / s) for s in ("facies.zarr", "fractions.zarr", "products.zarr", "static.zarr")),
         "out": out,
     }
@@ -233,7 +235,9 @@ def main(argv: list[str] | None = None) -> None:
                 top = sorted(r["prefixes"].items(), key=lambda kv: -kv[1])[:8]
                 print("  top task prefixes: " + ", ".join(f"{k} {v:.1f}s [{step_of(k)}]" for k, v in top), flush=True)
                 print(f"  peak RSS: workers {per} GiB (all workers, 1st half {r['half1']:.2f} / 2nd half "
-                      f"{r['half2']:.2f} GiB); client {r['client']:.2f} GiB (+{r['client_growth']:.2f} during the run); written {r['bytes'] / 1e6:.1f} MB "
+                      f"{r['half2']:.2f} GiB; median {r['median1']:.2f} / {r['median2']:.2f} GiB); "
+                      f"client {r['client']:.2f} GiB (+{r['client_growth']:.2f} during the run); "
+                      f"written {r['bytes'] / 1e6:.1f} MB "
                       f"({r['bytes'] / r['dates'] / 1e6:.2f} MB/date)", flush=True)
             rate = classify_rate(cfg0, client)
             client.close()
@@ -242,12 +246,14 @@ def main(argv: list[str] | None = None) -> None:
         if not a.keep:
             shutil.rmtree(root, ignore_errors=True)
     print("\n| dates | wall s | s/date | Mpx/s end to end | share of classify alone | tasks/date | "
-          "worker peak GiB (max) | 1st/2nd half GiB | client GiB (growth in the run) | MB written |")
+          "worker peak GiB (max) | all workers, 1st/2nd half: peak, median GiB | "
+          "client GiB (growth in the run) | MB written |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['n']} | {r['wall']:.1f} | {r['wall'] / r['dates']:.2f} | {r['px'] / r['wall'] / 1e6:.3f} | "
               f"{100 * r['px'] / r['wall'] / rate:.0f} % | "
-              f"{r['tasks'] / r['dates']:.0f} | {max(r['workers'].values()):.2f} | {r['half1']:.2f} / {r['half2']:.2f} | "
+              f"{r['tasks'] / r['dates']:.0f} | {max(r['workers'].values()):.2f} | "
+              f"{r['half1']:.2f} / {r['half2']:.2f}, {r['median1']:.2f} / {r['median2']:.2f} | "
               f"{r['client']:.2f} (+{r['client_growth']:.2f}) | {r['bytes'] / 1e6:.1f} |")
     best = max(r["px"] / r["wall"] for r in rows)
     print(f"\ndense classify alone on the same cube: {rate / 1e6:.3f} Mpx/s; end to end (best) is "
@@ -266,7 +272,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"growth from {a0['n']} to {a1['n']} dates (x{a1['n'] / a0['n']:.0f}): time x{a1['wall'] / a0['wall']:.2f}, "
               f"tasks x{a1['tasks'] / a0['tasks']:.2f}, client growth {a0['client_growth']:.2f} -> "
               f"{a1['client_growth']:.2f} GiB, "
-              f"worker peak x{max(a1['workers'].values()) / max(a0['workers'].values()):.2f}")
+              f"worker peak x{max(a1['workers'].values()) / max(a0['workers'].values()):.2f}, "
+              f"worker median x{a1['median2'] / a0['median2']:.2f} (2nd halves)")
 
 
 if __name__ == "__main__":
