@@ -4,11 +4,11 @@ Zarr -> products) over a long synthetic record, on a ``distributed.LocalCluster`
 Usage::
 
     python benchmarks/pipeline.py [--dates 12,48,192] [--size 1024] [--chunks 1024] [--glaciers 5]
-                                  [--workers 2] [--quick]
+                                  [--workers 2] [--quick] [--catalogue DIR]
 
 It first writes the synthetic area's imagery for the longest record (12 dates a year) as COGs with a
 STAC catalogue (``prepare_synthetic_catalog``; the generator's cost is reported, not timed); every
-shorter record takes its first years from it.  For every record length N it then times
+shorter record takes its first years from it; ``--catalogue DIR`` keeps it for later runs.  For every record length N it then times
 ``xfacies.app.pipeline.run`` from a fresh output folder, the catalogue served on loopback, on a
 cluster of ``--workers`` worker processes (1 thread each), and prints:
 
@@ -22,8 +22,9 @@ cluster of ``--workers`` worker processes (1 thread each), and prints:
 
 Then, on the same cluster and cube, the rate of dense classification alone (features computed and
 held in worker memory first), and end to end as a share of it.  The default (1024² px in one
-1024-px chunk per date, 12/48/192 dates) takes about 10 minutes on 2 cores; ``--quick`` runs
-256 px and 4, 8 and 16 dates (about 1 minute).  This is also the soak run of the reliability
+1024-px chunk per date, 12/48/192 dates) takes 10-15 minutes of timed runs on 2 cores, depending on
+the CPU (plus 5-10 minutes for the catalogue the first time); ``--quick`` runs 256 px and 4, 8 and
+16 dates (about 1 minute).  This is also the soak run of the reliability
 issue: ``--dates 200``.
 """
 
@@ -97,7 +98,7 @@ def one_run(n: int, a: argparse.Namespace, root: Path, cluster, client) -> dict:
 
     out = root / f"run-{n}"
     cfg = run_config(n, a, out, cluster)
-    shared = root / "catalogue" / "stac"
+    shared = a.catalogue / "stac"
     if shared.exists():  # the longest record's catalogue, written once (see main)
         out.mkdir(parents=True, exist_ok=True)
         (out / "stac").symlink_to(shared, target_is_directory=True)
@@ -187,6 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=2, help="worker processes (1 thread each)")
     p.add_argument("--quick", action="store_true", help="256 px, 4/8/16 dates")
     p.add_argument("--keep", action="store_true", help="keep the output folders in /tmp")
+    p.add_argument("--catalogue", type=Path, default=None,
+                   help="folder for the synthetic catalogue, kept and reused by later runs of the same area "
+                        "and a record no longer than the one it holds")
     a = p.parse_args(argv)
     if a.quick:
         a.size, a.chunks, a.dates = 256, 256, "4,8,16"
@@ -200,6 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     root = Path(tempfile.mkdtemp(prefix="xfacies-bench-pipeline-", dir="/tmp"))
+    a.catalogue = a.catalogue.resolve() if a.catalogue else root / "catalogue"
     print(f"area {a.size} x {a.size} px, {a.glaciers} glaciers, chunks {a.chunks}, {a.workers} worker(s) x 1 thread; "
           f"record lengths {lengths}; output in {root}", flush=True)
     rows = []
@@ -211,12 +216,12 @@ def main(argv: list[str] | None = None) -> None:
             from xfacies.app.pipeline import prepare_synthetic_catalog
 
             t0 = time.perf_counter()
-            prepare_synthetic_catalog(run_config(max(lengths), a, root / "catalogue", cluster))
-            print(f"catalogue of {max(lengths)} dates written once in {time.perf_counter() - t0:.1f} s "
+            prepare_synthetic_catalog(run_config(max(lengths), a, a.catalogue, cluster))
+            print(f"catalogue of {max(lengths)} dates ready in {time.perf_counter() - t0:.1f} s in {a.catalogue} "
                   "(not timed; the shorter records take their dates from it)", flush=True)
             from xfacies.inference.distribute import model_path
 
-            cfg0 = run_config(max(lengths), a, root / "catalogue", cluster)
+            cfg0 = run_config(max(lengths), a, a.catalogue, cluster)
             t0 = time.perf_counter()
             client.run(warm_worker, model_path(cfg0.model.path)[0])
             print(f"workers started (framework import, model load, first call) in {time.perf_counter() - t0:.1f} s, "
