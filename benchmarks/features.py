@@ -74,13 +74,16 @@ class PeakSampler:
     def total(self) -> int:
         return sum(self.workers.values()) + self.client_peak
 
+    def _split(self) -> tuple[list[int], list[int]]:
+        """Summed worker RSS samples of the first and of the second half of the sampling."""
+        end = self.samples[-1][0] if self.samples else 0.0
+        return ([v for t, v in self.samples if t <= end / 2] or [0],
+                [v for t, v in self.samples if t > end / 2] or [0])
+
     def halves(self) -> tuple[int, int]:
         """Peak summed worker RSS (bytes) in the first and in the second half of the sampling."""
-        if not self.samples:
-            return 0, 0
-        end = self.samples[-1][0]
-        return (max((v for t, v in self.samples if t <= end / 2), default=0),
-                max((v for t, v in self.samples if t > end / 2), default=0))
+        first, second = self._split()
+        return max(first), max(second)
 
     def typical(self) -> tuple[float, float]:
         """Median summed worker RSS (bytes) in the first and in the second half of the sampling.
@@ -88,11 +91,7 @@ class PeakSampler:
         A peak is the largest of many samples, so it creeps up with the length of a run even when
         nothing grows (rare moments when both workers hold their largest blocks at once); the
         median does not, so a growing median is what growth looks like."""
-        if not self.samples:
-            return 0.0, 0.0
-        end = self.samples[-1][0]
-        first = [v for t, v in self.samples if t <= end / 2] or [0]
-        second = [v for t, v in self.samples if t > end / 2] or [0]
+        first, second = self._split()
         return float(statistics.median(first)), float(statistics.median(second))
 
 

@@ -8,7 +8,8 @@ Usage::
 
 It first writes the synthetic area's imagery for the longest record (12 dates a year) as COGs with a
 STAC catalogue (``prepare_synthetic_catalog``; the generator's cost is reported, not timed); every
-shorter record takes its first years from it; ``--catalogue DIR`` keeps it for later runs.  For every record length N it then times
+shorter record takes its first years from it (``--catalogue DIR`` keeps it for later runs).
+For every record length N it then times
 ``xfacies.app.pipeline.run`` from a fresh output folder, the catalogue served on loopback, on a
 cluster of ``--workers`` worker processes (1 thread each), and prints:
 
