@@ -393,17 +393,21 @@ from a lazy feature cube; k-fold cross-validation gives every label an out-of-fo
 confident learning flags the suspicious labels; "after" models train on the rest; each is calibrated on its
 validation fold and scored on its test fold. `xfacies train config.toml` runs the same chain from a file.
 The budget here is tiny (a few epochs): the recipe's own is 1000 epochs of batch 512.""",
-"""import matplotlib
+"""import os
+import matplotlib
 matplotlib.use("Agg")
 import numpy as np
 import xarray as xr
 import xfacies
 from xfacies import synthetic, train
 
+# XFACIES_QUICK=1 (the test suite sets it) runs the same chain on a smaller budget
+QUICK = os.environ.get("XFACIES_QUICK") == "1"
+size, n_per_class, epochs = (96, 20, 1) if QUICK else (128, 40, 4)
 parts = []
 for fold, seed in enumerate([100, 101, 102]):
-    season = synthetic.season(3, size=128, seed=seed, chunks=64)          # lazy (dask) feature cube
-    points = synthetic.labelled_points(season, n_per_class=40, flip=0.1, seed=seed, crs="EPSG:4326")
+    season = synthetic.season(3, size=size, seed=seed, chunks=64)          # lazy (dask) feature cube
+    points = synthetic.labelled_points(season, n_per_class=n_per_class, flip=0.1, seed=seed, crs="EPSG:4326")
     points["fold"] = fold
     ds = train.patches_from_points(season["features"], points, glacier_column="glacier", fold_column="fold")
     parts.append(ds.assign_coords(flipped=("sample", points["flipped"].to_numpy()[ds["point"].values])))
@@ -414,7 +418,7 @@ patches""",
 
 For test fold *t* the validation fold is (*t* − 1) mod *k*; the others train. The architecture is the
 translation-exact member of the reference family, so its dense inference equals the patch-exact one.""",
-"""fit_kw = dict(architecture="translation-exact", config={"filters": 8, "dropout": 0.2}, epochs=4,
+"""fit_kw = dict(architecture="translation-exact", config={"filters": 8, "dropout": 0.2}, epochs=epochs,
               batch_size=128, learning_rate=3e-3, verbose=0)
 before = train.cross_validate(patches, **fit_kw)
 labels = patches["class"].values

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -404,7 +405,7 @@ def test_dem_reprojection_equals_bilinear_interpolation(smooth_geo_dem, tmp_path
 # =========================================================================== 11. unreadable files
 def test_truncated_geotiff_and_malformed_geojson_name_the_file(scene, tmp_path, capsys):
     _, files, model, _ = scene
-    data = open(files["reflectance"], "rb").read()
+    data = Path(files["reflectance"]).read_bytes()
     cut = tmp_path / "truncated.tif"
     cut.write_bytes(data[: len(data) // 2])
     head = tmp_path / "header_only.tif"
@@ -415,7 +416,7 @@ def test_truncated_geotiff_and_malformed_geojson_name_the_file(scene, tmp_path, 
         rc = main(["apply", "--optical", str(bad), "--outlines", files["outlines"], "--output",
                    str(tmp_path / "x.tif"), "--model", str(model.path), "--no-progress"])
         assert rc == 2 and f"{bad.name} {what}" in capsys.readouterr().err
-    dem_bytes = open(files["dem"], "rb").read()
+    dem_bytes = Path(files["dem"]).read_bytes()
     cut_dem = tmp_path / "dem_cut.tif"
     cut_dem.write_bytes(dem_bytes[: len(dem_bytes) // 2])
     with pytest.raises(ValueError, match=r"--dem .*dem_cut.tif cannot be read"):

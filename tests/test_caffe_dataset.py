@@ -221,12 +221,8 @@ def test_synthetic_resized_files_use_class_ids(resized_root):
     assert not (resized_root / "bounding_boxes").exists()
 
 
-def test_synthetic_is_deterministic_and_fast(tmp_path):
-    import time
-
-    t0 = time.perf_counter()
+def test_synthetic_is_deterministic(tmp_path):
     a = caffe.make_synthetic(tmp_path / "a", n=12, seed=5, metadata=True)
-    elapsed = time.perf_counter() - t0
     b = caffe.make_synthetic(tmp_path / "b", n=12, seed=5, metadata=True)
     c = caffe.make_synthetic(tmp_path / "c", n=12, seed=6)
     names = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
@@ -234,7 +230,6 @@ def test_synthetic_is_deterministic_and_fast(tmp_path):
     for name in names:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     assert sorted(p.name for p in c.rglob("*.png")) != sorted(p.name for p in a.rglob("*.png"))
-    assert elapsed < 3.0  # < 1 s on a laptop; generous for a shared CI core
 
 
 def test_synthetic_refuses_to_mix_with_existing_files(tmp_path):

@@ -18,6 +18,8 @@ from xfacies.caffe.postprocess import zones_to_front
 from xfacies.caffe.synthetic import make_synthetic
 from xfacies.catalog import ZONES
 
+from conftest import skip_unless_ci
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REAL = SHARED / "data" / "caffe-256"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -298,10 +300,12 @@ def _chromium() -> str | None:
     return None
 
 
-needs_chromium = pytest.mark.skipif(
-    _chromium() is None,
-    reason=f"no headless browser on PATH (looked for {', '.join(BROWSERS)}); install one, e.g. "
-           "'apt-get install -y chromium', to check the gallery's JavaScript")
+@pytest.fixture()
+def needs_chromium():
+    """A headless browser: skipped without one on a developer's machine, a failure in CI."""
+    if _chromium() is None:
+        skip_unless_ci(f"no headless browser on PATH (looked for {', '.join(BROWSERS)}); install one, "
+                       "e.g. 'apt-get install -y chromium', to check the gallery's JavaScript")
 
 
 def _browser(page: Path, query: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -312,7 +316,7 @@ def _browser(page: Path, query: str, tmp_path: Path, *extra: str) -> subprocess.
     return subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=True)
 
 
-@needs_chromium
+@pytest.mark.usefixtures("needs_chromium")
 def test_gallery_filters_from_the_url_in_a_headless_browser(tree, site, tmp_path):
     page, _ = site
     df = index(tree)
@@ -344,7 +348,7 @@ def test_gallery_filters_from_the_url_in_a_headless_browser(tree, site, tmp_path
     assert dom.dialog_open and dom.viewer_src == card["attrs"]["data-overlay"]
 
 
-@needs_chromium
+@pytest.mark.usefixtures("needs_chromium")
 def test_gallery_screenshot_is_not_blank(site, tmp_path):
     from PIL import Image
 
@@ -404,7 +408,7 @@ def test_to_fiftyone(tree, tmp_path):
     import importlib.util
 
     if importlib.util.find_spec("fiftyone") is None:
-        pytest.skip("FiftyOne is optional and not installed: pip install fiftyone")
+        skip_unless_ci("FiftyOne is not installed: pip install -e '.[test]' installs it")
     from xfacies.caffe import evaluate
 
     preds = {s: n["zones"].roll(x=2).to_dataset() for s, n in tree.children.items()}

@@ -14,13 +14,9 @@ distributed = pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=40)
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
+def client(local_cluster):
+    with distributed.Client(local_cluster) as c:
+        yield c
 
 
 def _loads(dask_worker=None):
@@ -51,7 +47,7 @@ def test_workers_use_a_shipped_copy_when_they_cannot_see_the_path(client, tmp_pa
     """As on a remote cluster: the client's bundle path does not exist when tasks run."""
     m = make_tiny_model(6, seed=5)
     path = m.save(tmp_path / "gone.xfacies")
-    feats = random_features((40, 40), seed=1).chunk(y=20, x=20)
+    feats = random_features((64, 64), seed=1).chunk(y=32, x=32)  # chunks >= the 28 px halo
     lazy = xfacies.predict_proba(feats, m)  # registers the plugin: bytes go to every worker
     expected = xfacies.predict_proba(feats, m).compute(scheduler="threads")
     path.unlink()

@@ -17,6 +17,10 @@ from xfacies.inference import smooth_mode
 
 from conftest import make_tiny_model, random_features
 
+# Chunks smaller than the halo are part of what these tests vary on purpose (the engine merges
+# them, with a ChunkWarning that test_chunks_smaller_than_the_halo_are_merged_with_a_note checks).
+pytestmark = pytest.mark.filterwarnings("ignore::xfacies.halo.ChunkWarning")
+
 
 def _mask(shape, seed=0):
     rng = np.random.default_rng(seed)
@@ -196,6 +200,42 @@ def test_smoothing_is_chunk_invariant(tiny_model):
     np.testing.assert_array_equal(a, slow_mode(raw))
 
 
+@pytest.mark.parametrize("method", ["dense", "exact"])
+def test_the_halo_reaches_exactly_the_pixel_at_the_receptive_field_edge(tiny_model, method):
+    """First prove, on the whole unchunked image, that a pixel exactly ``halo`` columns away
+    changes the output and one ``halo + 1`` away never does (so the halo is the receptive field,
+    not one pixel more or less); then cut a chunk boundary between the two pixels: the chunked
+    result must still see that pixel."""
+    R = tiny_model.halo(method)
+    c0 = R + 2                                   # the output pixel, last column of the first chunk
+    H, W = 7, c0 + 1 + R + 4
+    base = random_features((H, W), seed=4)
+    mask = xr.DataArray(np.ones((H, W), np.int32), dims=("y", "x"))
+
+    def at_c0(feats):
+        return xfacies.predict_proba(feats, tiny_model, mask, method=method).values[:, 3, c0]
+
+    ref = at_c0(base)
+    changed_at, values = {}, (-5.0, -0.1, 1.2, 5.0, 20.0)  # the max-pools pass an edge pixel that stands out
+    for dist in (R, R + 1):
+        moved = []
+        for value in values:
+            f = base.copy()
+            f[:, 3, c0 + dist] = value
+            moved.append(float(np.abs(at_c0(f) - ref).max()))
+        changed_at[dist] = max(moved)
+        if dist == R:
+            strongest = values[int(np.argmax(moved))]
+    assert changed_at[R] > 1e-4, f"the output does not depend on the pixel {R} px away: halo too large?"
+    assert changed_at[R + 1] == 0.0, f"the output depends on a pixel {R + 1} px away: halo too small"
+    f = base.copy()
+    f[:, 3, c0 + R] = strongest
+    whole = xfacies.predict_proba(f, tiny_model, mask, method=method).values
+    chunked = xfacies.predict_proba(f.chunk(x=(c0 + 1, W - c0 - 1)), tiny_model, mask, method=method)
+    assert chunked.chunks[-1] == (c0 + 1, W - c0 - 1)  # the boundary really lies between the two pixels
+    np.testing.assert_allclose(chunked.values, whole, atol=1e-5)
+
+
 def test_all_nodata_chunk_skips_the_model(tiny_model, monkeypatch):
     from xfacies.model import bundle
 
@@ -291,21 +331,12 @@ np.save(sys.argv[4], np.stack([d, e]))
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_inference_is_identical_on_other_keras_backends(backend, tiny_model, tmp_path):
+def test_inference_is_identical_on_other_keras_backends(backend, tiny_model, tmp_path, backend_worker):
     """keras.ops-only model code: dense and exact inference agree with TensorFlow to 1e-5."""
-    import importlib.util
-    import os
-    import subprocess
-    import sys
-
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed (pip install -e '.[{backend}]')")
     from conftest import REPO
 
     out = tmp_path / "p.npy"
-    env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
-    r = subprocess.run([sys.executable, "-c", _BACKEND_SCRIPT, str(tiny_model.path), str(REPO / "tests"),
-                        backend, str(out)], env=env, capture_output=True, text=True, timeout=600)
+    r = backend_worker(backend).run(_BACKEND_SCRIPT, tiny_model.path, REPO / "tests", backend, out)
     assert r.returncode == 0, r.stderr[-3000:]
     other = np.load(out)
     feats = random_features((40, 36), seed=1)
@@ -355,13 +386,12 @@ def test_storage_windows_graph_holds_no_data_and_has_no_neighbour_edges(tiny_mod
     assert len(blocks) == 3 * 3
 
 
-def test_storage_windows_run_on_a_local_cluster(tiny_model, zarr_scene):
-    from distributed import Client, LocalCluster
+def test_storage_windows_run_on_a_local_cluster(tiny_model, zarr_scene, local_cluster):
+    from distributed import Client
 
     lazy = xr.open_zarr(zarr_scene, consolidated=False, chunks=None)
     expected = xfacies.classify(lazy.features, tiny_model, lazy.glacier).compute(scheduler="sync")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
-            Client(cl):
+    with Client(local_cluster):
         got = xfacies.classify(lazy.features, tiny_model, lazy.glacier).compute()
     np.testing.assert_array_equal(got.values, expected.values)
 

@@ -224,11 +224,8 @@ print("WORST", worst, len(ref["models"]))
 
 
 @needs_shared("weights", "reference", "reference_outputs.json")
-def test_reference_weights_on_jax_backend():
-    pytest.importorskip("jax", reason="JAX is a test extra: pip install -e '.[test]'")
-    env = dict(**__import__("os").environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", _JAX_SCRIPT, str(REF_WEIGHTS)], env=env,
-                         capture_output=True, text=True, timeout=600, cwd=REPO)
+def test_reference_weights_on_jax_backend(backend_worker):
+    out = backend_worker("jax").run(_JAX_SCRIPT, REF_WEIGHTS)
     assert out.returncode == 0, out.stderr[-3000:]
     worst, n = out.stdout.split("WORST")[1].split()
     assert int(n) == 8 and float(worst) < 1e-5, out.stdout

@@ -84,6 +84,56 @@ def test_run_end_to_end(first_run):
     assert "classified and written: 3 date(s)" in (report / "summary.txt").read_text()
 
 
+def test_a_stored_date_is_the_scene_classified_directly_and_its_fractions_are_a_bincount(first_run, tmp_path):
+    """The product checked from outside the pipeline: one date's scene written again as COGs by
+    the generator, searched on its own loopback server, put through ``open_stac`` -> ``features``
+    -> ``classify`` with the run's model, outlines and smoothing, equals the stored class map;
+    fractions, coverage and AAR proxy equal counts of the stored map inside the outline (pixel
+    centres tested with shapely, not the package's rasteriser)."""
+    import shapely
+
+    from xfacies import synthetic
+    from xfacies.features import features
+    from xfacies.sources import stac_server
+
+    out, res = first_run
+    area = {"size": 128, "seed": 7, "n_glaciers": 1}
+    day = DATES[1]
+    season = synthetic.season([day], **area)
+    outlines = synthetic.outlines(128, seed=7, n_glaciers=1)
+    coll, items = stac_server.synthetic_catalog(season, tmp_path / "stac")
+    model = xfacies.load_model(res.config.model.path)
+    with stac_server.serve(coll, items) as url:
+        cube = xfacies.open_stac(season, time=day, sensors=("sentinel-2",), catalog=url,
+                                 provider="earth-search", chunks={"y": 64, "x": 64})
+        feats = features(cube, dem=season["dem"], outlines=outlines, feature_set=model.features)
+        direct = xfacies.classify(feats, model, outlines, method=res.config.model.method,
+                                  smooth=res.config.model.smooth).compute()
+    stored = io.open_zarr(res.store)["classes"].sel(time=day).compute()
+    np.testing.assert_array_equal(direct.isel(time=0).values, stored.values)
+    # the outline masks the map, and the map is not trivial
+    yy, xx = np.meshgrid(stored["y"].values, stored["x"].values, indexing="ij")
+    inside = shapely.contains_xy(outlines.geometry.iloc[0], xx, yy)
+    assert (stored.values[~inside] == -1).all() and 0.05 < inside.mean() < 0.95
+    assert len(np.unique(stored.values[inside])) >= 3
+    # fractions, coverage, AAR proxy: plain counts of the stored map inside the outline
+    frac = io.open_zarr(res.fractions_store).compute().sel(time=day)
+    glacier = frac["glacier"].values[0]
+    names = [c.name for c in xfacies.CLASSES]
+    v = stored.values[inside]
+    counts = np.bincount(v[v >= 0], minlength=len(names))
+    observed = counts.sum() - counts[names.index("cloud")]
+    assert list(frac["class"].values) == [n for n in names if n != "cloud"]  # cloud is not surface
+    for k, name in enumerate(names):
+        if name != "cloud":
+            got = frac["fraction"].sel(glacier=glacier, **{"class": name}).item()
+            assert got == pytest.approx(counts[k] / observed, abs=1e-6), name
+    assert frac["coverage"].sel(glacier=glacier).item() == pytest.approx(observed / inside.sum(), abs=1e-6)
+    aar = (counts[names.index("snow")] + counts[names.index("firn")]) / observed
+    prod = io.open_zarr(res.products_store).compute()
+    assert prod["aar_proxy"].sel(time=day, glacier=glacier).item() == pytest.approx(aar, abs=1e-6)
+
+
 def test_rerun_is_idempotent_and_no_resume_replaces_in_place(first_run):
     out, first = first_run
     before = chunk_files(first.store)
@@ -191,11 +241,8 @@ def test_cli_run_from_toml_with_relative_paths(first_run, tmp_path, capsys):
 
 # --------------------------------------------------------------------------- on a real LocalCluster
 @pytest.fixture(scope="module")
-def cluster():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as c:
-        yield c
+def cluster(local_cluster):
+    return local_cluster
 
 
 def test_parallel_region_writes_are_done_by_the_workers(cluster, tmp_path):

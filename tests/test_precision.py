@@ -351,12 +351,8 @@ _JAX_SCRIPT = textwrap.dedent(r"""
 
 
 @pytest.fixture(scope="module")
-def jax_results(calibrated_model):
-    if importlib.util.find_spec("jax") is None:
-        pytest.skip("JAX is a test extra: pip install -e '.[test]'")
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
-    r = subprocess.run([sys.executable, "-c", _JAX_SCRIPT, str(REPO / "tests"), str(calibrated_model.path)],
-                       env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
+def jax_results(calibrated_model, backend_worker):
+    r = backend_worker("jax").run(_JAX_SCRIPT, REPO / "tests", calibrated_model.path)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.split("JSON", 1)[1])
 

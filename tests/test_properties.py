@@ -282,8 +282,9 @@ def slow_bands(cls, z, sel, acc, abl, bw, min_pixels):
         if not za or not zb or n < min_pixels:
             out.append((np.nan, n))
             continue
-        lo = math.floor(min(z[ok]) / bw) * bw
-        cands = [lo + k * bw for k in range(int((max(z[ok]) - lo) / bw) + 3)]
+        lo = math.floor(min(z[ok]) / bw) * bw  # the edge at or below the lowest pixel ...
+        cands = [lo + k * bw for k in range(int((max(z[ok]) - lo) // bw) + 2)]  # ... to the first above the top
+        assert cands[-1] > max(z[ok]) >= cands[-2]
         cost = [sum(a < h for a in za) + sum(b >= h for b in zb) for h in cands]
         best = [h for h, c in zip(cands, cost) if c == min(cost)]
         out.append((float(np.mean(best)), n))

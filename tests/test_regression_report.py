@@ -284,7 +284,8 @@ def test_figure_is_a_capped_grid_of_named_panels(ng, tmp_path):
     path = out / f"regression_{ng}_{by}.png"
     fig = res.plot(path)
 
-    w, h = Image.open(path).size
+    with Image.open(path) as im:
+        w, h = im.size
     assert 700 <= w <= 2400 and 700 <= h <= 2400           # was 1280 x 8820 px for 120 glaciers
     assert (w, h) == tuple(round(v * 100) for v in fig.get_size_inches())
     pooled, panels = fig.axes[0], fig.axes[1:]

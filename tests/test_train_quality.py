@@ -248,6 +248,51 @@ def test_kernel_calibrator_equals_sklearn_kernel_ridge(overconfident):
                                ridge.predict(np.exp(-np.abs(grid[:, None] - x.T))), atol=1e-6)
 
 
+def _reference_fit_points(conf: np.ndarray, correct: np.ndarray):
+    """The reference's fit points written from its description alone (facies-reference.md,
+    "Confidence calibration"), with ``np.histogram``: 25 equal-width bins of [0, 1], mean
+    confidence and accuracy per non-empty bin, anchors (0, 0) and (1, 1), per-point weight
+    ``w = (count / max count) ** 0.1`` and ``alpha = (1 - w) * 0.01`` (anchors: w = 1)."""
+    n, _ = np.histogram(conf, bins=25, range=(0.0, 1.0))
+    s_conf, _ = np.histogram(conf, bins=25, range=(0.0, 1.0), weights=conf)
+    s_ok, _ = np.histogram(conf, bins=25, range=(0.0, 1.0), weights=correct.astype(float))
+    keep = n > 0
+    n, x, y = n[keep], s_conf[keep] / n[keep], s_ok[keep] / n[keep]
+    w = (n / n.max()) ** 0.1
+    return (np.r_[0.0, x, 1.0], np.r_[0.0, y, 1.0], np.r_[0, n, 0], np.r_[1.0, w, 1.0],
+            np.r_[0.0, (1 - w) * 0.01, 0.0])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_kernel_fit_points_and_per_sample_ridge_against_an_independent_histogram(seed):
+    """Binning, weights and penalties from ``np.histogram`` and the formula alone (not from
+    :func:`reliability_points`), and the per-sample ridge solved by scikit-learn on them: a
+    changed bin count, weight power or kernel alpha in the calibrator changes these numbers."""
+    from sklearn.kernel_ridge import KernelRidge
+
+    rng = np.random.default_rng(seed)
+    conf = rng.beta(5, 2, 4000)                      # continuous: no value on a bin edge
+    correct = rng.random(4000) < conf ** 1.5         # over-confident
+    conf[:3] = [0.011, 0.013, 0.017]                 # a sparse first bin: its weight is far below 1
+    x, y, n, w, alpha = _reference_fit_points(conf, correct)
+    assert 0.5 < w[1] < 0.85 and alpha[1] > 1e-3     # the power and alpha matter for this point
+    pts = cal_mod.reliability_points(conf, correct)
+    np.testing.assert_allclose(pts["x"], x, atol=1e-12)
+    np.testing.assert_allclose(pts["y"], y, atol=1e-12)
+    np.testing.assert_array_equal(pts["count"], n)
+    np.testing.assert_allclose(pts["weight"], w, rtol=1e-12)
+    np.testing.assert_allclose(pts["alpha"], alpha, rtol=1e-12, atol=1e-15)
+    K = np.exp(-np.abs(x[:, None] - x[None, :]))     # Laplacian kernel, gamma = 1
+    ridge = KernelRidge(kernel="precomputed", alpha=0.0).fit(K + np.diag(alpha), y)
+    grid = np.linspace(0, 1, 201)
+    want = ridge.predict(np.exp(-np.abs(grid[:, None] - x[None, :])))
+    soft = cal_mod.fit_kernel(conf, correct, ridge="per-sample")
+    np.testing.assert_allclose(soft.predict_unclipped(grid), want, atol=1e-8)
+    # the study's call interpolates the same points exactly
+    study = cal_mod.fit_kernel(conf, correct)
+    np.testing.assert_allclose(study.predict_unclipped(x), y, atol=1e-8)
+
+
 def test_isotonic_calibrator_equals_sklearn_isotonic_regression(overconfident):
     from sklearn.isotonic import IsotonicRegression
 

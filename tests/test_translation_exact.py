@@ -106,6 +106,10 @@ def test_patch_form_against_numpy():
     np.testing.assert_allclose(got, want, atol=2e-5)
 
 
+# an untrained model applied to normalised random inputs (no stored min/max), in chunks smaller
+# than the 16 px halo on purpose: both warnings are expected here
+@pytest.mark.filterwarnings("ignore::xfacies.model.bundle.NormalisationWarning")
+@pytest.mark.filterwarnings("ignore::xfacies.halo.ChunkWarning")
 @pytest.mark.parametrize("chunks", [(11, 64, 64), (11, 19, 23)])
 def test_dense_equals_exact_at_every_pixel(chunks):
     """Whole scene, odd chunks (halos across chunk borders) and the scene's edges, where the

@@ -64,7 +64,7 @@ _LAZY = {
 #: Sub-packages and modules reachable as attributes (``xfacies.synthetic``, ``xfacies.wgms``).
 _SUBMODULES = {
     **{name: f"xfacies.{name}" for name in (
-        "catalog", "spatial", "halo", "options", "validation", "accessor", "synthetic", "io", "plot",
+        "catalog", "errors", "spatial", "halo", "options", "validation", "accessor", "synthetic", "io", "plot",
         "sources", "features", "model", "inference", "products", "massbalance", "train", "app",
         "caffe")},
     "wgms": "xfacies.massbalance.wgms",

@@ -30,10 +30,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from xfacies.errors import XfaciesWarning
+
 __all__ = ["map_halo", "min_chunks", "ChunkWarning", "block_windows", "from_block_tasks"]
 
 
-class ChunkWarning(UserWarning):
+class ChunkWarning(XfaciesWarning):
     """Chunks were changed to fit a halo."""
 
 

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xfacies.errors import InputWarning
 from xfacies.spatial import _same_crs, crs_of
 from xfacies.validation import require_unique_times
 
@@ -132,7 +133,7 @@ def _naive_utc_times(ds: xr.Dataset) -> xr.Dataset:
         f"the time coordinate is time-zone aware ({idx.tz}); it is converted to UTC and stored "
         "without a time zone (datetime64, the xarray/CF convention): convert it yourself to "
         "silence this, e.g. obj.assign_coords(time=obj.indexes['time'].tz_convert('UTC')"
-        ".tz_localize(None))", UserWarning, stacklevel=4)
+        ".tz_localize(None))", InputWarning, stacklevel=4)
     naive = idx.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]")
     attrs = dict(ds["time"].attrs)
     if ds["time"].ndim == 0:

@@ -211,7 +211,7 @@ def _check_centres(obj: xr.DataArray | xr.Dataset, t: Any, ydim: str, xdim: str)
     """Refuse a transform whose first pixel centre is not the first x/y coordinate: with a
     one-pixel side and no stored transform (``spatial_ref`` ``GeoTransform``) rioxarray falls
     back to the identity, which would place the grid at (0, 0) in 1 m pixels."""
-    cx, cy = t * (0.5, 0.5)
+    cx, cy = t @ (0.5, 0.5)
     for d, c, step in ((xdim, cx, abs(t.a)), (ydim, cy, abs(t.e))):
         if d in obj.coords and obj.sizes[d] >= 1:
             v = float(np.asarray(obj[d].values)[0])

@@ -83,6 +83,8 @@ from typing import Any, Literal
 import numpy as np
 import rioxarray  # noqa: F401  (registers .rio)
 
+from xfacies.errors import InputWarning
+
 __all__ = ["apply_scene", "ApplyResult", "NODATA_OUT", "scene_features"]
 
 #: Nodata value of the class and confidence GeoTIFFs (the reference's).
@@ -489,7 +491,7 @@ def apply_scene(
 
         warnings.warn(f"{optical} holds integers ({feats.attrs['optical_dtype']}): they are used as they "
                       "are, in the units of the model's normalisation (its optical min/max are not "
-                      "reflectance)", UserWarning, stacklevel=2)
+                      "reflectance)", InputWarning, stacklevel=2)
     if tuple(m.features) != tuple(feats.band.values):
         given = next((k for k, v in FEATURE_SETS.items() if v == tuple(m.features)), None)
         raise ValueError(

@@ -307,7 +307,9 @@ class ClusterConfig(_Section):
     n_workers, threads_per_worker, memory_limit
         Of the LocalCluster (worker processes).
     dashboard_address
-        Of the LocalCluster (``":0"``: any free port).
+        Of the LocalCluster: loopback only by default (``"127.0.0.1:8787"``; ``"127.0.0.1:0"``: any
+        free port).  The dashboard has no authentication: open it to the network only on purpose
+        (``":8787"`` listens on every interface), e.g. through an SSH tunnel instead.
     batch_dates
         Dates submitted at a time (absent: as many as the workers' memory
         holds, see :func:`xfacies.app.pipeline.dates_per_batch`); at most two
@@ -323,7 +325,7 @@ class ClusterConfig(_Section):
     n_workers: int = 2
     threads_per_worker: int = 1
     memory_limit: str = "auto"
-    dashboard_address: str = ":8787"
+    dashboard_address: str = "127.0.0.1:8787"
     batch_dates: int | None = Field(default=None, ge=1)
     no_worker_timeout: float = Field(default=300.0, gt=0)
 

@@ -61,6 +61,7 @@ import pandas as pd
 
 from xfacies.app.config import ClusterConfig, MassBalanceConfig, RunConfig, SyntheticArea, load_config
 from xfacies.app.report import RunResult, end_of_season_table
+from xfacies.errors import RunWarning
 
 __all__ = ["run", "run_config", "RunConfig", "RunResult", "RunLockedError", "NoWorkersError", "load_config",
            "dates_per_batch", "prepare_synthetic_catalog"]
@@ -104,7 +105,7 @@ def _run_lock(folder: Path) -> Iterator[None]:
             same_host = other.get("host") == me["host"]
             if attempt == 1 and same_host and isinstance(other.get("pid"), int) and not _pid_alive(other["pid"]):
                 warnings.warn(f"{lock} was left by an xfacies run (pid {other['pid']}) that is no longer "
-                              "running; taking it over", UserWarning, stacklevel=4)
+                              "running; taking it over", RunWarning, stacklevel=4)
                 lock.unlink(missing_ok=True)
                 continue
             raise RunLockedError(

@@ -239,6 +239,7 @@ def run_training(cfg: TrainConfig, *, verbose: int = 1) -> TrainingResult:
         tables["pruning"] = report
         flagged = np.zeros(labels.size, bool)
         flagged[issues] = True
+        tables["flagged_labels"] = _flagged_table(patches, labels, issues, before.probabilities.values)
         if "flipped" in patches.coords:  # synthetic label noise: how well the flags find it
             flip = np.asarray(patches["flipped"].values, bool)
             tp = int((flagged & flip).sum())
@@ -276,6 +277,27 @@ def run_training(cfg: TrainConfig, *, verbose: int = 1) -> TrainingResult:
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     say(f"wrote {out} in {summary['seconds']} s")
     return TrainingResult(out, tables, models)
+
+
+def _flagged_table(patches: xr.Dataset, labels: np.ndarray, issues: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+    """The labels confident learning flagged, most suspicious first: the sample, its glacier,
+    date and fold, the given and the suggested class (the out-of-fold argmax) and the
+    self-confidence (out-of-fold probability of the given class)."""
+    from xfacies.catalog import class_names
+
+    names = np.asarray(class_names())
+    idx = np.asarray(issues, dtype=np.int64)
+    table = pd.DataFrame({
+        "sample": np.asarray(patches["sample"].values)[idx],
+        "given": names[labels[idx]],
+        "suggested": names[probs[idx].argmax(axis=1)],
+        "self_confidence": probs[idx, labels[idx]].round(4),
+        "fold": np.asarray(patches["fold"].values)[idx],
+    })
+    for coord in ("glacier", "date", "point"):
+        if coord in patches.coords:
+            table.insert(1, coord, np.asarray(patches[coord].values)[idx])
+    return table
 
 
 def _fold_scores(models: dict[int, Any], patches: xr.Dataset, evaluate) -> pd.DataFrame:

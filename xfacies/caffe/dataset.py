@@ -83,6 +83,7 @@ import xarray as xr
 
 from xfacies.caffe.names import Stem, parse_stem
 from xfacies.catalog import ZONES, zone_flag_attrs
+from xfacies.errors import XfaciesWarning
 
 __all__ = [
     "open_dataset",
@@ -123,7 +124,7 @@ _MODES = ("L", "1", "P", "LA", "RGB", "RGBA")
 _DTYPES = {"sar": np.dtype(np.uint8), "zones": np.dtype(np.int8), "front": np.dtype(bool)}
 
 
-class MissingGeoreferenceWarning(UserWarning):
+class MissingGeoreferenceWarning(XfaciesWarning):
     """Some images are not listed in the metadata CSV and stay without coordinates."""
 
 

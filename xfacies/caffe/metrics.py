@@ -56,6 +56,7 @@ from scipy.spatial import cKDTree
 from xfacies.caffe import names
 from xfacies.caffe.postprocess import check_resolution, check_zones, zones_to_front
 from xfacies.catalog import ZONES
+from xfacies.errors import InputWarning
 
 __all__ = ["BREAKDOWNS", "front_errors", "zone_scores", "season", "evaluate", "summarize"]
 
@@ -415,7 +416,7 @@ def evaluate(predictions: xr.DataTree | Mapping[str, xr.Dataset | xr.DataArray],
                 "predicted fronts are post-processed with the file name's resolution, which is the "
                 "ORIGINAL image's, so the 750 m minimum front length spans too many pixels. Pass "
                 "resolution= (metres per pixel of the resized image), or the metadata CSV to "
-                "open_dataset", UserWarning, stacklevel=2)
+                "open_dataset", InputWarning, stacklevel=2)
     rows = [_image_row(stem, truths[stem], preds[stem], pixel_size, resolution) for stem in truths]
     table = pd.DataFrame(rows)
     return table if per_image else summarize(table)

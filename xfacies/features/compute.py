@@ -99,6 +99,7 @@ import rioxarray  # noqa: F401  (registers .rio)
 from numpy.typing import NDArray
 
 from xfacies import catalog, spatial
+from xfacies.errors import XfaciesWarning
 from xfacies.features import terrain
 from xfacies.features.proximity import _proximity, edge_distance
 from xfacies.halo import map_halo
@@ -132,7 +133,7 @@ STATIC_FEATURES = ("elevation", "slope", "proximity")
 
 
 
-class ShadowCapWarning(UserWarning):
+class ShadowCapWarning(XfaciesWarning):
     """The longest possible shadow exceeds ``shadow_cap``: longer shadows are cut."""
 
 

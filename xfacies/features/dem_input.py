@@ -12,6 +12,7 @@ import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 
 from xfacies import spatial
+from xfacies.errors import XfaciesWarning
 
 __all__ = ["DEM_VOID_VALUES", "DemVoidWarning"]
 
@@ -20,7 +21,7 @@ __all__ = ["DEM_VOID_VALUES", "DemVoidWarning"]
 DEM_VOID_VALUES: tuple[float, ...] = (-32768.0, -9999.0, float(np.finfo(np.float32).min))
 
 
-class DemVoidWarning(UserWarning):
+class DemVoidWarning(XfaciesWarning):
     """The DEM declares no nodata value but holds common void values, which are masked."""
 
 

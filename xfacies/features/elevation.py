@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from xfacies.errors import XfaciesWarning
+
 
 __all__ = ["MIN_ELEVATION_RANGE", "ElevationRangeWarning", "normalise_elevation", "warn_elevation_range"]
 
@@ -23,7 +25,7 @@ __all__ = ["MIN_ELEVATION_RANGE", "ElevationRangeWarning", "normalise_elevation"
 MIN_ELEVATION_RANGE = 1.0
 
 
-class ElevationRangeWarning(UserWarning):
+class ElevationRangeWarning(XfaciesWarning):
     """The DEM range inside some outlines is below :data:`MIN_ELEVATION_RANGE`: elevation 0.5 there."""
 
 

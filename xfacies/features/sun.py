@@ -12,6 +12,8 @@ import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
+from xfacies.errors import InputWarning
+
 
 __all__ = ["check_sun_angles"]
 
@@ -115,4 +117,4 @@ def check_sun_angles(azimuth: NDArray, elevation: NDArray, labels: Sequence[str]
             f"sun_azimuth values {[float(v) for v in az[:5]]} are all within 0..2 pi: if they are "
             "radians, convert them with numpy.degrees(...) (xfacies expects degrees clockwise from "
             "north); a sun due north (as in the southern hemisphere) is fine and can be left as is",
-            UserWarning, stacklevel=4)
+            InputWarning, stacklevel=4)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xfacies.errors import InputWarning
 from xfacies.massbalance.wgms import (
     _BALANCE_KINDS, PathLike, _clean_str, _links_from, _load, _read_csv, _balance_array,
     read_links, read_mass_balance,
@@ -390,8 +391,7 @@ def match_outlines(
         warnings.warn(
             f"{len(problems)} ambiguous WGMS match(es): {'; '.join(problems[:5])}"
             f"{' ...' if len(problems) > 5 else ''}. See the 'note' column of the match table; "
-            "pass an edited table as match= to balances_for_outlines() to decide them",
-            UserWarning,
+            "pass an edited table as match= to balances_for_outlines() to decide them", InputWarning,
             stacklevel=2,
         )
     return out

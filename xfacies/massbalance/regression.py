@@ -87,6 +87,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xfacies.errors import InputWarning
+
 __all__ = ["Fit", "CrossValidation", "RegressionResult", "regress", "tidy_pairs"]
 
 #: Columns of :attr:`RegressionResult.dropped`.
@@ -531,7 +533,7 @@ def _pairs(x: pd.Series, y: pd.Series) -> pd.DataFrame:
             warnings.warn(
                 f"the {col} holds {int(bad.sum())} infinite value(s) ({where}{' ...' if bad.sum() > 5 else ''}); "
                 "those pairs are left out of the fit. Check how the values were computed (e.g. a "
-                "division by a zero area) and set them to NaN.", UserWarning, stacklevel=4)
+                "division by a zero area) and set them to NaN.", InputWarning, stacklevel=4)
             d = d[np.isfinite(d[col].to_numpy(dtype=float))]
     return d.reset_index().sort_values(["glacier", "year"], ignore_index=True)
 
@@ -587,8 +589,7 @@ def _check_percent(predictor: Any, values: np.ndarray, pname: str) -> None:
             f"predictor {pname!r} is fraction-like ({why}) but its values reach {top:.4g}: it looks like "
             "percent (0-100), which makes the slope 100 times too small. regress expects a fraction "
             f"0-1: pass {pname} / 100 (and attrs['units'] = '1'), or read WGMS AAR with "
-            "xfacies.massbalance.wgms.overview_for(..., 'aar'), which is a fraction",
-            UserWarning,
+            "xfacies.massbalance.wgms.overview_for(..., 'aar'), which is a fraction", InputWarning,
             stacklevel=3,
         )
 
@@ -792,7 +793,7 @@ def regress(
         warnings.warn(
             f"the balances have a median magnitude of {med:.3g}: they look like mm w.e.; "
             "regress expects m w.e. (divide by 1000, or use xfacies.massbalance.wgms readers)",
-            stacklevel=2,
+            InputWarning, stacklevel=2,
         )
     pname = str(getattr(predictor, "name", None) or "predictor")
     _check_percent(predictor, d["predictor"].to_numpy(), pname)

@@ -39,6 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from xfacies import catalog
+from xfacies.errors import XfaciesWarning
 from xfacies.model.calibration import Calibrator, calibrator_from_dict
 from xfacies.model.runtime import (
     DEFAULT_PRECISION, bucket, check_precision, compiled_dense_block, compiled_exact, compiled_forward,
@@ -57,11 +58,11 @@ class BundleError(ValueError):
     """A model bundle is missing, corrupted or inconsistent."""
 
 
-class NormalisationWarning(UserWarning):
+class NormalisationWarning(XfaciesWarning):
     """A model without stored normalisation is applied to raw features."""
 
 
-class DomainWarning(UserWarning):
+class DomainWarning(XfaciesWarning):
     """A model is applied to imagery unlike what it was trained on (e.g. a model trained on
     synthetic glaciers only, applied to real imagery)."""
 

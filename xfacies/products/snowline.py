@@ -70,8 +70,10 @@ def _bands_stat(cls: np.ndarray, z: np.ndarray, inside: np.ndarray, acc: np.ndar
     ok = inside & np.isfinite(z)
     if not ok.any():
         return out, count
+    # candidate edges: from the highest edge at or below the glacier's lowest pixel to the first edge
+    # strictly above its highest pixel, whatever the alignment of the extremes with the edges
     lo = np.floor(np.nanmin(z[ok]) / band_width) * band_width
-    hi = np.ceil(np.nanmax(z[ok]) / band_width) * band_width + band_width
+    hi = (np.floor(np.nanmax(z[ok]) / band_width) + 1) * band_width
     if (hi - lo) / band_width > _MAX_BANDS:
         raise ValueError(
             f"band_width={band_width:g} m cuts the glacier's {np.nanmax(z[ok]) - np.nanmin(z[ok]):g} m of "
@@ -141,9 +143,11 @@ def snowline_altitude(
     ``"bands"``
         Elevation bands of ``band_width`` metres; the snowline is the band edge
         ``h`` that minimises (accumulation pixels below ``h``) + (ablation
-        pixels above ``h``), i.e. the best step-function split of the
-        hypsometry (ties: their mean).  Less sensitive to patchy boundaries,
-        resolution limited to ``band_width``.
+        pixels at or above ``h``), i.e. the best step-function split of the
+        hypsometry.  The candidate edges are multiples of ``band_width`` from the
+        highest one at or below the glacier's lowest pixel to the first one above
+        its highest pixel; ties: their mean.  Less sensitive to patchy
+        boundaries, resolution limited to ``band_width``.
 
     NaN where fewer than ``min_pixels`` boundary edges (``"boundary"``) or
     observed pixels (``"bands"``) exist, or where the glacier is all

@@ -19,6 +19,7 @@ import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 
 from xfacies import spatial
+from xfacies.errors import InputWarning
 from xfacies.spatial import DEFAULT_BUFFER
 
 from xfacies.sources.sensors import PROVIDERS, CollectionSpec
@@ -171,4 +172,4 @@ def _warn_if_coarse(src: Any, dst: Any, what: str, factor: float = 4.0) -> None:
             f"the DEM {what} has pixels of about {s:.0f} m, {s / d:.0f} times coarser than the {d:g} m grid: "
             "elevation is interpolated, so slope, hillshade and cast shadows show the DEM's pixels. "
             "Use a finer DEM where you have one (e.g. source='cop-dem-glo-30', or a national lidar DEM).",
-            UserWarning, stacklevel=3)
+            InputWarning, stacklevel=3)

@@ -43,6 +43,7 @@ import xarray as xr
 import rioxarray  # noqa: F401  (registers .rio)
 
 from xfacies import spatial
+from xfacies.errors import InputWarning, XfaciesWarning
 
 __all__ = ["ID_COLUMNS", "read_outlines", "rasterize", "glacier_bboxes", "crop", "OverlapWarning",
            "overlaps"]
@@ -55,7 +56,7 @@ _POLYGONAL = ("Polygon", "MultiPolygon")
 _BURN_LOCK = threading.Lock()
 
 
-class OverlapWarning(UserWarning):
+class OverlapWarning(XfaciesWarning):
     """Outlines overlap: where they do, :func:`rasterize` gives the pixels to the later row."""
 
 
@@ -184,7 +185,7 @@ def read_outlines(
         warnings.warn(
             f"dropped {int(empty.sum())} outline(s) without a polygonal geometry: "
             f"{dropped[:10]}{' ...' if len(dropped) > 10 else ''}",
-            UserWarning,
+            InputWarning,
             stacklevel=2,
         )
     gdf = gdf.loc[~empty].copy()

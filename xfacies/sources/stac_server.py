@@ -516,7 +516,7 @@ def write_collection(path: str | Path, collection_id: str, items: Sequence[ItemL
     --------
     >>> import tempfile, json
     >>> p = write_collection(tempfile.mkdtemp() + "/c.json", "sentinel-2-c1-l2a")
-    >>> json.load(open(p))["id"]
+    >>> json.loads(Path(p).read_text())["id"]
     'sentinel-2-c1-l2a'
     """
     path = Path(path)
@@ -665,7 +665,7 @@ def synthetic_catalog(season: Any, outdir: str | Path, provider: str = "earth-se
     --------
     >>> from xfacies import synthetic
     >>> coll, items = synthetic_catalog(synthetic.season(2, size=16), "cat")
-    >>> [it["properties"]["platform"] for it in json.load(open(items))["features"]]
+    >>> [it["properties"]["platform"] for it in json.loads(Path(items).read_text())["features"]]
     ['sentinel-2a', 'sentinel-2b']
     """
     spec = _sensor_table(provider, "sentinel-2")

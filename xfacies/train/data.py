@@ -78,6 +78,7 @@ import pandas as pd
 import xarray as xr
 
 from xfacies import catalog, spatial
+from xfacies.errors import XfaciesWarning
 
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
@@ -127,7 +128,7 @@ _NAME_HELP = (
 )
 
 
-class DroppedPointsWarning(UserWarning):
+class DroppedPointsWarning(XfaciesWarning):
     """Some labels gave no patch (outside the cube, on missing dates or on nodata)."""
 
 

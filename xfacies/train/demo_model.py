@@ -41,9 +41,11 @@ def _season(seed: int):
     return synthetic.season(DATES, size=SIZE, seed=seed)
 
 
-def evaluate(model, seeds=TEST_SEEDS, *, exact_sample: int = 3000, seed: int = 0) -> dict[str, Any]:
+def evaluate(model, seeds: Any = None, *, exact_sample: int = 3000, seed: int = 0) -> dict[str, Any]:
     """Macro F1 of ``model`` on held-out synthetic seasons (dense on every glacier pixel,
-    exact on a random sample of glacier pixels)."""
+    exact on a random sample of glacier pixels); ``seeds`` default to :data:`TEST_SEEDS`
+    (read when called)."""
+    seeds = TEST_SEEDS if seeds is None else seeds
     from xfacies.inference import classify
     from xfacies.train.patches import macro_f1
 
