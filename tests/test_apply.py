@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
@@ -172,3 +174,22 @@ def test_cli_apply(scene_files, models, tmp_path, capsys):
     assert main(["apply", "--optical", files["optical"], "--outlines", files["outlines"], "--output", str(out),
                  "--slope", files["slope"], "--model", str(models[6].path)]) == 2
     assert "--slope was given without --dem" in capsys.readouterr().err
+
+
+def test_an_output_that_is_an_input_is_refused_and_the_input_is_untouched(scene_files, models, tmp_path, capsys):
+    _, _, _, files, _ = scene_files
+    before = {k: Path(v).read_bytes() for k, v in files.items() if k in ("optical", "dem")}
+    for flag, target in (("--output", files["optical"]), ("--output", files["dem"]),
+                         ("--confidence", files["optical"])):
+        argv = ["apply", "--optical", files["optical"], "--outlines", files["outlines"], "--dem", files["dem"],
+                "--output", str(tmp_path / "ok.tif"), "--model", str(models[6].path), "--no-progress"]
+        if flag == "--output":
+            argv[argv.index("--output") + 1] = target
+        else:
+            argv += ["--confidence", target]
+        assert main(argv) == 2, argv
+        assert "would overwrite that input" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--confidence .* is also --output"):
+        apply_scene(files["optical"], files["outlines"], tmp_path / "same.tif", confidence=tmp_path / "same.tif",
+                    model=models[6])
+    assert {k: Path(v).read_bytes() for k, v in files.items() if k in ("optical", "dem")} == before

@@ -464,3 +464,197 @@ def test_classify_refuses_south_up_or_mirrored_features_and_duplicated_dates(tin
     with pytest.raises(ValueError, match="duplicated time values"):
         xfacies.classify(twice, tiny_model)
     xfacies.classify(feats, tiny_model)  # north-up, distinct dates: fine
+
+
+# =========================================================================== percent reflectance at classify
+@pytest.mark.parametrize("lazy", [False, True])
+def test_percent_reflectance_straight_into_classify_is_refused(lazy):
+    """The units check is not only in ``features`` and ``xfacies apply``: ``classify`` and
+    ``predict_proba`` refuse optical bands x 100 too (at once, or when a dask block is computed)."""
+    ds = synthetic.scene("2021-08-15", size=64, seed=3)
+    feats = ds.features.copy()
+    optical = list(OPTICAL_FEATURES)
+    feats.loc[{"band": optical}] = feats.sel(band=optical) * 100
+    feats = feats.chunk(y=32, x=32) if lazy else feats
+    for fn in (xfacies.classify, xfacies.predict_proba):
+        with pytest.raises(ValueError, match=r"the features' optical bands.* does not look like surface "
+                                             r"reflectance.*A maximum near 100 means reflectance in percent: "
+                                             r"divide by 100"):
+            out = fn(feats, "demo", ds.glacier)
+            if lazy:
+                out.compute()
+    # the same features in reflectance classify
+    assert (xfacies.classify(ds.features, "demo", ds.glacier).values >= 0).any()
+
+
+# =========================================================================== grids that are not regular
+@pytest.mark.parametrize("how", ["gap", "shuffled", "repeated"])
+def test_a_class_map_that_is_not_a_regular_grid_is_refused_by_every_stage(how):
+    """One check (xfacies.spatial.geobox) for every stage: fractions, snowlines, classify."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from xfacies.catalog import class_flag_attrs
+
+    x = 630005.0 + 10 * np.arange(12)
+    if how == "gap":
+        x[6:] += 30.0
+    elif how == "shuffled":
+        x[[3, 7]] = x[[7, 3]]
+    else:
+        x[5] = x[4]
+    y = 5190095.0 - 10 * np.arange(10)
+    classes = xr.DataArray(np.zeros((10, 12), "int8"), dims=("y", "x"), coords={"y": y, "x": x},
+                           attrs=class_flag_attrs()).rio.write_crs("EPSG:32632")
+    gdf = gpd.GeoDataFrame({"rgi_id": ["a"]}, geometry=[box(630000, 5190000, 630060, 5190100)], crs="EPSG:32632")
+    msg = r"the 'x' coordinates are not a regular grid.*sortby\('x'\)"
+    with pytest.raises(ValueError, match=msg):
+        xfacies.fractions(classes, gdf)
+    with pytest.raises(ValueError, match=msg):
+        xfacies.snowline_altitude(classes.expand_dims(time=[np.datetime64("2021-08-01", "ns")]),
+                                  xr.full_like(classes, 3000.0, dtype="float32"), gdf)
+    feats = xr.DataArray(np.full((11, 10, 12), 0.3, "float32"), dims=("band", "y", "x"),
+                         coords={"band": list(xfacies.FEATURE_SETS[4]), "y": y, "x": x},
+                         attrs={"xfacies_imagery": "synthetic"}).rio.write_crs("EPSG:32632")
+    with pytest.raises(ValueError, match=msg):
+        xfacies.classify(feats, "demo", gdf)
+
+
+# =========================================================================== glaciers partly outside the scene
+def test_a_glacier_half_outside_the_map_has_half_coverage_and_a_warning():
+    """Coverage is the observed share of the whole outline (area, shapely), not of its visible part."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from xfacies.catalog import class_flag_attrs
+    from xfacies.errors import InputWarning
+
+    x, y = 630005.0 + 10 * np.arange(20), 5190195.0 - 10 * np.arange(20)
+    snow = next(c.id for c in xfacies.CLASSES if c.name == "snow")
+    classes = xr.DataArray(np.full((20, 20), snow, "int8"), dims=("y", "x"), coords={"y": y, "x": x},
+                           attrs=class_flag_attrs()).rio.write_crs("EPSG:32632")
+    inside, half = box(630000, 5190000, 630100, 5190100), box(630100, 5190100, 630300, 5190200)  # half beyond x
+    gdf = gpd.GeoDataFrame({"rgi_id": ["in", "half"]}, geometry=[inside, half], crs="EPSG:32632")
+    with pytest.warns(InputWarning, match=r"1 glacier\(s\) extend beyond the class map: half \(50 %\)"):
+        frac = xfacies.fractions(classes, gdf)
+    assert frac["coverage"].sel(glacier="in").item() == pytest.approx(1.0)
+    assert frac["coverage"].sel(glacier="half").item() == pytest.approx(0.5)
+    assert frac["fraction"].sel(glacier="half", **{"class": "snow"}).item() == 1.0  # of the visible part
+    # end of season: min_coverage drops it
+    aar = xfacies.aar_proxy(frac.expand_dims(time=[np.datetime64("2021-09-01", "ns")]))
+    eos = xfacies.end_of_season(aar, frac["coverage"].expand_dims(time=[np.datetime64("2021-09-01", "ns")]),
+                                min_coverage=0.7)
+    assert np.isnan(eos.sel(glacier="half").values).all() and (eos.sel(glacier="in").values == 1.0).all()
+
+
+# =========================================================================== outlines with their own glacier_id
+def test_outlines_with_a_glacier_id_column_are_checked_like_any_other():
+    """A glacier_id column used to skip every check: duplicated ids merged glaciers, NaN ids and
+    None or line geometries gave NaN fractions without a word."""
+    import geopandas as gpd
+    from shapely.geometry import LineString, box
+
+    from xfacies.catalog import class_flag_attrs
+    from xfacies.errors import InputWarning
+
+    x, y = 630005.0 + 10 * np.arange(20), 5190195.0 - 10 * np.arange(20)
+    classes = xr.DataArray(np.zeros((20, 20), "int8"), dims=("y", "x"), coords={"y": y, "x": x},
+                           attrs=class_flag_attrs()).rio.write_crs("EPSG:32632")
+    a, b = box(630000, 5190000, 630100, 5190100), box(630100, 5190100, 630200, 5190200)
+
+    def gdf(ids, geoms):
+        return gpd.GeoDataFrame({"glacier_id": ids}, geometry=geoms, crs="EPSG:32632")
+
+    with pytest.raises(ValueError, match=r"glacier ids are not unique .*\['g1'\]"):
+        xfacies.fractions(classes, gdf(["g1", "g1"], [a, b]))
+    with pytest.raises(ValueError, match=r"id column 'glacier_id' .* has 1 missing value"):
+        xfacies.fractions(classes, gdf(["g1", None], [a, b]))
+    with pytest.warns(InputWarning, match=r"dropped 2 outline\(s\) without a polygonal geometry: \['line', 'none'\]"):
+        frac = xfacies.fractions(classes, gdf(["g1", "line", "none"], [a, LineString([(0, 0), (1, 1)]), None]))
+    assert list(frac["glacier"].values) == ["g1"] and frac["coverage"].item() == 1.0
+
+
+# =========================================================================== config values the schema let through
+@pytest.mark.parametrize("section, key, value, match", [
+    ("stac", "resolution", 0, r"\[stac\] resolution must be > 0.0, got 0"),
+    ("stac", "resolution", float("nan"), r"\[stac\] resolution must be a number, got nan"),
+    ("stac", "buffer", -50.0, r"\[stac\] buffer must be >= 0.0, got -50.0"),
+    ("stac", "max_cloud", 150, r"\[stac\] max_cloud must be <= 100.0, got 150"),
+    ("model", "batch_size", 0, r"\[model\] batch_size must be >= 1, got 0"),
+    ("products", "hydrological_year_start_month", 13, r"\[products\] hydrological_year_start_month"),
+    ("products", "window", ["13-45", "10-15"], r"\[products\] window: '13-45' is not a day of the year"),
+])
+def test_config_values_out_of_range_are_refused_when_the_config_is_read(section, key, value, match):
+    from xfacies.app.config import RunConfig
+
+    cfg = {"area": {"synthetic": {"size": 64}}, "time": {"start": 2021, "end": 2021},
+           "stac": {"catalog": "synthetic"}, "dem": {"source": "synthetic"}, "output": {"dir": "out"}}
+    cfg.setdefault(section, {})[key] = value
+    with pytest.raises(ValueError, match=match):
+        RunConfig.from_dict(cfg)
+
+
+def test_a_negative_synthetic_size_is_refused():
+    from xfacies.app.config import RunConfig
+
+    with pytest.raises(ValueError, match=r"\[area\] synthetic.size must be >= 16, got -5"):
+        RunConfig.from_dict({"area": {"synthetic": {"size": -5}}, "time": {"start": 2021, "end": 2021},
+                             "output": {"dir": "out"}})
+
+
+# =========================================================================== raw tracebacks become messages
+def test_an_outline_with_a_nan_vertex_names_the_glacier():
+    import geopandas as gpd
+    from shapely.geometry import Polygon, box
+
+    with warnings.catch_warnings():  # shapely itself notes the NaN while building the test's polygon
+        warnings.simplefilter("ignore", RuntimeWarning)
+        bad = Polygon([(0, 0), (10, 0), (float("nan"), 10), (0, 10)])
+    gdf = gpd.GeoDataFrame({"rgi_id": ["ok", "nan-vertex"]}, geometry=[box(0, 0, 5, 5), bad], crs="EPSG:32632")
+    with pytest.raises(ValueError, match=r"1 outline\(s\) of the GeoDataFrame have non-finite .* \['nan-vertex'\]"):
+        xfacies.read_outlines(gdf)
+
+
+def test_an_output_folder_that_is_a_file_or_not_writable_is_named(tmp_path):
+    import os
+    import stat
+
+    from xfacies.app.pipeline import run
+    from test_pipeline import config
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match=r"\[output\] dir .*afile is a file, not a folder"):
+        run(config(tmp_path / "afile"), progress=False, verbose=False)
+    with pytest.raises(ValueError, match=r"\[output\] dir .*afile/below cannot be created: a part of that path is a file"):
+        run(config(tmp_path / "afile" / "below"), progress=False, verbose=False)
+    if os.geteuid() != 0:  # root writes anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        with pytest.raises(ValueError, match=r"\[output\] dir .*ro/out is not writable"):
+            run(config(ro / "out"), progress=False, verbose=False)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda m: m.update(features=7), r"model.json is not what xfacies writes \(TypeError"),
+    (lambda m: m.update(config=[1, 2]), r"'config' and 'metadata' must be JSON objects"),
+    (lambda m: m.pop("architecture"), r"model.json is not what xfacies writes \(KeyError: 'architecture'"),
+    (lambda m: m.update(classes=[1, 2]), r"'architecture', 'features' and 'classes' must be strings"),
+])
+def test_bundle_metadata_of_the_wrong_type_is_a_bundle_error(tmp_path, edit, match):
+    import json
+    import zipfile
+
+    from conftest import make_tiny_model
+    from xfacies.model.bundle import BundleError
+
+    good = make_tiny_model(6).save(tmp_path / "good.xfacies")
+    with zipfile.ZipFile(good) as zin:
+        meta, weights = json.loads(zin.read("model.json")), zin.read("weights.npz")
+    edit(meta)
+    bad = tmp_path / "bad.xfacies"
+    with zipfile.ZipFile(bad, "w") as zout:
+        zout.writestr("model.json", json.dumps(meta))
+        zout.writestr("weights.npz", weights)
+    with pytest.raises(BundleError, match=match):
+        xfacies.load_model(bad)

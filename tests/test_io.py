@@ -11,6 +11,7 @@ import rioxarray  # noqa: F401
 import xarray as xr
 
 from xfacies.catalog import CLASSES, NODATA, class_flag_attrs
+from xfacies import io
 from xfacies.io import open_zarr, to_zarr, zarr_format_of
 
 CRS = "EPSG:32632"
@@ -164,3 +165,26 @@ def test_zarr_v2_updates_too(tmp_path):
     back = open_zarr(path).compute()
     assert back.sizes["time"] == 3 and back["classes"].dtype == np.int8
     xr.testing.assert_identical(back.isel(time=[1, 2]), new)
+
+
+def test_dates_laid_out_but_never_written_read_as_nodata_with_plain_xarray(tmp_path):
+    """A run lays out every date before writing any: the dates it never wrote (a crash, an edited
+    completion record) read as NODATA (-1), not as class 0 (ice), with plain ``xr.open_zarr``."""
+    import dask.array as da
+
+    from xfacies.catalog import NODATA, class_flag_attrs
+
+    t = pd.date_range("2021-06-01", periods=3, freq="10D")
+    arr = da.from_array(np.arange(3 * 8 * 8).reshape(3, 8, 8) % 5, chunks=(1, 8, 8)).astype(np.int8)
+    classes = xr.DataArray(arr, dims=("time", "y", "x"), name="classes",
+                           coords={"time": t, "y": 5190000.0 - 10 * np.arange(8), "x": 630000.0 + 10 * np.arange(8)},
+                           attrs=class_flag_attrs())
+    store = tmp_path / "maps.zarr"
+    io.layout_regions(classes, store)
+    writes = io.region_writes(classes, store)
+    writes[t[0]].compute()  # only the first date is written
+    raw = xr.open_zarr(store, consolidated=False)
+    assert raw.classes.dtype == np.int8 and "_FillValue" not in raw.classes.attrs
+    np.testing.assert_array_equal(raw.classes.isel(time=0).values, classes.isel(time=0).values)
+    assert (raw.classes.isel(time=slice(1, None)).values == NODATA).all()
+    assert list(io.complete_dates(store)) == []  # nothing was marked complete

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import xfacies
+from xfacies.errors import UnsafeFileError
 from xfacies.model.bundle import BundleError
 from xfacies.model.calibration import KernelCalibrator, calibrator_from_sklearn
 
@@ -168,7 +169,17 @@ def test_reference_calibrators_reproduce_published_outputs(fold, tmp_path):
     from xfacies.model.calibration import read_reference_calibrator
 
     ref = _reference_outputs()["calibration"][f"{fold}_calibration_model.pickle"]
-    cal = read_reference_calibrator(REF_WEIGHTS / "calibration" / f"{fold}_calibration_model.pickle")
+    # the reference's own pickle (as reference_model reads it after checking its sha256) ...
+    cal = read_reference_calibrator(REF_WEIGHTS / "calibration" / f"{fold}_calibration_model.pickle",
+                                    trust_pickle=True)
+    # ... and its one-time JSON conversion, what users pass everywhere else: the same curve
+    from xfacies.model.calibration import read_calibrator
+    from xfacies.model.reference import convert_reference_file
+
+    js = convert_reference_file(REF_WEIGHTS / "calibration" / f"{fold}_calibration_model.pickle",
+                                tmp_path / "cal.json", trust_pickle=True)
+    np.testing.assert_array_equal(read_calibrator(js).predict_unclipped(np.array(ref["confidence"])),
+                                  cal.predict_unclipped(np.array(ref["confidence"])))
     np.testing.assert_allclose(cal.predict_unclipped(np.array(ref["confidence"])),
                                ref["calibrated_unclipped"], atol=1e-6)
     # Stored pickle-free in a bundle and back.
@@ -260,7 +271,12 @@ def test_import_reference_with_minmax_and_mismatched_features(tmp_path):
 
     pkl = tmp_path / "globalminmax.pickle"
     pkl.write_bytes(pickle.dumps((mins, maxs)))
-    m = xfacies.import_reference(h5, pkl)
+    with pytest.raises(UnsafeFileError, match="convert-reference"):
+        xfacies.import_reference(h5, pkl)
+    from xfacies.model.reference import convert_reference_file
+
+    js = convert_reference_file(pkl, tmp_path / "globalminmax.json", trust_pickle=True)
+    m = xfacies.import_reference(h5, js)
     assert m.normalisation == {"min": [0.0] * 8, "max": list(maxs[:8])}
     with pytest.raises(ValueError, match="expected 11"):
         xfacies.import_reference(h5, (np.zeros(5), np.ones(5)))

@@ -460,3 +460,35 @@ def test_a_synthetic_catalogue_of_a_longer_record_serves_a_shorter_run(tmp_path)
     other = pixels(cat)
     days = sorted(d for d in other if d in full)
     assert len(days) == 2 and all(not np.array_equal(other[d], full[d]) for d in days)
+
+
+def test_a_rerun_with_another_model_method_or_smoothing_is_refused_and_the_store_is_untouched(first_run, tmp_path):
+    """The store records what made it; adding dates with another maker would mix models in one record."""
+    import zarr
+
+    from conftest import make_tiny_model
+
+    out, first = first_run
+    attrs = dict(zarr.open_group(str(first.store), mode="r").attrs)
+    assert attrs["xfacies_model_sha256"] == xfacies.load_model("demo").sha256
+    assert (attrs["xfacies_method"], attrs["xfacies_smooth"]) == ("dense", "true")
+    before = chunk_files(first.store)
+    other = make_tiny_model(11, seed=3).save(tmp_path / "other.xfacies")
+    for change, what in (({"model": {"smooth": False}}, r"smooth: store 'true', this run 'false'"),
+                         ({"model": {"method": "exact"}}, r"method: store 'dense', this run 'exact'"),
+                         ({"model": {"path": str(other)}}, r"model: store 'demo', this run .*other.xfacies.*"
+                                                           r"model_sha256: store")):
+        with pytest.raises(ValueError, match=rf"facies.zarr holds class maps made differently from this run "
+                                             rf"\(.*{what}.*\); adding dates would mix them.*new \[output\] dir"):
+            run(config(out, **change), progress=False, verbose=False)
+    assert chunk_files(first.store) == before
+
+
+def test_a_run_in_a_folder_with_a_space_and_a_non_ascii_letter(first_run, tmp_path):
+    """The catalogue's file:// hrefs are percent-encoded there ('My%20Glaciers', '%C3%96tztal'):
+    every date used to fail after its retries; now the run equals the same run elsewhere."""
+    out, first = first_run
+    res = run(config(tmp_path / "My Glaciers" / "Ötztal run"), progress=False, verbose=False)
+    assert len(res.written) == 3 and not res.failed
+    assert "%20" in (res.config.output.path / "stac" / "items.json").read_text()
+    xr.testing.assert_identical(io.open_zarr(res.store).compute(), io.open_zarr(first.store).compute())

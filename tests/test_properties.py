@@ -27,6 +27,7 @@ from shapely.geometry import box
 
 import xfacies
 from xfacies.catalog import CLASSES, NODATA, OPTICAL_FEATURES
+from xfacies.errors import InputWarning
 from xfacies.halo import block_windows, map_halo, min_chunks
 from xfacies.products import aar_proxy, end_of_season, fractions, snowline_altitude
 
@@ -244,11 +245,22 @@ def test_one_pixel_side_needs_a_stored_transform(ny, nx):
     with pytest.raises(ValueError, match=r"one pixel along .* no stored transform.*write_transform"):
         fractions(full.isel(y=slice(0, ny), x=slice(0, nx)), g)
     part = full.rio.write_transform(full.rio.transform()).isel(y=slice(0, ny), x=slice(0, nx))
-    frac = fractions(part, g)
+    # the outline covers the whole 4 x 5 grid: the slice sees part of it
+    with pytest.warns(InputWarning, match=r"1 glacier\(s\) extend beyond the class map"):
+        frac = fractions(part, g)
     n = np.bincount(part.values.ravel() + 1, minlength=NCLS + 1)
-    np.testing.assert_allclose(frac["fraction"].values[0], [n[c + 1] / n[[k + 1 for k in KEPT]].sum()
-                                                            for c in KEPT], rtol=1e-6)
+    observed = n[[k + 1 for k in KEPT]].sum()
+    np.testing.assert_allclose(frac["fraction"].values[0], [n[c + 1] / observed for c in KEPT], rtol=1e-6)
     assert float(frac["area"][0]) == 100.0 * ny * nx
+    # coverage: the observed share of the whole outline (its pixels in the slice plus its area beyond
+    # the slice, in pixels of 100 m2), not of the visible slice alone
+    from shapely.geometry import box as sbox
+
+    x, y = part["x"].values, part["y"].values
+    extent = sbox(x.min() - 5, y.min() - 5, x.max() + 5, y.max() + 5)
+    geom = g.geometry.iloc[0]
+    whole = ny * nx + (geom.area - geom.intersection(extent).area) / 100.0
+    np.testing.assert_allclose(frac["coverage"].values[0], observed / whole, rtol=1e-5)
 
 
 # =========================================================================== snowline

@@ -399,24 +399,30 @@ def _cli(cfg_path: Path, **kw) -> subprocess.Popen:
 @pytest.mark.faults
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_interrupted_run_resumes_only_the_missing_dates(clean_run, tmp_path, sig, attempt):
-    out = tmp_path / "out"
-    store = out / "facies.zarr"
-    cfg = fault_config(out)
-    cfg["cluster"] = {"scheduler": "threads", "batch_dates": 2}
-    path = tmp_path / "run.toml"
-    path.write_text(toml(cfg))
-    proc = _cli(path)
-    try:
-        # interrupt at a different point each attempt: after 2, 3 or 4 complete dates
-        _wait_for(lambda: _n_complete(store) >= 1 + attempt or proc.poll() is not None, 300, "dates")
-        assert proc.poll() is None, proc.communicate()[0]
-        proc.send_signal(sig)
-        text = proc.communicate(timeout=120)[0]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    done_before = list(io.complete_dates(store))
-    assert 1 + attempt <= len(done_before) < len(DATES8)
+    # The signal races the run: on a loaded machine the dates in flight can all finish before it is
+    # handled.  A run that ends complete and with exit 0 was not interrupted: start it again (a
+    # signal that is never handled fails after three tries).
+    for tryno in range(3):
+        out = tmp_path / f"out{tryno}"
+        store = out / "facies.zarr"
+        cfg = fault_config(out)
+        cfg["cluster"] = {"scheduler": "threads", "batch_dates": 2}
+        path = tmp_path / f"run{tryno}.toml"
+        path.write_text(toml(cfg))
+        proc = _cli(path)
+        try:
+            # interrupt at a different point each attempt: after 2, 3 or 4 complete dates
+            _wait_for(lambda: _n_complete(store) >= 1 + attempt or proc.poll() is not None, 300, "dates")
+            assert proc.poll() is None, proc.communicate()[0]
+            proc.send_signal(sig)
+            text = proc.communicate(timeout=120)[0]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        done_before = list(io.complete_dates(store))
+        if not (proc.returncode == 0 and len(done_before) == len(DATES8)):
+            break
+    assert 1 + attempt <= len(done_before) < len(DATES8), (proc.returncode, text[-2000:])
     if sig == signal.SIGINT:
         assert proc.returncode == 130 and "interrupted" in text and "run the same command again" in text
         assert not (out / ".xfacies-run.lock").exists()

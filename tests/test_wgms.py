@@ -162,3 +162,34 @@ def test_real_balance_for_mixed_id_forms():
     assert float(b.sel(year=2020, glacier="RGI60-11.00897")) == pytest.approx(-0.97)
     with pytest.raises(ValueError, match="RGI60-11.00898"):
         wgms.balance_for(["RGI60-11.00898"], WGMS_DIR)
+
+
+# --------------------------------------------------------------------------- unit slips are refused
+def test_balances_already_in_m_we_are_refused_not_divided_again(tmp_path):
+    (tmp_path / "mbdata_WGMS-00001.csv").write_text(
+        MB_HEADER + "".join(f"{y},1,CH,X,2.1,,,{b},,\n" for y, b in ((2000, -0.97), (2001, 0.25), (2002, -1.5))))
+    with pytest.raises(ValueError, match=r"ANNUAL_BALANCE has a median magnitude of 0.97, which looks like "
+                                         r"m w.e.*Multiply that column by 1000"):
+        wgms.read_mass_balance(tmp_path)
+
+
+def test_overview_aar_given_as_a_fraction_is_refused_not_divided_again(tmp_path):
+    (tmp_path / "E-MASS-BALANCE-OVERVIEW.csv").write_text(
+        "POLITICAL_UNIT,NAME,WGMS_ID,YEAR,AAR\n" + "".join(f"CH,X,1,{y},{a}\n" for y, a in
+                                                          ((2000, 0.57), (2001, 0.705), (2002, 0.4))))
+    with pytest.raises(ValueError, match=r"AAR values \[0.57, 0.705, 0.4\] .* look like fractions.*Multiply "
+                                         r"the AAR column by 100"):
+        wgms.read_overview(tmp_path)
+
+
+def test_a_fractional_year_is_refused_not_truncated(tmp_path):
+    (tmp_path / "mbdata_WGMS-00001.csv").write_text(MB_HEADER + "1953.5,1,CH,X,2.1,,,-970,,\n")
+    with pytest.raises(ValueError, match=r"YEAR values \[1953.5\] are not whole years"):
+        wgms.read_mass_balance(tmp_path)
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path):
+    (tmp_path / "mbdata_WGMS-00001.csv").write_bytes(
+        "\ufeff".encode() + (MB_HEADER + "2000,1,CH,GLÄRNISCHFIRN,2.1,,,-970,,\n").encode("utf-8"))
+    mb = wgms.read_mass_balance(tmp_path)
+    assert list(mb["year"]) == [2000] and mb["annual_balance_mwe"].tolist() == [-0.97]

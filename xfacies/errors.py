@@ -1,4 +1,4 @@
-"""The warnings xfacies raises, with one common base.
+"""The warnings xfacies raises, with one common base, and its own error types.
 
 Every warning that xfacies itself emits is an instance of :class:`XfaciesWarning`
 (a :class:`UserWarning`), so a user or a test suite can treat them as a group::
@@ -24,7 +24,16 @@ Examples
 
 from __future__ import annotations
 
-__all__ = ["XfaciesWarning", "InputWarning", "RunWarning"]
+__all__ = ["XfaciesError", "UnsafeFileError", "XfaciesWarning", "InputWarning", "RunWarning"]
+
+
+class XfaciesError(Exception):
+    """Base class of the errors xfacies raises with its own types."""
+
+
+class UnsafeFileError(XfaciesError, ValueError):
+    """A file xfacies would have to execute to read (a pickle): refused unless the user opts in to a
+    one-time conversion of a file they trust (``xfacies convert-reference ... --trust-pickle``)."""
 
 
 class XfaciesWarning(UserWarning):

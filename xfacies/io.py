@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xfacies.catalog import NODATA as _NODATA
 from xfacies.errors import InputWarning
 from xfacies.spatial import _same_crs, crs_of
 from xfacies.validation import require_unique_times
@@ -179,7 +180,7 @@ def _regular_chunks(ds: xr.Dataset) -> xr.Dataset:
     return ds.chunk(fix) if fix else ds
 
 
-def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+def _encoding(ds: xr.Dataset, zarr_format: int = 3) -> dict[str, dict[str, Any]]:
     enc: dict[str, dict[str, Any]] = {}
     dchunks = dict(ds.chunksizes) if ds.chunks else {}
     for name, var in ds.variables.items():
@@ -198,6 +199,11 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
             e["chunks"] = tuple(chunks)
         if _is_class_map(var):
             e["_FillValue"] = None
+            if zarr_format == 3:
+                # the array's fill value (what a chunk never written reads as) is NODATA, not 0 (ice),
+                # also with plain xr.open_zarr; no CF _FillValue, so the map stays int8 and -1 stays
+                # a listed flag value
+                e["fill_value"] = _NODATA
         if name == "time" and np.issubdtype(var.dtype, np.datetime64):
             ns = var.values.astype("datetime64[ns]").astype(np.int64)
             fine = bool(np.any(ns % 1000))
@@ -443,7 +449,7 @@ def to_zarr(
 
 
 def _write_new(ds: xr.Dataset, path: Path, zarr_format: int) -> None:
-    enc = _encoding(ds)
+    enc = _encoding(ds, zarr_format)
     with _quiet():
         ds.to_zarr(
             path,
@@ -681,7 +687,7 @@ def layout_regions(
     with _quiet():
         if fmt is None:
             ds.to_zarr(path, mode="w", zarr_format=zarr_format, consolidated=(zarr_format == 2),
-                       encoding=_encoding(ds), compute=False)
+                       encoding=_encoding(ds, zarr_format), compute=False)
             import zarr
 
             zarr.open_group(str(path), mode="r+").attrs[COMPLETE_ATTR] = []

@@ -196,6 +196,8 @@ def geobox(obj: xr.DataArray | xr.Dataset) -> "GeoBox":
             "the grid has no CRS; attach one with obj = obj.rio.write_crs('EPSG:....') "
             "(x/y must be projected coordinates in metres)"
         )
+    for d in (ydim, xdim):
+        _check_regular(obj, d)
     gbox = obj.odc.geobox if (ydim, xdim) == ("y", "x") else None
     if gbox is None or gbox.crs is None:
         import rioxarray  # noqa: F401
@@ -205,6 +207,25 @@ def geobox(obj: xr.DataArray | xr.Dataset) -> "GeoBox":
         _check_centres(obj, t, ydim, xdim)
         gbox = GeoBox((obj.sizes[ydim], obj.sizes[xdim]), t, crs)
     return gbox
+
+
+def _check_regular(obj: xr.DataArray | xr.Dataset, dim: str) -> None:
+    """Refuse coordinates along ``dim`` that are not a regular grid: a gap, a shuffled or repeated
+    coordinate (a transform from the first two would place every other pixel wrongly)."""
+    if dim not in obj.coords or obj.sizes[dim] < 3:
+        return
+    v = np.asarray(obj[dim].values, dtype=np.float64)
+    step = np.diff(v)
+    d0 = step[0]
+    bad = np.flatnonzero(~np.isfinite(step) | (np.abs(step - d0) > 1e-6 * max(abs(d0), 1e-12) + 1e-9))
+    if d0 == 0 or bad.size:
+        k = int(bad[0]) if bad.size else 0
+        raise ValueError(
+            f"the {dim!r} coordinates are not a regular grid: the first step is {d0:g} but "
+            f"{dim}[{k}] = {v[k]:g} -> {dim}[{k + 1}] = {v[k + 1]:g} steps {step[k]:g} ({bad.size} irregular "
+            "step(s): a gap, or shuffled or repeated coordinates). xfacies needs evenly spaced, sorted pixel "
+            f"centres: sort with obj.sortby({dim!r}) (then obj.isel({dim}=slice(None, None, -1)) for north-up "
+            "y), or resample onto a regular grid (obj.rio.reproject(...) / xfacies.grid(...))")
 
 
 def _check_centres(obj: xr.DataArray | xr.Dataset, t: Any, ydim: str, xdim: str) -> None:
@@ -327,13 +348,29 @@ def as_outlines(outlines: Any) -> Any:
     :func:`xfacies.sources.outlines.read_outlines`."""
     import geopandas as gpd
 
-    if isinstance(outlines, gpd.GeoDataFrame) and "glacier_id" in outlines.columns:
-        if outlines.crs is None:
-            raise ValueError("the outlines have no CRS; set it with gdf = gdf.set_crs('EPSG:....')")
-        return outlines.reset_index(drop=True)
     from xfacies.sources.outlines import read_outlines
 
-    return read_outlines(outlines)
+    if isinstance(outlines, gpd.GeoDataFrame) and "glacier_id" in outlines.columns and (
+            len(outlines) == 0 or outlines.attrs.get(_CHECKED) == _checked_key(outlines)):
+        if outlines.crs is None:
+            raise ValueError("the outlines have no CRS; set it with gdf = gdf.set_crs('EPSG:....')")
+        return outlines.reset_index(drop=True)  # checked already, or empty (each stage says so)
+    # a glacier_id column of the user's own is checked like any other: unique, no missing ids,
+    # polygons only (invalid ones repaired, empty and None geometries dropped with a warning)
+    out = read_outlines(outlines, id_column="glacier_id" if isinstance(outlines, gpd.GeoDataFrame)
+                        and "glacier_id" in outlines.columns else None)
+    out.attrs[_CHECKED] = _checked_key(out)
+    return out
+
+
+#: ``GeoDataFrame.attrs`` key marking outlines that :func:`as_outlines` has checked (and for which rows).
+_CHECKED = "xfacies_checked_outlines"
+
+
+def _checked_key(gdf: Any) -> tuple[int, str, int]:
+    """What a check was made for: the rows, the CRS and the geometries' identity (an edit afterwards,
+    a new row or another CRS, means checking again)."""
+    return (len(gdf), str(gdf.crs), id(gdf.geometry.values))
 
 
 def glacier_index(outlines: Any, like: xr.DataArray | xr.Dataset, *,

@@ -65,7 +65,7 @@ Examples
 >>> res = apply_scene("S2_20200815.tif", "rgi.shp", "facies.tif",
 ...                   dem="dem.tif", slope="slope.tif", shadow="shadow.tif",
 ...                   hillshade="hillshade.tif", proximity="proximity.tif",
-...                   model="0_cnn_afterconfidentlearning_weights.h5", minmax="minmax.pickle",
+...                   model="0_cnn_afterconfidentlearning_weights.h5", minmax="minmax.json",
 ...                   confidence="confidence.tif", smooth=True)          # doctest: +SKIP
 >>> res.feature_set, res.n_classified                                   # doctest: +SKIP
 (4, 183221)
@@ -223,16 +223,13 @@ def _read(src: Any, bands: list[int], what: str = "optical") -> np.ndarray:
 
 
 def _expects_reflectance(model: Any) -> bool:
-    """Whether ``model`` reads optical bands as reflectance: no normalisation (inputs already
-    normalised, 0..1), or an optical min/max inside the plausible reflectance range."""
+    """Whether ``model`` reads optical bands as reflectance (:meth:`xfacies.Model.expects_reflectance`;
+    a model without optical bands counts as reading them, as apply's optical input always is)."""
     from xfacies.catalog import OPTICAL_FEATURES
-    from xfacies.validation import REFLECTANCE_RANGE
 
-    norm = getattr(model, "normalisation", None)
-    if not norm:
+    if not any(f in OPTICAL_FEATURES for f in model.features):
         return True
-    hi = [float(v) for f, v in zip(model.features, norm["max"]) if f in OPTICAL_FEATURES]
-    return not hi or max(hi) <= 1.25 * REFLECTANCE_RANGE[1]
+    return model.expects_reflectance()
 
 
 def _normalise_dem(z: np.ndarray, glaciers: np.ndarray, ids: list[str]) -> np.ndarray:
@@ -256,6 +253,23 @@ def _check_paths(paths: dict[str, Any]) -> None:
     for name, p in paths.items():
         if p is not None and not Path(p).exists():
             raise FileNotFoundError(f"--{name} {p} does not exist")
+
+
+def _check_outputs(outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
+    """Refuse an output path that is one of the inputs (or the other output): it would be
+    overwritten (``--output`` equal to ``--optical`` destroyed the scene)."""
+    seen: dict[Path, str] = {}
+    for name, p in inputs.items():
+        if p is not None and Path(p).exists():
+            seen[Path(p).resolve()] = f"--{name}"
+    for name, p in outputs.items():
+        if p is None:
+            continue
+        q = Path(p).resolve()
+        if q in seen:
+            raise ValueError(f"--{name} {p} is also {seen[q]}: writing it would overwrite that input; "
+                             "choose another output path")
+        seen[q] = f"--{name}"
 
 
 def _load(model: Any, minmax: Any, calibration: Any) -> Any:
@@ -480,6 +494,12 @@ def apply_scene(
     _check_paths({"model": model if isinstance(model, (str, os.PathLike)) and str(model) != "demo" else None,
                   "minmax": minmax if isinstance(minmax, (str, os.PathLike)) else None,
                   "calibration": calibration})
+    _check_outputs({"output": out, "confidence": confidence},
+                   {"optical": optical, "outlines": outlines if isinstance(outlines, (str, os.PathLike)) else None,
+                    "dem": dem, "slope": slope, "shadow": shadow, "hillshade": hillshade, "proximity": proximity,
+                    "model": model if isinstance(model, (str, os.PathLike)) else None,
+                    "minmax": minmax if isinstance(minmax, (str, os.PathLike)) else None,
+                    "calibration": calibration})
     feats, glaciers = scene_features(optical, outlines, dem=dem, slope=slope, shadow=shadow,
                                      hillshade=hillshade, proximity=proximity, check_reflectance=False)
     fs = next(k for k, v in FEATURE_SETS.items() if v == tuple(feats.band.values))

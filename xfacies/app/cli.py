@@ -39,6 +39,14 @@ def _cmd_info(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(a: argparse.Namespace) -> int:
+    from xfacies.model.reference import convert_reference_file
+
+    out = convert_reference_file(a.src, a.out, trust_pickle=a.trust_pickle)
+    print(f"wrote {out}")
+    return 0
+
+
 def _cmd_import(a: argparse.Namespace) -> int:
     from xfacies.model.reference import import_reference
 
@@ -219,9 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
         ap.add_argument(f"--{name}", default=None, help=f"{what} GeoTIFF on the optical grid")
     ap.add_argument("--model", default="demo",
                     help="xfacies bundle, 'demo', or reference *_weights.h5 (default: %(default)s)")
-    ap.add_argument("--minmax", default=None, help="reference min/max pickle (with .h5 weights)")
+    ap.add_argument("--minmax", default=None, help="min/max JSON (with .h5 weights; a reference pickle: "
+                    "`xfacies convert-reference` it once)")
     ap.add_argument("--confidence", default=None, help="also write this confidence GeoTIFF (float32)")
-    ap.add_argument("--calibration", default=None, help="reference *_calibration_model.pickle")
+    ap.add_argument("--calibration", default=None, help="calibrator JSON (a reference "
+                    "*_calibration_model.pickle: `xfacies convert-reference` it once)")
     ap.add_argument("--smooth", action="store_true", help="3x3 mode smoothing of the class map")
     ap.add_argument("--method", choices=["exact", "dense"], default="exact",
                     help="exact: the reference's per-pixel patches (default); dense: ~300x faster")
@@ -254,9 +264,23 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("import-reference", help="turn a reference .h5 weight file into a bundle")
     r.add_argument("h5")
     r.add_argument("out", help="output bundle path (*.xfacies)")
-    r.add_argument("--minmax", help="pickle of (mins, maxs), the reference's global normalisation")
-    r.add_argument("--calibrator", help="reference *_calibration_model.pickle")
+    r.add_argument("--minmax", help="min/max JSON {\"min\": [...], \"max\": [...]}, the reference's global "
+                                    "normalisation (its pickle: `xfacies convert-reference` it once)")
+    r.add_argument("--calibrator", help="calibrator JSON (a reference *_calibration_model.pickle: "
+                                        "`xfacies convert-reference` it once)")
     r.set_defaults(func=_cmd_import)
+
+    cv = sub.add_parser(
+        "convert-reference", help="convert a reference pickle (calibrator or min/max) to JSON, once",
+        description="Unpickling runs whatever code the file holds, so xfacies reads calibrators and min/max "
+                    "files as JSON only. This converts one of the reference's pickles (a "
+                    "*_calibration_model.pickle or the global min/max) to that JSON, and only with "
+                    "--trust-pickle: use it for files you trust.")
+    cv.add_argument("src", help="the pickle")
+    cv.add_argument("out", help="the JSON to write")
+    cv.add_argument("--trust-pickle", action="store_true",
+                    help="I trust this file: unpickle it (this runs code from the file)")
+    cv.set_defaults(func=_cmd_convert)
 
     m = sub.add_parser("make-demo-model", help="retrain the shipped demo model on synthetic glaciers")
     m.add_argument("--out", default=None, help="output path (default: the package's demo.xfacies)")

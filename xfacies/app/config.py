@@ -96,7 +96,7 @@ class SyntheticArea(_Section):
         a list of dates.
     """
 
-    size: int = 256
+    size: int = Field(default=256, ge=16)
     seed: int = 7
     n_glaciers: int | None = None
     dates: Union[int, list[DateLike]] = 6
@@ -155,11 +155,11 @@ class StacConfig(_Section):
     catalog: str = "earth-search"
     provider: str | None = None
     sensors: list[str] = Field(default_factory=lambda: ["sentinel-2", "landsat"])
-    max_cloud: float | None = None
-    resolution: float = 10.0
+    max_cloud: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+    resolution: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     crs: Union[str, int] = "utm"
     chunks: int = 1024
-    buffer: float = 0.0
+    buffer: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     retries: int = Field(default=3, ge=0)
     retry_wait: float = Field(default=1.0, ge=0)
 
@@ -202,7 +202,7 @@ class ModelConfig(_Section):
     path: str = "demo"
     method: Literal["dense", "exact"] = "dense"
     smooth: bool = True
-    batch_size: int | None = None
+    batch_size: int | None = Field(default=None, ge=1)
 
 
 class ProductsConfig(_Section):
@@ -222,11 +222,11 @@ class ProductsConfig(_Section):
         10 in the northern hemisphere, 4 in the southern.
     """
 
-    min_coverage: float = 0.7
+    min_coverage: float = Field(default=0.7, allow_inf_nan=False)
     window: list[str] = Field(default_factory=lambda: ["08-01", "10-15"])
     include_refrozen: bool = False
     snowline: bool = True
-    hydrological_year_start_month: int = 10
+    hydrological_year_start_month: int = Field(default=10, ge=1, le=12)
 
 
 class MassBalanceConfig(_Section):
@@ -423,6 +423,12 @@ class RunConfig(_Section):
         w = self.products.window
         if len(w) != 2:
             raise ValueError(f"[products] window must be two \"MM-DD\" strings, got {w!r}")
+        for day in w:  # checked now, not after every date was classified
+            try:
+                pd.Timestamp(f"2000-{day}")  # a leap year: "02-29" is a valid day
+            except ValueError:
+                raise ValueError(f"[products] window: {day!r} is not a day of the year as \"MM-DD\" "
+                                 f"(e.g. \"08-01\"); got window = {w!r}") from None
         if not 0 <= self.products.min_coverage <= 1:
             raise ValueError(f"[products] min_coverage must be within 0..1, got {self.products.min_coverage}")
         if self.stac.chunks < 64:

@@ -73,6 +73,22 @@ class RunLockedError(RuntimeError):
     """Another ``xfacies run`` is writing to the same output folder."""
 
 
+def _prepare_output(folder: Path) -> None:
+    """Create the output folder, or say why it cannot be one (a file, not writable)."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"[output] dir {folder} is a file, not a folder: choose a folder for the run's stores "
+                         "and report")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".xfacies-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except (NotADirectoryError, FileExistsError) as err:
+        raise ValueError(f"[output] dir {folder} cannot be created: a part of that path is a file ({err})") from None
+    except PermissionError as err:
+        raise ValueError(f"[output] dir {folder} is not writable ({err}); choose a folder you can write to") from None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -205,6 +221,45 @@ def _outlines(cfg: RunConfig) -> Any:
                              f"{len(known)} glaciers, e.g. {known[:10]}")
         gdf = gdf[gdf["glacier_id"].isin(a.glaciers)].reset_index(drop=True)
     return gdf
+
+
+#: Store attributes that record what made a run's class maps (a rerun must match them).
+PROVENANCE = ("xfacies_model", "xfacies_model_sha256", "xfacies_method", "xfacies_smooth", "xfacies_features")
+
+
+def _provenance(cfg: RunConfig, model: Any) -> dict[str, Any]:
+    """What makes the class maps of a run: the model (its weights and metadata), method, smoothing
+    and feature set."""
+    return {"xfacies_model": str(cfg.model.path), "xfacies_model_sha256": model.sha256,
+            "xfacies_method": cfg.model.method, "xfacies_smooth": "true" if cfg.model.smooth else "false",
+            "xfacies_features": list(model.features)}
+
+
+def _check_provenance(store: Path, made_with: dict[str, Any]) -> None:
+    """Refuse to add to (or replace dates in) a store whose maps another model, method, smoothing or
+    feature set made: the record would mix them silently."""
+    from xfacies import io
+
+    if io.zarr_format_of(store) is None:
+        return
+    import zarr
+
+    had = dict(zarr.open_group(str(store), mode="r").attrs)
+    if not any(k in had for k in PROVENANCE):
+        log.info("%s records no provenance (written by an older xfacies): not checked", store)
+        return
+    diff = [k for k in PROVENANCE if k in had and _plain(had[k]) != _plain(made_with[k])]
+    if diff:
+        said = "; ".join(f"{k.removeprefix('xfacies_')}: store {_plain(had[k])!r}, this run {_plain(made_with[k])!r}"
+                         for k in diff)
+        raise ValueError(
+            f"{store} holds class maps made differently from this run ({said}); adding dates would mix "
+            "them in one record. Write this run to a new [output] dir, or delete that folder's facies.zarr, "
+            "fractions.zarr and products.zarr to redo the whole record with this configuration")
+
+
+def _plain(v: Any) -> Any:
+    return [str(x) for x in v] if isinstance(v, (list, tuple)) else str(v)
 
 
 def _done_dates(store: Path) -> pd.DatetimeIndex:
@@ -375,7 +430,7 @@ def run(
     if scheduler is not False:
         cfg.cluster = cfg.cluster.model_copy(update={"scheduler": scheduler})
     out = cfg.output
-    out.path.mkdir(parents=True, exist_ok=True)
+    _prepare_output(out.path)
     out.report.mkdir(parents=True, exist_ok=True)
     t0 = _time.perf_counter()
     with _run_lock(out.path), _logging_to(out.log):
@@ -422,6 +477,8 @@ def _run(cfg: RunConfig, resume: bool, client: Any, progress: bool) -> RunResult
     log.info("area: %d glaciers", len(outlines))
     model = load_model(cfg.model.path)
     log.info("model: %r", model)
+    made_with = _provenance(cfg, model)
+    _check_provenance(out.store, made_with)                                # a rerun: the same maker
     cube, dem = _imagery(cfg, season, where)                               # 2. imagery + DEM (lazy)
     dates = [pd.Timestamp(t) for t in cube["time"].values]
     log.info("STAC: %d acquisitions, grid %s x %s px", len(dates), cube.sizes["y"], cube.sizes["x"])
@@ -804,7 +861,7 @@ def _maps(cfg: RunConfig, sub: Any, dem: Any, outlines: Any, model: Any, static:
                       confidence=True, batch_size=cfg.model.batch_size)
     source = "synthetic season (xfacies.synthetic) served by rustac on loopback" \
         if cfg.stac.catalog == "synthetic" else str(sub.attrs.get("stac_catalog", cfg.stac.catalog))
-    result.attrs.update(title="xfacies glacier surface facies", source=source)
+    result.attrs.update(title="xfacies glacier surface facies", source=source, **_provenance(cfg, model))
     return result
 
 

@@ -137,7 +137,7 @@ def model_path(model: Any) -> tuple[str, Any]:
                 "http(s) URL with its sha256")
         return path, worker_model(path)
     if isinstance(model, Model):
-        if model.path is not None and Path(model.path).exists():
+        if model.matches_file():  # an edited copy still names the old file: saved anew below
             return str(model.path), model
         d = cache_dir() / "models"
         try:
@@ -150,6 +150,6 @@ def model_path(model: Any) -> tuple[str, Any]:
         if not path.exists():
             model.save(path)
         else:
-            model.path = path
+            model.path, model._saved = path, model.fingerprint()
         return str(path), model
     raise TypeError(f"model must be an xfacies.Model, a bundle path or 'demo'; got {type(model).__name__}")

@@ -121,7 +121,30 @@ def _require(df: pd.DataFrame, cols: Iterable[str], path: Any, what: str) -> Non
 def _read_csv(path: Path, encoding: str) -> pd.DataFrame:
     # latin-1 decodes every byte, so WGMS files never fail to decode; a UTF-8
     # file read as latin-1 only garbles non-ASCII text (names, remarks).
-    return pd.read_csv(path, encoding=encoding, low_memory=False)
+    df = pd.read_csv(path, encoding=encoding, low_memory=False)
+    # a UTF-8 byte-order mark (Excel writes one) read as latin-1 or utf-8 sticks to the first header
+    return df.rename(columns=lambda c: str(c).removeprefix("\ufeff").removeprefix("ï»¿").strip())
+
+
+def _years(values: pd.Series, path: Path) -> pd.Series:
+    """The YEAR column as whole years; a fractional year (1953.5) is refused, not truncated."""
+    y = pd.to_numeric(values, errors="raise")
+    frac = y.notna() & (y != np.floor(y))
+    if frac.any():
+        raise ValueError(f"{path}: YEAR values {y[frac].head(5).tolist()} are not whole years; the WGMS YEAR is "
+                         "the (hydrological) year in which the balance period ends: fix those rows")
+    return y.astype("int64")
+
+
+def _check_mm(mm: pd.Series, col: str, path: Path) -> None:
+    """WGMS FoG balances are mm w.e.; a column already in m w.e. would be divided by 1000 again."""
+    v = np.abs(pd.to_numeric(mm, errors="coerce").dropna().to_numpy(dtype=float))
+    v = v[v > 0]
+    if v.size >= 3 and np.median(v) < 20:
+        raise ValueError(
+            f"{path}: {col} has a median magnitude of {np.median(v):.3g}, which looks like m w.e.; WGMS FoG "
+            "gives balances in mm w.e. and this reader divides them by 1000. Multiply that column by 1000 "
+            "(or give the balances as a plain CSV of glacier, year, balance in m w.e.)")
 
 
 def _clean_str(s: pd.Series) -> pd.Series:
@@ -264,7 +287,7 @@ def read_mass_balance(
         df = pd.DataFrame(
             {
                 "wgms_id": pd.to_numeric(raw["WGMS_ID"], errors="raise").astype("int64"),
-                "year": pd.to_numeric(raw["YEAR"], errors="raise").astype("int64"),
+                "year": _years(raw["YEAR"], f),
                 "name": _clean_str(raw.get("NAME", pd.Series(pd.NA, index=raw.index))),
                 "political_unit": _clean_str(
                     raw.get("POLITICAL_UNIT", pd.Series(pd.NA, index=raw.index))
@@ -275,6 +298,8 @@ def read_mass_balance(
         for kind in _BALANCE_KINDS:
             col = f"{kind.upper()}_BALANCE"
             mm = pd.to_numeric(raw[col], errors="coerce") if col in raw else np.nan
+            if col in raw:
+                _check_mm(mm, col, f)
             df[f"{kind}_balance_mwe"] = np.asarray(mm, dtype=float) / 1000.0 * np.ones(len(df))
         df["remarks"] = _clean_str(raw.get("REMARKS", pd.Series(pd.NA, index=raw.index)))
         df["rgi_id"] = _clean_str(raw.get("RGI_ID", pd.Series(pd.NA, index=raw.index)))
@@ -365,7 +390,7 @@ def read_overview(
     out = pd.DataFrame(
         {
             "wgms_id": pd.to_numeric(col("WGMS_ID"), errors="raise").astype("int64"),
-            "year": pd.to_numeric(col("YEAR"), errors="raise").astype("int64"),
+            "year": _years(col("YEAR"), p),
             "name": _clean_str(col("NAME")),
             "political_unit": _clean_str(col("POLITICAL_UNIT")),
             "time_system": _clean_str(col("TIME_SYSTEM")),
@@ -387,6 +412,12 @@ def read_overview(
             f"{p}: AAR values outside 0-100 % {pct[bad].head(5).tolist()}; the overview table "
             "gives AAR in percent"
         )
+    given = pct.dropna()
+    if len(given) >= 3 and given.max() <= 1.0 and (given != np.round(given)).any():
+        raise ValueError(
+            f"{p}: AAR values {given.head(5).tolist()} are all at most 1 and not whole numbers: they look like "
+            "fractions, but the WGMS overview gives AAR in percent and this reader divides by 100. Multiply "
+            "the AAR column by 100")
     out["aar"] = pct / 100.0
     out["aar_percent"] = pct
     done = {"WGMS_ID", "YEAR", "NAME", "POLITICAL_UNIT", "TIME_SYSTEM", "BEGIN_PERIOD",

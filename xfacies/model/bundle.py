@@ -52,6 +52,10 @@ __all__ = ["Model", "BundleError", "NormalisationWarning", "DomainWarning", "FOR
 FORMAT_VERSION = 1
 _META = "model.json"
 _WEIGHTS = "weights.npz"
+#: Largest metadata document and weight archive a bundle may declare (uncompressed), checked before
+#: anything is decompressed: a small crafted file must not make xfacies allocate gigabytes.
+MAX_META_BYTES = 4 * 2**20
+MAX_WEIGHT_BYTES = 512 * 2**20
 
 
 class BundleError(ValueError):
@@ -70,6 +74,42 @@ class DomainWarning(XfaciesWarning):
 #: ``training_domain`` of models trained on :mod:`xfacies.synthetic` glaciers only.
 SYNTHETIC_DOMAIN = {"imagery": "synthetic", "sensors": ["sentinel-2 (synthetic spectra)"],
                     "region": "synthetic valley glaciers (xfacies.synthetic)"}
+
+
+def _read_capped(zf: zipfile.ZipFile, name: str, limit: int, path: Path) -> bytes:
+    """A member of the bundle's zip, refused when it declares or yields more than ``limit`` bytes
+    (a zip bomb stops at ``limit`` + 1 decompressed bytes)."""
+    info = zf.getinfo(name)
+    if info.file_size > limit:
+        raise BundleError(f"{path}: its {name} declares {info.file_size / 2**20:,.0f} MiB uncompressed, more "
+                          f"than a bundle may hold ({limit / 2**20:,.0f} MiB); it is not a model xfacies wrote")
+    with zf.open(info) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise BundleError(f"{path}: its {name} decompresses to more than {limit / 2**20:,.0f} MiB; it is not "
+                          "a model xfacies wrote")
+    return data
+
+
+def _check_npz_headers(raw: bytes, n: int, path: Path) -> None:
+    """Every array header of the weight archive declares no more bytes than the array's member holds,
+    checked before any array is allocated (an ``.npy`` header can declare terabytes)."""
+    if not 0 <= n <= 10_000:
+        raise BundleError(f"{path}: n_weights = {n} is not a plausible number of weight arrays")
+    with zipfile.ZipFile(io.BytesIO(raw)) as inner:
+        for i in range(n):
+            info = inner.getinfo(f"w{i:03d}.npy")
+            with inner.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(f)
+            if dtype.hasobject:
+                raise BundleError(f"{path}: weight array {i} holds Python objects; bundles hold numbers only")
+            declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+            if declared > info.file_size:
+                raise BundleError(f"{path}: weight array {i} declares shape {shape} ({declared / 2**20:,.0f} MiB) "
+                                  f"but holds {info.file_size / 2**20:,.1f} MiB; the file is corrupt or crafted")
 
 
 def _sha256_arrays(arrays: Sequence[np.ndarray]) -> str:
@@ -140,6 +180,11 @@ class Model:
                     f"normalisation min/max must have one value per feature "
                     f"({len(self.features)}: {list(self.features)}); got {lo.shape} and {hi.shape}"
                 )
+            if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+                bad = [f for f, a, b in zip(self.features, lo, hi) if not (np.isfinite(a) and np.isfinite(b))]
+                raise BundleError(f"normalisation min/max must be finite numbers; not for {bad} "
+                                  f"(min {lo.tolist()}, max {hi.tolist()}): every pixel would be mapped to "
+                                  "NaN or an extreme; fix the bundle's normalisation")
             if np.any(hi <= lo):
                 bad = [f for f, a, b in zip(self.features, lo, hi) if b <= a]
                 raise BundleError(f"normalisation max must exceed min for every feature; not for {bad}")
@@ -152,6 +197,30 @@ class Model:
         self._lock = threading.Lock()
         self._keras: dict[tuple[bool, bool, str], Any] = {}
         self._forward: dict[Any, Any] = {}
+        # what the file at ``path`` holds (set by save/load): an edited copy (dataclasses.replace,
+        # a changed calibrator or weights) no longer matches, so it is never run from the old file
+        self._saved: str | None = None
+
+    def expects_reflectance(self) -> bool:
+        """Whether the model reads its optical bands as surface reflectance (0..1): no stored
+        normalisation (inputs normalised, 0..1), or an optical min/max within the plausible
+        reflectance range.  Entry points then refuse percent and digital numbers."""
+        from xfacies.validation import REFLECTANCE_RANGE
+
+        if not any(f in catalog.OPTICAL_FEATURES for f in self.features):
+            return False
+        if not self.normalisation:
+            return True
+        hi = [float(v) for f, v in zip(self.features, self.normalisation["max"]) if f in catalog.OPTICAL_FEATURES]
+        return max(hi) <= 1.25 * REFLECTANCE_RANGE[1]
+
+    def fingerprint(self) -> str:
+        """sha256 of everything the bundle file holds (weights, metadata, calibrator, normalisation)."""
+        return hashlib.sha256(json.dumps(self._metadata_dict(), sort_keys=True, default=str).encode()).hexdigest()
+
+    def matches_file(self) -> bool:
+        """True when ``path`` exists and holds exactly this model (as saved or loaded, unedited)."""
+        return self.path is not None and Path(self.path).exists() and self._saved == self.fingerprint()
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -453,6 +522,7 @@ class Model:
             zf.writestr(_WEIGHTS, buf.getvalue())
         os.replace(tmp, path)
         self.path = path
+        self._saved = self.fingerprint()
         return path
 
     @classmethod
@@ -469,11 +539,17 @@ class Model:
             )
         try:
             with zipfile.ZipFile(path) as zf:
-                meta = json.loads(zf.read(_META))
-                with np.load(io.BytesIO(zf.read(_WEIGHTS)), allow_pickle=False) as npz:
-                    weights = [npz[f"w{i:03d}"] for i in range(int(meta["n_weights"]))]
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as err:
-            raise BundleError(f"{path} is not a readable xfacies model bundle ({err}); {fix}") from err
+                meta = json.loads(_read_capped(zf, _META, MAX_META_BYTES, path))
+                raw = _read_capped(zf, _WEIGHTS, MAX_WEIGHT_BYTES, path)
+                n = int(meta["n_weights"])
+                _check_npz_headers(raw, n, path)
+                with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+                    weights = [npz[f"w{i:03d}"] for i in range(n)]
+        except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, EOFError) as err:
+            if isinstance(err, BundleError):
+                raise
+            raise BundleError(f"{path} is not a readable xfacies model bundle ({type(err).__name__}: {err}); "
+                              f"{fix}") from err
         if meta.get("format") != "xfacies-model":
             raise BundleError(f"{path} is not an xfacies model bundle (format={meta.get('format')!r})")
         if int(meta.get("format_version", 0)) > FORMAT_VERSION:
@@ -485,18 +561,29 @@ class Model:
         if sha != meta.get("weights_sha256"):
             raise BundleError(f"{path}: weights checksum mismatch (file corrupted or edited); {fix}")
         cal = meta.get("calibrator")
-        model = cls(
-            architecture=meta["architecture"],
-            config=meta["config"],
-            weights=weights,
-            features=tuple(meta["features"]),
-            classes=tuple(meta["classes"]),
-            normalisation=meta.get("normalisation"),
-            calibrator=None if cal is None else calibrator_from_dict(cal),
-            metadata=meta.get("metadata", {}),
-            xfacies_version=meta.get("xfacies_version", ""),
-        )
+        try:
+            if not isinstance(meta.get("config"), dict) or not isinstance(meta.get("metadata", {}), dict):
+                raise TypeError("'config' and 'metadata' must be JSON objects")
+            if not all(isinstance(v, str) for v in (*meta["features"], *meta["classes"], meta["architecture"])):
+                raise TypeError("'architecture', 'features' and 'classes' must be strings")
+            model = cls(
+                architecture=meta["architecture"],
+                config=meta["config"],
+                weights=weights,
+                features=tuple(meta["features"]),
+                classes=tuple(meta["classes"]),
+                normalisation=meta.get("normalisation"),
+                calibrator=None if cal is None else calibrator_from_dict(cal),
+                metadata=meta.get("metadata", {}),
+                xfacies_version=meta.get("xfacies_version", ""),
+            )
+        except BundleError:
+            raise
+        except (TypeError, KeyError, ValueError, AttributeError) as err:
+            raise BundleError(f"{path}: its model.json is not what xfacies writes ({type(err).__name__}: {err}); "
+                              f"{fix}") from err
         model.path = path
+        model._saved = model.fingerprint()
         return model
 
     def __repr__(self) -> str:

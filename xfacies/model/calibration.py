@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["KernelCalibrator", "IsotonicCalibrator", "Calibrator", "calibrator_from_dict",
-           "calibrator_from_sklearn", "read_reference_calibrator"]
+           "calibrator_from_sklearn", "read_calibrator", "read_reference_calibrator", "unpickle_trusted"]
 
 
 @dataclass(frozen=True)
@@ -157,17 +157,76 @@ def calibrator_from_sklearn(obj: Any) -> KernelCalibrator:
     return KernelCalibrator(x_fit=x[:, 0], dual_coef=np.ravel(obj.dual_coef_), gamma=gamma)
 
 
-def read_reference_calibrator(path: str | PathLike) -> KernelCalibrator:
-    """Read one of the reference's ``*_calibration_model.pickle`` files.
+def unpickle_trusted(path: str | PathLike, *, trust_pickle: bool = False) -> Any:
+    """Unpickle ``path`` -- which runs whatever code the file holds -- only when ``trust_pickle``.
 
-    Only unpickle files you trust (the reference's are pinned by sha256 in
-    :func:`xfacies.reference_model`).
+    The one place xfacies unpickles: the opt-in conversion of the reference's files
+    (:func:`xfacies.model.reference.convert_reference_file`) and the reference's own hash-pinned
+    downloads (:func:`xfacies.reference_model`).
+
+    Raises
+    ------
+    xfacies.errors.UnsafeFileError
+        Without ``trust_pickle``, before the file is opened.
     """
+    from xfacies.errors import UnsafeFileError
+
+    if not trust_pickle:
+        raise UnsafeFileError(
+            f"{path} is not JSON: it looks like a pickle, and unpickling runs whatever code the file "
+            "holds, so xfacies does not read it. xfacies reads calibrators and min/max files as JSON. "
+            f"Convert a file you trust once: `xfacies convert-reference {path} OUT.json --trust-pickle` "
+            "(xfacies.model.reference.convert_reference_file(..., trust_pickle=True))")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # InconsistentVersionWarning (written with sklearn 1.5)
         try:
             with open(path, "rb") as f:
-                obj = pickle.load(f)  # noqa: S301 - trusted, hash-pinned input
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as err:
-            raise ValueError(f"{path}: not a readable calibration pickle ({err})") from err
-    return calibrator_from_sklearn(obj)
+                return pickle.load(f)  # noqa: S301 - the caller trusts this file (trust_pickle=True)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as err:
+            raise ValueError(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from err
+
+
+def read_json_file(path: str | PathLike, what: str) -> Any:
+    """The JSON document in ``path``, or a :class:`~xfacies.errors.UnsafeFileError` when the file is
+    a pickle (sniffed from its first bytes, never unpickled) and a ``ValueError`` naming the file
+    when it is neither."""
+    import json
+    from pathlib import Path
+
+    from xfacies.errors import UnsafeFileError
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} {p} does not exist")
+    if p.stat().st_size > 16 * 2**20:
+        raise ValueError(f"{what} {p} is {p.stat().st_size / 2**20:.0f} MiB; a {what} is a few kB of JSON")
+    head = p.read_bytes()[:2]
+    if head[:1] == b"\x80" or p.suffix.lower() in (".pickle", ".pkl"):
+        unpickle_trusted(p)  # raises UnsafeFileError: never unpickled here
+    try:
+        return json.loads(p.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise UnsafeFileError(f"{what} {p} is not JSON ({err}); xfacies reads {what}s as JSON (a pickle "
+                              f"of the reference: `xfacies convert-reference {p} OUT.json --trust-pickle`)"
+                              ) from err
+
+
+def read_calibrator(path: str | PathLike) -> Calibrator:
+    """A calibrator from its JSON form (``to_dict()``, as :func:`xfacies.model.reference.convert_reference_file`
+    writes it); a pickle is refused unread (:class:`~xfacies.errors.UnsafeFileError`)."""
+    d = read_json_file(path, "calibrator")
+    if not isinstance(d, dict):
+        raise ValueError(f"calibrator {path} holds a JSON {type(d).__name__}, not a calibrator object")
+    try:
+        return calibrator_from_dict(d)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"calibrator {path} is not a calibrator's JSON ({type(err).__name__}: {err})") from err
+
+
+def read_reference_calibrator(path: str | PathLike, *, trust_pickle: bool = False) -> Calibrator:
+    """A reference calibrator: its JSON form, or -- only with ``trust_pickle`` -- the reference's own
+    ``*_calibration_model.pickle`` (unpickling runs the file's code: hash-pinned files only, as
+    :func:`xfacies.reference_model` downloads them)."""
+    if trust_pickle:
+        return calibrator_from_sklearn(unpickle_trusted(path, trust_pickle=True))
+    return read_calibrator(path)

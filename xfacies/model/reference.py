@@ -19,8 +19,8 @@ Examples
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,9 +29,13 @@ import numpy as np
 from xfacies import catalog
 from xfacies.model.bundle import BundleError, Model
 from xfacies.model.registry import fetch
-from xfacies.model.calibration import KernelCalibrator, read_reference_calibrator
+from xfacies.model.calibration import (
+    Calibrator, calibrator_from_sklearn, read_calibrator, read_json_file, read_reference_calibrator,
+    unpickle_trusted,
+)
 
-__all__ = ["import_reference", "reference_model", "REFERENCE_COMMIT", "REFERENCE_SHA256"]
+__all__ = ["import_reference", "reference_model", "convert_reference_file", "read_minmax", "REFERENCE_COMMIT",
+           "REFERENCE_SHA256"]
 
 REFERENCE_COMMIT = "b81cdc8589439e7599d45d32ec9bd4d2e9f20ac5"
 REFERENCE_BASE_URL = (
@@ -80,15 +84,39 @@ def h5_n_features(path: str | os.PathLike) -> int:
     raise BundleError(f"{path}: no convolution kernel found; is this a reference CNN weight file?")
 
 
+def read_minmax(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """``(mins, maxs)`` from a min/max JSON file ``{"min": [...], "max": [...]}`` (as
+    :func:`convert_reference_file` writes the reference's ``globalminmax`` pickle); a pickle is
+    refused unread (:class:`~xfacies.errors.UnsafeFileError`).
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> p = tempfile.mkdtemp() + "/minmax.json"
+    >>> _ = open(p, "w").write(json.dumps({"min": [0, 0], "max": [1, 2]}))
+    >>> read_minmax(p)
+    (array([0., 0.]), array([1., 2.]))
+    """
+    d = read_json_file(path, "min/max file")
+    if not (isinstance(d, dict) and {"min", "max"} <= set(d)):
+        raise ValueError(f"min/max file {path} must hold a JSON object with 'min' and 'max' lists")
+    try:
+        return np.asarray(d["min"], dtype=np.float64).ravel(), np.asarray(d["max"], dtype=np.float64).ravel()
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"min/max file {path}: 'min' and 'max' must be lists of numbers ({err})") from err
+
+
 def _read_minmax(minmax: Any, features: Sequence[str]) -> dict[str, list[float]]:
-    """Accept a pickle path or (mins, maxs) of length 11 (all features) or len(features)."""
+    """Accept a min/max JSON path or (mins, maxs) of length 11 (all features) or len(features)."""
     if isinstance(minmax, (str, os.PathLike)):
-        with open(minmax, "rb") as f:
-            minmax = pickle.load(f)  # noqa: S301 - the user's own normalisation file
+        minmax = read_minmax(minmax)
     try:
         lo, hi = (np.asarray(a, dtype=np.float64).ravel() for a in minmax)
     except (TypeError, ValueError) as err:
-        raise ValueError("minmax must be a pickle path or a pair (mins, maxs) of arrays") from err
+        raise ValueError("minmax must be a min/max JSON path or a pair (mins, maxs) of arrays") from err
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        raise ValueError(f"minmax holds non-finite values (min {lo.tolist()}, max {hi.tolist()}): every "
+                         "feature needs a finite range")
     n_all = len(catalog.FEATURES)
     idx = [catalog.feature_set(4).index(f) for f in features]
     if lo.size == n_all and hi.size == n_all:
@@ -105,7 +133,7 @@ def import_reference(
     h5_path: str | os.PathLike,
     minmax: Any = None,
     *,
-    calibrator: str | os.PathLike | KernelCalibrator | None = None,
+    calibrator: str | os.PathLike | Calibrator | None = None,
     features: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Model:
@@ -118,11 +146,13 @@ def import_reference(
         feature set is read from the first convolution kernel (6, 8, 10, 11
         channels -> feature sets 1-4).
     minmax
-        The reference's global normalisation: a pickle of two length-11 arrays
-        (mins, maxs) or the two arrays themselves (length 11 or the model's
-        feature count).  ``None`` records that inputs must be normalised already.
+        The reference's global normalisation: a min/max JSON file (:func:`read_minmax`; convert
+        the reference's pickle once with :func:`convert_reference_file`) or the two arrays
+        (mins, maxs) themselves (length 11 or the model's feature count).  ``None`` records
+        that inputs must be normalised already.
     calibrator
-        A reference ``*_calibration_model.pickle`` path or a :class:`KernelCalibrator`.
+        A calibrator JSON file (:func:`convert_reference_file` of a reference
+        ``*_calibration_model.pickle``) or a calibrator object.
     features
         Override the feature names (must have as many entries as the kernel's depth).
 
@@ -133,6 +163,11 @@ def import_reference(
     """
     from xfacies.model.architecture import CNNConfig, reference_cnn
 
+    # the small inputs first (a pickle is refused before anything else is read)
+    if isinstance(calibrator, (str, os.PathLike)):
+        calibrator = read_calibrator(calibrator)
+    if isinstance(minmax, (str, os.PathLike)):
+        minmax = read_minmax(minmax)
     h5_path = Path(h5_path)
     n = h5_n_features(h5_path)
     if features is None:
@@ -154,8 +189,6 @@ def import_reference(
         km.load_weights(str(h5_path))
     except Exception as err:  # shape mismatches, truncated files
         raise BundleError(f"{h5_path}: weights do not load into the reference CNN ({err})") from err
-    if isinstance(calibrator, (str, os.PathLike)):
-        calibrator = read_reference_calibrator(calibrator)
     meta = {"source": "reference weights (Maslov et al. 2026, GPL-2.0)", "file": h5_path.name,
             "training_domain": {"imagery": "real", "sensors": ["landsat", "sentinel-2"],
                                 "region": "31 European glaciers, 92 scenes (pan-European dataset)"}}
@@ -199,7 +232,7 @@ def reference_model(
 
     Examples
     --------
-    >>> model = reference_model(4, fold=0, minmax="globalminmax.pickle")  # doctest: +SKIP
+    >>> model = reference_model(4, fold=0, minmax="globalminmax.json")  # doctest: +SKIP
     """
     if stage not in ("before", "after"):
         raise ValueError(f"stage must be 'before' or 'after', got {stage!r}")
@@ -220,9 +253,53 @@ def reference_model(
     cal = None
     if calibrate:
         cname = f"{fold}_calibration_model.pickle"
+        # fetch() has checked the file against the pinned sha256: the reference's own pickle
         cal = read_reference_calibrator(
             fetch(f"{base_url}/confidence_calibration_models/{cname}",
-                  REFERENCE_SHA256[("calibration", int(fold))], fname=f"reference-{cname}")
+                  REFERENCE_SHA256[("calibration", int(fold))], fname=f"reference-{cname}"),
+            trust_pickle=True,
         )
     return import_reference(h5, minmax, calibrator=cal,
                             metadata={"feature_set": feature_set, "fold": fold, "stage": stage})
+
+
+def convert_reference_file(src: str | os.PathLike, out: str | os.PathLike, *, trust_pickle: bool = False) -> Path:
+    """Convert one of the reference's pickles -- a ``*_calibration_model.pickle`` (scikit-learn
+    ``KernelRidge``) or the global min/max (two arrays) -- into the JSON xfacies reads.
+
+    Unpickling runs whatever code the file holds, so this is the one conversion that needs the
+    explicit opt-in ``trust_pickle=True`` (``xfacies convert-reference SRC OUT --trust-pickle``):
+    do it once, for a file you trust, and use the JSON everywhere after.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``: a calibrator's ``to_dict()`` (:func:`~xfacies.model.calibration.read_calibrator`)
+        or ``{"min": [...], "max": [...]}`` (:func:`read_minmax`).
+
+    Raises
+    ------
+    xfacies.errors.UnsafeFileError
+        Without ``trust_pickle`` (the file is not opened).
+
+    Examples
+    --------
+    >>> convert_reference_file("0_calibration_model.pickle", "0_calibration.json",
+    ...                        trust_pickle=True)  # doctest: +SKIP
+    """
+    out = Path(out)
+    if Path(src).resolve() == out.resolve():
+        raise ValueError(f"the output {out} is the input: write the JSON to another file")
+    obj = unpickle_trusted(src, trust_pickle=trust_pickle)
+    if hasattr(obj, "dual_coef_"):
+        doc = calibrator_from_sklearn(obj).to_dict()
+    else:
+        try:
+            lo, hi = (np.asarray(a, dtype=np.float64).ravel() for a in obj)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{src} holds a {type(obj).__name__}: neither a KernelRidge calibrator nor a "
+                             "(mins, maxs) pair") from err
+        doc = {"min": lo.tolist(), "max": hi.tolist()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1))
+    return out

@@ -30,6 +30,7 @@ import xarray as xr
 
 from xfacies import spatial
 from xfacies.catalog import CLASSES, NODATA
+from xfacies.errors import InputWarning
 from xfacies.validation import require_unique_times
 
 __all__ = ["fractions", "aar_proxy", "CLOUD", "REFROZEN"]
@@ -232,6 +233,9 @@ def fractions(
     n_pix = counts[0].sum(axis=-1)  # (g,) every pixel is nodata or a class
     n_valid = per_class.sum(axis=-1)  # (t, g)
 
+    res = _pixel_area(classes, xdim, ydim)
+    # a glacier partly beyond the map: the part outside counts as not observed
+    outside = _outside_pixels(classes, outlines, ids, res)
     xp = dsa if lazy else np
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = xp.where(
@@ -239,9 +243,9 @@ def fractions(
             per_class / xp.maximum(n_valid, 1)[..., None],
             np.nan,
         ).astype(np.float32)
-        coverage = xp.where(n_pix > 0, n_valid / xp.maximum(n_pix, 1), np.nan).astype(np.float32)
+        whole = n_pix + outside
+        coverage = xp.where(whole > 0, n_valid / xp.maximum(whole, 1e-12), np.nan).astype(np.float32)
 
-    res = _pixel_area(classes, xdim, ydim)
     area = (n_pix * res).astype(np.float64)
 
     glacier = np.array(ids, dtype=object)
@@ -271,7 +275,9 @@ def fractions(
             "coverage": (
                 (tdim, "glacier"),
                 coverage,
-                {"long_name": "observed fraction of the rasterised glacier", "units": "1"},
+                {"long_name": "observed fraction of the glacier",
+                 "comment": "observed pixels / (rasterised pixels + the outline's area beyond the map, in "
+                            "pixels): a glacier partly outside the map is not fully observed", "units": "1"},
             ),
             "area": (
                 ("glacier",),
@@ -290,6 +296,47 @@ def fractions(
     if squeeze_time:
         ds = ds.isel({tdim: 0}, drop=True)
     return ds
+
+
+#: Share of a glacier's outline beyond the class map above which fractions warns.
+MAX_OUTSIDE_SHARE = 0.01
+
+
+def _outside_pixels(classes: xr.DataArray, outlines: Any, ids: list[str], pixel_area: float) -> np.ndarray:
+    """Per glacier (in ``ids`` order), the area of its outline beyond the map's extent, in pixels
+    (0 for a glacier raster, which has no outline beyond the map)."""
+    out = np.zeros(len(ids))
+    if isinstance(outlines, (xr.DataArray, xr.Dataset)) or not ids:
+        return out
+    import warnings
+
+    from shapely.geometry import box
+
+    gdf = spatial.as_outlines(outlines)
+    crs = spatial.crs_of(classes)
+    if crs is not None:
+        gdf = gdf.to_crs(crs)
+    extent = box(*spatial.bounds(classes))
+    where = {str(g): k for k, g in enumerate(ids)}
+    whole = np.zeros(len(ids))
+    for gid, geom in zip(gdf["glacier_id"].astype(str), gdf.geometry):
+        k = where.get(gid)
+        if k is None or geom is None or geom.is_empty:
+            continue
+        whole[k] = geom.area
+        if not extent.contains(geom):
+            out[k] = geom.difference(extent).area / pixel_area
+    share = np.divide(out * pixel_area, whole, out=np.zeros_like(whole), where=whole > 0)
+    cut = [(ids[k], share[k]) for k in np.flatnonzero(share > MAX_OUTSIDE_SHARE)]
+    if cut:
+        shown = ", ".join(f"{g} ({100 * v:.0f} %)" for g, v in cut[:5]) + (" ..." if len(cut) > 5 else "")
+        warnings.warn(
+            f"{len(cut)} glacier(s) extend beyond the class map: {shown} of their outline lies outside it. "
+            "Their coverage counts that part as not observed (so end_of_season's min_coverage can drop them); "
+            "their fractions and AAR proxy describe the visible part only. Use a scene or grid that covers "
+            "the whole glacier (xfacies.grid(outlines), or open_stac(outlines, ...)).",
+            InputWarning, stacklevel=3)
+    return out
 
 
 def _pixel_area(classes: xr.DataArray, xdim: str, ydim: str) -> float:

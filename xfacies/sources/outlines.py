@@ -172,7 +172,15 @@ def read_outlines(
     # ---- geometries: keep polygonal parts of valid geometries, in 2-D (RGI 7 ships Z coordinates)
     import shapely
 
-    geoms = np.array([_polygonal(g) for g in shapely.force_2d(gdf.geometry.to_numpy())], dtype=object)
+    raw = shapely.force_2d(gdf.geometry.to_numpy())
+    xy, row = shapely.get_coordinates(raw, return_index=True)
+    bad_rows = np.unique(row[~np.isfinite(xy).all(axis=1)])
+    if bad_rows.size:
+        ids_bad = list(gdf["glacier_id"].iloc[bad_rows])
+        raise ValueError(
+            f"{len(ids_bad)} outline(s) of {where} have non-finite (NaN or infinite) vertex coordinates: "
+            f"{ids_bad[:10]}{' ...' if len(ids_bad) > 10 else ''}; fix those geometries or drop the rows")
+    geoms = np.array([_polygonal(g) for g in raw], dtype=object)
     empty = np.array([g is None for g in geoms])
     if empty.all():
         kinds = sorted({g.geom_type for g in gdf.geometry if g is not None and not g.is_empty})

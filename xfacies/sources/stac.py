@@ -108,6 +108,30 @@ def _no_sign(url: str) -> str:
     return url
 
 
+def local_path(uri: str) -> str:
+    """A ``file://`` URI as the local path GDAL opens; any other URI unchanged.
+
+    STAC hrefs of local files are URIs (``Path.as_uri()``), where a space is ``%20`` and a
+    non-ASCII letter is percent-encoded UTF-8; GDAL takes the URI's path literally and finds no
+    such file, so every read of a catalogue under "My Glaciers/" failed.
+
+    Examples
+    --------
+    >>> local_path("file:///data/My%20Glaciers/%C3%96tztal/B02.tif")
+    '/data/My Glaciers/Ötztal/B02.tif'
+    >>> local_path("https://example.com/a%20b.tif")
+    'https://example.com/a%20b.tif'
+    """
+    if not uri.startswith("file:"):
+        return uri
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    parsed = urlparse(uri)
+    return url2pathname(parsed.path if not parsed.netloc or parsed.netloc == "localhost"
+                        else f"//{parsed.netloc}{parsed.path}")
+
+
 class _SigningReader:
     """Rasterio reader that signs its source URL immediately before reading."""
 
@@ -119,7 +143,7 @@ class _SigningReader:
         from odc.loader import RioReader
 
         def once() -> Any:  # signed anew on every attempt: a retry may follow an expired token
-            src = self._src.patch(uri=self._signer(self._src.uri))
+            src = self._src.patch(uri=self._signer(local_path(self._src.uri)))
             return RioReader(src, self._ctx).read(cfg, dst_geobox, dst=dst, selection=selection)
 
         return retrying(once, what=f"reading {self._src.uri}", retries=self.retries, wait=self.wait)
