@@ -658,3 +658,24 @@ def test_bundle_metadata_of_the_wrong_type_is_a_bundle_error(tmp_path, edit, mat
         zout.writestr("weights.npz", weights)
     with pytest.raises(BundleError, match=match):
         xfacies.load_model(bad)
+
+
+def test_features_times_100_are_checked_again_at_classify():
+    """``features()`` marks its output as checked (classify then adds no second check to the graph);
+    arithmetic on it drops the mark, so features edited into percent are refused at classify."""
+    from xfacies.features import features
+    from xfacies.validation import REFLECTANCE_CHECKED
+
+    ds = synthetic.season(["2021-08-15"], size=64, seed=3)
+    cube = ds["features"].sel(band=list(OPTICAL_FEATURES))
+    feats = features(cube, dem=ds["dem"], outlines=synthetic.outlines(64, seed=3))
+    assert feats.attrs[REFLECTANCE_CHECKED] == feats.data.name
+    optical = list(OPTICAL_FEATURES)
+    scale = xr.DataArray([100.0 if b in optical else 1.0 for b in feats["band"].values], dims="band",
+                         coords={"band": feats["band"]})
+    with xr.set_options(keep_attrs=True):  # the mark travels with the attributes, but names the old array
+        scaled = feats * scale
+    assert scaled.attrs[REFLECTANCE_CHECKED] != scaled.data.name
+    with pytest.raises(ValueError, match="reflectance in percent: divide by 100"):
+        xfacies.classify(scaled, "demo", ds["glacier"]).compute()
+    assert (xfacies.classify(feats, "demo", ds["glacier"]).values >= 0).any()

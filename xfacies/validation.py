@@ -27,11 +27,15 @@ import pandas as pd
 import xarray as xr
 
 __all__ = ["require_float", "check_reflectance", "check_reflectance_values", "require_unique_times",
-           "REFLECTANCE_RANGE", "MAX_IMPLAUSIBLE_SHARE"]
+           "REFLECTANCE_RANGE", "MAX_IMPLAUSIBLE_SHARE", "REFLECTANCE_CHECKED"]
 
 #: Plausible surface reflectance.  Landsat C2 L2 spans -0.2 .. 1.6 by construction, but values
 #: below -0.05 (deep noise over dark water, or fill that was not masked) are rare in valid data.
 REFLECTANCE_RANGE: tuple[float, float] = (-0.05, 1.6)
+
+#: Attribute that :func:`xfacies.features` sets on its output: the name of the dask array whose optical
+#: bands it has checked (another array under the same attributes is checked again).
+REFLECTANCE_CHECKED = "xfacies_reflectance_checked"
 
 #: Largest share of finite values outside :data:`REFLECTANCE_RANGE` that is accepted as noise.
 MAX_IMPLAUSIBLE_SHARE: float = 0.01

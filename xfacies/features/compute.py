@@ -103,7 +103,7 @@ from xfacies.errors import XfaciesWarning
 from xfacies.features import terrain
 from xfacies.features.proximity import _proximity, edge_distance
 from xfacies.halo import map_halo
-from xfacies.validation import check_reflectance, require_float, require_unique_times
+from xfacies.validation import REFLECTANCE_CHECKED, check_reflectance, require_float, require_unique_times
 
 __all__ = ["features", "terrain_features", "static_features", "STATIC_FEATURES", "DEFAULT_SHADOW_CAP",
            "ShadowCapWarning", "edge_distance", "MIN_ELEVATION_RANGE", "DEM_VOID_VALUES", "ElevationRangeWarning",
@@ -415,6 +415,9 @@ def features(
         out.attrs["xfacies_imagery"] = cube.attrs["xfacies_imagery"]
     if crs is not None:
         out = out.rio.write_crs(crs)
+    # the optical bands were checked above: classify need not add the check to the graph again.  The
+    # mark names this very dask array, so edited features (x 100: a new array) are checked there.
+    out.attrs[REFLECTANCE_CHECKED] = str(getattr(out.data, "name", ""))
     return out
 
 

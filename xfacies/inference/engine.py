@@ -47,7 +47,7 @@ from xfacies.inference.blocks import (
 )
 from xfacies.inference.windows import is_lazy, predict_windows, storage_chunks
 from xfacies.model.runtime import DEFAULT_PRECISION, check_precision
-from xfacies.validation import check_reflectance, require_float, require_unique_times
+from xfacies.validation import REFLECTANCE_CHECKED, check_reflectance, require_float, require_unique_times
 
 __all__ = ["predict_proba", "classify", "smooth_mode", "prepare_features", "ChunkWarning"]
 
@@ -123,14 +123,18 @@ def prepare_features(obj: xr.DataArray | xr.Dataset, features: tuple[str, ...], 
 
 
 # --------------------------------------------------------------------------- public
-def _checked_reflectance(feats: xr.DataArray, model: Any) -> xr.DataArray:
+def _checked_reflectance(feats: xr.DataArray, model: Any, given: Any) -> xr.DataArray:
     """The optical bands of ``feats`` checked as surface reflectance when the model reads them so
     (percent or digital numbers are refused with the fix): at once for NumPy input, block by block
-    in the graph for dask input.  Storage-backed input (read window by window) is not read here."""
+    in the graph for dask input.  Storage-backed input (read window by window) is not read here, nor
+    ``given`` as :func:`xfacies.features` returned it (checked there: same dask array)."""
     import dask.array as dsa
 
     if is_lazy(feats) or not model.expects_reflectance():
         return feats  # storage-backed: reading it here would load it all
+    if isinstance(given, xr.DataArray) and given.chunks is not None and \
+            given.attrs.get(REFLECTANCE_CHECKED) == given.data.name:
+        return feats
     if not isinstance(feats.data, (np.ndarray, dsa.Array)):
         return feats
     optical = [b for b in catalog.OPTICAL_FEATURES if b in set(feats["band"].values.tolist())]
@@ -192,7 +196,7 @@ def predict_proba(
     if method not in ("dense", "exact"):
         raise ValueError(f"method must be 'dense' or 'exact', got {method!r}")
     check_precision(precision, method)
-    feats = _checked_reflectance(prepare_features(features, m.features, cast=False), m)
+    feats = _checked_reflectance(prepare_features(features, m.features, cast=False), m, features)
     warn_unnormalised(m, "an xarray feature cube")
     warn_out_of_domain(m, _imagery(features), "features")
     halo = m.halo(method)
@@ -351,7 +355,7 @@ def _classify_device(features: Any, m: Any, path: str, outlines: Any, *, smooth:
 
     distribute.ship_model(path)
     check_precision(precision, "dense")
-    feats = _checked_reflectance(prepare_features(features, m.features, cast=False), m)
+    feats = _checked_reflectance(prepare_features(features, m.features, cast=False), m, features)
     warn_unnormalised(m, "an xarray feature cube")
     warn_out_of_domain(m, _imagery(features), "features")
     halo = m.halo("dense")
