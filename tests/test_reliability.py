@@ -390,10 +390,17 @@ def test_a_cluster_left_without_workers_stops_the_run_with_a_clear_error(clean_r
     same_content(store, clean_run.store)
 
 
+def _default_sigint() -> None:
+    """As in a terminal: SIGINT interrupts.  A suite started in the background of a non-interactive
+    shell inherits SIGINT ignored, and Python then installs no KeyboardInterrupt for it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(cfg_path: Path, **kw) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "xfacies.app.cli", "run", str(cfg_path), "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, **kw)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            preexec_fn=_default_sigint, **kw)
 
 
 @pytest.mark.faults
