@@ -200,11 +200,11 @@ def read_json_file(path: str | PathLike, what: str) -> Any:
         raise FileNotFoundError(f"{what} {p} does not exist")
     if p.stat().st_size > 16 * 2**20:
         raise ValueError(f"{what} {p} is {p.stat().st_size / 2**20:.0f} MiB; a {what} is a few kB of JSON")
-    head = p.read_bytes()[:2]
-    if head[:1] == b"\x80" or p.suffix.lower() in (".pickle", ".pkl"):
+    raw = p.read_bytes()
+    if raw[:1] == b"\x80" or p.suffix.lower() in (".pickle", ".pkl"):
         unpickle_trusted(p)  # raises UnsafeFileError: never unpickled here
     try:
-        return json.loads(p.read_text(encoding="utf-8-sig"))
+        return json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as err:
         raise UnsafeFileError(f"{what} {p} is not JSON ({err}); xfacies reads {what}s as JSON (a pickle "
                               f"of the reference: `xfacies convert-reference {p} OUT.json --trust-pickle`)"
