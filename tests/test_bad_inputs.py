@@ -664,18 +664,18 @@ def test_features_times_100_are_checked_again_at_classify():
     """``features()`` marks its output as checked (classify then adds no second check to the graph);
     arithmetic on it drops the mark, so features edited into percent are refused at classify."""
     from xfacies.features import features
-    from xfacies.validation import REFLECTANCE_CHECKED
+    from xfacies.validation import reflectance_checked
 
     ds = synthetic.season(["2021-08-15"], size=64, seed=3)
     cube = ds["features"].sel(band=list(OPTICAL_FEATURES))
     feats = features(cube, dem=ds["dem"], outlines=synthetic.outlines(64, seed=3))
-    assert feats.attrs[REFLECTANCE_CHECKED] == feats.data.name
+    assert reflectance_checked(feats.data) and not feats.attrs.keys() & {"xfacies_reflectance_checked"}
     optical = list(OPTICAL_FEATURES)
     scale = xr.DataArray([100.0 if b in optical else 1.0 for b in feats["band"].values], dims="band",
                          coords={"band": feats["band"]})
-    with xr.set_options(keep_attrs=True):  # the mark travels with the attributes, but names the old array
+    with xr.set_options(keep_attrs=True):  # attributes travel; the mark names the old array only
         scaled = feats * scale
-    assert scaled.attrs[REFLECTANCE_CHECKED] != scaled.data.name
+    assert not reflectance_checked(scaled.data)
     with pytest.raises(ValueError, match="reflectance in percent: divide by 100"):
         xfacies.classify(scaled, "demo", ds["glacier"]).compute()
     assert (xfacies.classify(feats, "demo", ds["glacier"]).values >= 0).any()

@@ -20,6 +20,7 @@ ValueError: cube does not look like surface reflectance (0..1): 100.0 % of its f
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -27,15 +28,18 @@ import pandas as pd
 import xarray as xr
 
 __all__ = ["require_float", "check_reflectance", "check_reflectance_values", "require_unique_times",
-           "REFLECTANCE_RANGE", "MAX_IMPLAUSIBLE_SHARE", "REFLECTANCE_CHECKED"]
+           "REFLECTANCE_RANGE", "MAX_IMPLAUSIBLE_SHARE", "mark_reflectance_checked",
+           "reflectance_checked"]
 
 #: Plausible surface reflectance.  Landsat C2 L2 spans -0.2 .. 1.6 by construction, but values
 #: below -0.05 (deep noise over dark water, or fill that was not masked) are rare in valid data.
 REFLECTANCE_RANGE: tuple[float, float] = (-0.05, 1.6)
 
-#: Attribute that :func:`xfacies.features` sets on its output: the name of the dask array whose optical
-#: bands it has checked (another array under the same attributes is checked again).
-REFLECTANCE_CHECKED = "xfacies_reflectance_checked"
+#: Names of the dask arrays whose optical bands :func:`xfacies.features` has put through
+#: :func:`check_reflectance` in this process (a dask name identifies its computation: edited features
+#: are a new array and are checked again).  Bounded, oldest first out.
+_CHECKED: OrderedDict[str, None] = OrderedDict()
+_MAX_CHECKED = 4096
 
 #: Largest share of finite values outside :data:`REFLECTANCE_RANGE` that is accepted as noise.
 MAX_IMPLAUSIBLE_SHARE: float = 0.01
@@ -64,6 +68,26 @@ def require_float(obj: xr.DataArray, what: str) -> None:
 
 
 # --------------------------------------------------------------------------- reflectance
+def mark_reflectance_checked(data: Any) -> None:
+    """Remember that the dask array ``data`` carries its own reflectance check (NumPy: nothing).
+
+    The record lives in this process, not in the attributes, so it neither changes what
+    ``assert_identical`` sees nor travels to other arrays with ``keep_attrs``.
+    """
+    name = getattr(data, "name", None)
+    if isinstance(name, str) and hasattr(data, "dask"):
+        _CHECKED[name] = None
+        _CHECKED.move_to_end(name)
+        while len(_CHECKED) > _MAX_CHECKED:
+            _CHECKED.popitem(last=False)
+
+
+def reflectance_checked(data: Any) -> bool:
+    """Whether ``data`` is a dask array marked by :func:`mark_reflectance_checked`."""
+    name = getattr(data, "name", None)
+    return isinstance(name, str) and hasattr(data, "dask") and name in _CHECKED
+
+
 def _reflectance_message(what: str, share: float, vmin: float, vmax: float) -> str:
     lo, hi = REFLECTANCE_RANGE
     head = (f"{what} does not look like surface reflectance (0..1): {100 * share:.1f} % of its finite "

@@ -103,7 +103,7 @@ from xfacies.errors import XfaciesWarning
 from xfacies.features import terrain
 from xfacies.features.proximity import _proximity, edge_distance
 from xfacies.halo import map_halo
-from xfacies.validation import REFLECTANCE_CHECKED, check_reflectance, require_float, require_unique_times
+from xfacies.validation import check_reflectance, mark_reflectance_checked, require_float, require_unique_times
 
 __all__ = ["features", "terrain_features", "static_features", "STATIC_FEATURES", "DEFAULT_SHADOW_CAP",
            "ShadowCapWarning", "edge_distance", "MIN_ELEVATION_RANGE", "DEM_VOID_VALUES", "ElevationRangeWarning",
@@ -417,7 +417,7 @@ def features(
         out = out.rio.write_crs(crs)
     # the optical bands were checked above: classify need not add the check to the graph again.  The
     # mark names this very dask array, so edited features (x 100: a new array) are checked there.
-    out.attrs[REFLECTANCE_CHECKED] = str(getattr(out.data, "name", ""))
+    mark_reflectance_checked(out.data)
     return out
 
 

@@ -47,7 +47,7 @@ from xfacies.inference.blocks import (
 )
 from xfacies.inference.windows import is_lazy, predict_windows, storage_chunks
 from xfacies.model.runtime import DEFAULT_PRECISION, check_precision
-from xfacies.validation import REFLECTANCE_CHECKED, check_reflectance, require_float, require_unique_times
+from xfacies.validation import check_reflectance, reflectance_checked, require_float, require_unique_times
 
 __all__ = ["predict_proba", "classify", "smooth_mode", "prepare_features", "ChunkWarning"]
 
@@ -132,8 +132,7 @@ def _checked_reflectance(feats: xr.DataArray, model: Any, given: Any) -> xr.Data
 
     if is_lazy(feats) or not model.expects_reflectance():
         return feats  # storage-backed: reading it here would load it all
-    if isinstance(given, xr.DataArray) and given.chunks is not None and \
-            given.attrs.get(REFLECTANCE_CHECKED) == given.data.name:
+    if isinstance(given, xr.DataArray) and reflectance_checked(given.data):
         return feats
     if not isinstance(feats.data, (np.ndarray, dsa.Array)):
         return feats
