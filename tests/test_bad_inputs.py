@@ -679,3 +679,50 @@ def test_features_times_100_are_checked_again_at_classify():
     with pytest.raises(ValueError, match="reflectance in percent: divide by 100"):
         xfacies.classify(scaled, "demo", ds["glacier"]).compute()
     assert (xfacies.classify(feats, "demo", ds["glacier"]).values >= 0).any()
+
+
+# --------------------------------------------------------------------------- fill values (#27 item 1)
+@pytest.mark.parametrize("fill", [-9999.0, 65535.0, "declared"])
+def test_fill_values_in_the_cube_are_nodata_not_reflectance(fill):
+    """20 pixels of fill near a glacier: the map equals the map of the same scene with those pixels
+    as NaN (masked cloud), instead of carrying -9999 into every 33 x 33 patch around them."""
+    ds = synthetic.season(["2021-08-15"], size=64, seed=3)
+    cube = ds["features"].sel(band=list(OPTICAL_FEATURES)).astype(np.float32)
+    outlines = synthetic.outlines(64, seed=3)
+    rows, cols = np.nonzero(ds["glacier"].values > 0)
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(rows), 20, replace=False)
+    value = 0.987654 if fill == "declared" else fill
+    dirty = cube.copy(data=cube.values.copy())
+    dirty.values[:, :, rows[pick], cols[pick]] = value
+    if fill == "declared":
+        dirty = dirty.rio.write_nodata(value)
+    clean = cube.copy(data=cube.values.copy())
+    clean.values[:, :, rows[pick], cols[pick]] = np.nan
+    want = xfacies.classify(features(clean, ds["dem"], outlines), "demo", ds["glacier"]).values
+    got = xfacies.classify(features(dirty, ds["dem"], outlines), "demo", ds["glacier"]).values
+    np.testing.assert_array_equal(got, want)
+    # the case matters: a value of -9 (not a fill value, within the 1 % tolerance) spoils many pixels
+    if fill == -9999.0:
+        raw = dirty.copy(data=dirty.values.copy())
+        raw.values[:, :, rows[pick], cols[pick]] = -9.0
+        spoiled = xfacies.classify(features(raw, ds["dem"], outlines), "demo", ds["glacier"]).values
+        assert (spoiled != want).sum() > 100
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_one_date_in_percent_among_many_is_refused_by_date(lazy):
+    """Ten dates, one of them x 100 on 5 % of its pixels: pooled that is 0.5 % (< 1 %), judged per
+    date it is 5 %; the error names the date."""
+    cube, _ = grid(tilted(30, 40), nt=10)
+    cube = cube.assign_coords(time=pd.date_range("2021-07-01", periods=10, freq="5D"))
+    cube.values[6, :, :2, :30] = 30.0  # 60 of 1,200 pixels of 2021-07-31
+    if lazy:
+        cube = cube.chunk({"time": 4, "y": 30, "x": 40})
+    with pytest.raises(ValueError, match=r"the cube on 2021-07-31 .*does not look like surface reflectance.*5\.0 %"):
+        features(cube, feature_set=1).compute()
+    cube2 = cube.copy(data=cube.data.copy()) if lazy else cube.copy(data=cube.values.copy())
+    cube2 = cube2.compute()
+    cube2.values[6, :, :2, :30] = 0.3
+    cube2.values[6, :, 0, :5] = 30.0  # 5 of 1,200: 0.4 % in that date is tolerated noise
+    assert features(cube2, feature_set=1).compute().notnull().any()

@@ -41,42 +41,72 @@ DATES8 = ["2021-06-10", "2021-06-25", "2021-07-10", "2021-07-25", "2021-08-10", 
 
 
 # --------------------------------------------------------------------------- scene quality
-def test_scene_quality_counts_the_glacier_pixels_like_a_loop():
+@pytest.mark.parametrize("margin", [0, 2])
+def test_scene_quality_counts_the_glacier_pixels_like_a_loop(margin):
+    """valid over the glacier pixels; saturated and implausible over the valid pixels that lie
+    within ``margin`` pixels (Chebyshev: a square patch) of a glacier pixel."""
     rng = np.random.default_rng(4)
-    nt, ny, nx = 3, 9, 11
+    nt, ny, nx = 3, 13, 15
     v = rng.uniform(0.0, 1.0, (nt, 6, ny, nx))
     v[rng.random(v.shape) < 0.05] = np.nan
     v[rng.random(v.shape) < 0.04] = 1.3          # saturated (>= 1.2), plausible
     v[rng.random(v.shape) < 0.03] = 45.0         # implausible (and saturated)
     v[1, :, :, :] = np.nan                       # one date without data
-    mask = rng.random((ny, nx)) < 0.6
+    mask = np.zeros((ny, nx), bool)
+    mask[4:9, 5:10] = rng.random((5, 5)) < 0.7
     y = 1000.0 - 10.0 * np.arange(ny)
     x = 500.0 + 10.0 * np.arange(nx)
     cube = xr.DataArray(v, dims=("time", "band", "y", "x"), coords={
         "time": pd.date_range("2021-07-01", periods=nt, freq="10D"), "band": BANDS, "y": y, "x": x}
     ).chunk({"y": 4, "x": 5})
     outl = xr.DataArray(np.where(mask, 1, 0), dims=("y", "x"), coords={"y": y, "x": x})
-    q = scene_quality(cube, outl).compute()
+    q = scene_quality(cube, outl, margin=margin).compute()
+    gl = [(i, j) for i in range(ny) for j in range(nx) if mask[i, j]]
     for t in range(nt):
-        n = valid = sat = bad = 0
+        n = valid = seen = sat = bad = 0
         for i in range(ny):
             for j in range(nx):
-                if not mask[i, j]:
+                near = any(abs(i - a) <= margin and abs(j - b) <= margin for a, b in gl)
+                if not near:
                     continue
-                n += 1
                 px = v[t, :, i, j]
-                if not np.all(np.isfinite(px)):
+                ok = bool(np.all(np.isfinite(px)))
+                if mask[i, j]:
+                    n += 1
+                    valid += ok
+                if not ok:
                     continue
-                valid += 1
+                seen += 1
                 sat += any(p >= 1.2 for p in px)
                 bad += any(p < -0.05 or p > 1.6 for p in px)
         assert q.glacier_pixels[t] == n
         assert q.valid[t] == pytest.approx(valid / n)
-        if valid:
-            assert q.saturated[t] == pytest.approx(sat / valid)
-            assert q.implausible[t] == pytest.approx(bad / valid)
+        if seen:
+            assert q.saturated[t] == pytest.approx(sat / seen)
+            assert q.implausible[t] == pytest.approx(bad / seen)
         else:
             assert np.isnan(q.saturated[t]) and np.isnan(q.implausible[t])
+    if margin:
+        with pytest.raises(ValueError, match="margin must be a whole number of pixels"):
+            scene_quality(cube, outl, margin=-1)
+
+
+def test_fill_just_outside_the_outlines_rejects_the_scene():
+    """-9999 in a ring of 3 px just outside the glacier: within the model's 16 px it is counted."""
+    ny = nx = 40
+    v = np.full((1, 6, ny, nx), 0.4)
+    mask = np.zeros((ny, nx), bool)
+    mask[10:30, 10:30] = True
+    v[0, :, 7:10, 10:30] = -9999.0
+    y, x = 1000.0 - 10.0 * np.arange(ny), 10.0 * np.arange(nx)
+    cube = xr.DataArray(v, dims=("time", "band", "y", "x"), coords={
+        "time": pd.to_datetime(["2021-08-01"]), "band": BANDS, "y": y, "x": x})
+    outl = xr.DataArray(mask.astype(int), dims=("y", "x"), coords={"y": y, "x": x})
+    assert float(scene_quality(cube, outl, margin=0).implausible[0]) == 0.0
+    q = scene_quality(cube, outl)
+    assert float(q.implausible[0]) == pytest.approx(60 / (40 * 40))  # 20 + 2 x 16 px > 40: all seen
+    (why,) = rejected_scenes(q).values()
+    assert "implausible reflectance on 3.8 %" in why and "undeclared fill" in why
 
 
 def test_rejected_scenes_thresholds_are_inclusive_and_name_the_reason():

@@ -29,7 +29,7 @@ import xarray as xr
 
 __all__ = ["require_float", "check_reflectance", "check_reflectance_values", "require_unique_times",
            "REFLECTANCE_RANGE", "MAX_IMPLAUSIBLE_SHARE", "mark_reflectance_checked",
-           "reflectance_checked"]
+           "reflectance_checked", "mask_fill", "FILL_VALUES"]
 
 #: Plausible surface reflectance.  Landsat C2 L2 spans -0.2 .. 1.6 by construction, but values
 #: below -0.05 (deep noise over dark water, or fill that was not masked) are rare in valid data.
@@ -40,6 +40,11 @@ REFLECTANCE_RANGE: tuple[float, float] = (-0.05, 1.6)
 #: are a new array and are checked again).  Bounded, oldest first out.
 _CHECKED: OrderedDict[str, None] = OrderedDict()
 _MAX_CHECKED = 4096
+
+#: Fill values of common rasters that are never reflectance (GDAL/ENVI -9999, int16 and uint16
+#: extremes, the float32 extremes): :func:`mask_fill` masks them, with the input's declared nodata.
+FILL_VALUES: tuple[float, ...] = (-9999.0, -32768.0, -32767.0, 32767.0, 65535.0,
+                                  float(np.finfo(np.float32).min), float(np.finfo(np.float32).max))
 
 #: Largest share of finite values outside :data:`REFLECTANCE_RANGE` that is accepted as noise.
 MAX_IMPLAUSIBLE_SHARE: float = 0.01
@@ -160,27 +165,42 @@ def check_reflectance_values(values: Any, what: str) -> None:
         raise ValueError(_reflectance_message(what, *bad))
 
 
+def _date_label(dates: tuple[str, ...] | None, i: int) -> str:
+    return f" on {dates[i]}" if dates is not None and 0 <= i < len(dates) else ""
+
+
 def _check_block(block: np.ndarray, *, what: str, band_axis: int, bands: tuple[int, ...],
+                 time_axis: int | None = None, dates: tuple[str, ...] | None = None,
                  block_info: Any = None) -> np.ndarray:
-    """The dask block kernel of :func:`check_reflectance`: raise on implausible values, else pass."""
+    """The dask block kernel of :func:`check_reflectance`: raise on implausible values, else pass.
+    With a time axis every date of the block is judged on its own."""
     if block_info is not None and block.size:
-        start, stop = block_info[0]["array-location"][band_axis]
+        loc = block_info[0]["array-location"]
+        start, stop = loc[band_axis]
         local = [b - start for b in bands if start <= b < stop]
-        if local:
-            check_reflectance_values(np.take(block, local, axis=band_axis),
-                                     f"{what} (checked block by block; this block)")
+        if not local:
+            return block
+        sel = np.take(block, local, axis=band_axis)
+        if time_axis is None:
+            check_reflectance_values(sel, f"{what} (checked block by block; this block)")
+            return block
+        t0 = loc[time_axis][0]
+        for k in range(sel.shape[time_axis]):
+            check_reflectance_values(np.take(sel, k, axis=time_axis),
+                                     f"{what}{_date_label(dates, t0 + k)} (checked block by block; this block)")
     return block
 
 
 def check_reflectance(obj: xr.DataArray, what: str, *, bands: list[str] | None = None,
-                      band_dim: str = "band") -> xr.DataArray:
+                      band_dim: str = "band", time_dim: str = "time") -> xr.DataArray:
     """Check that ``obj`` holds plausible surface reflectance; return it (checked).
 
     NumPy-backed input is checked at once, over all its values.  **Dask-backed input is not
     read here**: the check is added to its graph, block by block, and a block that fails it
     raises the :class:`ValueError` when it is computed (so opening a large lazy cube costs
     nothing; the error comes with the first computation).  Each block is judged on its own
-    finite values, with the same threshold.
+    finite values, with the same threshold.  Along ``time_dim`` every date is judged on its own
+    (one bad date among many clean ones is not diluted below the threshold).
 
     Parameters
     ----------
@@ -193,6 +213,8 @@ def check_reflectance(obj: xr.DataArray, what: str, *, bands: list[str] | None =
         validity mask, are skipped).  ``None``: every value.
     band_dim
         The band dimension.
+    time_dim
+        The time dimension, when ``obj`` has it.
 
     Returns
     -------
@@ -225,23 +247,95 @@ def check_reflectance(obj: xr.DataArray, what: str, *, bands: list[str] | None =
     else:
         idx, axis = None, 0
     data = obj.data
+    taxis = obj.dims.index(time_dim) if time_dim in obj.dims and time_dim != band_dim else None
+    dates = None
+    if taxis is not None and time_dim in obj.coords:
+        dates = tuple(str(v)[:10] if np.issubdtype(np.asarray(obj[time_dim].values).dtype, np.datetime64)
+                      else str(v) for v in obj[time_dim].values)
     if not isinstance(data, da.Array):
         values = np.asarray(data)
-        parts = [values] if idx is None else (np.take(values, [i], axis=axis) for i in idx)
-        bad = _implausible(parts)
-        if bad is not None:
-            raise ValueError(_reflectance_message(what, *bad))
+        slices = [values] if taxis is None else [np.take(values, k, axis=taxis) for k in range(values.shape[taxis])]
+        baxis = axis if taxis is None or axis < taxis else axis - 1
+        for k, v in enumerate(slices):
+            parts = [v] if idx is None else (np.take(v, [i], axis=baxis) for i in idx)
+            bad = _implausible(parts)
+            if bad is not None:
+                label = _date_label(dates, k) if taxis is not None else ""
+                raise ValueError(_reflectance_message(what + label, *bad))
         return obj
     if idx is None:  # every value: treat axis 0 as the band axis, all of it
         axis, idx = 0, tuple(range(data.shape[0])) if data.ndim else (0,)
         if data.ndim == 0:
             data = data[None]
+    if taxis is not None and taxis == axis:
+        taxis = None
     checked = da.map_blocks(_check_block, data, what=what, band_axis=axis, bands=tuple(idx),
+                            time_axis=taxis, dates=dates,
                             dtype=data.dtype, meta=getattr(data, "_meta", None),
                             token="xfacies-check-reflectance")
     if obj.ndim == 0:
         checked = checked[0]
     return obj.copy(data=checked)
+
+
+# --------------------------------------------------------------------------- fill values
+def _declared_nodata(obj: xr.DataArray) -> list[float]:
+    out = []
+    for v in (obj.attrs.get("_FillValue"), obj.attrs.get("nodata"), obj.encoding.get("_FillValue"),
+              obj.attrs.get("missing_value")):
+        if v is not None and np.ndim(v) == 0:
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                continue
+            if np.isfinite(f):
+                out.append(f)
+    try:  # rioxarray's record (attrs or encoding), when the object is georeferenced
+        nd = obj.rio.nodata
+        if nd is not None and np.isfinite(float(nd)):
+            out.append(float(nd))
+    except Exception:  # noqa: BLE001 - no rioxarray or no record: the attributes above suffice
+        pass
+    return sorted(set(out))
+
+
+def mask_fill(obj: xr.DataArray, nodata: float | list[float] | None = None) -> xr.DataArray:
+    """``obj`` with fill values as NaN: its declared nodata, ``nodata`` and :data:`FILL_VALUES`.
+
+    Fill that stays in a reflectance cube is not only wrong where it lies: a CNN sees it from
+    every pixel within its receptive field (a 33 x 33 patch), so 20 pixels of -9999 change the
+    classes of hundreds of glacier pixels around them.  As NaN the model treats them as nodata,
+    like masked cloud.  Infinities are masked too.  Lazy input stays lazy.
+
+    Parameters
+    ----------
+    obj
+        Floating-point values (e.g. a reflectance cube).
+    nodata
+        Further fill value(s) to mask besides the declared ones (``_FillValue``, ``nodata``,
+        ``missing_value``, rioxarray's ``nodata``).
+
+    Returns
+    -------
+    xarray.DataArray
+        Same shape, coordinates and attributes.
+
+    Examples
+    --------
+    >>> v = xr.DataArray(np.array([0.2, -9999.0, 0.4, np.inf, 0.05]), dims="x", attrs={"nodata": 0.05})
+    >>> mask_fill(v).values
+    array([0.2, nan, 0.4, nan, nan])
+    """
+    if not np.issubdtype(obj.dtype, np.floating):
+        return obj
+    fills = list(FILL_VALUES) + _declared_nodata(obj)
+    if nodata is not None:
+        fills += [float(v) for v in np.atleast_1d(nodata)]
+    fills_arr = np.asarray(sorted(set(fills)), dtype=obj.dtype)
+    bad = xr.apply_ufunc(lambda a: np.isin(a, fills_arr) | np.isinf(a), obj, dask="parallelized",
+                         output_dtypes=[bool])
+    with xr.set_options(keep_attrs=True):
+        return obj.where(~bad)
 
 
 # --------------------------------------------------------------------------- time axes

@@ -211,15 +211,21 @@ def _why(err: BaseException) -> str:
 
 
 def _read(src: Any, bands: list[int], what: str = "optical") -> np.ndarray:
-    """Bands as float32 with every nodata (declared value, mask) as NaN."""
+    """Bands as float32 with every nodata (declared value, mask) as NaN; for the optical scene also
+    the usual fill values (:data:`xfacies.validation.FILL_VALUES`) a file may hold undeclared."""
     import rasterio
+
+    from xfacies.validation import FILL_VALUES
 
     try:
         arr = src.read(bands, masked=True).astype(np.float32)
     except rasterio.errors.RasterioError as err:
         raise ValueError(f"--{what} {src.name} cannot be read ({_why(err)}): the file is damaged or "
                          "truncated; fetch or export it again") from None
-    return np.ma.filled(arr, np.nan)
+    out = np.ma.filled(arr, np.nan)
+    if what == "optical":
+        out[np.isin(out, np.asarray(FILL_VALUES, np.float32)) | np.isinf(out)] = np.nan
+    return out
 
 
 def _expects_reflectance(model: Any) -> bool:

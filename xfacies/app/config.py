@@ -177,11 +177,12 @@ class QualityConfig(_Section):
         Least share of glacier pixels with valid reflectance (not cloud, not
         nodata, inside the scene).
     max_saturated, saturation
-        Largest share of valid glacier pixels with an optical value at or
-        above ``saturation``.
+        Largest share of valid pixels on and around the glaciers (within the
+        model's receptive field) with an optical value at or above
+        ``saturation``.
     max_implausible
-        Largest share of valid glacier pixels outside plausible reflectance
-        (-0.05..1.6).
+        Largest share of valid pixels on and around the glaciers outside
+        plausible reflectance (-0.05..1.6).
     """
 
     min_valid: float = Field(default=0.3, ge=0, le=1)

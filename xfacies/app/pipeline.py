@@ -656,7 +656,7 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
     held: dict[pd.Timestamp, Any] = {}  # the reflectance of the batches in flight, read once
 
     def measure(sub: Any) -> Any:
-        lazy = scene_quality(sub, outlines, saturation=q.saturation)
+        lazy = scene_quality(sub, outlines, saturation=q.saturation, margin=model.halo(cfg.model.method))
         if client is None:
             return lazy.compute()
         (fut,) = graphs.compute(lazy, client=client)

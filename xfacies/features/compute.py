@@ -103,7 +103,8 @@ from xfacies.errors import XfaciesWarning
 from xfacies.features import terrain
 from xfacies.features.proximity import _proximity, edge_distance
 from xfacies.halo import map_halo
-from xfacies.validation import check_reflectance, mark_reflectance_checked, require_float, require_unique_times
+from xfacies.validation import (check_reflectance, mark_reflectance_checked, mask_fill, require_float,
+                                require_unique_times)
 
 __all__ = ["features", "terrain_features", "static_features", "STATIC_FEATURES", "DEFAULT_SHADOW_CAP",
            "ShadowCapWarning", "edge_distance", "MIN_ELEVATION_RANGE", "DEM_VOID_VALUES", "ElevationRangeWarning",
@@ -296,8 +297,12 @@ def features(
         raise ValueError(f"features {need_outl} need glacier outlines: pass outlines=<GeoDataFrame or file>")
 
     cube = cube.transpose(*(([tdim] if tdim else []) + ["band", "y", "x"]))
-    # reflectance units: NumPy now, dask block by block when computed
-    cube = check_reflectance(cube, "the cube", bands=[b for b in catalog.OPTICAL_FEATURES if b in labels])
+    # fill values (declared, or the usual -9999 / -32768 / 65535 / float32 extremes) become nodata
+    # before any feature sees them: a CNN would carry them into every patch around them
+    cube = mask_fill(cube)
+    # reflectance units, date by date: NumPy now, dask block by block when computed
+    cube = check_reflectance(cube, "the cube", bands=[b for b in catalog.OPTICAL_FEATURES if b in labels],
+                             time_dim=tdim or "time")
     ny, nx = cube.sizes["y"], cube.sizes["x"]
     crs = cube.rio.crs
     metric = [n for n in names if n in _TERRAIN_METRIC]

@@ -33,7 +33,10 @@ import xarray as xr
 from xfacies.catalog import OPTICAL_FEATURES
 from xfacies.validation import REFLECTANCE_RANGE
 
-__all__ = ["scene_quality", "rejected_scenes", "DEFAULT_SATURATION"]
+__all__ = ["scene_quality", "rejected_scenes", "DEFAULT_SATURATION", "DEFAULT_MARGIN"]
+
+#: Pixels around the glaciers that the reference models see (33 x 33 patches: radius 16).
+DEFAULT_MARGIN = 16
 
 #: Reflectance at or above which an optical value counts as saturated (bright fresh snow stays
 #: below it; a clipped or saturated detector reads at or above it once scaled).
@@ -41,8 +44,14 @@ DEFAULT_SATURATION = 1.2
 
 
 def scene_quality(cube: xr.DataArray, outlines: Any = None, *, saturation: float = DEFAULT_SATURATION,
-                  plausible: tuple[float, float] = REFLECTANCE_RANGE) -> xr.Dataset:
-    """Per-date shares of valid, saturated and implausible glacier pixels.
+                  plausible: tuple[float, float] = REFLECTANCE_RANGE, margin: int = DEFAULT_MARGIN) -> xr.Dataset:
+    """Per-date shares of valid glacier pixels, and of saturated and implausible pixels in what the
+    model sees of them.
+
+    A CNN classifies a glacier pixel from the patch around it, so a saturated or fill-valued pixel
+    just outside an outline spoils the glacier pixels near it: ``saturated`` and ``implausible``
+    are counted over the glacier pixels *and* the ``margin`` pixels around them (the receptive
+    field), ``valid`` over the glacier pixels.
 
     Parameters
     ----------
@@ -58,15 +67,19 @@ def scene_quality(cube: xr.DataArray, outlines: Any = None, *, saturation: float
         A valid pixel whose optical value reaches this is saturated.
     plausible
         ``(low, high)``: a valid pixel with a value outside is implausible
-        (percent, or digital numbers without scale and offset).
+        (percent, or digital numbers without scale and offset, or fill such as -9999).
+    margin
+        Pixels around the glaciers counted for ``saturated`` and ``implausible``: the model's
+        receptive-field radius (16 for the 33 x 33 patches of the reference models; a bundle's
+        :meth:`xfacies.Model.halo`).
 
     Returns
     -------
     xarray.Dataset
         Over ``time``: ``valid`` (share of glacier pixels with every optical
         band finite: not cloud, not nodata), ``saturated`` and ``implausible``
-        (shares of the *valid* pixels; NaN without any) and
-        ``glacier_pixels``.
+        (shares of the *valid* pixels of the glaciers and their margin; NaN
+        without any) and ``glacier_pixels``.
 
     Raises
     ------
@@ -105,53 +118,74 @@ def scene_quality(cube: xr.DataArray, outlines: Any = None, *, saturation: float
             raise ValueError("the outlines do not cover any pixel of the cube: check their CRS and the area "
                              "searched")
     lo, hi = plausible
+    if isinstance(margin, bool) or not isinstance(margin, (int, np.integer)) or margin < 0:
+        raise ValueError(f"margin must be a whole number of pixels >= 0 (the model's receptive-field radius), "
+                         f"got {margin!r}")
     refl = refl.transpose("time", "band", ydim, xdim)
     if mask is None:
-        mask = xr.ones_like(refl.isel(time=0, band=0, drop=True), dtype=bool)
-        n = refl.sizes[ydim] * refl.sizes[xdim]
+        glacier = np.ones((refl.sizes[ydim], refl.sizes[xdim]), dtype=bool)
+        seen = glacier
     else:
-        n = int(mask.sum())
-    counts = _count(refl.data, np.asarray(mask.values, dtype=bool), lo, hi, float(saturation))
+        glacier = np.asarray(mask.values, dtype=bool)
+        seen = _dilate(glacier, int(margin))
+    n = int(glacier.sum())
+    counts = _count(refl.data, glacier, seen, lo, hi, float(saturation))
     t = refl["time"]
     nvalid = xr.DataArray(counts[:, 0], dims="time", coords={"time": t})
-    per = nvalid.where(nvalid > 0)
+    nseen = xr.DataArray(counts[:, 3], dims="time", coords={"time": t})
+    per = nseen.where(nseen > 0)
     out = xr.Dataset({
         "valid": (nvalid / n).assign_attrs(long_name="share of glacier pixels with valid reflectance"),
         "saturated": (xr.DataArray(counts[:, 1], dims="time", coords={"time": t}) / per).assign_attrs(
-            long_name=f"share of valid glacier pixels with an optical value >= {saturation:g}"),
+            long_name=f"share of valid pixels of the glaciers and {margin} px around them with an optical "
+                      f"value >= {saturation:g}"),
         "implausible": (xr.DataArray(counts[:, 2], dims="time", coords={"time": t}) / per).assign_attrs(
-            long_name=f"share of valid glacier pixels with an optical value outside [{lo:g}, {hi:g}]"),
+            long_name=f"share of valid pixels of the glaciers and {margin} px around them with an optical "
+                      f"value outside [{lo:g}, {hi:g}]"),
     })
     out["glacier_pixels"] = xr.full_like(out["valid"], n, dtype=np.int64).assign_attrs(
         long_name="glacier pixels in the cube")
     return out.drop_vars([c for c in out.coords if c != "time"])
 
 
-def _block_counts(block: np.ndarray, mask: np.ndarray, lo: float, hi: float, sat: float) -> np.ndarray:
-    """``(time, 3, 1, 1)`` counts of valid, saturated and implausible glacier pixels in one block."""
-    v = block[:, :, mask]  # (time, band, glacier pixels of the block)
+def _dilate(mask: np.ndarray, margin: int) -> np.ndarray:
+    """``mask`` grown by ``margin`` pixels in x and y (a square window, as a patch is square)."""
+    if margin == 0:
+        return mask
+    from scipy import ndimage
+
+    return ndimage.maximum_filter(mask.astype(np.uint8), size=2 * margin + 1, mode="constant") > 0
+
+
+def _block_counts(block: np.ndarray, glacier: np.ndarray, seen: np.ndarray, lo: float, hi: float,
+                  sat: float) -> np.ndarray:
+    """``(time, 4, 1, 1)`` counts in one block: valid glacier pixels, then saturated, implausible and
+    valid pixels among the pixels the model sees (glaciers and margin)."""
+    v = block[:, :, seen]  # (time, band, seen pixels of the block)
+    on = glacier[seen]
     valid = np.isfinite(v).all(axis=1)
     with np.errstate(invalid="ignore"):
         bad = ((v < lo) | (v > hi)).any(axis=1) & valid
         hot = (v >= sat).any(axis=1) & valid
-    out = np.stack([valid.sum(axis=1), hot.sum(axis=1), bad.sum(axis=1)], axis=1)
+    out = np.stack([(valid & on).sum(axis=1), hot.sum(axis=1), bad.sum(axis=1), valid.sum(axis=1)], axis=1)
     return out[:, :, None, None].astype(np.int64)
 
 
-def _count(data: Any, mask: np.ndarray, lo: float, hi: float, sat: float) -> Any:
-    """Per-date counts (time, 3): one task per block (named for this check), summed over blocks."""
+def _count(data: Any, glacier: np.ndarray, seen: np.ndarray, lo: float, hi: float, sat: float) -> Any:
+    """Per-date counts (time, 4): one task per block (named for this check), summed over blocks."""
     if not hasattr(data, "dask"):
-        return _block_counts(np.asarray(data), mask, lo, hi, sat)[:, :, 0, 0]
+        return _block_counts(np.asarray(data), glacier, seen, lo, hi, sat)[:, :, 0, 0]
     import dask.array as da
     from dask.base import tokenize
 
     data = data.rechunk({1: -1})
     ych, xch = data.chunks[2], data.chunks[3]
-    m = da.from_array(mask, chunks=(ych, xch))
-    name = "xfacies-scene-quality-" + tokenize(data, mask, lo, hi, sat)
+    g = da.from_array(glacier, chunks=(ych, xch))
+    m = da.from_array(seen, chunks=(ych, xch))
+    name = "xfacies-scene-quality-" + tokenize(data, glacier, seen, lo, hi, sat)
     per_block = da.blockwise(
-        _block_counts, "tcyx", data, "tbyx", m, "yx", lo=lo, hi=hi, sat=sat, name=name, dtype=np.int64,
-        new_axes={"c": 3}, concatenate=True, meta=np.empty((0, 0, 0, 0), np.int64),
+        _block_counts, "tcyx", data, "tbyx", g, "yx", m, "yx", lo=lo, hi=hi, sat=sat, name=name,
+        dtype=np.int64, new_axes={"c": 4}, concatenate=True, meta=np.empty((0, 0, 0, 0), np.int64),
         adjust_chunks={"y": (1,) * len(ych), "x": (1,) * len(xch)})
     return per_block.sum(axis=(2, 3))
 
@@ -168,7 +202,8 @@ def rejected_scenes(quality: xr.Dataset, *, min_valid: float = 0.3, max_saturate
         Least share of glacier pixels that must be valid: below it the scene
         is clouded, or covers only part of the glaciers.
     max_saturated, max_implausible
-        Largest shares of valid glacier pixels that may be saturated, or
+        Largest shares of the valid pixels on and around the glaciers (what the
+        model sees) that may be saturated, or
         outside plausible reflectance.
 
     Returns
@@ -201,9 +236,10 @@ def rejected_scenes(quality: xr.Dataset, *, min_valid: float = 0.3, max_saturate
             out[t] = (f"partly covered: {100 * valid:.1f} % of glacier pixels valid (cloud, nodata or outside "
                       f"the scene; min_valid {100 * min_valid:g} %)")
         elif bad > max_implausible:
-            out[t] = (f"implausible reflectance on {100 * bad:.1f} % of valid glacier pixels (max_implausible "
-                      f"{100 * max_implausible:g} %): values in percent or digital numbers?")
+            out[t] = (f"implausible reflectance on {100 * bad:.1f} % of valid pixels on and around the glaciers "
+                      f"(max_implausible {100 * max_implausible:g} %): values in percent or digital numbers, "
+                      "or undeclared fill?")
         elif sat > max_saturated:
-            out[t] = (f"saturated on {100 * sat:.1f} % of valid glacier pixels (max_saturated "
-                      f"{100 * max_saturated:g} %)")
+            out[t] = (f"saturated on {100 * sat:.1f} % of valid pixels on and around the glaciers "
+                      f"(max_saturated {100 * max_saturated:g} %)")
     return out
