@@ -726,3 +726,54 @@ def test_one_date_in_percent_among_many_is_refused_by_date(lazy):
     cube2.values[6, :, :2, :30] = 0.3
     cube2.values[6, :, 0, :5] = 30.0  # 5 of 1,200: 0.4 % in that date is tolerated noise
     assert features(cube2, feature_set=1).compute().notnull().any()
+
+
+# --------------------------------------------------------------------------- a bundle's classes (#27 item 2)
+def test_a_bundle_with_its_classes_in_another_order_gives_the_same_named_facies(tmp_path):
+    """The demo model with its softmax outputs permuted (and its class list with them) is the same
+    model: every pixel must get the same class *name*, and fractions, snowlines and plots follow the
+    bundle's classes, not the catalogue's order."""
+    import dataclasses
+
+    from xfacies.catalog import map_classes
+    from xfacies.products import snowline_altitude
+
+    demo = xfacies.load_model("demo")
+    perm = np.array([7, 5, 3, 1, 0, 2, 4, 6])  # new output k is demo output perm[k]
+    w = [a.copy() for a in demo.weights]
+    w[-2], w[-1] = w[-2][:, perm], w[-1][perm]
+    other = dataclasses.replace(demo, weights=w, classes=tuple(demo.classes[i] for i in perm))
+    other.save(tmp_path / "permuted.xfacies")
+    other = xfacies.load_model(tmp_path / "permuted.xfacies")
+
+    ds = synthetic.season(["2021-08-15"], size=64, seed=3)
+    cube = ds["features"].sel(band=list(OPTICAL_FEATURES))
+    outlines = synthetic.outlines(64, seed=3)
+    feats = features(cube, ds["dem"], outlines)
+    a = xfacies.classify(feats, demo, ds["glacier"]).compute()
+    b = xfacies.classify(feats, other, ds["glacier"]).compute()
+    name_a = {i: n for i, n, _ in map_classes(a)}
+    name_b = {i: n for i, n, _ in map_classes(b)}
+    assert name_b[0] == "cloud" and name_a[0] == "ice"
+    va, vb = a.values.ravel(), b.values.ravel()
+    assert (va >= 0).sum() > 500 and np.array_equal(va < 0, vb < 0)
+    assert [name_a[int(x)] for x in va[va >= 0]] == [name_b[int(x)] for x in vb[vb >= 0]]
+    assert (va != vb).any()  # the ids do differ: only the names agree
+
+    fa = fractions(a, outlines)["fraction"]
+    fb = fractions(b, outlines)["fraction"].sel({"class": fa["class"].values})
+    np.testing.assert_allclose(fb.values, fa.values, rtol=0, atol=1e-6)
+    sa = snowline_altitude(a, ds["dem"], outlines, min_pixels=1)
+    sb = snowline_altitude(b, ds["dem"], outlines, min_pixels=1)
+    np.testing.assert_array_equal(sa.values, sb.values)
+
+    # the quicklook draws each pixel in its class's colour either way
+    import matplotlib
+    matplotlib.use("Agg")
+    from xfacies.plot import facies_cmap
+
+    ca, na = facies_cmap(a)
+    cb, nb = facies_cmap(b)
+    rgba_a = ca(na(np.where(va >= 0, va, 0)))[va >= 0]
+    rgba_b = cb(nb(np.where(vb >= 0, vb, 0)))[vb >= 0]
+    np.testing.assert_array_equal(rgba_a, rgba_b)

@@ -176,7 +176,7 @@ def test_aar_proxy_is_snow_plus_firn():
 def test_errors_are_explicit():
     classes, gdf = class_map(8), outlines()
     bad = classes.copy(data=np.where(classes.values == 3, 42, classes.values).astype("int8"))
-    with pytest.raises(ValueError, match="outside the catalogue"):
+    with pytest.raises(ValueError, match="outside its classes"):
         fractions(bad, gdf)
     index = rasterize(gdf, classes)
     with pytest.raises(ValueError, match="glacier_ids"):

@@ -231,7 +231,7 @@ def test_boolean_and_out_of_catalogue_class_maps_are_refused():
     with pytest.raises(TypeError, match="class map is boolean"):
         fractions(raster(np.ones((4, 4), bool)), g)
     u8 = np.full((4, 4), 255, "uint8")  # nodata written as 255 in a uint8 file
-    with pytest.raises(ValueError, match=r"outside the catalogue \[255\]; valid values are -1"):
+    with pytest.raises(ValueError, match=r"outside its classes \[255\]; valid values are -1"):
         fractions(raster(u8).chunk({"x": 2}), g).compute()
 
 

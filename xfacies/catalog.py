@@ -33,6 +33,8 @@ __all__ = [
     "class_names",
     "class_colors",
     "class_flag_attrs",
+    "class_color",
+    "map_classes",
     "feature_set",
     "FACIES_CLASSES",
     "SAR_FEATURES",
@@ -214,21 +216,103 @@ def feature_set(which: int | str | tuple[str, ...] | list[str]) -> tuple[str, ..
     return names
 
 
-def class_flag_attrs(long_name: str = "glacier surface facies") -> dict[str, Any]:
+#: Colours for classes that are not in the catalogue (a user's own classes), in their order.
+_OTHER_COLORS: tuple[str, ...] = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02",
+                                  "#a6761d", "#666666", "#8dd3c7", "#fb8072", "#80b1d3", "#fdb462")
+
+
+def _flag_word(name: str) -> str:
+    """CF ``flag_meanings`` word of a class name (letters, digits and underscores)."""
+    import re
+
+    return re.sub(r"[^0-9A-Za-z_]", "_", name)
+
+
+def class_color(name: str, index: int = 0) -> str:
+    """Hex colour of a class: the catalogue's for its classes, else one of a fixed palette by
+    ``index`` (the class's position among a model's classes).
+
+    Examples
+    --------
+    >>> class_color("snow"), class_color("clean_ice", 1)
+    ('#f4f7fb', '#d95f02')
+    """
+    for c in CLASSES:
+        if name in (c.name, c.flag_meaning):
+            return c.color
+    return _OTHER_COLORS[index % len(_OTHER_COLORS)]
+
+
+def class_flag_attrs(long_name: str = "glacier surface facies",
+                     classes: "tuple[str, ...] | list[str] | None" = None) -> dict[str, Any]:
     """CF categorical attributes for an int8 class map (nodata listed as a flag).
+
+    Parameters
+    ----------
+    long_name
+        The map's ``long_name``.
+    classes
+        The class names in id order (a model's :attr:`xfacies.Model.classes`: class ``i`` is its
+        ``i``-th softmax output).  ``None``: the catalogue's :data:`CLASSES`.
 
     Examples
     --------
     >>> a = class_flag_attrs()
     >>> a["flag_values"][:3].tolist()
     [-1, 0, 1]
+    >>> class_flag_attrs(classes=["snow", "ice"])["flag_meanings"]
+    'no_data snow ice'
     """
-    values = np.array([NODATA] + [c.id for c in CLASSES], dtype=np.int8)
-    meanings = " ".join(["no_data"] + [c.flag_meaning for c in CLASSES])
+    names = [c.name for c in CLASSES] if classes is None else [str(n) for n in classes]
+    if not names or len(set(names)) != len(names) or len(names) > 127:
+        raise ValueError(f"classes must be 1..127 distinct names, got {names!r}")
+    words = [_flag_word(n) for n in names]
+    if len(set(words)) != len(words):
+        raise ValueError(f"class names {names!r} give the same CF flag word twice ({words}); rename one")
     return {
         "long_name": long_name,
-        "flag_values": values,
-        "flag_meanings": meanings,
-        "flag_colors": " ".join(["#00000000"] + class_colors()),
+        "flag_values": np.array([NODATA] + list(range(len(names))), dtype=np.int8),
+        "flag_meanings": " ".join(["no_data"] + words),
+        "flag_colors": " ".join(["#00000000"] + [class_color(n, i) for i, n in enumerate(names)]),
         "nodata": NODATA,
     }
+
+
+def map_classes(obj: Any = None) -> tuple[tuple[int, str, str], ...]:
+    """``(id, name, colour)`` of each class of a class map, read from its CF flags.
+
+    A map from :func:`xfacies.classify` carries the classes of the model that made it (its
+    ``flag_values`` / ``flag_meanings`` / ``flag_colors``): they, not the catalogue, say what each
+    id means.  Catalogue names come back in their catalogue spelling (``refrozen-like``); a map
+    without flags is read with the catalogue.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> m = xr.DataArray(np.zeros((2, 2), "int8"), dims=("y", "x"),
+    ...                  attrs=class_flag_attrs(classes=["snow", "refrozen-like", "clean_ice"]))
+    >>> [(i, n) for i, n, _ in map_classes(m)]
+    [(0, 'snow'), (1, 'refrozen-like'), (2, 'clean_ice')]
+    >>> map_classes(None)[1][:2]
+    (1, 'snow')
+    """
+    attrs = getattr(obj, "attrs", None) or {}
+    if "flag_meanings" not in attrs or "flag_values" not in attrs:
+        return tuple((c.id, c.name, c.color) for c in CLASSES)
+    words = str(attrs["flag_meanings"]).split()
+    values = [int(v) for v in np.atleast_1d(np.asarray(attrs["flag_values"]))]
+    if len(words) != len(values):
+        raise ValueError(f"the class map's flag_meanings ({len(words)} words) and flag_values ({len(values)} "
+                         "values) do not match; repair its attributes or drop both to use the catalogue")
+    colours = str(attrs.get("flag_colors", "")).split()
+    colours = colours if len(colours) == len(words) else [""] * len(words)
+    by_word = {c.flag_meaning: c.name for c in CLASSES}
+    out = []
+    for k, (v, w, col) in enumerate(zip(values, words, colours)):
+        if v == NODATA or w == "no_data":
+            continue
+        if v < 0:
+            raise ValueError(f"the class map's flag_values hold {v} for {w!r}; class ids are 0 or more")
+        name = by_word.get(w, w)
+        out.append((v, name, col or class_color(name, len(out))))
+    return tuple(sorted(out))

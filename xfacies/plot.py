@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from xfacies.catalog import CLASSES, NODATA
+from xfacies.catalog import CLASSES, NODATA, class_color, map_classes
 
 __all__ = ["facies_map", "dem_map", "features_map", "fraction_timeseries", "save_quicklooks", "facies_cmap"]
 
@@ -44,8 +44,14 @@ def _pyplot() -> Any:
     return plt
 
 
-def facies_cmap() -> tuple[Any, Any]:
-    """ListedColormap of the catalogue colours (NODATA transparent) and its norm.
+def facies_cmap(classes: xr.DataArray | None = None) -> tuple[Any, Any]:
+    """ListedColormap of a class map's colours (NODATA transparent) and its norm.
+
+    Parameters
+    ----------
+    classes
+        A class map: its own classes (the model's, from its CF flags) are drawn;
+        ``None`` or a map without flags: the catalogue's.
 
     Examples
     --------
@@ -55,24 +61,24 @@ def facies_cmap() -> tuple[Any, Any]:
     """
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    ids = [c.id for c in CLASSES]
-    if ids != list(range(len(ids))):  # pragma: no cover - catalogue guarantees this
-        raise ValueError("the catalogue class ids must be 0..n-1 for the colour map")
+    table = map_classes(classes)
+    n = max(i for i, _, _ in table) + 1
+    colours = ["#00000000"] * n
+    for i, _, col in table:
+        colours[i] = col
     clear = (0, 0, 0, 0)
-    cmap = ListedColormap([c.color for c in CLASSES], name="xfacies").with_extremes(
-        bad=clear, under=clear, over=clear
-    )
-    norm = BoundaryNorm(np.arange(len(ids) + 1) - 0.5, cmap.N)
+    cmap = ListedColormap(colours, name="xfacies").with_extremes(bad=clear, under=clear, over=clear)
+    norm = BoundaryNorm(np.arange(n + 1) - 0.5, cmap.N)
     return cmap, norm
 
 
-def _legend_handles(present: list[int]) -> list[Any]:
+def _legend_handles(present: list[int], classes: xr.DataArray | None = None) -> list[Any]:
     from matplotlib.patches import Patch
 
     return [
-        Patch(facecolor=c.color, edgecolor="0.4", linewidth=0.5, label=c.name)
-        for c in CLASSES
-        if c.id in present
+        Patch(facecolor=col, edgecolor="0.4", linewidth=0.5, label=name)
+        for i, name, col in map_classes(classes)
+        if i in present
     ]
 
 
@@ -207,13 +213,14 @@ def facies_map(
     if np.issubdtype(values.dtype, np.floating):
         values = np.where(np.isnan(values), NODATA, values)
     values = values.astype(np.int16)
-    masked = np.ma.masked_where((values == NODATA) | (values < 0) | (values >= len(CLASSES)), values)
+    n_classes = max(i for i, _, _ in map_classes(classes)) + 1
+    masked = np.ma.masked_where((values == NODATA) | (values < 0) | (values >= n_classes), values)
 
     if ax is None:
         plt = _pyplot()
         _, ax = plt.subplots(figsize=(6, 5))
     extent, origin = _raster(classes, ydim, xdim)
-    cmap, norm = facies_cmap()
+    cmap, norm = facies_cmap(classes)
     ax.imshow(masked, cmap=cmap, norm=norm, interpolation="nearest", origin=origin,
               extent=extent, aspect="equal")
     _grid_axes(ax, classes, extent)
@@ -225,7 +232,7 @@ def facies_map(
     if legend:
         present = sorted(int(v) for v in np.unique(masked.compressed()))
         if present:
-            ax.legend(handles=_legend_handles(present), loc="upper left",
+            ax.legend(handles=_legend_handles(present, classes), loc="upper left",
                       bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
     return ax
 
@@ -349,11 +356,10 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def _draw_fractions(da: xr.DataArray, ax: Any, title: str | None) -> None:
     """Stacked areas over runs of observed dates; unobserved dates as grey crosses."""
-    colours = {c.name: c.color for c in CLASSES}
     names = [str(n) for n in da["class"].values]
     vals = np.asarray(da.transpose("class", "time").values, dtype=float)
     times = np.asarray(da["time"].values) if "time" in da.coords else np.arange(da.sizes["time"])
-    cols = [colours.get(n, "0.5") for n in names]
+    cols = [class_color(n, i) for i, n in enumerate(names)]
     observed = ~np.isnan(vals).all(axis=0)
     vals = np.nan_to_num(vals)
     is_time = np.issubdtype(times.dtype, np.datetime64)
@@ -392,9 +398,8 @@ def _fraction_legend(target: Any, names: list[str], unobserved: bool, **kw: Any)
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    colours = {c.name: c.color for c in CLASSES}
-    handles = [Patch(facecolor=colours.get(n, "0.5"), edgecolor="0.4", linewidth=0.5, label=n)
-               for n in names]
+    handles = [Patch(facecolor=class_color(n, i), edgecolor="0.4", linewidth=0.5, label=n)
+               for i, n in enumerate(names)]
     if unobserved:
         handles.append(Line2D([], [], marker="x", color="0.5", linestyle="none",
                               label="not observed"))

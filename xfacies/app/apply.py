@@ -490,7 +490,7 @@ def apply_scene(
     import dask
     import rasterio
 
-    from xfacies.catalog import FEATURE_SETS, class_names
+    from xfacies.catalog import FEATURE_SETS
     from xfacies.inference import classify
     from xfacies.validation import check_reflectance_values
 
@@ -551,7 +551,7 @@ def apply_scene(
         profile.update(tiled=False)
         profile.pop("blockxsize")
         profile.pop("blockysize")
-    names = class_names()
+    names = list(m.classes)  # the model's classes, in its softmax order
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with rasterio.open(out, "w", dtype="int16", nodata=NODATA_OUT, **profile) as dst:

@@ -333,7 +333,7 @@ def classify(
                           trim=False, name="xfacies-smooth", n_classes=len(m.classes))
     dims = probs.dims[:-3] + ("y", "x")
     coords = {k: v for k, v in probs.coords.items() if "class" not in v.dims}
-    attrs = catalog.class_flag_attrs()
+    attrs = catalog.class_flag_attrs(classes=m.classes)
     attrs.update(method=method, smoothed=int(smooth), model=probs.attrs["model"])
     facies = xr.DataArray(labels, dims=dims, coords=coords, name="classes", attrs=attrs)
     if not confidence:
@@ -372,7 +372,7 @@ def _classify_device(features: Any, m: Any, path: str, outlines: Any, *, smooth:
     labels = out[..., 0, :, :].astype(np.int8) if confidence else out[..., 0, :, :]
     dims = feats.dims[:-3] + ("y", "x")
     coords = {k: v for k, v in feats.coords.items() if "band" not in v.dims}
-    attrs = catalog.class_flag_attrs()
+    attrs = catalog.class_flag_attrs(classes=m.classes)
     attrs.update(method="dense", smoothed=int(smooth), model=Path(path).name)
     facies = xr.DataArray(labels, dims=dims, coords=coords, name="classes", attrs=attrs)
     if not confidence:

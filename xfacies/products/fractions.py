@@ -29,7 +29,7 @@ import numpy as np
 import xarray as xr
 
 from xfacies import spatial
-from xfacies.catalog import CLASSES, NODATA
+from xfacies.catalog import CLASSES, NODATA, map_classes
 from xfacies.errors import InputWarning
 from xfacies.validation import require_unique_times
 
@@ -38,28 +38,29 @@ __all__ = ["fractions", "aar_proxy", "CLOUD", "REFROZEN"]
 #: Class id of cloud (not observed surface) in the catalogue.
 CLOUD: int = next(c.id for c in CLASSES if c.name == "cloud")
 
-_NCLS = max(c.id for c in CLASSES) + 1  # class ids 0 .. _NCLS-1
-_NBIN = _NCLS + 1  # plus NODATA in bin 0
+_NCLS = max(c.id for c in CLASSES) + 1  # catalogue class ids 0 .. _NCLS-1
 
 
-def _block_counts(cls: np.ndarray, idx: np.ndarray, n_glaciers: int) -> np.ndarray:
+def _block_counts(cls: np.ndarray, idx: np.ndarray, n_glaciers: int, n_classes: int = _NCLS) -> np.ndarray:
     """Counts of (glacier index, class) pairs in one block.
 
-    ``cls`` is (t, y, x), ``idx`` is (y, x).  Returns (t, 1, 1, (G+1) * _NBIN)
-    int64, bin ``g * _NBIN + (class + 1)`` (class -1 = NODATA in bin 0).
+    ``cls`` is (t, y, x), ``idx`` is (y, x).  Returns (t, 1, 1, (G+1) * (C+1))
+    int64, bin ``g * (C+1) + (class + 1)`` (class -1 = NODATA in bin 0).
     """
     cls = np.asarray(cls)
     idx = np.asarray(idx)
-    nb = (n_glaciers + 1) * _NBIN
+    nbin = n_classes + 1
+    nb = (n_glaciers + 1) * nbin
     out = np.zeros((cls.shape[0], 1, 1, nb), dtype=np.int64)
     if cls.size == 0:
         return out
-    c = _class_codes(cls).astype(np.int64, copy=False)
-    bad = (c < NODATA) | (c >= _NCLS)
+    c = _class_codes(cls, n_classes).astype(np.int64, copy=False)
+    bad = (c < NODATA) | (c >= n_classes)
     if bad.any():
         raise ValueError(
-            f"class map holds values outside the catalogue {sorted(set(np.unique(c[bad]).tolist()))[:10]}; "
-            f"valid values are {NODATA} (nodata) and 0..{_NCLS - 1}"
+            f"class map holds values outside its classes {sorted(set(np.unique(c[bad]).tolist()))[:10]}; "
+            f"valid values are {NODATA} (nodata) and 0..{n_classes - 1} (its flag_values, or the catalogue's "
+            "for a map without them)"
         )
     g = idx.astype(np.int64, copy=False)
     if g.size and (g.min() < 0 or g.max() > n_glaciers):
@@ -67,20 +68,20 @@ def _block_counts(cls: np.ndarray, idx: np.ndarray, n_glaciers: int) -> np.ndarr
             f"glacier index holds values outside 0..{n_glaciers}; pass the index made by "
             "xfacies.sources.outlines.rasterize together with its attrs['glacier_ids']"
         )
-    base = (g * _NBIN + 1)[None]  # (1, y, x)
+    base = (g * nbin + 1)[None]  # (1, y, x)
     codes = (base + c).reshape(c.shape[0], -1)
     for t in range(c.shape[0]):
         out[t, 0, 0] = np.bincount(codes[t], minlength=nb)
     return out
 
 
-def _class_codes(cls: np.ndarray) -> np.ndarray:
+def _class_codes(cls: np.ndarray, n_classes: int = _NCLS) -> np.ndarray:
     """Class codes of a block: a float map's NaN becomes NODATA; float values that are not
     whole numbers (1.5, inf) are refused rather than truncated into another class."""
     if cls.dtype == bool:
         raise TypeError(
             "the class map is boolean (a mask?); a class map holds class ids: -1 (nodata) and "
-            f"0..{_NCLS - 1}, e.g. from xfacies.classify"
+            f"0..{n_classes - 1}, e.g. from xfacies.classify"
         )
     if not np.issubdtype(cls.dtype, np.floating):
         return cls
@@ -92,7 +93,7 @@ def _class_codes(cls: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"float class map with values that are not class codes {vals[:10]}"
             f"{' ...' if len(vals) > 10 else ''}; valid values are {NODATA} (nodata), NaN (nodata) "
-            f"and the class ids 0..{_NCLS - 1}. Pass the map from xfacies.classify, or round it "
+            f"and the class ids 0..{n_classes - 1}. Pass the map from xfacies.classify, or round it "
             "first: classes.round().astype('int8')"
         )
     return np.where(nan, NODATA, cls)
@@ -201,6 +202,9 @@ def fractions(
     index = _glacier_index(classes, outlines, all_touched)
     ids = [str(i) for i in index.attrs["glacier_ids"]]
     n_glaciers = len(ids)
+    table = map_classes(classes)  # the map's own classes (its model's), else the catalogue
+    n_cls = max(i for i, _, _ in table) + 1
+    nbin = n_cls + 1
 
     cdata = classes.data
     idata = index.data
@@ -208,7 +212,7 @@ def fractions(
     if lazy:
         cdata = dsa.asarray(cdata)
         idata = dsa.asarray(idata)
-        nb = (n_glaciers + 1) * _NBIN
+        nb = (n_glaciers + 1) * nbin
         per_block = dsa.blockwise(
             _block_counts,
             "tyxk",
@@ -217,6 +221,7 @@ def fractions(
             idata,
             "yx",
             n_glaciers=n_glaciers,
+            n_classes=n_cls,
             new_axes={"k": nb},
             adjust_chunks={"y": 1, "x": 1},
             dtype=np.int64,
@@ -224,11 +229,11 @@ def fractions(
         )
         counts = per_block.sum(axis=(1, 2))
     else:
-        counts = _block_counts(np.asarray(cdata), np.asarray(idata), n_glaciers)[:, 0, 0]
-    counts = counts.reshape(counts.shape[0], n_glaciers + 1, _NBIN)[:, 1:]  # drop "no glacier"
+        counts = _block_counts(np.asarray(cdata), np.asarray(idata), n_glaciers, n_cls)[:, 0, 0]
+    counts = counts.reshape(counts.shape[0], n_glaciers + 1, nbin)[:, 1:]  # drop "no glacier"
 
-    kept = [c for c in CLASSES if c.id != CLOUD]
-    cols = [c.id + 1 for c in kept]  # bin of class id
+    kept = [(i, name) for i, name, _ in table if name != "cloud"]  # cloud is not observed surface
+    cols = [i + 1 for i, _ in kept]  # bin of class id
     per_class = counts[:, :, cols]  # (t, g, k)
     n_pix = counts[0].sum(axis=-1)  # (g,) every pixel is nodata or a class
     n_valid = per_class.sum(axis=-1)  # (t, g)
@@ -251,10 +256,10 @@ def fractions(
     glacier = np.array(ids, dtype=object)
     coords: dict[str, Any] = {
         "glacier": ("glacier", glacier, {"long_name": "glacier id"}),
-        "class": ("class", np.array([c.name for c in kept], dtype=object),
+        "class": ("class", np.array([name for _, name in kept], dtype=object),
                   {"long_name": "surface facies class"}),
-        "class_id": ("class", np.array([c.id for c in kept], dtype=np.int8),
-                     {"long_name": "class id in the xfacies catalogue"}),
+        "class_id": ("class", np.array([i for i, _ in kept], dtype=np.int8),
+                     {"long_name": "class id in the class map (its flag_values)"}),
     }
     if not squeeze_time and tdim in classes.coords:
         coords[tdim] = classes[tdim].variable
@@ -355,9 +360,6 @@ def _pixel_area(classes: xr.DataArray, xdim: str, ydim: str) -> float:
 _BY_NAME = {c.name: c for c in CLASSES}
 #: Name of the refrozen / superimposed-ice-like class (optionally accumulation).
 REFROZEN: str = _BY_NAME["refrozen-like"].name
-#: Class ids that are never observed surface for the snowline: shadow and cloud
-#: (plus NODATA).
-_UNOBSERVED_IDS: tuple[int, ...] = (_BY_NAME["shadow"].id, CLOUD)
 
 
 def _accumulation_names(accumulation: Sequence[str] | str, include_refrozen: bool) -> tuple[str, ...]:

@@ -14,8 +14,9 @@ import numpy as np
 import xarray as xr
 
 from xfacies import spatial
+from xfacies.catalog import map_classes
 from xfacies.products.fractions import (
-    _BY_NAME, _UNOBSERVED_IDS, REFROZEN, _accumulation_names, _class_codes, _glacier_index, _with_time,
+    REFROZEN, _accumulation_names, _class_codes, _glacier_index, _with_time,
 )
 
 __all__ = ["snowline_altitude"]
@@ -24,17 +25,19 @@ __all__ = ["snowline_altitude"]
 _MAX_BANDS = 1_000_000
 
 
-def _class_ids(names: Sequence[str]) -> list[int]:
-    unknown = [n for n in names if n not in _BY_NAME]
+def _class_ids(names: Sequence[str], classes: xr.DataArray | None = None) -> list[int]:
+    """Ids of ``names`` in the class map's own classes (its flags; the catalogue without them)."""
+    by_name = {name: i for i, name, _ in map_classes(classes)}
+    unknown = [n for n in names if n not in by_name]
     if unknown:
-        raise ValueError(f"unknown class name(s) {unknown}; catalogue classes are {list(_BY_NAME)}")
-    bad = [n for n in names if _BY_NAME[n].id in _UNOBSERVED_IDS]
+        raise ValueError(f"unknown class name(s) {unknown}; the class map's classes are {list(by_name)}")
+    bad = [n for n in names if n in ("shadow", "cloud")]
     if bad:
         raise ValueError(
             f"{bad} cannot be accumulation or ablation classes: shadow and cloud are not "
             "observed surface"
         )
-    return [_BY_NAME[n].id for n in names]
+    return [by_name[n] for n in names]
 
 
 def _boundary_stat(cls: np.ndarray, z: np.ndarray, inside: np.ndarray, acc: np.ndarray,
@@ -216,11 +219,11 @@ def snowline_altitude(
     if not isinstance(classes, xr.DataArray) or not isinstance(dem, xr.DataArray):
         raise TypeError("classes and dem must be xarray.DataArrays")
     names = _accumulation_names(accumulation, include_refrozen)
-    acc = np.array(_class_ids(names))
+    acc = np.array(_class_ids(names, classes))
     if ablation is None:
         ablation = ("ice",) + (() if REFROZEN in names else (REFROZEN,))
     ablation = (ablation,) if isinstance(ablation, str) else tuple(ablation)
-    abl = np.array(_class_ids(ablation))
+    abl = np.array(_class_ids(ablation, classes))
     both = sorted(set(names) & set(ablation))
     if both:
         raise ValueError(f"classes {both} are both accumulation and ablation; choose one")
