@@ -777,3 +777,26 @@ def test_a_bundle_with_its_classes_in_another_order_gives_the_same_named_facies(
     rgba_a = ca(na(np.where(va >= 0, va, 0)))[va >= 0]
     rgba_b = cb(nb(np.where(vb >= 0, vb, 0)))[vb >= 0]
     np.testing.assert_array_equal(rgba_a, rgba_b)
+
+
+# --------------------------------------------------------------------------- area in degrees (#27 item 10)
+@pytest.mark.parametrize("lazy", [False, True])
+def test_area_of_a_class_map_in_degrees_is_in_square_metres(lazy):
+    """A 0.01 deg x 0.01 deg glacier at 46.8 N on a 0.0005 deg grid: its area is the geodesic
+    area of the box (pyproj's Geod, WGS84), about 0.85 km², not 400 x 2.5e-7 'm²'."""
+    from pyproj import Geod
+
+    n = 40
+    lon = 9.995 + 0.0005 * (np.arange(n) + 0.5)
+    lat = 46.815 - 0.0005 * (np.arange(n) + 0.5)
+    cls = xr.DataArray(np.zeros((n, n), np.int8), dims=("y", "x"), coords={"y": lat, "x": lon},
+                       attrs=xfacies.catalog.class_flag_attrs()).rio.write_crs("EPSG:4326")
+    if lazy:
+        cls = cls.chunk({"y": 16, "x": 16})
+    g = gpd.GeoDataFrame({"glacier_id": ["A"]}, geometry=[box(10.0, 46.80, 10.01, 46.81)], crs="EPSG:4326")
+    f = fractions(cls, g)
+    want = abs(Geod(ellps="WGS84").geometry_area_perimeter(g.geometry[0])[0])
+    assert 0.8e6 < want < 0.9e6
+    assert float(f["area"].sel(glacier="A")) == pytest.approx(want, rel=1e-4)
+    assert f["area"].attrs["units"] == "m2"
+    assert float(f["fraction"].sel(glacier="A", **{"class": "ice"})) == 1.0

@@ -202,6 +202,43 @@ def test_non_finite_normalisation_is_refused_at_load(tmp_path):
             xfacies.load_model(bad)
 
 
+@pytest.mark.parametrize("key, value, match", [
+    ("filters", 1024, r"declares filters=1024 but no weight array has an axis of that size.*nothing was built"),
+    ("dense_units", 4096, r"declares dense_units=4096 but no weight array"),
+    ("n_classes", 5, r"declares n_classes=5 but the bundle lists 8 classes"),
+])
+def test_a_config_that_does_not_fit_its_weights_is_refused_before_anything_is_built(tmp_path, key, value,
+                                                                                    match):
+    """A small bundle declaring filters=1024 would build a 1024-filter network (hundreds of MB)
+    before the shape check: it is refused at load, with little memory and no Keras model."""
+    import json
+    import tracemalloc
+    import zipfile
+
+    import xfacies
+    from xfacies.model.bundle import BundleError
+
+    from conftest import make_tiny_model
+
+    good = make_tiny_model(6).save(tmp_path / "good.xfacies")
+    with zipfile.ZipFile(good) as zin:
+        meta = json.loads(zin.read("model.json"))
+        weights = zin.read("weights.npz")
+    meta["config"][key] = value
+    bad = tmp_path / "bad.xfacies"
+    with zipfile.ZipFile(bad, "w") as zout:
+        zout.writestr("model.json", json.dumps(meta))
+        zout.writestr("weights.npz", weights)
+    tracemalloc.start()
+    try:
+        with pytest.raises(BundleError, match=match):
+            xfacies.load_model(bad)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"{peak / 2**20:.0f} MiB allocated to refuse it"
+
+
 def test_an_edited_model_is_classified_as_edited_not_from_its_old_file(tmp_path):
     """dataclasses.replace keeps ``path``: classify must run the edited weights, not reload the file."""
     import dataclasses

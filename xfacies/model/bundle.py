@@ -194,12 +194,37 @@ class Model:
                 f"architecture expects {self.config.get('n_features')} features but the bundle "
                 f"lists {len(self.features)}: {list(self.features)}"
             )
+        self._check_declared_sizes()
         self._lock = threading.Lock()
         self._keras: dict[tuple[bool, bool, str], Any] = {}
         self._forward: dict[Any, Any] = {}
         # what the file at ``path`` holds (set by save/load): an edited copy (dataclasses.replace,
         # a changed calibrator or weights) no longer matches, so it is never run from the old file
         self._saved: str | None = None
+
+    #: Config entries that size weight arrays: each must be the size of some weight's axis.
+    _SIZED = ("filters", "dense_units", "base_filters", "width")
+
+    def _check_declared_sizes(self) -> None:
+        """The config's sizes against the weights, before anything is built: a bundle that declares
+        ``filters=1024`` over small weights would otherwise allocate the large model first."""
+        if int(self.config.get("n_classes", len(self.classes))) != len(self.classes):
+            raise BundleError(f"architecture declares n_classes={self.config.get('n_classes')} but the bundle "
+                              f"lists {len(self.classes)} classes: {list(self.classes)}")
+        if not self.weights:
+            return
+        sizes = {int(d) for w in self.weights for d in w.shape}
+        for key in self._SIZED:
+            v = self.config.get(key)
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and int(v) not in sizes:
+                raise BundleError(
+                    f"the config declares {key}={v} but no weight array has an axis of that size "
+                    f"(weight shapes {[tuple(w.shape) for w in self.weights[:4]]}...): config and weights "
+                    "do not belong together; nothing was built. Fix the config or export the bundle again")
+        last = self.weights[-1]
+        if last.ndim == 1 and last.shape[0] != len(self.classes):
+            raise BundleError(f"the output layer has {last.shape[0]} units but the bundle lists "
+                              f"{len(self.classes)} classes: {list(self.classes)}")
 
     def expects_reflectance(self) -> bool:
         """Whether the model reads its optical bands as surface reflectance (0..1): no stored

@@ -251,7 +251,17 @@ def fractions(
         whole = n_pix + outside
         coverage = xp.where(whole > 0, n_valid / xp.maximum(whole, 1e-12), np.nan).astype(np.float32)
 
-    area = (n_pix * res).astype(np.float64)
+    row_area = _geographic_row_area(classes, ydim)
+    if row_area is None:
+        area = (n_pix * res).astype(np.float64)
+    else:  # degrees: each row's pixels have their own area on the ellipsoid
+        weights = np.broadcast_to(row_area[:, None], (classes.sizes[ydim], classes.sizes[xdim]))
+        flat = idata.ravel() if lazy else np.asarray(idata).ravel()
+        if lazy:
+            w = dsa.from_array(np.ascontiguousarray(weights), chunks=idata.chunks).ravel()
+            area = dsa.bincount(flat.astype(np.int64), weights=w, minlength=n_glaciers + 1)[1:]
+        else:
+            area = np.bincount(flat.astype(np.int64), weights=weights.ravel(), minlength=n_glaciers + 1)[1:]
 
     glacier = np.array(ids, dtype=object)
     coords: dict[str, Any] = {
@@ -287,7 +297,9 @@ def fractions(
             "area": (
                 ("glacier",),
                 area,
-                {"long_name": "rasterised glacier area", "units": "m2"},
+                {"long_name": "rasterised glacier area", "units": "m2",
+                 "comment": "pixel count x pixel area; on a geographic grid, each pixel's area on the CRS's "
+                            "ellipsoid"},
             ),
         },
         coords=coords,
@@ -341,6 +353,29 @@ def _outside_pixels(classes: xr.DataArray, outlines: Any, ids: list[str], pixel_
             "their fractions and AAR proxy describe the visible part only. Use a scene or grid that covers "
             "the whole glacier (xfacies.grid(outlines), or open_stac(outlines, ...)).",
             InputWarning, stacklevel=3)
+    return out
+
+
+def _geographic_row_area(classes: xr.DataArray, ydim: str) -> np.ndarray | None:
+    """m² of one pixel in each row of a grid in degrees (on its CRS's ellipsoid); ``None`` for a
+    projected grid or one without a CRS (pixel area = the transform's, in the CRS's metres)."""
+    crs = spatial.crs_of(classes)
+    if crs is None:
+        return None
+    from pyproj import CRS
+
+    c = CRS.from_user_input(crs)
+    if not c.is_geographic:
+        return None
+    t = spatial.transform(classes)
+    dx, dy = abs(t.a), abs(t.e)
+    lat = np.asarray(classes[ydim].values, dtype=np.float64)
+    geod = c.get_geod()
+    out = np.empty(lat.size)
+    for k, phi in enumerate(lat):
+        lo, hi = max(phi - dy / 2, -90.0), min(phi + dy / 2, 90.0)
+        a, _ = geod.polygon_area_perimeter([0.0, dx, dx, 0.0], [lo, lo, hi, hi])
+        out[k] = abs(a)
     return out
 
 
