@@ -268,6 +268,27 @@ def test_duplicated_dates_are_refused_everywhere(tmp_path):
     assert not (tmp_path / "dup.zarr").exists()
 
 
+def test_a_missing_date_nat_is_refused_everywhere(tmp_path, tiny_model):
+    """A date that could not be parsed (NaT) used to pass features, classify, fractions and to_zarr
+    and fail later with a KeyError naming nothing."""
+    t = pd.to_datetime(["2021-07-15", None, "2021-08-20"])
+    nat = r"has 1 missing time value\(s\) \(NaT.*at position\(s\) \[1\] of 3"
+    cube, _ = grid(tilted(), nt=3)
+    cube = cube.assign_coords(time=t)
+    with pytest.raises(ValueError, match="the cube " + nat):
+        features(cube, feature_set=1)
+    with pytest.raises(ValueError, match=nat):
+        xfacies.classify(cube, tiny_model)
+    classes = xr.DataArray(np.zeros((3, 4, 4), "int8"), dims=("time", "y", "x"),
+                           coords={"time": t, "y": Y0 - RES * (np.arange(4) + 0.5),
+                                   "x": X0 + RES * (np.arange(4) + 0.5)}).rio.write_crs(CRS)
+    with pytest.raises(ValueError, match="the class map " + nat):
+        fractions(classes, outl(box(X0, Y0 - 40, X0 + 40, Y0)))
+    with pytest.raises(ValueError, match=nat):
+        to_zarr(classes.rename("classes"), tmp_path / "nat.zarr")
+    assert not (tmp_path / "nat.zarr").exists()
+
+
 # =========================================================================== 8-10. Zarr stores
 def class_map(dates, crs=CRS, seed=0):
     rng = np.random.default_rng(seed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import subprocess
 import sys
 import warnings
@@ -747,3 +748,24 @@ def test_real_resized_all_pixels(real_tree):
         warnings.simplefilter("error")
         classes = np.bincount(np.concatenate([z.ravel() for z in zones]), minlength=4)
     assert (classes > 0).all()  # every zone class occurs
+
+
+@pytest.mark.parametrize("when", ["open", "compute"])
+def test_a_truncated_png_is_named_in_the_error(tmp_path, when):
+    """A PNG cut short (a failed copy): PIL's 'image file is truncated' names no file; ours does."""
+    from xfacies.errors import CorruptFileError
+
+    root = caffe.make_synthetic(tmp_path, n=3, seed=2)
+    tree = caffe.open_dataset(root)
+    stem = list(tree.children)[1]
+    sar = Path(tree[stem].attrs["source"])
+    data = sar.read_bytes()
+    if when == "open":
+        sar.write_bytes(data[:20])  # not even a whole header
+        with pytest.raises(CorruptFileError, match=re.escape(str(sar)) + r" is not a readable PNG .*damaged or "
+                                                                        r"truncated"):
+            caffe.open_dataset(root)
+    else:
+        sar.write_bytes(data[: len(data) // 2])  # header intact, pixels cut
+        with pytest.raises(CorruptFileError, match=re.escape(str(sar)) + r" cannot be decoded .*truncated"):
+            tree[stem]["sar"].compute()

@@ -24,7 +24,7 @@ Examples
 
 from __future__ import annotations
 
-__all__ = ["XfaciesError", "UnsafeFileError", "XfaciesWarning", "InputWarning", "RunWarning"]
+__all__ = ["XfaciesError", "UnsafeFileError", "CorruptFileError", "XfaciesWarning", "InputWarning", "RunWarning"]
 
 
 class XfaciesError(Exception):
@@ -34,6 +34,10 @@ class XfaciesError(Exception):
 class UnsafeFileError(XfaciesError, ValueError):
     """A file xfacies would have to execute to read (a pickle): refused unless the user opts in to a
     one-time conversion of a file they trust (``xfacies convert-reference ... --trust-pickle``)."""
+
+
+class CorruptFileError(XfaciesError, OSError):
+    """A file exists but cannot be decoded (damaged or truncated); the message names it."""
 
 
 class XfaciesWarning(UserWarning):

@@ -340,7 +340,7 @@ def mask_fill(obj: xr.DataArray, nodata: float | list[float] | None = None) -> x
 
 # --------------------------------------------------------------------------- time axes
 def require_unique_times(obj: xr.DataArray | xr.Dataset, what: str, dim: str = "time") -> None:
-    """Refuse a ``dim`` axis with duplicated dates, listing them and the fix.
+    """Refuse a ``dim`` axis with missing (NaT) or duplicated dates, listing them and the fix.
 
     Used by :func:`xfacies.features.features`, :func:`xfacies.products.fractions`,
     :func:`xfacies.products.end_of_season` and :func:`xfacies.io.to_zarr`: two maps of one day
@@ -358,7 +358,8 @@ def require_unique_times(obj: xr.DataArray | xr.Dataset, what: str, dim: str = "
     Raises
     ------
     ValueError
-        Listing the duplicated values (up to 10) with their counts.
+        Naming the positions of missing dates (NaT: a date that could not be parsed), or
+        listing the duplicated values (up to 10) with their counts.
 
     Examples
     --------
@@ -371,6 +372,12 @@ def require_unique_times(obj: xr.DataArray | xr.Dataset, what: str, dim: str = "
     if dim not in obj.dims or dim not in obj.coords:
         return
     index = pd.Index(obj[dim].values)
+    if index.hasnans:
+        where = np.flatnonzero(pd.isna(index)).tolist()
+        raise ValueError(
+            f"{what} has {len(where)} missing {dim} value(s) (NaT, e.g. a date that could not be parsed) at "
+            f"position(s) {where[:10]}{' ...' if len(where) > 10 else ''} of {index.size}; every map needs its "
+            f"date. Fix the dates where they were read, or drop those: obj.isel({dim}=~obj[{dim!r}].isnull())")
     if not index.has_duplicates:
         return
     counts = index.value_counts()

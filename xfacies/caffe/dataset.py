@@ -83,7 +83,7 @@ import xarray as xr
 
 from xfacies.caffe.names import Stem, parse_stem
 from xfacies.catalog import ZONES, zone_flag_attrs
-from xfacies.errors import XfaciesWarning
+from xfacies.errors import CorruptFileError, XfaciesWarning
 
 __all__ = [
     "open_dataset",
@@ -239,11 +239,18 @@ def _images(base: Path, layout: str, splits: Iterable[str]) -> list[_Image]:
 
 def _header(path: Path) -> tuple[int, int]:
     """``(height, width)`` from the PNG header (no pixels decoded)."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as im:
-        width, height = im.size
-        mode = im.mode
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            mode = im.mode
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        if isinstance(err, (FileNotFoundError, PermissionError)):
+            raise
+        raise CorruptFileError(f"{path} is not a readable PNG ({type(err).__name__}: {err}): the file is "
+                               "damaged or truncated; copy or download it again, or move it out of the "
+                               "dataset folder") from None
     if mode not in _MODES:
         raise ValueError(f"{path}: unsupported PNG mode {mode!r}; CaFFe images and masks are "
                          f"8-bit greyscale (mode 'L')")
@@ -283,10 +290,17 @@ def _decode_front(grey: np.ndarray, path: str) -> np.ndarray:
 
 def _read_png(path: str, kind: str, layout: str, shape: tuple[int, int]) -> np.ndarray:
     """Decode one PNG into the variable ``kind`` (``sar``, ``zones`` or ``front``)."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as im:
-        grey = _grey(im)
+    try:
+        with Image.open(path) as im:
+            grey = _grey(im)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        if isinstance(err, (FileNotFoundError, PermissionError)):
+            raise
+        raise CorruptFileError(f"{path} cannot be decoded ({type(err).__name__}: {err}): the file is "
+                               "damaged or truncated; copy or download it again, or move it out of the "
+                               "dataset folder") from None
     if grey.shape != tuple(shape):
         raise ValueError(f"{path} is {grey.shape[1]} x {grey.shape[0]} px but was "
                          f"{shape[1]} x {shape[0]} px when the dataset was opened; open it again")
