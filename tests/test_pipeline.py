@@ -74,6 +74,10 @@ def test_run_end_to_end(first_run):
     np.testing.assert_allclose(frac.fraction.sum("class").values, 1.0, atol=1e-5)
     prod = io.open_zarr(res.products_store).compute()
     assert set(prod.data_vars) >= {"aar_proxy", "end_of_season_aar_proxy", "snowline_altitude"}
+    from zarr_reader import assert_same_in_tensorstore  # a second Zarr implementation reads them too
+
+    for store in (res.store, res.fractions_store, res.products_store):
+        assert_same_in_tensorstore(store)  # text (ids, names, platforms) excepted: tensorstore has no strings
     assert list(res.table.columns[:3]) == ["year", "glacier", "aar_proxy"] and len(res.table) == 3
     assert res.table.aar_proxy.between(0, 1).all()
     report = res.report_dir
