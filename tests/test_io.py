@@ -55,10 +55,16 @@ def test_round_trip_is_identical_and_int8_stays_int8(tmp_path, zarr_format):
     assert back["classes"].encoding["chunks"][0] == 1  # time chunk 1
     assert back.rio.crs.to_epsg() == 32632
     xr.testing.assert_identical(back.compute(), ds)
-    # opening with plain xarray and CF masking also keeps int8 (nodata is a flag, not a fill)
+    # plain xarray with CF masking: v3 keeps int8 (nodata is a flag, the array's fill value is no CF
+    # mask); v2 has one fill value, NODATA (so unwritten chunks read as nodata, not ice), which
+    # xarray reads as a mask: float with NaN exactly at nodata
     plain = xr.open_zarr(path, consolidated=zarr_format == 2, mask_and_scale=True)
-    assert plain["classes"].dtype == np.int8
-    assert (plain["classes"].values == NODATA).sum() == (ds["classes"].values == NODATA).sum()
+    if zarr_format == 3:
+        assert plain["classes"].dtype == np.int8
+        assert (plain["classes"].values == NODATA).sum() == (ds["classes"].values == NODATA).sum()
+    else:
+        want = ds["classes"].values
+        np.testing.assert_array_equal(plain["classes"].values, np.where(want == NODATA, np.nan, want))
 
 
 def test_round_trip_of_named_dataarray_dask_and_strings(tmp_path):
@@ -167,9 +173,12 @@ def test_zarr_v2_updates_too(tmp_path):
     xr.testing.assert_identical(back.isel(time=[1, 2]), new)
 
 
-def test_dates_laid_out_but_never_written_read_as_nodata_with_plain_xarray(tmp_path):
+@pytest.mark.parametrize("zarr_format", [3, 2])
+def test_dates_laid_out_but_never_written_read_as_nodata_with_plain_xarray(tmp_path, zarr_format):
     """A run lays out every date before writing any: the dates it never wrote (a crash, an edited
-    completion record) read as NODATA (-1), not as class 0 (ice), with plain ``xr.open_zarr``."""
+    completion record) read as NODATA, not as class 0 (ice), with plain ``xr.open_zarr``: -1 in
+    Zarr v3 (the array's fill value, no CF mask), NaN in Zarr v2 (whose one fill value xarray
+    reads as a CF mask).  ``xfacies.io.open_zarr`` reads both as int8 with -1."""
     import dask.array as da
 
     from xfacies.catalog import NODATA, class_flag_attrs
@@ -180,14 +189,23 @@ def test_dates_laid_out_but_never_written_read_as_nodata_with_plain_xarray(tmp_p
                            coords={"time": t, "y": 5190000.0 - 10 * np.arange(8), "x": 630000.0 + 10 * np.arange(8)},
                            attrs=class_flag_attrs())
     store = tmp_path / "maps.zarr"
-    io.layout_regions(classes, store)
+    io.layout_regions(classes, store, zarr_format=zarr_format)
     writes = io.region_writes(classes, store)
     writes[t[0]].compute()  # only the first date is written
     raw = xr.open_zarr(store, consolidated=False)
-    assert raw.classes.dtype == np.int8 and "_FillValue" not in raw.classes.attrs
-    np.testing.assert_array_equal(raw.classes.isel(time=0).values, classes.isel(time=0).values)
-    assert (raw.classes.isel(time=slice(1, None)).values == NODATA).all()
+    if zarr_format == 3:
+        assert raw.classes.dtype == np.int8 and "_FillValue" not in raw.classes.attrs
+        np.testing.assert_array_equal(raw.classes.isel(time=0).values, classes.isel(time=0).values)
+        assert (raw.classes.isel(time=slice(1, None)).values == NODATA).all()
+    else:
+        first = classes.isel(time=0).values
+        np.testing.assert_array_equal(raw.classes.isel(time=0).values, np.where(first == NODATA, np.nan, first))
+        assert np.isnan(raw.classes.isel(time=slice(1, None)).values).all()
     assert list(io.complete_dates(store)) == []  # nothing was marked complete
+    io.mark_complete(store, t[:1])
+    mine = io.open_zarr(store)
+    assert mine.classes.dtype == np.int8
+    np.testing.assert_array_equal(mine.classes.values, classes.isel(time=[0]).values)
     # and so do they in a second Zarr implementation
     from zarr_reader import read_with_tensorstore
 

@@ -46,7 +46,8 @@ def read_with_tensorstore(store: str | Path) -> tuple[xr.Dataset, list[str]]:
         arr = ts.open({"driver": "zarr3" if v3 else "zarr",
                        "kvstore": {"driver": "file", "path": str(var)}}, read=True).result()
         raw = np.asarray(arr.read().result())
-        if fill is not None and "_FillValue" not in attrs and np.issubdtype(raw.dtype, np.floating):
+        # xarray reads a Zarr v2 array's fill value as its CF _FillValue (any dtype), a v3 float's too
+        if fill is not None and "_FillValue" not in attrs and (not v3 or np.issubdtype(raw.dtype, np.floating)):
             attrs["_FillValue"] = fill
         variables[var.name] = xr.Variable(dims, raw, attrs)
     ds = xr.decode_cf(xr.Dataset(variables))

@@ -6,8 +6,10 @@ dates already in the store are replaced in place (region writes), new dates
 are appended.  :func:`open_zarr` reads a store back so that
 ``open_zarr(to_zarr(ds, path))`` is identical to ``ds``.
 
-Class maps stay int8: ``NODATA`` (-1) is a listed flag value, not a
-``_FillValue``, so nothing is masked to float on reading.  A float class map
+Class maps stay int8: ``NODATA`` (-1) is a listed flag value and the
+array's fill value (chunks never written read as nodata), not a CF
+``_FillValue``, so :func:`open_zarr` masks nothing to float (nor does plain
+``xr.open_zarr`` for Zarr v3; for Zarr v2 it reads the fill value as a mask).  A float class map
 (NaN = nodata) added to an integer class-map store is converted: NaN becomes
 the store's ``nodata`` flag, other values must be its flag values.
 
@@ -198,12 +200,17 @@ def _encoding(ds: xr.Dataset, zarr_format: int = 3) -> dict[str, dict[str, Any]]
                     chunks.append(max(1, n))
             e["chunks"] = tuple(chunks)
         if _is_class_map(var):
-            e["_FillValue"] = None
             if zarr_format == 3:
                 # the array's fill value (what a chunk never written reads as) is NODATA, not 0 (ice),
                 # also with plain xr.open_zarr; no CF _FillValue, so the map stays int8 and -1 stays
                 # a listed flag value
+                e["_FillValue"] = None
                 e["fill_value"] = _NODATA
+            else:
+                # Zarr v2 has one fill value, which xarray also reads as a CF mask: plain
+                # xr.open_zarr gives float with NaN for nodata and for chunks never written (not 0,
+                # ice); xfacies.io.open_zarr does not mask it, so the map stays int8 with -1
+                e["_FillValue"] = _NODATA
         if name == "time" and np.issubdtype(var.dtype, np.datetime64):
             ns = var.values.astype("datetime64[ns]").astype(np.int64)
             fine = bool(np.any(ns % 1000))
@@ -783,15 +790,30 @@ def region_writes(
 def _open_raw(path: Path, fmt: int, chunks: Any) -> xr.Dataset:
     consolidated = fmt == 2 and (path / ".zmetadata").exists()
     with _quiet():
-        return xr.open_zarr(
+        ds = xr.open_zarr(
             path,
             chunks=chunks,
             consolidated=consolidated,
             zarr_format=fmt,
-            mask_and_scale=True,
+            # Zarr v2 keeps a class map's NODATA as its fill value, which xarray reads as a CF
+            # mask (float, NaN): read v2 unmasked, then mask every variable but the class maps
+            mask_and_scale=fmt != 2,
             use_zarr_fill_value_as_mask=False,
             decode_coords="all",
         )
+        if fmt == 2:
+            other = [n for n, v in ds.variables.items()
+                     if not _is_class_map(v) and ({"_FillValue", "missing_value", "scale_factor", "add_offset"}
+                                                  & (set(v.attrs) | set(v.encoding)))]
+            if other:
+                decoded = xr.decode_cf(ds[other], decode_times=False, decode_coords=False)
+                ds = ds.assign({n: decoded[n] for n in other if n in ds.data_vars})
+                ds = ds.assign_coords({n: decoded[n] for n in other if n in ds.coords})
+            for n, v in ds.variables.items():
+                if _is_class_map(v):
+                    v.attrs.pop("_FillValue", None)
+                    v.encoding["_FillValue"] = _NODATA
+    return ds
 
 
 def open_zarr(store: str | os.PathLike, *, chunks: Any = {}) -> xr.Dataset:  # noqa: B006
