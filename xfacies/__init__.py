@@ -53,6 +53,8 @@ _LAZY = {
     "read_outlines": "xfacies.sources.outlines",
     "crop": "xfacies.sources.outlines",
     "open_stac": "xfacies.sources.stac",
+    "open_rasters": "xfacies.sources.rasters",
+    "outlines_from_mask": "xfacies.sources.outlines",
     "scene_quality": "xfacies.sources.quality",
     "open_dem": "xfacies.sources.dem",
     "regress": "xfacies.massbalance.regression",

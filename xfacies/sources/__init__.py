@@ -5,8 +5,9 @@ module             concern
 =================  ==========================================================
 ``sensors``        the sensor / collection / radiometry table (asset keys, scale and offset, masks)
 ``stac``           lazy reflectance cubes from STAC APIs (:func:`open_stac`)
+``rasters``        lazy reflectance cubes from your own files (:func:`open_rasters`)
 ``dem``            DEMs on the working grid (:func:`open_dem`)
-``outlines``       glacier outlines: reading, rasterising, cropping
+``outlines``       glacier outlines: reading, rasterising, cropping, from a mask
 ``stac_server``    a local STAC API (``rustac``) over your own COGs, items built with pystac
 =================  ==========================================================
 

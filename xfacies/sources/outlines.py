@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from xfacies import spatial
 from xfacies.errors import InputWarning, XfaciesWarning
 
 __all__ = ["ID_COLUMNS", "read_outlines", "rasterize", "glacier_bboxes", "crop", "OverlapWarning",
-           "overlaps"]
+           "overlaps", "outlines_from_mask"]
 
 #: Columns tried, in order, as the glacier id when ``id_column`` is not given
 #: (``glacier_id`` first so that normalised outlines stay as they are).
@@ -362,6 +362,105 @@ def _burn(
             all_touched=all_touched,
             dtype="int32",
         )
+
+
+def outlines_from_mask(mask: xr.DataArray, id: str | Mapping[int, str] | None = None, *,
+                       min_pixels: int = 1) -> Any:
+    """Glacier outlines from a raster mask: one glacier per connected region, or per id.
+
+    The pixels' edges are traced exactly (rasterio's ``shapes``), so the outlines rasterise back
+    to the same pixels (:func:`rasterize`, pixel centres).
+
+    Parameters
+    ----------
+    mask
+        ``(y, x)`` raster with a CRS: boolean (or 0/1; NaN counts as outside), each connected
+        region (4-connected: pixels sharing an edge) becomes a glacier; or integer glacier ids
+        (0 / negative outside), each id becomes a glacier (its parts a MultiPolygon).  A mask with
+        more dims (e.g. ``time``) is refused: pick one, e.g. ``cube.isel(time=0, band=0).notnull()``.
+    id
+        Glacier ids: ``None`` numbers regions ``G0001``, ``G0002`` ... in the reading order of the mask's rows (an id
+        raster keeps its values as text); a string is a prefix (``"silvretta"`` gives
+        ``silvretta-1`` ...); a mapping gives the id of each value of an id raster.
+    min_pixels
+        Regions with fewer pixels are left out (with a warning counting them).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``glacier_id`` and ``n_pixels`` columns, polygons in the mask's CRS, ready for every
+        stage (:func:`read_outlines`'s checks passed).
+
+    Raises
+    ------
+    ValueError
+        No CRS, not 2-D, nothing inside the mask, an id mapping that misses a value.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr, rioxarray  # noqa: F401
+    >>> m = xr.DataArray(np.array([[1, 1, 0, 0], [1, 0, 0, 1], [0, 0, 0, 1]], bool), dims=("y", "x"),
+    ...                  coords={"y": [25.0, 15.0, 5.0], "x": [5.0, 15.0, 25.0, 35.0]}).rio.write_crs(32632)
+    >>> gdf = outlines_from_mask(m)
+    >>> gdf["glacier_id"].tolist(), gdf["n_pixels"].tolist(), gdf.area.tolist()
+    (['G0001', 'G0002'], [3, 2], [300.0, 200.0])
+    """
+    import geopandas as gpd
+    import shapely
+    from rasterio.features import shapes
+    from scipy import ndimage
+
+    if not isinstance(mask, xr.DataArray):
+        raise TypeError(f"mask must be an xarray.DataArray (y, x) with a CRS, got {type(mask).__name__}")
+    ydim, xdim = spatial.spatial_dims(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"the mask must be 2-D ({ydim}, {xdim}), got dims {mask.dims}: pick one layer, e.g. "
+                         "cube.isel(time=0, band=0).notnull()")
+    crs = spatial.crs_of(mask)
+    if crs is None:
+        raise ValueError("the mask has no CRS; attach one with mask.rio.write_crs('EPSG:....')")
+    mask = mask.transpose(ydim, xdim)
+    t = spatial.transform(mask)
+    v = np.asarray(mask.values)
+    if v.dtype == bool or np.issubdtype(v.dtype, np.floating):
+        inside = np.nan_to_num(v.astype(np.float64), nan=0.0) > 0
+        labels, n = ndimage.label(inside)  # 4-connected
+        values = list(range(1, n + 1))
+        by_value = False
+    elif np.issubdtype(v.dtype, np.integer):
+        labels = np.where(v > 0, v, 0).astype(np.int64)
+        values = sorted(int(u) for u in np.unique(labels) if u > 0)
+        by_value = True
+    else:
+        raise TypeError(f"the mask must be boolean, 0/1 or integer glacier ids, got dtype {v.dtype}")
+    if not values:
+        raise ValueError("the mask holds no pixel inside (no True / id > 0): nothing to outline")
+    counts = np.bincount(labels.ravel(), minlength=max(values) + 1)
+    small = [u for u in values if counts[u] < min_pixels]
+    values = [u for u in values if counts[u] >= min_pixels]
+    if small:
+        warnings.warn(f"left out {len(small)} region(s) of fewer than {min_pixels} pixel(s)", InputWarning,
+                      stacklevel=2)
+    if not values:
+        raise ValueError(f"every region of the mask has fewer than min_pixels={min_pixels} pixels")
+    polys: dict[int, list[Any]] = {u: [] for u in values}
+    for geom, val in shapes(labels.astype(np.int32), mask=labels > 0, transform=t, connectivity=4):
+        u = int(val)
+        if u in polys:
+            polys[u].append(shapely.geometry.shape(geom))
+    if isinstance(id, Mapping):
+        missing = [u for u in values if u not in id]
+        if missing:
+            raise ValueError(f"id gives no glacier id for the mask value(s) {missing[:10]}")
+        ids = [str(id[u]) for u in values]
+    elif by_value:
+        ids = [f"{id}-{u}" if isinstance(id, str) else str(u) for u in values]
+    else:
+        ids = [f"{id}-{k}" if isinstance(id, str) else f"G{k:04d}" for k in range(1, len(values) + 1)]
+    geoms = [shapely.union_all(polys[u]) for u in values]
+    gdf = gpd.GeoDataFrame({"glacier_id": ids, "n_pixels": [int(counts[u]) for u in values]},
+                           geometry=geoms, crs=crs)
+    return spatial.as_outlines(gdf)
 
 
 def rasterize(

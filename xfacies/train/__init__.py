@@ -1,6 +1,8 @@
 """Make facies models: training data, the reference recipe, confident learning, calibration, scores.
 
 =============================================  ==================================================
+:func:`rasterize_labels`                       label polygons burnt onto a grid (int8, CF flags)
+:func:`sample_points`                          a stratified sample of labelled pixels (points)
 :func:`patches_from_points`                    patches from labelled points on any feature cube
 :func:`read_reference_patches`                 the reference study's patch folders (Zarr-cached)
 :func:`new_model`                              an untrained model (e.g. ``"translation-exact"``)
@@ -24,6 +26,8 @@ from __future__ import annotations
 from xfacies._lazy import names as _lazy_names
 
 _LAZY: dict[str, str] = {
+    "rasterize_labels": "xfacies.train.labels",
+    "sample_points": "xfacies.train.labels",
     "patches_from_points": "xfacies.train.data",
     "read_reference_patches": "xfacies.train.data",
     "write_reference_patches": "xfacies.train.data",
