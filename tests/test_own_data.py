@@ -284,3 +284,65 @@ def test_real_silvretta_crops_and_hand_drawn_polygons_give_the_published_snow_fr
             assert (v == -1).all()
     assert points["class"].value_counts().to_dict() == {"ice": 200, "snow": 200}
     assert set(points["scene"]) <= {str(d.date()) for d in index.index[index["has_snow_polygon"]]}
+
+
+# --------------------------------------------------------------------------- folds that do not leak
+def _two_cubes_and_points():
+    """Two glaciers on two grids (another origin and size), two dates each, labelled points."""
+    out = []
+    for g, (x0, ny, nx) in enumerate(((X0, 30, 40), (X0 + 5000.0, 26, 34))):
+        rng = np.random.default_rng(g)
+        t = pd.to_datetime(["2021-08-01", "2021-08-20"])
+        cube = xr.DataArray(rng.random((2, 2, ny, nx)).astype("float32"), dims=("time", "band", "y", "x"),
+                            coords={"time": t, "band": ["green", "nir"], "y": Y0 - RES * (np.arange(ny) + 0.5),
+                                    "x": x0 + RES * (np.arange(nx) + 0.5)}).rio.write_crs(CRS)
+        glacier = gpd.GeoDataFrame({"glacier_id": [f"G{g}"]}, crs=CRS,
+                                   geometry=[box(x0 + 20, Y0 - RES * ny + 20, x0 + RES * nx - 20, Y0 - 20)])
+        snow = gpd.GeoDataFrame(geometry=[box(x0, Y0 - 110, x0 + RES * nx, Y0)], crs=CRS)
+        lab = rasterize_labels(snow, cube.isel(band=0), value="snow", background="ice", within=glacier)
+        pts = sample_points(lab, n_per_class=40, seed=g, outlines=glacier)
+        out.append((cube, pts))
+    return out
+
+
+def test_patch_sets_of_two_grids_concatenate_and_fold_by_scene_or_glacier_without_leaks():
+    from xfacies.train import concat_patches, cross_validate
+
+    sets = [patches_from_points(cube, pts, patch_size=5, glacier_column="glacier")
+            for cube, pts in _two_cubes_and_points()]
+    both = concat_patches(sets[0], sets[1].isel(band=[1, 0]))
+    assert both.sizes["sample"] == sets[0].sizes["sample"] + sets[1].sizes["sample"] == 160
+    assert both["band"].values.tolist() == ["green", "nir"] and both["sample"].values.tolist() == list(range(160))
+    np.testing.assert_array_equal(both.patches.isel(sample=slice(80, None)).values, sets[1].patches.values)
+    assert sorted(set(both["glacier"].values.tolist())) == ["G0", "G1"]
+
+    # folds by scene: 4 scenes (2 glaciers x 2 dates) in 4 folds, no scene in two folds
+    cv = cross_validate(both, fold_by="scene", k=4, test_folds=[], progress=False)
+    folds = cv.probabilities["fold"].values
+    scene = [f"{g} {str(d)[:10]}" for g, d in zip(both["glacier"].values, both["date"].values)]
+    per_scene = pd.Series(folds).groupby(scene).nunique()
+    assert len(per_scene) == 4 and (per_scene == 1).all() and len(set(folds.tolist())) == 4
+    with pytest.raises(ValueError, match=r"at least 3 folds \(a test fold, a validation fold and one to train"):
+        cross_validate(both, fold_by="glacier", k=2, progress=False)
+    with pytest.raises(ValueError, match=r"fold_by='glacier' gives 2 group\(s\), fewer than k=3 folds"):
+        cross_validate(both, fold_by="glacier", k=3, progress=False)
+    with pytest.raises(ValueError, match=r"fold_by='region' is neither"):
+        cross_validate(both, fold_by="region", progress=False)
+    with pytest.raises(ValueError, match=r"lacks the band\(s\) \['nir'\]"):
+        concat_patches(sets[0], sets[1].sel(band=["green"]))
+
+
+def test_cross_validation_shows_a_bar_over_the_folds(capsys):
+    from xfacies.train import concat_patches, cross_validate
+
+    both = concat_patches([patches_from_points(cube, pts, patch_size=9, glacier_column="glacier")
+                           for cube, pts in _two_cubes_and_points()])
+    with pytest.raises(ValueError, match=r"the patches are 9 x 9 px but the 'reference-cnn' model reads 33 x 33"):
+        cross_validate(both, fold_by="scene", k=4, test_folds=[0], epochs=1, architecture="reference-cnn",
+                       features=["green", "nir"], verbose=0, progress=False)
+    capsys.readouterr()
+    cross_validate(both, fold_by="scene", k=4, test_folds=[0], epochs=1, batch_size=64,
+                   architecture="reference-cnn", config={"filters": 2, "patch_size": 9, "dense_units": 4},
+                   features=["green", "nir"], verbose=0)
+    err = capsys.readouterr().err
+    assert "cross-validation" in err and "1/1" in err and "test fold 0, validation 3" in err

@@ -4,11 +4,12 @@
 :func:`rasterize_labels`                       label polygons burnt onto a grid (int8, CF flags)
 :func:`sample_points`                          a stratified sample of labelled pixels (points)
 :func:`patches_from_points`                    patches from labelled points on any feature cube
+:func:`concat_patches`                         patch sets of several cubes/grids as one
 :func:`read_reference_patches`                 the reference study's patch folders (Zarr-cached)
 :func:`new_model`                              an untrained model (e.g. ``"translation-exact"``)
 :func:`fit`                                    the reference recipe (focal loss, scene weights, ...)
 :func:`cross_validate`                         k folds, validation fold (t - 1) mod k, out-of-fold
-                                               probabilities
+                                               probabilities; ``fold_by="scene"``/``"glacier"``
 :func:`label_issues`, :func:`pruning_report`   confident learning with cleanlab
 :func:`calibrate`                              kernel (the study's) or isotonic confidence
                                                calibration, ECE before/after
@@ -29,6 +30,7 @@ _LAZY: dict[str, str] = {
     "rasterize_labels": "xfacies.train.labels",
     "sample_points": "xfacies.train.labels",
     "patches_from_points": "xfacies.train.data",
+    "concat_patches": "xfacies.train.data",
     "read_reference_patches": "xfacies.train.data",
     "write_reference_patches": "xfacies.train.data",
     "new_model": "xfacies.train.fitting",

@@ -85,6 +85,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "patches_from_points",
+    "concat_patches",
     "read_reference_patches",
     "write_reference_patches",
     "parse_reference_name",
@@ -158,6 +159,63 @@ def _class_ids(values: Iterable[Any], where: str) -> np.ndarray:
             f"({', '.join(catalog.class_names())}) or its id 0..{len(catalog.CLASSES) - 1}"
         )
     return np.asarray(out, dtype=np.int8)
+
+
+def concat_patches(*sets: xr.Dataset) -> xr.Dataset:
+    """Patch sets cut from several cubes (other grids, glaciers, sensors) as one training set.
+
+    The bands are put in the first set's order (every set must have them all), the samples are
+    numbered again ``0 .. N-1``, and every per-sample coordinate is kept; ``attrs["sources"]``
+    lists where each set came from, and ``dropped`` joins their dropped labels.
+
+    Parameters
+    ----------
+    *sets
+        Patch Datasets (:func:`patches_from_points`, :func:`read_reference_patches`), or one list
+        of them.
+
+    Raises
+    ------
+    ValueError
+        Different patch sizes, a set without one of the first set's bands, or no set at all.
+
+    Examples
+    --------
+    >>> a = xr.Dataset({"patches": (("sample", "y", "x", "band"), np.zeros((2, 3, 3, 2), "float32"))},
+    ...                coords={"band": ["red", "nir"], "class": ("sample", [0, 1])}, attrs={"patch_size": 3})
+    >>> b = a.isel(band=[1, 0], sample=[0])
+    >>> both = concat_patches(a, b)
+    >>> both.sizes["sample"], both["band"].values.tolist(), both["sample"].values.tolist()
+    (3, ['red', 'nir'], [0, 1, 2])
+    """
+    if len(sets) == 1 and isinstance(sets[0], (list, tuple)):
+        sets = tuple(sets[0])
+    if not sets:
+        raise ValueError("concat_patches needs at least one patch set")
+    for k, ds in enumerate(sets):
+        if not isinstance(ds, xr.Dataset) or "patches" not in ds.data_vars:
+            raise TypeError(f"set {k} is not a patch Dataset (with a 'patches' variable)")
+    bands = [str(b) for b in sets[0]["band"].values]
+    sizes = {int(ds.sizes["y"]) for ds in sets} | {int(ds.sizes["x"]) for ds in sets}
+    if len(sizes) != 1:
+        raise ValueError(f"the patch sets have different patch sizes {sorted(sizes)}; cut them with one patch_size")
+    parts = []
+    for k, ds in enumerate(sets):
+        have = [str(b) for b in ds["band"].values]
+        missing = [b for b in bands if b not in have]
+        if missing:
+            raise ValueError(f"patch set {k} lacks the band(s) {missing} of the first set (its bands: {have})")
+        part = ds.sel(band=bands)
+        parts.append(part.drop_vars("sample") if "sample" in part.coords else part)
+    out = xr.concat(parts, dim="sample", data_vars="minimal", coords="minimal", compat="override",
+                    combine_attrs="override")
+    out = out.assign_coords(sample=np.arange(out.sizes["sample"]))
+    dropped = []
+    for ds in sets:
+        dropped += json.loads(ds.attrs.get("dropped", "[]") or "[]")
+    out.attrs["sources"] = json.dumps([str(ds.attrs.get("source", "")) for ds in sets])
+    out.attrs["dropped"] = json.dumps(dropped)
+    return out
 
 
 def assign_folds(groups: Sequence[Hashable] | np.ndarray | None, n: int | None = None, *,

@@ -39,7 +39,7 @@ import xarray as xr
 from xfacies import catalog
 
 __all__ = ["new_model", "fit", "cross_validate", "CrossValidation", "focal_loss", "cosine_adam",
-           "sample_weights", "RECIPE"]
+           "sample_weights", "fold_groups", "RECIPE"]
 
 #: The reference recipe's hyper-parameters (defaults of :func:`fit`).
 RECIPE: dict[str, Any] = {"epochs": 1000, "batch_size": 512, "learning_rate": 1e-3, "gamma": 2.0,
@@ -305,6 +305,11 @@ def fit(
         cfg, arch = dict(base.config), base.architecture
         net = build(arch, cfg, dense=False)
         net.set_weights(base.weights)
+    want = tuple(net.inputs[0].shape[1:3])
+    if want != tuple(x.shape[1:3]) and None not in want:
+        raise ValueError(f"the patches are {x.shape[1]} x {x.shape[2]} px but the {arch!r} model reads "
+                         f"{want[0]} x {want[1]} px patches: cut them with patch_size={want[0]}, or give the "
+                         f"model config patch_size={x.shape[1]}")
     steps = int(np.ceil(x.shape[0] / batch_size))
     net.compile(
         optimizer=cosine_adam(learning_rate, epochs * steps),
@@ -390,8 +395,31 @@ class CrossValidation:
         return np.asarray(self.probabilities.values.argmax(axis=1))
 
 
+def fold_groups(patches: xr.Dataset, fold_by: str) -> np.ndarray:
+    """The group of each sample for folds ``fold_by``: ``"scene"`` (glacier and date: the pixels
+    of one image never straddle train and test), ``"glacier"`` (leave glaciers out), or the name
+    of any per-sample coordinate (e.g. ``"region"``, a point table's ``"scene"`` column).
+
+    Examples
+    --------
+    >>> ds = xr.Dataset(coords={"glacier": ("sample", ["A", "A", "B"]),
+    ...                         "date": ("sample", np.array(["2021-08-01", "2021-09-01", "2021-08-01"],
+    ...                                                     "M8[ns]"))})
+    >>> fold_groups(ds, "scene").tolist()
+    ['A 2021-08-01', 'A 2021-09-01', 'B 2021-08-01']
+    """
+    if fold_by == "scene" and "scene" not in patches.coords:
+        days = pd.DatetimeIndex(patches["date"].values).strftime("%Y-%m-%d")
+        return np.asarray([f"{g} {d}" for g, d in zip(patches["glacier"].values, days)], dtype=object)
+    if fold_by not in patches.coords or patches[fold_by].dims != ("sample",):
+        known = [c for c in patches.coords if patches[c].dims == ("sample",)]
+        raise ValueError(f"fold_by={fold_by!r} is neither 'scene', 'glacier' nor a per-sample coordinate of the "
+                         f"patches ({known})")
+    return np.asarray([str(v) for v in patches[fold_by].values], dtype=object)
+
+
 def cross_validate(patches: xr.Dataset, *, k: int | None = None, test_folds: list[int] | None = None,
-                   **fit_kw: Any) -> CrossValidation:
+                   fold_by: str | None = None, progress: bool = True, **fit_kw: Any) -> CrossValidation:
     """k-fold cross-validation by the patches' ``fold`` coordinate, the reference's way.
 
     For test fold ``t`` the validation fold is ``(t - 1) mod k`` and the others train.  Every
@@ -401,34 +429,68 @@ def cross_validate(patches: xr.Dataset, *, k: int | None = None, test_folds: lis
     Parameters
     ----------
     patches
-        A patch Dataset with a ``fold`` coordinate holding 0..k-1.
+        A patch Dataset with a ``fold`` coordinate holding 0..k-1 (or give ``fold_by``).
     k
-        Number of folds (default: the number of distinct folds, 6 in the reference).
+        Number of folds (default: the number of distinct folds, 6 in the reference; with
+        ``fold_by``, 6 or the number of groups if fewer).
     test_folds
         Only these test folds (default all); samples of the others get NaN probabilities.
+    fold_by
+        Assign the folds here, whole groups per fold (:func:`fold_groups`): ``"scene"``,
+        ``"glacier"`` or a per-sample coordinate; balanced by size, seeded by ``fit``'s ``seed``.
+        Neighbouring pixels of one scene in train and test inflate every score: folds by point
+        are for data whose points are far apart.
+    progress
+        A bar over the folds with an ETA (tqdm; ``False``: quiet).
     **fit_kw
         Passed to :func:`fit` (``epochs``, ``seed``, ``architecture``, ...).
 
     Returns
     -------
     CrossValidation
+
+    Raises
+    ------
+    ValueError
+        Fewer than 3 folds (a test fold, a validation fold and at least one to train on), or
+        fewer groups than folds.
     """
+    from tqdm.auto import tqdm
+
+    from xfacies.train.data import assign_folds
     from xfacies.train.evaluation import predict_probabilities
 
     _check_patches(patches, "patches")
+    if fold_by is not None:
+        groups = fold_groups(patches, fold_by)
+        n_groups = len(set(groups.tolist()))
+        k = int(k or min(6, n_groups))
+        if n_groups < k:
+            raise ValueError(f"fold_by={fold_by!r} gives {n_groups} group(s), fewer than k={k} folds: each fold "
+                             "needs at least one whole group; lower k, or fold by a finer unit (e.g. 'scene')")
+        folds = assign_folds(groups, folds=k, seed=int(fit_kw.get("seed", 0)))
+        patches = patches.assign_coords(fold=("sample", folds))
     if "fold" not in patches.coords:
-        raise ValueError("patches need a 'fold' coordinate for cross-validation")
+        raise ValueError("patches need a 'fold' coordinate for cross-validation, or pass fold_by='scene' / "
+                         "'glacier' / a per-sample coordinate")
     folds = np.asarray(patches["fold"].values).astype(int)
     k = int(k or len(np.unique(folds)))
+    if k < 3:
+        raise ValueError(f"cross-validation needs at least 3 folds (a test fold, a validation fold and one to "
+                         f"train on); the patches have {k}: {sorted(np.unique(folds).tolist())}. Give more "
+                         "folds (fold_by= with k=3 or more) or more scenes/glaciers")
     if folds.min() < 0 or folds.max() >= k:
         raise ValueError(f"fold ids must be 0..{k - 1}; got {sorted(np.unique(folds).tolist())}")
     C = len(catalog.CLASSES)
     probs = np.full((folds.size, C), np.nan, dtype=np.float32)
     models, plan = {}, {}
-    for t in (range(k) if test_folds is None else test_folds):
+    todo = list(range(k) if test_folds is None else test_folds)
+    bar = tqdm(todo, desc="cross-validation", unit="fold", disable=not progress)
+    for t in bar:
         v = (t - 1) % k
         tr = [f for f in range(k) if f not in (t, v)]
         plan[t] = {"validation": v, "train": tr}
+        bar.set_postfix_str(f"test fold {t}, validation {v}")
         train = patches.isel(sample=np.flatnonzero(np.isin(folds, tr)))
         val = patches.isel(sample=np.flatnonzero(folds == v))
         m = fit(train, val, **fit_kw)
@@ -437,7 +499,9 @@ def cross_validate(patches: xr.Dataset, *, k: int | None = None, test_folds: lis
         test_idx = np.flatnonzero(folds == t)
         if test_idx.size:
             probs[test_idx] = predict_probabilities(m, patches.isel(sample=test_idx))
+    bar.close()
     da_ = xr.DataArray(probs, dims=("sample", "class"),
-                       coords={"sample": patches["sample"].values, "class": catalog.class_names()},
+                       coords={"sample": patches["sample"].values, "class": catalog.class_names(),
+                               "fold": ("sample", folds)},
                        name="probability", attrs={"long_name": "out-of-fold class probability"})
     return CrossValidation(models=models, probabilities=da_, folds=plan)
