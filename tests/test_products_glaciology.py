@@ -12,6 +12,7 @@ from shapely.geometry import box
 
 from xfacies import synthetic
 from xfacies.catalog import CLASSES, NODATA
+from xfacies.errors import InputWarning
 from xfacies.products import aar_proxy, end_of_season, fractions, snowline_altitude
 
 ID = {c.name: c.id for c in CLASSES}
@@ -174,7 +175,31 @@ def test_end_of_season_picks_late_minimum_with_enough_coverage():
     assert float(loose.sel(year=2021, glacier="A")) == 0.2
     assert float(end_of_season(v, None).sel(year=2021, glacier="A")) == 0.2
     assert float(end_of_season(v, c, stat="max").sel(year=2020, glacier="A")) == 0.6
-    assert float(end_of_season(v, c, stat="last").sel(year=2020, glacier="A")) == 0.40
+    with pytest.warns(InputWarning, match=r"stat='last' picked 1 date\(s\) after the end of their balance year"):
+        last = end_of_season(v, c, stat="last")
+    assert float(last.sel(year=2020, glacier="A")) == 0.40  # 2020-10-10: balance year 2020 ended 10-01
+    assert "fresh snow likely" in str(last.flag.sel(year=2020, glacier="A").item())
+    assert last.flag.sel(year=2021, glacier="A").item() == ""
+
+
+def test_end_of_season_in_wgms_periods_stays_near_the_period_end_and_flags_fallbacks():
+    """A WGMS summer period from END_WINTER (or from BEGIN_PERIOD when END_WINTER is unknown: the
+    whole balance year) to END_PERIOD: a June scene is not an end of season for a September end."""
+    v, c = series(["2016-10-22", "2017-06-20", "2017-08-25", "2018-06-15"], [0.9, 0.2, 0.4, 0.3])
+    periods = pd.DataFrame({"glacier": ["A", "A"], "year": [2017, 2018],
+                            "begin": pd.to_datetime(["2016-10-01", "2018-05-10"]),
+                            "end": pd.to_datetime(["2017-09-30", "2018-09-28"]),
+                            "fallback": ["begin = BEGIN_PERIOD: END_WINTER unknown", ""]})
+    eos = end_of_season(v, c, periods=periods)
+    assert float(eos.sel(year=2017, glacier="A")) == 0.4  # not 0.2 (June) nor 0.9 (the October before)
+    assert str(eos.time.sel(year=2017, glacier="A").values)[:10] == "2017-08-25"
+    assert eos.flag.sel(year=2017, glacier="A").item() == "begin = BEGIN_PERIOD: END_WINTER unknown"
+    assert np.isnan(float(eos.sel(year=2018, glacier="A")))  # only a June scene: none eligible
+    assert eos.flag.sel(year=2018, glacier="A").item() == "no eligible scene in the period's last 60 days"
+    whole = end_of_season(v, c, periods=periods, max_days_before_end=None)
+    assert float(whole.sel(year=2017, glacier="A")) == 0.2 and float(whole.sel(year=2018, glacier="A")) == 0.3
+    with pytest.raises(ValueError, match="max_days_before_end must be a whole number of days"):
+        end_of_season(v, c, periods=periods, max_days_before_end=-3)
 
 
 def test_end_of_season_windows_wrap_and_hydrological_years():

@@ -410,9 +410,16 @@ def test_end_of_season_equals_the_documented_rule_in_any_date_order(seed, nt, ng
         c[rng.random(c.shape) < 0.1] = np.nan
         cov = xr.DataArray(c, dims=("time", "glacier"), coords={"time": t, "glacier": ids})
         cov = cov.isel(time=rng.permutation(nt))  # its own date order
-    got = end_of_season(values.T if transpose else values, cov, min_coverage=0.5, window=window,
-                        hydrological_year_start_month=hm, stat=stat)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = end_of_season(values.T if transpose else values, cov, min_coverage=0.5, window=window,
+                            hydrological_year_start_month=hm, stat=stat)
     want = slow_end_of_season(values, cov, 0.5, window, hm, stat)
+    # "last" warns exactly when a pick lies on or after its balance year's end (fresh snow likely)
+    ends = {y: pd.Timestamp(f"{y + 1}-01-01") if hm == 1 else pd.Timestamp(f"{y}-{hm:02d}-01") for y, _ in want}
+    late = sum(stat == "last" and w[2] >= ends[y] for (y, _), w in want.items())
+    said = [w for w in caught if issubclass(w.category, InputWarning) and "after the end" in str(w.message)]
+    assert len(said) == (1 if late else 0) and (not late or f"picked {late} date(s)" in str(said[0].message))
     years = sorted({y for y, _ in want})
     assert list(got["year"].values) == (list(range(years[0], years[-1] + 1)) if years else [])
     for y in got["year"].values:
@@ -425,8 +432,10 @@ def test_end_of_season_equals_the_documented_rule_in_any_date_order(seed, nt, ng
                 assert float(cell) == w[1] and pd.Timestamp(cell["time"].values) == w[2]
                 assert int(cell["n_dates"]) == w[3]
     # shuffling the dates changes nothing
-    again = end_of_season(values.isel(time=rng.permutation(nt)), cov, min_coverage=0.5, window=window,
-                          hydrological_year_start_month=hm, stat=stat)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputWarning)
+        again = end_of_season(values.isel(time=rng.permutation(nt)), cov, min_coverage=0.5, window=window,
+                              hydrological_year_start_month=hm, stat=stat)
     xr.testing.assert_identical(again, got)
 
 

@@ -768,7 +768,9 @@ def periods_for(
     pandas.DataFrame
         Columns ``glacier`` (the given ids, str), ``year`` (int), ``begin``,
         ``end`` (datetime64; rows with an unknown ``end`` or ``begin`` are
-        dropped), ``wgms_id``.
+        dropped), ``wgms_id`` and ``fallback`` (text, empty when none: e.g.
+        ``"begin = BEGIN_PERIOD: END_WINTER unknown"``, carried into
+        :func:`~xfacies.products.end_of_season`'s ``flag``).
 
     Examples
     --------
@@ -784,10 +786,14 @@ def periods_for(
     for gid, wid in mapping.items():
         sub = table[table["wgms_id"] == wid]
         begin = sub["begin_period"]
+        fallback = pd.Series("", index=sub.index, dtype=object)
         if season == "summer":
+            fallback = fallback.where(sub["end_winter"].notna(),
+                                      "begin = BEGIN_PERIOD: END_WINTER unknown (the period spans the winter)")
             begin = sub["end_winter"].fillna(sub["begin_period"])
         rows.append(pd.DataFrame({"glacier": str(gid), "year": sub["year"].astype(int),
-                                  "begin": begin, "end": sub["end_period"], "wgms_id": wid}))
+                                  "begin": begin, "end": sub["end_period"], "wgms_id": wid,
+                                  "fallback": fallback}))
     out = pd.concat(rows, ignore_index=True)
     return out.dropna(subset=["begin", "end"]).reset_index(drop=True)
 

@@ -7,12 +7,14 @@ with mass balances (:mod:`xfacies.massbalance`).
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xfacies.errors import InputWarning
 from xfacies.validation import require_unique_times
 
 __all__ = ["end_of_season"]
@@ -36,6 +38,7 @@ def end_of_season(
     periods: pd.DataFrame | None = None,
     hydrological_year_start_month: int = 10,
     stat: Literal["min", "max", "last"] = "min",
+    max_days_before_end: int | None = 60,
 ) -> xr.DataArray:
     """One end-of-season value per glacier and hydrological year.
 
@@ -77,14 +80,22 @@ def end_of_season(
         First month of the hydrological year (10 for the northern hemisphere,
         4 for the southern; 1 for calendar years).
     stat
-        ``"min"``, ``"max"`` or ``"last"``.
+        ``"min"``, ``"max"`` or ``"last"``.  ``"last"`` warns when it picks
+        dates after the end of the balance year (fresh snow is likely then).
+    max_days_before_end
+        With ``periods``: eligible dates lie at most this many days before the
+        period's end (a WGMS summer period often starts in spring; a June
+        scene says little about a September end of season).  ``None``: the
+        whole period.  With a ``window`` the window is the limit.
 
     Returns
     -------
     xarray.DataArray
         ``(year, glacier)`` float64, NaN where no date was eligible, with
-        coordinates ``time(year, glacier)`` (the date picked, NaT if none) and
-        ``n_dates(year, glacier)`` (eligible dates).
+        coordinates ``time(year, glacier)`` (the date picked, NaT if none),
+        ``n_dates(year, glacier)`` (eligible dates) and ``flag(year,
+        glacier)`` (text, empty when nothing is to note: no eligible scene,
+        a fallback of the periods such as an unknown END_WINTER).
 
     Raises
     ------
@@ -172,7 +183,11 @@ def end_of_season(
                 f"periods must be a DataFrame with columns {sorted(need)} (see "
                 "xfacies.massbalance.wgms.periods_for)"
             )
-        p = periods[list(need)].copy()
+        if max_days_before_end is not None and (not isinstance(max_days_before_end, (int, np.integer))
+                                                or max_days_before_end < 0):
+            raise ValueError(f"max_days_before_end must be a whole number of days >= 0 or None, got "
+                             f"{max_days_before_end!r}")
+        p = periods[list(need) + (["fallback"] if "fallback" in periods.columns else [])].copy()
         p["glacier"] = p["glacier"].astype(str)
         unknown = sorted(set(p["glacier"]) - set(df["glacier"]))
         if unknown and not (set(p["glacier"]) & set(df["glacier"])):
@@ -183,8 +198,13 @@ def end_of_season(
         p = p.dropna(subset=["begin", "end"])
         p["begin"] = pd.to_datetime(p["begin"]).dt.normalize()
         p["end"] = pd.to_datetime(p["end"]).dt.normalize() + pd.Timedelta(days=1)
-        m = df[ok].reset_index().merge(p, on="glacier", how="inner")
+        fallbacks = (p.dropna(subset=["fallback"]).query("fallback != ''")
+                     .set_index(["year", "glacier"])["fallback"] if "fallback" in p.columns else pd.Series(
+                         dtype=object))
+        m = df[ok].reset_index().merge(p.drop(columns=["fallback"], errors="ignore"), on="glacier", how="inner")
         m = m[(m["time"] >= m["begin"]) & (m["time"] < m["end"])]
+        if max_days_before_end is not None:
+            m = m[(m["end"] - m["time"]) <= pd.Timedelta(days=int(max_days_before_end) + 1)]
         cand = m.drop(columns=["begin", "end"]).set_index("index")
         cand.index.name = None
 
@@ -206,11 +226,42 @@ def end_of_season(
                             index=pd.MultiIndex.from_tuples([], names=["year", "glacier"]))
         n = pd.Series(dtype=int)
         years = np.zeros(0, dtype=int)
+    if periods is not None:  # every period year of these glaciers, eligible scene or not (then flagged)
+        asked = p.loc[p["glacier"].isin(glaciers), "year"].astype(int)
+        if len(asked):
+            lo = min([int(asked.min())] + ([int(years.min())] if len(years) else []))
+            hi = max([int(asked.max())] + ([int(years.max())] if len(years) else []))
+            years = np.arange(lo, hi + 1)
     full = pd.MultiIndex.from_product([years, glaciers], names=["year", "glacier"])
     val = pick["value"].reindex(full).to_numpy(dtype=float).reshape(len(years), len(glaciers))
     tim = pd.to_datetime(pick["time"].reindex(full)).to_numpy(dtype="datetime64[ns]")
     tim = tim.reshape(len(years), len(glaciers))
     cnt = n.reindex(full).fillna(0).to_numpy(dtype=np.int64).reshape(len(years), len(glaciers))
+    flag = np.full((len(years), len(glaciers)), "", dtype=object)
+    if periods is None:
+        where = " in the window"
+    elif max_days_before_end is None:
+        where = " in the period"
+    else:
+        where = f" in the period's last {max_days_before_end} days"
+    flag[cnt == 0] = "no eligible scene" + where
+    if periods is not None and len(fallbacks) and len(years):
+        for (yr, gl), text in fallbacks.items():
+            if yr in set(years.tolist()) and gl in glaciers:
+                i, j = int(np.flatnonzero(years == yr)[0]), glaciers.index(gl)
+                flag[i, j] = "; ".join(x for x in (flag[i, j], str(text)) if x)
+    if stat == "last" and len(years):
+        picked = pd.DatetimeIndex(tim.ravel())
+        year_end = pd.to_datetime([f"{int(y) - (start_month == 1)}-{start_month:02d}-01" if start_month != 1
+                                   else f"{int(y) + 1}-01-01" for y in np.repeat(years, len(glaciers))])
+        late = np.asarray(picked >= year_end) & ~np.isnat(tim.ravel())
+        if late.any():
+            flag.ravel()[late] = ["; ".join(x for x in (f, "picked after the balance-year end: fresh snow likely")
+                                            if x) for f in flag.ravel()[late]]
+            warnings.warn(
+                f"stat='last' picked {int(late.sum())} date(s) after the end of their balance year, when fresh "
+                "snow often covers the glacier (an AAR proxy then reads too high); use stat='min' for the AAR "
+                "proxy, or a window that ends with the balance year", InputWarning, stacklevel=2)
     attrs = dict(values.attrs)
     attrs["end_of_season"] = (
         f"stat={stat} over dates with coverage >= {min_coverage if coverage is not None else 'n/a'}"
@@ -225,6 +276,7 @@ def end_of_season(
             "glacier": ("glacier", np.array(glaciers, dtype=object)),
             "time": (("year", "glacier"), tim, {"long_name": "date picked"}),
             "n_dates": (("year", "glacier"), cnt, {"long_name": "eligible dates"}),
+            "flag": (("year", "glacier"), flag, {"long_name": "what to note about the pick (empty: nothing)"}),
         },
         name=values.name,
         attrs=attrs,
