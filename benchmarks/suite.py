@@ -9,6 +9,8 @@ Each measurement runs in a fresh process, so that its peak memory (``ru_maxrss``
                    (formerly asserted < 3 s in test_synthetic), next to computing one 512 x 512 block of
                    it, so the ratio says how much of a chunk the build costs;
 ``caffe synth``    ``xfacies.caffe.make_synthetic(n=12)`` (formerly asserted < 3 s in test_caffe_dataset);
+``regression fig`` :meth:`RegressionResult.plot` of 118 glaciers x 20 years to PNG: every panel
+                   (``max_panels=None``) next to the default (the 30 glaciers with most years);
 ``notebook NAME``  each notebook executed as the suite does (formerly asserted < 120 s each); the training
                    notebook both at the suite's budget (``XFACIES_QUICK=1``) and at its own.
 
@@ -54,6 +56,24 @@ def _caffe(_: dict) -> float:
         return time.perf_counter() - t0
 
 
+def _regression_figure(kw: dict) -> float:
+    import numpy as np
+    import xarray as xr
+
+    from xfacies.massbalance.regression import regress
+
+    rng = np.random.default_rng(1)
+    ng, ny = 118, 20
+    coords = {"year": np.arange(2000, 2000 + ny), "glacier": [f"RGI60-11.{k:05d}" for k in range(ng)]}
+    aar = xr.DataArray(rng.uniform(0.1, 0.8, (ny, ng)), dims=("year", "glacier"), coords=coords)
+    aar = aar.where(rng.random((ny, ng)) < np.linspace(0.2, 0.95, ng)[None])
+    result = regress(aar, 3 * aar - 1.8 + 0.1 * rng.standard_normal((ny, ng)))
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        result.plot(Path(d) / "fit.png", max_panels=kw["max_panels"])
+        return time.perf_counter() - t0
+
+
 def _notebook(kw: dict) -> float:
     import nbclient
     import nbformat
@@ -92,7 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     groups = [[("lazy scene 10,000^2 (build)", _lazy_scene, {}),
                ("one 512^2 block of it (compute)", _one_block, {})],
-              [("caffe synth n=12", _caffe, {})]]
+              [("caffe synth n=12", _caffe, {})],
+              [("regression fig, 118 panels", _regression_figure, {"max_panels": None}),
+               ("regression fig, 30 panels (default)", _regression_figure, {"max_panels": 30})]]
     if not a.no_notebooks:
         names = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
         groups.append([(f"notebook {n}" + (" (XFACIES_QUICK=1)" if n == "training" else ""), _notebook,

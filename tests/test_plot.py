@@ -11,7 +11,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+import rioxarray  # noqa: E402,F401
 import xarray as xr  # noqa: E402
+
+import xfacies  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
 from xfacies.catalog import CLASSES, NODATA, class_flag_attrs  # noqa: E402
@@ -141,3 +144,75 @@ def test_save_quicklooks_writes_pngs(tmp_path):
     px = pixels(paths[0])
     for name in ("snow", "ice", "refrozen-like"):
         assert has_colour(px, COLOR[name]), name
+
+
+# --------------------------------------------------------------------------- maps a glaciologist reads (#24 item 10)
+def _luminance(hex_colour: str) -> float:
+    """WCAG 2 relative luminance of an sRGB colour."""
+    rgb = [int(hex_colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def test_every_class_colour_stands_out_from_a_white_page():
+    """WCAG contrast ratio against white: the old snow (#f4f7fb) had 1.07, invisible on a page."""
+    for c in xfacies.CLASSES:
+        ratio = 1.05 / (_luminance(c.color) + 0.05)
+        assert ratio >= 1.5, (c.name, c.color, round(ratio, 2))
+
+
+def test_facies_map_over_a_hillshade_and_over_a_true_colour_quicklook(tmp_path):
+    import matplotlib.image as mpimg
+
+    from xfacies.plot import facies_map
+
+    n = 40
+    y = 5190000.0 - 10.0 * (np.arange(n) + 0.5)
+    x = 630000.0 + 10.0 * (np.arange(n) + 0.5)
+    yy, xx = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    # west half rises to the south-east (faces north-west, the light from 315 deg), east half rises to
+    # the north-west (faces away from it); rows run southwards
+    z = np.where(xx < n // 2, 3000.0 + 8.0 * (xx + yy), 3000.0 - 8.0 * (xx + yy))
+    dem = xr.DataArray(z, dims=("y", "x"), coords={"y": y, "x": x}).rio.write_crs("EPSG:32632")
+    classes = xr.DataArray(np.full((n, n), -1, "int8"), dims=("y", "x"), coords={"y": y, "x": x},
+                           attrs=xfacies.catalog.class_flag_attrs()).rio.write_crs("EPSG:32632")
+    classes.values[15:25, 15:25] = 1  # a patch of snow
+    ax = facies_map(classes, background=dem, legend=False)
+    shade = ax.get_images()[0].get_array()[..., 0]
+    assert shade[5:35, 2:15].mean() > shade[5:35, 25:38].mean() + 0.2  # lit slope brighter
+    assert ax.get_images()[1].get_alpha() == 0.75
+    png = tmp_path / "over_hillshade.png"
+    ax.figure.savefig(png)
+    assert mpimg.imread(png).shape[2] == 4
+
+    refl = np.zeros((3, n, n))
+    refl[0, :, : n // 2] = 0.8        # red on the west half
+    refl[2, :, n // 2:] = 0.8         # blue on the east half
+    rgb = xr.DataArray(refl, dims=("band", "y", "x"), coords={"band": ["red", "green", "blue"], "y": y, "x": x}
+                       ).rio.write_crs("EPSG:32632")
+    img = facies_map(classes, background=rgb, legend=False).get_images()[0].get_array()
+    assert img[5, 5, 0] == 1.0 and img[5, 5, 2] == 0.0 and img[5, 35, 2] == 1.0 and img[5, 35, 0] == 0.0
+    with pytest.raises(ValueError, match="not on the class map's grid"):
+        facies_map(classes, background=dem.isel(x=slice(0, 30)))
+    with pytest.raises(ValueError, match="needs 'red', 'green' and 'blue' bands"):
+        facies_map(classes, background=rgb.sel(band=["red", "green"]))
+
+
+def test_the_regression_figure_of_118_glaciers_has_the_30_with_most_years():
+    from xfacies.massbalance.regression import regress
+
+    rng = np.random.default_rng(1)
+    ng, ny = 118, 12
+    ids = [f"RGI60-11.{k:05d}" for k in range(ng)]
+    aar = xr.DataArray(rng.uniform(0.1, 0.8, (ny, ng)), dims=("year", "glacier"),
+                       coords={"year": np.arange(2000, 2000 + ny), "glacier": ids})
+    aar = aar.where(rng.random((ny, ng)) < np.linspace(0.3, 0.95, ng)[None])
+    result = regress(aar, 3 * aar - 1.8 + 0.1 * rng.standard_normal((ny, ng)))
+    fig = result.plot()
+    years = result.data.groupby("glacier").size()
+    panels = [a.get_title() for a in fig.axes[1:]]
+    assert len(panels) == 30
+    cut = sorted(years.to_numpy())[::-1][29]
+    assert all(years[g] >= cut for g in panels) and all(years[g] <= cut for g in set(years.index) - set(panels))
+    assert "the 30 of 118 glaciers with the most years" in fig.axes[0].get_title(loc="left").replace("\n", " ")
+    assert len(result.plot(max_panels=None).axes) == 1 + len(years)

@@ -78,7 +78,7 @@ class Feature:
 
 CLASSES: tuple[FaciesClass, ...] = (
     FaciesClass(0, "ice", "#4f9bd9", "facies", "bare glacier ice"),
-    FaciesClass(1, "snow", "#f4f7fb", "facies", "seasonal snow"),
+    FaciesClass(1, "snow", "#b99cf2", "facies", "seasonal snow"),
     FaciesClass(2, "debris", "#8c6d46", "facies", "supraglacial debris"),
     FaciesClass(3, "firn", "#b7d3e8", "facies", "firn (multi-year snow)"),
     FaciesClass(4, "shadow", "#2e3440", "miscellaneous", "cast or deep topographic shadow"),
@@ -235,7 +235,7 @@ def class_color(name: str, index: int = 0) -> str:
     Examples
     --------
     >>> class_color("snow"), class_color("clean_ice", 1)
-    ('#f4f7fb', '#d95f02')
+    ('#b99cf2', '#d95f02')
     """
     for c in CLASSES:
         if name in (c.name, c.flag_meaning):

@@ -161,8 +161,10 @@ def facies_map(
     title: str | None = None,
     legend: bool = True,
     outlines: Any = None,
+    background: xr.DataArray | None = None,
+    alpha: float = 0.75,
 ) -> Any:
-    """Plot a class map in the catalogue colours.
+    """Plot a class map in its classes' colours, optionally over a hillshade or an RGB quicklook.
 
     Parameters
     ----------
@@ -177,6 +179,12 @@ def facies_map(
         Add a legend of the classes present in the map.
     outlines
         Glacier outlines to draw on top (any CRS; reprojected to the map's).
+    background
+        Context under the facies, on the map's grid: a DEM ``(y, x)`` (drawn as a grey
+        hillshade from the north-west) or reflectance with ``red``/``green``/``blue`` bands
+        ``(band, y, x)`` (a true-colour quicklook, 2-98 % stretch; one date).  ``None``: none.
+    alpha
+        Opacity of the facies over a ``background``.
 
     The axes are in the map's own coordinates (metres of its CRS), so a GeoDataFrame in that
     CRS overlays with ``gdf.plot(ax=ax)``; tick labels are in km for projected (UTM-like)
@@ -221,8 +229,11 @@ def facies_map(
         _, ax = plt.subplots(figsize=(6, 5))
     extent, origin = _raster(classes, ydim, xdim)
     cmap, norm = facies_cmap(classes)
+    if background is not None:
+        ax.imshow(_background(background, classes, ydim, xdim), origin=origin, extent=extent, aspect="equal",
+                  interpolation="nearest")
     ax.imshow(masked, cmap=cmap, norm=norm, interpolation="nearest", origin=origin,
-              extent=extent, aspect="equal")
+              extent=extent, aspect="equal", alpha=None if background is None else float(alpha))
     _grid_axes(ax, classes, extent)
     _overlay(ax, outlines, classes)
     if title is None and "time" in classes.coords and classes["time"].ndim == 0:
@@ -235,6 +246,45 @@ def facies_map(
             ax.legend(handles=_legend_handles(present, classes), loc="upper left",
                       bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
     return ax
+
+
+def _background(bg: xr.DataArray, classes: xr.DataArray, ydim: str, xdim: str) -> np.ndarray:
+    """RGBA image of a hillshade (DEM) or a true-colour quicklook (reflectance), on the map's grid."""
+    from matplotlib.colors import LightSource
+
+    from xfacies import spatial
+
+    if not isinstance(bg, xr.DataArray):
+        raise TypeError(f"background must be a DEM or a reflectance DataArray, got {type(bg).__name__}")
+    if "time" in bg.dims:
+        if bg.sizes["time"] != 1:
+            raise ValueError("the background has several dates: pick the map's, e.g. cube.sel(time=classes.time)")
+        bg = bg.isel(time=0)
+    if not spatial.same_grid(bg, classes):
+        raise ValueError("the background is not on the class map's grid; put it there first, e.g. "
+                         "xfacies.open_dem(classes) or cube.rio.reproject_match(classes)")
+    if "band" in bg.dims:
+        bands = [str(b) for b in bg["band"].values]
+        if not {"red", "green", "blue"} <= set(bands):
+            raise ValueError(f"a reflectance background needs 'red', 'green' and 'blue' bands, has {bands}")
+        rgb = np.stack([np.asarray(bg.sel(band=b).transpose(ydim, xdim).values, dtype=np.float64)
+                        for b in ("red", "green", "blue")], axis=-1)
+        finite = np.isfinite(rgb).all(axis=-1)
+        if finite.any():
+            lo, hi = np.nanpercentile(rgb[finite], [2, 98])
+            rgb = np.clip((rgb - lo) / max(hi - lo, 1e-9), 0, 1)
+        out = np.ones(rgb.shape[:2] + (4,))
+        out[..., :3] = np.where(finite[..., None], rgb, 1.0)
+        out[~finite, 3] = 0.0
+        return out
+    z = np.asarray(bg.transpose(ydim, xdim).values, dtype=np.float64)
+    finite = np.isfinite(z)
+    dx = abs(float(spatial.transform(classes).a)) or 1.0
+    shade = LightSource(azdeg=315, altdeg=45).hillshade(np.where(finite, z, np.nanmean(z) if finite.any() else 0),
+                                                         vert_exag=1.0, dx=dx, dy=dx)
+    grey = 0.35 + 0.6 * shade
+    out = np.stack([grey, grey, grey, np.where(finite, 1.0, 0.0)], axis=-1)
+    return out
 
 
 def dem_map(dem: xr.DataArray, *, outlines: Any = None, ax: Any = None, title: str | None = None) -> Any:

@@ -16,7 +16,7 @@ __all__ = ["regression_figure"]
 
 
 def regression_figure(self: Any, path: str | Path | None = None, *, dpi: int = 100,
-                      max_size: float = 24.0) -> Any:
+                      max_size: float = 24.0, max_panels: int | None = 30) -> Any:
     """Draw :class:`xfacies.massbalance.regression.RegressionResult` ``self`` (see its ``plot``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -26,10 +26,19 @@ def regression_figure(self: Any, path: str | Path | None = None, *, dpi: int = 1
     d = self.data
     titles = _panel_titles(self, list(pd.unique(d["glacier"])))
     glaciers = sorted(titles, key=lambda g: (titles[g].casefold(), g))
+    if max_panels is not None and (not isinstance(max_panels, (int, np.integer)) or max_panels < 0):
+        raise ValueError(f"max_panels must be a whole number >= 0 or None, got {max_panels!r}")
+    shown_note = []
+    if max_panels is not None and len(glaciers) > max_panels:
+        years = d.groupby("glacier").size()
+        keep = set(sorted(glaciers, key=lambda g: (-int(years.get(g, 0)), titles[g].casefold(), g))[:max_panels])
+        shown_note = [f"panels: the {max_panels} of {len(glaciers)} glaciers with the most years (all are in "
+                      "the pooled panel; plot(max_panels=None) draws every one)"]
+        glaciers = [g for g in glaciers if g in keep]
     ng = len(glaciers)
     lay = _Layout.for_panels(ng, max_size)
     chars = int((lay.width - lay.left - 0.15) * 72 / (0.55 * 9))
-    head = "\n".join(textwrap.fill(t, chars) for t in _plot_title(self))
+    head = "\n".join(textwrap.fill(t, chars) for t in _plot_title(self) + shown_note)
     lay = _Layout.for_panels(ng, max_size, title_lines=head.count("\n") + 1)
     W, H = lay.width, lay.height
     fig = Figure(figsize=(W, H))

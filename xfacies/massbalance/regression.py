@@ -367,7 +367,8 @@ class RegressionResult:
     def __str__(self) -> str:
         return self.summary()
 
-    def plot(self, path: str | Path | None = None, *, dpi: int = 100, max_size: float = 24.0) -> Any:
+    def plot(self, path: str | Path | None = None, *, dpi: int = 100, max_size: float = 24.0,
+             max_panels: int | None = 30) -> Any:
         """The pooled scatter with the fit(s) on top, and small multiples: one panel per glacier.
 
         The pooled panel shows every pair used with the global line
@@ -379,6 +380,11 @@ class RegressionResult:
         names get the id appended) and carries its ``r`` and ``n`` in the
         corner the line leaves free.  Dropped glaciers have no panel; the
         figure title counts them by reason (see :attr:`dropped`).
+
+        With more than ``max_panels`` glaciers, the panels show the
+        ``max_panels`` glaciers with the most years (the pooled panel keeps
+        every glacier, and the title says how many have a panel): 118 panels
+        are neither readable nor quick to draw.  ``None``: every glacier.
 
         The figure is at most ``max_size`` × ``max_size`` inches: at the
         default ``dpi=100`` at most 2400 × 2400 px, whatever the number of
@@ -393,6 +399,8 @@ class RegressionResult:
             Resolution when saving; the PNG is ``figsize * dpi`` pixels.
         max_size
             Largest width and height of the figure, in inches.
+        max_panels
+            Most glacier panels (the glaciers with most years); ``None``: all.
 
         Returns
         -------
@@ -414,7 +422,7 @@ class RegressionResult:
         """
         from xfacies.massbalance.figure import regression_figure
 
-        return regression_figure(self, path, dpi=dpi, max_size=max_size)
+        return regression_figure(self, path, dpi=dpi, max_size=max_size, max_panels=max_panels)
 
 # --------------------------------------------------------------------------- core maths
 def _r_rmse(obs: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
