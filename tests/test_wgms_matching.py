@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 import pytest
 
 from conftest import SHARED, needs_shared
@@ -427,3 +428,41 @@ def test_real_link_table_under_its_dated_name(tmp_path):
     assert wgms.check_source(tmp_path) is None and wgms.check_source(WGMS_DIR) is None
     b = wgms.balance_for(["RGI60-11.00897"], tmp_path)
     assert float(b.sel(year=2020).item()) == pytest.approx(-0.97)
+
+
+# --------------------------------------------------------------------------- usual layouts, overview and periods (#24 item 9)
+def test_readers_find_the_files_in_the_usual_sub_folders(fog, rgi7, tmp_path_factory):
+    """The same records from a flat folder and from a WGMS/OGGM-like tree (mbdata/ and a DOI
+    folder holding the link table) under one root."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("wgms_root")
+    (root / "mbdata").mkdir()
+    (root / "DOI-WGMS-FoG-2021-05").mkdir()
+    for f in fog.glob("mbdata_*.csv"):
+        shutil.copy(f, root / "mbdata" / f.name)
+    shutil.copy(fog / "rgi_wgms_links_20220112.csv", root / "DOI-WGMS-FoG-2021-05" / "rgi_wgms_links_20220112.csv")
+    flat = _no_warnings(wgms.balances_for_outlines, rgi7, fog)
+    tree = _no_warnings(wgms.balances_for_outlines, rgi7, root)
+    xr.testing.assert_identical(tree, flat)
+    empty = tmp_path_factory.mktemp("nothing")
+    with pytest.raises(FileNotFoundError, match=r"or its sub-folders \(up to 3 levels, e.g. mbdata/"):
+        wgms.read_mass_balance(empty)
+
+
+@needs_shared("data", "wgms")
+@needs_shared("data", "oetztal", "outlines")
+def test_real_overview_and_periods_keyed_by_rgi7_outline_ids():
+    """AAR and survey periods of RGI 7 outlines (matched by location) equal those read by the RGI 6
+    ids of the same WGMS glaciers; the periods feed end_of_season directly."""
+    shp = OUTLINES_DIR / "rgi7g_hef_complex.shp"
+    aar = _no_warnings(wgms.overview_for_outlines, shp, WGMS_DIR)
+    ref = wgms.overview_for(["RGI60-11.00897", "RGI60-11.00787", "RGI60-11.00719"], WGMS_DIR)
+    assert aar.wgms_id.values.tolist() == [491, 507, 489] and set(aar.match_method.values) == {"location"}
+    np.testing.assert_array_equal(aar.values, ref.values)
+    assert aar.attrs["units"] == ref.attrs["units"]
+    per = wgms.periods_for_outlines(shp, WGMS_DIR)
+    by6 = wgms.periods_for(["RGI60-11.00897"], WGMS_DIR)
+    hef = per[per["glacier"] == "RGI2000-v7.0-G-11-03116"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(hef.drop(columns="glacier"), by6.drop(columns="glacier"))
+    assert set(per.columns) >= {"glacier", "year", "begin", "end", "fallback"}

@@ -20,11 +20,11 @@ import xarray as xr
 
 from xfacies.errors import InputWarning
 from xfacies.massbalance.wgms import (
-    _BALANCE_KINDS, PathLike, _clean_str, _links_from, _load, _read_csv, _balance_array,
-    read_links, read_mass_balance,
+    _BALANCE_KINDS, _OVERVIEW_VARS, PathLike, _balance_array, _clean_str, _links_from, _load, _overview,
+    _periods, _read_csv, read_links, read_mass_balance, read_overview,
 )
 
-__all__ = ["match_outlines", "balances_for_outlines"]
+__all__ = ["match_outlines", "balances_for_outlines", "overview_for_outlines", "periods_for_outlines"]
 
 #: Outline columns (besides ``glacier_id``) whose RGI 5 / RGI 6 ids are looked up
 #: in the link table.
@@ -397,6 +397,134 @@ def match_outlines(
     return out
 
 
+def _outline_mapping(outlines: Any, source: Any, table: pd.DataFrame, *, links: Any, match: Any,
+                     id_column: str | None, wgms_glaciers: Any, what: str) -> tuple[dict[str, int], pd.DataFrame]:
+    """``{glacier_id: wgms_id}`` of the outlines matched to a WGMS glacier with rows in ``table``, and
+    the match rows used (shared by the ``*_for_outlines`` readers)."""
+    if match is None:
+        if outlines is None:
+            raise ValueError("pass the outlines (or a match table, match=)")
+        if links is None and wgms_glaciers is not None and not (
+            isinstance(source, (str, os.PathLike)) and Path(source).is_dir()
+        ):
+            lk = None
+        else:
+            lk = _links_from(source, links)
+        match = match_outlines(outlines, lk, id_column=id_column, wgms_glaciers=wgms_glaciers)
+    else:
+        missing = [c for c in ("glacier_id", "wgms_id") if c not in match.columns]
+        if missing:
+            raise ValueError(f"the match table lacks column(s) {missing}; found {list(match.columns)} "
+                             "(make it with match_outlines())")
+        if outlines is not None:
+            ids = set(str(g) for g in _normalised_outlines(outlines, id_column)["glacier_id"])
+            match = match[match["glacier_id"].astype(str).isin(ids)]
+    m = match.copy()
+    m["glacier_id"] = m["glacier_id"].astype(str)
+    m["wgms_id"] = pd.to_numeric(m["wgms_id"], errors="coerce").astype("Int64")
+    dup = m["glacier_id"].duplicated()
+    if dup.any():
+        raise ValueError(f"the match table lists glacier(s) {sorted(set(m['glacier_id'][dup]))[:10]} "
+                         "more than once")
+    matched = m[m["wgms_id"].notna()]
+    have = set(int(w) for w in table["wgms_id"])
+    use = matched[matched["wgms_id"].astype("int64").isin(have)]
+    if use.empty:
+        linked = sorted(set(int(w) for w in matched["wgms_id"]))
+        raise ValueError(
+            f"none of the {len(m)} outline(s) matches a WGMS glacier with {what} rows: "
+            f"{len(matched)} matched WGMS glacier(s) {linked[:20]}, the {what} table holds WGMS "
+            f"ids {sorted(have)[:20]}{' ...' if len(have) > 20 else ''}; outlines e.g. "
+            f"{list(m['glacier_id'][:5])}. Inspect match_outlines() for why"
+        )
+    return dict(zip(use["glacier_id"], use["wgms_id"].astype(int))), use
+
+
+def _with_methods(out: xr.DataArray, use: pd.DataFrame) -> xr.DataArray:
+    """``out`` with the ``match_method`` of each of its glaciers (from the match rows used)."""
+    by_id = dict(zip(use["glacier_id"].astype(str), use["method"])) if "method" in use.columns else {}
+    return out.assign_coords(match_method=("glacier", np.array(
+        [v if isinstance(v := by_id.get(str(g)), str) else "" for g in out["glacier"].values], dtype=object)))
+
+
+def overview_for_outlines(
+    outlines: Any,
+    source: PathLike | pd.DataFrame,
+    variable: str = "aar",
+    *,
+    links: PathLike | pd.DataFrame | None = None,
+    match: pd.DataFrame | None = None,
+    id_column: str | None = None,
+    wgms_glaciers: PathLike | pd.DataFrame | None = None,
+) -> xr.DataArray:
+    """A variable of the WGMS overview table (AAR, ELA, ...) of glacier outlines, keyed by the
+    outlines' own ids (matched as in :func:`balances_for_outlines`).
+
+    Parameters
+    ----------
+    outlines, links, match, id_column, wgms_glaciers
+        As in :func:`balances_for_outlines`.
+    source
+        The overview file, a folder holding it (or a sub-folder of it), or the frame from
+        :func:`xfacies.massbalance.wgms.read_overview`.
+    variable
+        As in :func:`xfacies.massbalance.wgms.overview_for` (``aar`` as a fraction, ``ela_m``, ...).
+
+    Returns
+    -------
+    xarray.DataArray
+        float64 ``(year, glacier)``, ``glacier`` = the outlines' ``glacier_id``, with ``wgms_id``
+        and ``match_method`` coordinates.
+
+    Examples
+    --------
+    >>> aar = overview_for_outlines("../shared/data/oetztal/outlines/rgi7g_hef_complex.shp",
+    ...                             "../shared/data/wgms")                         # doctest: +SKIP
+    """
+    if variable not in _OVERVIEW_VARS:
+        raise ValueError(f"variable must be one of {list(_OVERVIEW_VARS)}, got {variable!r}")
+    table = _load(source, read_overview)
+    mapping, use = _outline_mapping(outlines, source, table, links=links, match=match, id_column=id_column,
+                                    wgms_glaciers=wgms_glaciers, what="overview")
+    out = _overview(table, variable, mapping)
+    return _with_methods(out, use)
+
+
+def periods_for_outlines(
+    outlines: Any,
+    source: PathLike | pd.DataFrame,
+    *,
+    season: Literal["summer", "annual"] = "summer",
+    links: PathLike | pd.DataFrame | None = None,
+    match: pd.DataFrame | None = None,
+    id_column: str | None = None,
+    wgms_glaciers: PathLike | pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """WGMS survey periods of glacier outlines, keyed by the outlines' own ids, for
+    :func:`xfacies.products.end_of_season` (``periods=``).
+
+    Parameters
+    ----------
+    outlines, links, match, id_column, wgms_glaciers
+        As in :func:`balances_for_outlines`.
+    source
+        As in :func:`overview_for_outlines`.
+    season
+        As in :func:`xfacies.massbalance.wgms.periods_for`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``glacier`` (the outlines' ids), ``year``, ``begin``, ``end``, ``wgms_id``, ``fallback``.
+    """
+    if season not in ("summer", "annual"):
+        raise ValueError(f"season must be 'summer' or 'annual', got {season!r}")
+    table = _load(source, read_overview)
+    mapping, _ = _outline_mapping(outlines, source, table, links=links, match=match, id_column=id_column,
+                                  wgms_glaciers=wgms_glaciers, what="overview")
+    return _periods(table, mapping, season)
+
+
 def balances_for_outlines(
     outlines: Any,
     source: PathLike | pd.DataFrame,
@@ -459,46 +587,6 @@ def balances_for_outlines(
     if kind not in _BALANCE_KINDS:
         raise ValueError(f"kind must be one of {_BALANCE_KINDS}, got {kind!r}")
     table = _load(source, read_mass_balance)
-    if match is None:
-        if outlines is None:
-            raise ValueError("pass the outlines (or a match table, match=)")
-        if links is None and wgms_glaciers is not None and not (
-            isinstance(source, (str, os.PathLike)) and Path(source).is_dir()
-        ):
-            lk = None
-        else:
-            lk = _links_from(source, links)
-        match = match_outlines(outlines, lk, id_column=id_column, wgms_glaciers=wgms_glaciers)
-    else:
-        missing = [c for c in ("glacier_id", "wgms_id") if c not in match.columns]
-        if missing:
-            raise ValueError(f"the match table lacks column(s) {missing}; found {list(match.columns)} "
-                             "(make it with match_outlines())")
-        if outlines is not None:
-            ids = set(str(g) for g in _normalised_outlines(outlines, id_column)["glacier_id"])
-            match = match[match["glacier_id"].astype(str).isin(ids)]
-    m = match.copy()
-    m["glacier_id"] = m["glacier_id"].astype(str)
-    m["wgms_id"] = pd.to_numeric(m["wgms_id"], errors="coerce").astype("Int64")
-    dup = m["glacier_id"].duplicated()
-    if dup.any():
-        raise ValueError(f"the match table lists glacier(s) {sorted(set(m['glacier_id'][dup]))[:10]} "
-                         "more than once")
-    matched = m[m["wgms_id"].notna()]
-    have = set(int(w) for w in table["wgms_id"])
-    use = matched[matched["wgms_id"].astype("int64").isin(have)]
-    if use.empty:
-        linked = sorted(set(int(w) for w in matched["wgms_id"]))
-        raise ValueError(
-            f"none of the {len(m)} outline(s) matches a WGMS glacier with mass-balance rows: "
-            f"{len(matched)} matched WGMS glacier(s) {linked[:20]}, the mass-balance table holds WGMS "
-            f"ids {sorted(have)[:20]}{' ...' if len(have) > 20 else ''}; outlines e.g. "
-            f"{list(m['glacier_id'][:5])}. Inspect match_outlines() for why"
-        )
-    mapping = dict(zip(use["glacier_id"], use["wgms_id"].astype(int)))
-    out = _balance_array(table, mapping, kind)
-    methods = use["method"] if "method" in use.columns else pd.Series(pd.NA, index=use.index)
-    return out.assign_coords(
-        match_method=("glacier", np.array([str(v) if isinstance(v, str) else "" for v in methods],
-                                          dtype=object))
-    )
+    mapping, use = _outline_mapping(outlines, source, table, links=links, match=match, id_column=id_column,
+                                    wgms_glaciers=wgms_glaciers, what="mass-balance")
+    return _with_methods(_balance_array(table, mapping, kind), use)

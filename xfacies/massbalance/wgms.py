@@ -26,8 +26,11 @@ DataArrays / tidy frames keyed by the ids you gave.
 Outlines whose ids are not in the link table (RGI 7 ``RGI2000-v7.0-..``,
 GLIMS, your own) are matched by location with :func:`match_outlines` (the WGMS
 glacier's coordinates fall inside the outline) and
-:func:`balances_for_outlines` gives their balances keyed by the outlines' own
-ids.  :func:`check_source` validates a WGMS input before a long run.
+:func:`balances_for_outlines`, :func:`overview_for_outlines` (AAR, ELA) and
+:func:`periods_for_outlines` (survey periods for ``end_of_season``) give their
+records keyed by the outlines' own ids.  A folder given as ``source`` is searched
+with its sub-folders (``mbdata/``, ``DOI-WGMS-FoG-2021-05/``: the WGMS and OGGM
+layouts).  :func:`check_source` validates a WGMS input before a long run.
 
 Conventions
 -----------
@@ -91,10 +94,11 @@ def _files(path: PathLike | Sequence[PathLike], pattern: str, what: str) -> list
     if isinstance(path, (str, os.PathLike)):
         p = Path(path)
         if p.is_dir():
-            files = sorted(p.glob(pattern))
+            files = sorted(p.glob(pattern)) or _below(p, pattern)
             if not files:
                 raise FileNotFoundError(
-                    f"no {what} files matching {pattern!r} in {p}; pass the file path(s) instead"
+                    f"no {what} files matching {pattern!r} in {p} or its sub-folders (up to {_DEPTH} levels, "
+                    "e.g. mbdata/ or DOI-WGMS-FoG-2021-05/); pass the file path(s) instead"
                 )
             return files
         if not p.exists():
@@ -107,6 +111,24 @@ def _files(path: PathLike | Sequence[PathLike], pattern: str, what: str) -> list
     if not files:
         raise ValueError(f"no {what} files given")
     return files
+
+
+#: How deep below a root folder the readers look for WGMS files (``root/DOI-WGMS-FoG-2021-05/data/``).
+_DEPTH = 3
+
+
+def _below(root: Path, pattern: str) -> list[Path]:
+    """Files matching ``pattern`` in the sub-folders of ``root`` (the usual WGMS and OGGM layouts:
+    ``mbdata/``, ``DOI-WGMS-FoG-2021-05/``, ...), shallowest first, hidden folders skipped; all
+    of the shallowest level that has any."""
+    level = [root]
+    for _ in range(_DEPTH):
+        level = sorted(d for parent in level for d in parent.iterdir()
+                       if d.is_dir() and not d.name.startswith("."))
+        found = sorted(f for d in level for f in d.glob(pattern) if f.is_file())
+        if found:
+            return found
+    return []
 
 
 def _require(df: pd.DataFrame, cols: Iterable[str], path: Any, what: str) -> None:
@@ -175,6 +197,11 @@ def _find_links(path: PathLike) -> Path:
     if plain.is_file():
         return plain
     dated = [f for f in p.iterdir() if f.is_file() and _LINKS_DATED.match(f.name)]
+    if not dated:  # the usual layouts keep it in a sub-folder
+        below = _below(p, _LINKS_NAME) or [f for f in _below(p, "rgi_wgms_links_*.csv") if _LINKS_DATED.match(f.name)]
+        if below and below[0].name == _LINKS_NAME:
+            return below[0]
+        dated = below
     if not dated:
         raise FileNotFoundError(
             f"no RGI-WGMS link table in {p}: expected {_LINKS_NAME} or rgi_wgms_links_YYYYMMDD.csv "
@@ -736,6 +763,11 @@ def overview_for(
         raise ValueError(f"variable must be one of {list(_OVERVIEW_VARS)}, got {variable!r}")
     table = _load(source, read_overview)
     mapping = _resolve(_glacier_ids(glaciers), _links_from(source, links))
+    return _overview(table, variable, mapping)
+
+
+def _overview(table: pd.DataFrame, variable: str, mapping: dict[Any, int]) -> xr.DataArray:
+    """:func:`overview_for` of glacier ids already resolved to WGMS ids."""
     long_name, units = _OVERVIEW_VARS[variable]
     return _to_dataarray(table, variable, mapping, name=variable,
                          attrs={"long_name": long_name, "units": units}, what="overview")
@@ -782,6 +814,11 @@ def periods_for(
         raise ValueError(f"season must be 'summer' or 'annual', got {season!r}")
     table = _load(source, read_overview)
     mapping = _resolve(_glacier_ids(glaciers), _links_from(source, links))
+    return _periods(table, mapping, season)
+
+
+def _periods(table: pd.DataFrame, mapping: dict[Any, int], season: str) -> pd.DataFrame:
+    """:func:`periods_for` of glacier ids already resolved to WGMS ids."""
     rows = []
     for gid, wid in mapping.items():
         sub = table[table["wgms_id"] == wid]
@@ -924,6 +961,8 @@ def check_source(
 
 # Matching outlines (RGI 7 or any ids) to WGMS glaciers lives in xfacies.massbalance.matching;
 # these names are kept here too, where users of the readers look for them.
-from xfacies.massbalance.matching import balances_for_outlines, match_outlines  # noqa: E402
+from xfacies.massbalance.matching import (  # noqa: E402
+    balances_for_outlines, match_outlines, overview_for_outlines, periods_for_outlines,
+)
 
-__all__ += ["match_outlines", "balances_for_outlines"]
+__all__ += ["match_outlines", "balances_for_outlines", "overview_for_outlines", "periods_for_outlines"]
