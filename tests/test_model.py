@@ -121,9 +121,11 @@ def test_bundle_refuses_inconsistent_contents():
     with pytest.raises(BundleError, match="one value per feature"):
         xfacies.Model(m.architecture, m.config, m.weights, m.features, m.classes,
                       normalisation={"min": [0] * 5, "max": [1] * 5})
-    with pytest.raises(ValueError, match="unknown feature name"):
-        xfacies.Model(m.architecture, m.config, m.weights, ("blue", "ultraviolet") + m.features[2:],
-                      m.classes)
+    # any band name of the user's is a model input (#24); a name given twice is not
+    own = xfacies.Model(m.architecture, m.config, m.weights, ("blue", "ultraviolet") + m.features[2:], m.classes)
+    assert own.features[1] == "ultraviolet"
+    with pytest.raises(ValueError, match="band names must be distinct"):
+        xfacies.Model(m.architecture, m.config, m.weights, ("blue", "blue") + m.features[2:], m.classes)
     with pytest.raises(BundleError, match="architecture expects 6 features"):
         xfacies.Model(m.architecture, m.config, m.weights, xfacies.FEATURE_SETS[2], m.classes)
 

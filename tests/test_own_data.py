@@ -346,3 +346,88 @@ def test_cross_validation_shows_a_bar_over_the_folds(capsys):
                    features=["green", "nir"], verbose=0)
     err = capsys.readouterr().err
     assert "cross-validation" in err and "1/1" in err and "test fold 0, validation 3" in err
+
+
+# --------------------------------------------------------------------------- your own classes and bands (#24 items 4-5)
+def _synthetic_glacier_files(folder: Path, seed: int):
+    """Two dates of a synthetic glacier as 6-band uint16 GeoTIFFs (reflectance x 10,000, 0 = nodata), its
+    snow drawn as polygons (one per date, from the synthetic truth) and its truth."""
+    from xfacies import synthetic
+
+    folder.mkdir()
+    ds = synthetic.season(["2021-07-20", "2021-08-25"], size=96, seed=seed)
+    bands = list(xfacies.catalog.OPTICAL_FEATURES)
+    crs = ds.rio.crs or CRS
+    polygons = []
+    for k, t in enumerate(ds.time.values):
+        v = ds["features"].isel(time=k).sel(band=bands).values
+        dn = np.where(np.isfinite(v), np.clip(v * 10000, 1, 65000), 0).astype("uint16")
+        with rasterio.open(folder / f"g{seed}_{str(t)[:10]}.tif", "w", driver="GTiff", width=96, height=96, count=6,
+                           dtype="uint16", crs=crs, transform=ds["features"].rio.transform(), nodata=0) as dst:
+            dst.write(dn)
+        snow = (ds["truth"].isel(time=k) == 1).astype("int32").rio.write_crs(crs)
+        if snow.any():  # a date without snow has no polygon
+            polygons.append(xfacies.outlines_from_mask(snow).assign(date=pd.Timestamp(str(t)[:10])))
+    return ds, gpd.GeoDataFrame(pd.concat(polygons, ignore_index=True), crs=crs)
+
+
+def _labelled(folder: Path, seed: int, classes: list[str]):
+    ds, snow = _synthetic_glacier_files(folder, seed)
+    cube = xfacies.open_rasters(folder, list(xfacies.catalog.OPTICAL_FEATURES), scale=1e-4, nodata=0)
+    outlines = xfacies.outlines_from_mask((ds["glacier"] > 0).rio.write_crs(cube.rio.crs), id=folder.name)
+    labels = rasterize_labels(snow, cube, value=classes[0], background=classes[1], within=outlines, classes=classes)
+    # the exercise is snow against ice: pixels the truth calls neither are left unlabelled
+    labels = labels.where(ds["truth"].isin([0, 1]).values, -1).astype("int8").assign_attrs(labels.attrs)
+    return cube, outlines, labels
+
+
+@pytest.mark.slow
+def test_a_two_class_model_of_your_own_classes_holds_on_an_unseen_glacier(tmp_path):
+    """GeoTIFFs -> cube -> outlines -> labels -> points -> patches -> fit(classes=2) -> classify an
+    unseen glacier: macro F1 (scikit-learn, against the synthetic truth) >= 0.9; the head has 2 units
+    and the class map names the 2 classes."""
+    from sklearn.metrics import f1_score
+
+    from xfacies.train import fit
+
+    own = ["wet_snow", "clean_ice"]
+    cube_a, outl_a, lab_a = _labelled(tmp_path / "A", 11, own)
+    cube_b, outl_b, lab_b = _labelled(tmp_path / "B", 12, own)
+    with pytest.warns(InputWarning, match="fewer labelled pixels than asked for"):
+        points = sample_points(lab_a, n_per_class=400, seed=0, outlines=outl_a)
+    patches = patches_from_points(cube_a, points, patch_size=9, glacier_column="glacier", classes=own)
+    assert patches["class_name"].values.tolist()[:1] == [points["class"].iloc[0]]
+    model = fit(patches, epochs=20, batch_size=64, architecture="reference-cnn", classes=own,
+                config={"filters": 8, "patch_size": 9, "dense_units": 16}, verbose=0)
+    assert model.classes == tuple(own) and model.weights[-1].shape == (2,) and model.config["n_classes"] == 2
+    classes = xfacies.classify(cube_b, model, outl_b, method="exact").compute()
+    names = {i: n for i, n, _ in xfacies.catalog.map_classes(classes)}
+    assert list(names.values()) == own
+    truth = lab_b.values
+    sel = truth >= 0
+    f1 = f1_score(np.asarray(own)[truth[sel]], [names.get(int(v), "none") for v in classes.values[sel]],
+                  average="macro")
+    assert f1 >= 0.9, f1
+    frac = xfacies.fractions(classes, outl_b)
+    assert frac["class"].values.tolist() == own
+
+
+def test_training_on_classes_the_model_does_not_have_is_refused(tmp_path):
+    from xfacies.train import fit, new_model
+
+    m = new_model("reference-cnn", features=["blue", "nir08"], classes=["snow", "ice"], filters=2, patch_size=9,
+                  dense_units=4)
+    assert m.features == ("blue", "nir08") and m.weights[-1].shape == (2,)
+    patches = xr.Dataset({"patches": (("sample", "y", "x", "band"), np.zeros((3, 9, 9, 2), "float32"))},
+                         coords={"band": ["blue", "nir08"], "class": ("sample", [1, 0, 2]),
+                                 "class_name": ("sample", ["snow", "ice", "debris"]),
+                                 "glacier": ("sample", ["A"] * 3),
+                                 "date": ("sample", pd.to_datetime(["2021-08-01"] * 3))})
+    with pytest.raises(ValueError, match=r"hold classes \['debris'\] \(debris: 1 samples\) that are not among"):
+        fit(patches, classes=["snow", "ice"], epochs=1, architecture="reference-cnn",
+            config={"filters": 2, "patch_size": 9, "dense_units": 4}, verbose=0)
+    with pytest.raises(ValueError, match=r"not among classes=\['snow', 'ice'\]: 'firn'"):
+        pts = gpd.GeoDataFrame({"class": ["firn"], "date": ["2021-08-01"]},
+                               geometry=gpd.points_from_xy([X0 + 5], [Y0 - 5]), crs=CRS)
+        cube = grid_like(1).expand_dims(band=["blue", "nir08"], axis=1)
+        patches_from_points(cube, pts, patch_size=9, classes=["snow", "ice"])

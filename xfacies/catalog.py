@@ -36,6 +36,7 @@ __all__ = [
     "class_color",
     "map_classes",
     "feature_set",
+    "band_names",
     "FACIES_CLASSES",
     "SAR_FEATURES",
     "ZONES",
@@ -180,6 +181,33 @@ def class_names() -> list[str]:
 def class_colors() -> list[str]:
     """Class colours (hex) in class-id order."""
     return [c.color for c in CLASSES]
+
+
+def band_names(which: int | str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """A model's input bands: a reference feature set (1-4), or any band names of yours.
+
+    Unlike :func:`feature_set` (the features xfacies can *compute*), a model may read any bands a
+    cube has, in your names (``"nir08"``, ``"ndsi"``, ``"B11"``); the catalogue's names keep
+    their meaning (optical ones are reflectance, checked as such).
+
+    Raises
+    ------
+    ValueError
+        An unknown set number, an empty list, or a name given twice or that is not text.
+
+    Examples
+    --------
+    >>> band_names(1)[:2], band_names(["blue", "nir08"])
+    (('blue', 'green'), ('blue', 'nir08'))
+    """
+    if isinstance(which, (int, np.integer)) and not isinstance(which, bool):
+        return feature_set(which)
+    names = (which,) if isinstance(which, str) else tuple(which)
+    if not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ValueError(f"band names must be non-empty text, got {list(names)!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"band names must be distinct, got {list(names)}")
+    return names
 
 
 def feature_set(which: int | str | tuple[str, ...] | list[str]) -> tuple[str, ...]:

@@ -82,8 +82,7 @@ def prepare_features(obj: xr.DataArray | xr.Dataset, features: tuple[str, ...], 
                     f"the Dataset has neither a 'features' variable nor variables named after "
                     f"features; variables: {list(obj.data_vars)}; the model needs {list(features)}"
                 )
-            names = [v for v in obj.data_vars if v in {f.name for f in catalog.FEATURES}]
-            obj = obj[names].to_dataarray(dim="band")
+            obj = obj[present].to_dataarray(dim="band")
     if not isinstance(obj, xr.DataArray):
         raise TypeError(f"expected an xarray DataArray or Dataset of features, got {type(obj).__name__}")
     if "y" not in obj.dims or "x" not in obj.dims:

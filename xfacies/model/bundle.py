@@ -168,7 +168,7 @@ class Model:
     def __post_init__(self) -> None:
         from xfacies import __version__
 
-        self.features = catalog.feature_set(tuple(self.features))
+        self.features = catalog.band_names(tuple(self.features))
         self.classes = tuple(self.classes)
         self.weights = [np.asarray(w) for w in self.weights]
         self.xfacies_version = self.xfacies_version or __version__

@@ -134,8 +134,27 @@ class DroppedPointsWarning(XfaciesWarning):
 
 
 # --------------------------------------------------------------------------- classes and folds
-def _class_ids(values: Iterable[Any], where: str) -> np.ndarray:
-    """Catalogue class ids (int8) of class names or ids; a clear error for anything else."""
+def _class_ids(values: Iterable[Any], where: str, classes: Sequence[str] | None = None) -> np.ndarray:
+    """Class ids (int8) of class names or ids: catalogue ids, or positions in ``classes`` (your own
+    class names); a clear error for anything else."""
+    if classes is not None:
+        names = [str(c) for c in classes]
+        index = {n: i for i, n in enumerate(names)}
+        out_own, bad_own = [], []
+        for v in values:
+            key = str(v).strip() if isinstance(v, str) else v
+            if isinstance(key, str) and key in index:
+                out_own.append(index[key])
+            elif isinstance(key, (int, np.integer)) and not isinstance(key, bool) and 0 <= int(key) < len(names):
+                out_own.append(int(key))
+            else:
+                bad_own.append(v)
+                out_own.append(-1)
+        if bad_own:
+            shown = sorted({repr(b) for b in bad_own})[:10]
+            raise ValueError(f"{len(bad_own)} class value(s) in {where} are not among classes={names}: "
+                             f"{', '.join(shown)}; add them to classes= or leave those labels out")
+        return np.asarray(out_own, dtype=np.int8)
     by_name = {**_CLASS_IDS, **{c.flag_meaning: c.id for c in catalog.CLASSES}}
     out, bad = [], []
     for v in values:
@@ -156,7 +175,8 @@ def _class_ids(values: Iterable[Any], where: str) -> np.ndarray:
         shown = sorted({repr(b) for b in bad})[:10]
         raise ValueError(
             f"{len(bad)} unknown class value(s) in {where}: {', '.join(shown)}; use a class name "
-            f"({', '.join(catalog.class_names())}) or its id 0..{len(catalog.CLASSES) - 1}"
+            f"({', '.join(catalog.class_names())}) or its id 0..{len(catalog.CLASSES) - 1}, or name your own "
+            "classes with classes=[...]"
         )
     return np.asarray(out, dtype=np.int8)
 
@@ -496,6 +516,7 @@ def patches_from_points(
     seed: int = 0,
     time_tolerance: int | str | timedelta | None = None,
     feature_names: Sequence[str] | None = None,
+    classes: Sequence[str] | None = None,
 ) -> xr.Dataset:
     """Cut a ``patch_size`` x ``patch_size`` patch around every labelled point of a cube.
 
@@ -526,7 +547,11 @@ def patches_from_points(
         calendar day (times of day and time zones are ignored; zoned dates count in UTC).  The
         nearest scene is used, the earlier one on ties; of several scenes on one day the first.
     feature_names
-        Bands to cut, in cube order (default: all bands of the cube).
+        Bands to cut, in cube order (default: all bands of the cube).  Any band names: a band
+        the cube lacks is named here, before any training.
+    classes
+        Your own class names (e.g. ``["wet_snow", "clean_ice"]``): the class column holds them
+        (or their positions), ``class`` is the position.  Default: the catalogue's classes.
 
     Returns
     -------
@@ -595,7 +620,7 @@ def patches_from_points(
     row = _pixel_index(cube, "y", py)
     inside = has_geom & (row >= 0) & (row < cube.sizes["y"]) & (col >= 0) & (col < cube.sizes["x"])
 
-    cls = _class_ids(points[class_column].tolist(), f"column {class_column!r}")
+    cls = _class_ids(points[class_column].tolist(), f"column {class_column!r}", classes)
     glacier = (points[glacier_column].astype(str).to_numpy() if glacier_column
                else np.full(n, "", dtype=object))
     fold = (_folds_from(points[fold_column], f"column {fold_column!r}") if fold_column
@@ -664,7 +689,7 @@ def patches_from_points(
     return _dataset(patches, names, cls[keep], glacier[keep], day, fold[keep],
                     np.asarray([str(v) for v in labels[keep]], dtype=object),
                     xs[col[keep]], ys[row[keep]], np.full(len(keep), _epsg(cube_crs), np.int32), attrs,
-                    point=keep)
+                    point=keep, classes=classes)
 
 
 def _dropped_table(points: Any, reason: np.ndarray, labels: np.ndarray, cls: np.ndarray,
@@ -704,11 +729,13 @@ def dropped_points(ds: xr.Dataset) -> pd.DataFrame:
 
 def _dataset(patches: Any, names: Sequence[str], cls: np.ndarray, glacier: np.ndarray, day: np.ndarray,
              fold: np.ndarray, label_id: np.ndarray, cx: Any, cy: Any, epsg: Any,
-             attrs: dict[str, Any], point: np.ndarray | None = None) -> xr.Dataset:
+             attrs: dict[str, Any], point: np.ndarray | None = None,
+             classes: Sequence[str] | None = None) -> xr.Dataset:
     """The patch Dataset of both sources (one place for the contract)."""
     patch_size = patches.shape[1]
     h = patch_size // 2
-    class_names = np.asarray(catalog.class_names(), dtype=object)
+    class_names = np.asarray(catalog.class_names() if classes is None else list(classes), dtype=object)
+    flags = catalog.class_flag_attrs(classes=None if classes is None else list(classes))
     off = np.arange(-h, h + 1)
     s = ("sample",)
     coords = {
@@ -717,8 +744,8 @@ def _dataset(patches: Any, names: Sequence[str], cls: np.ndarray, glacier: np.nd
         "x": ("x", off, {"long_name": "column offset from the labelled pixel (positive = east)", "units": "pixel"}),
         "class": (s, np.asarray(cls, dtype=np.int8), {
             "long_name": "labelled class",
-            "flag_values": np.array([c.id for c in catalog.CLASSES], dtype=np.int8),
-            "flag_meanings": " ".join(c.flag_meaning for c in catalog.CLASSES)}),
+            "flag_values": flags["flag_values"][1:],
+            "flag_meanings": " ".join(flags["flag_meanings"].split()[1:])}),
         "class_name": (s, _text(class_names[np.asarray(cls, dtype=np.int64)] if len(cls) else [])),
         "glacier": (s, _text(glacier)),
         "date": (s, np.asarray(day).astype("datetime64[ns]")),

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def cosine_adam(learning_rate: float, total_steps: int):
 
 
 def new_model(architecture: str = "translation-exact", features: Any = 4, seed: int = 0,
-              **config: Any):
+              classes: Sequence[str] | None = None, **config: Any):
     """An untrained :class:`xfacies.Model` of a registered architecture.
 
     Parameters
@@ -78,9 +79,12 @@ def new_model(architecture: str = "translation-exact", features: Any = 4, seed: 
         ``"translation-exact"`` (the reference family with unpadded convolutions: dense ==
         exact), ``"reference-cnn"`` (the published architecture) or another registered name.
     features
-        A reference feature set (1-4) or feature names.
+        A reference feature set (1-4) or band names (any, in your words).
     seed
         Seeds Keras' initialisers: the same seed gives the same weights.
+    classes
+        The output classes, e.g. ``["snow", "ice"]`` (a head of that size); default the
+        catalogue's 8.
     **config
         Architecture fields (e.g. ``filters=16``).
 
@@ -94,13 +98,46 @@ def new_model(architecture: str = "translation-exact", features: Any = 4, seed: 
     from xfacies.model.bundle import Model
 
     keras = _keras()
-    names = catalog.feature_set(features)
-    cfg = {"n_features": len(names), "n_classes": len(catalog.CLASSES), **config}
+    names = catalog.band_names(features)
+    cls = _classes(classes)
+    cfg = {"n_features": len(names), "n_classes": len(cls), **config}
     keras.utils.set_random_seed(seed)
     net = build(architecture, cfg, dense=False)
     return Model(architecture=architecture, config=cfg, weights=net.get_weights(), features=names,
-                 classes=tuple(catalog.class_names()),
+                 classes=cls,
                  metadata={"trained": False, "seed": seed})
+
+
+def _classes(classes: Sequence[str] | None) -> tuple[str, ...]:
+    """The output classes of a model: given (1 to 127 distinct names), or the catalogue's."""
+    if classes is None:
+        return tuple(catalog.class_names())
+    out = tuple(str(c) for c in ([classes] if isinstance(classes, str) else classes))
+    if len(out) < 2 or len(set(out)) != len(out):
+        raise ValueError(f"classes must be 2 or more distinct names, got {list(out)}")
+    catalog.class_flag_attrs(classes=out)  # valid CF flag words, or a clear error
+    return out
+
+
+def _labels(ds: xr.Dataset, classes: tuple[str, ...], what: str) -> np.ndarray:
+    """Class index (in ``classes``) of each sample: by its ``class_name`` (else its catalogue id)."""
+    if "class_name" in ds.coords:
+        names = np.asarray([str(v) for v in ds["class_name"].values], dtype=object)
+    else:
+        ids = np.asarray(ds["class"].values).astype(int)
+        known = catalog.class_names()
+        bad = sorted(set(ids.tolist()) - set(range(len(known))))
+        if bad:
+            raise ValueError(f"{what}: class ids {bad} are not catalogue ids; give a 'class_name' coordinate")
+        names = np.asarray([known[i] for i in ids], dtype=object)
+    index = {c: i for i, c in enumerate(classes)}
+    other = sorted(set(names.tolist()) - set(index))
+    if other:
+        counts = pd.Series(names).value_counts()
+        raise ValueError(f"{what} hold classes {other} ({', '.join(f'{c}: {int(counts[c])}' for c in other)} "
+                         f"samples) that are not among the model's classes {list(classes)}: add them to classes=, "
+                         "or leave those samples out, e.g. patches.isel(sample=patches.class_name.isin([...]))")
+    return np.asarray([index[n] for n in names], dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- data
@@ -224,6 +261,7 @@ def fit(
     architecture: str = "translation-exact",
     features: Any = None,
     config: dict[str, Any] | None = None,
+    classes: Sequence[str] | None = None,
     epochs: int = RECIPE["epochs"],
     batch_size: int = RECIPE["batch_size"],
     learning_rate: float = RECIPE["learning_rate"],
@@ -244,7 +282,12 @@ def fit(
         them the last epoch is kept.
     model
         Start from this :class:`xfacies.Model` (e.g. :func:`new_model`); default a new
-        ``architecture`` model with ``config`` on ``features`` (default: the patches' bands).
+        ``architecture`` model with ``config`` on ``features`` (default: the patches' bands, any
+        names).
+    classes
+        The classes to learn, e.g. ``["snow", "ice"]``: the head, the label smoothing and the
+        metrics cover these only; samples are matched by ``class_name``.  Default: the
+        catalogue's 8 (or ``model``'s classes).
     epochs, batch_size, learning_rate, gamma, label_smoothing
         The recipe's 1000, 512, 1e-3, 2 and 0.1 by default.
     augment
@@ -279,22 +322,25 @@ def fit(
     if model is not None:
         base = model
         names = tuple(base.features)
+        if classes is not None and tuple(classes) != tuple(base.classes):
+            raise ValueError(f"classes={list(classes)} differ from the model's {list(base.classes)}; start from "
+                             "new_model(..., classes=...) instead")
+        classes = tuple(base.classes)
     else:
-        names = catalog.feature_set(features if features is not None
+        names = catalog.band_names(features if features is not None
                                     else tuple(str(b) for b in train["band"].values))
         base = None
     missing = [f for f in names if f not in [str(b) for b in train["band"].values]]
     if missing:
         raise ValueError(f"the training patches lack the features {missing}; their bands are "
                          f"{[str(b) for b in train['band'].values]}")
-    C = len(catalog.CLASSES)
+    cls = _classes(classes)
+    C = len(cls)
     x_raw = np.asarray(train["patches"].sel(band=list(names)).values, dtype=np.float32)
     norm = _minmax(x_raw)
     del x_raw
     x = _normalised(train, names, norm)
-    y = np.asarray(train["class"].values, dtype=np.int64)
-    if y.min() < 0 or y.max() >= C:
-        raise ValueError(f"class ids must be 0..{C - 1}; got {sorted(set(y.tolist()) - set(range(C)))}")
+    y = _labels(train, cls, "the training patches")
     w = sample_weights(train)
     keras.utils.set_random_seed(seed)
     if base is None:
@@ -325,7 +371,7 @@ def fit(
     val = None
     if validation is not None:
         xv = _normalised(validation, names, norm)
-        yv = np.asarray(validation["class"].values, dtype=np.int64)
+        yv = _labels(validation, cls, "the validation patches")
         val = Batches(xv, yv, None, batch_size, C, seed=seed, train=False, smoothing=0.0,
                       contrast=0.0, brightness=0.0)
     tmp = None
@@ -354,7 +400,7 @@ def fit(
     imagery = train["patches"].attrs.get("xfacies_imagery") or train.attrs.get("xfacies_imagery") or "unknown"
     return Model(
         architecture=arch, config=cfg, weights=net.get_weights(), features=names,
-        classes=tuple(catalog.class_names()), normalisation=norm,
+        classes=cls, normalisation=norm,
         metadata={
             "trained": True,
             "training_domain": {"imagery": imagery},
@@ -481,7 +527,8 @@ def cross_validate(patches: xr.Dataset, *, k: int | None = None, test_folds: lis
                          "folds (fold_by= with k=3 or more) or more scenes/glaciers")
     if folds.min() < 0 or folds.max() >= k:
         raise ValueError(f"fold ids must be 0..{k - 1}; got {sorted(np.unique(folds).tolist())}")
-    C = len(catalog.CLASSES)
+    cls = _classes(fit_kw.get("classes")) if fit_kw.get("model") is None else tuple(fit_kw["model"].classes)
+    C = len(cls)
     probs = np.full((folds.size, C), np.nan, dtype=np.float32)
     models, plan = {}, {}
     todo = list(range(k) if test_folds is None else test_folds)
@@ -501,7 +548,7 @@ def cross_validate(patches: xr.Dataset, *, k: int | None = None, test_folds: lis
             probs[test_idx] = predict_probabilities(m, patches.isel(sample=test_idx))
     bar.close()
     da_ = xr.DataArray(probs, dims=("sample", "class"),
-                       coords={"sample": patches["sample"].values, "class": catalog.class_names(),
+                       coords={"sample": patches["sample"].values, "class": list(cls),
                                "fold": ("sample", folds)},
                        name="probability", attrs={"long_name": "out-of-fold class probability"})
     return CrossValidation(models=models, probabilities=da_, folds=plan)
