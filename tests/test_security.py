@@ -129,24 +129,30 @@ def _bundle_with(tmp_path, weights_member: bytes):
     return bad
 
 
-def test_a_bundle_that_decompresses_to_more_than_a_bundle_may_hold_is_refused_before_it_is_read(tmp_path,
-                                                                                                monkeypatch):
+def _peak_refusing(bundle_path, error, match) -> int:
+    """Peak bytes Python allocated while ``load_model`` refused ``bundle_path`` with ``error``."""
     import tracemalloc
 
     import xfacies
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(error, match=match):
+            xfacies.load_model(bundle_path)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_bundle_that_decompresses_to_more_than_a_bundle_may_hold_is_refused_before_it_is_read(tmp_path,
+                                                                                                monkeypatch):
     from xfacies.model import bundle
 
     monkeypatch.setattr(bundle, "MAX_WEIGHT_BYTES", 4 * 2**20)
     bad = _bundle_with(tmp_path, bytes(64 * 2**20))  # 64 MiB of zeros: ~64 kB on disk
     assert bad.stat().st_size < 2**20
-    tracemalloc.start()
-    try:
-        with pytest.raises(bundle.BundleError, match=r"weights.npz declares 64 MiB uncompressed, more than a "
-                                                     r"bundle may hold \(4 MiB\)"):
-            xfacies.load_model(bad)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = _peak_refusing(bad, bundle.BundleError,
+                          r"weights.npz declares 64 MiB uncompressed, more than a bundle may hold \(4 MiB\)")
     assert peak < 16 * 2**20, f"{peak / 2**20:.0f} MiB allocated to refuse it"
 
 
@@ -212,10 +218,8 @@ def test_a_config_that_does_not_fit_its_weights_is_refused_before_anything_is_bu
     """A small bundle declaring filters=1024 would build a 1024-filter network (hundreds of MB)
     before the shape check: it is refused at load, with little memory and no Keras model."""
     import json
-    import tracemalloc
     import zipfile
 
-    import xfacies
     from xfacies.model.bundle import BundleError
 
     from conftest import make_tiny_model
@@ -229,13 +233,7 @@ def test_a_config_that_does_not_fit_its_weights_is_refused_before_anything_is_bu
     with zipfile.ZipFile(bad, "w") as zout:
         zout.writestr("model.json", json.dumps(meta))
         zout.writestr("weights.npz", weights)
-    tracemalloc.start()
-    try:
-        with pytest.raises(BundleError, match=match):
-            xfacies.load_model(bad)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = _peak_refusing(bad, BundleError, match)
     assert peak < 8 * 2**20, f"{peak / 2**20:.0f} MiB allocated to refuse it"
 
 

@@ -72,7 +72,8 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,20 +238,28 @@ def _images(base: Path, layout: str, splits: Iterable[str]) -> list[_Image]:
 # readers
 
 
-def _header(path: Path) -> tuple[int, int]:
-    """``(height, width)`` from the PNG header (no pixels decoded)."""
-    from PIL import Image, UnidentifiedImageError
+@contextmanager
+def _damaged(path: Any, what: str) -> Iterator[None]:
+    """PIL's errors of a damaged or truncated file (which name no file) as a :class:`CorruptFileError`
+    that names it; a missing or unreadable file keeps its own error."""
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            width, height = im.size
-            mode = im.mode
+        yield
+    except (FileNotFoundError, PermissionError):
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        if isinstance(err, (FileNotFoundError, PermissionError)):
-            raise
-        raise CorruptFileError(f"{path} is not a readable PNG ({type(err).__name__}: {err}): the file is "
-                               "damaged or truncated; copy or download it again, or move it out of the "
-                               "dataset folder") from None
+        raise CorruptFileError(f"{path} {what} ({type(err).__name__}: {err}): the file is damaged or truncated; "
+                               "copy or download it again, or move it out of the dataset folder") from None
+
+
+def _header(path: Path) -> tuple[int, int]:
+    """``(height, width)`` from the PNG header (no pixels decoded)."""
+    from PIL import Image
+
+    with _damaged(path, "is not a readable PNG"), Image.open(path) as im:
+        width, height = im.size
+        mode = im.mode
     if mode not in _MODES:
         raise ValueError(f"{path}: unsupported PNG mode {mode!r}; CaFFe images and masks are "
                          f"8-bit greyscale (mode 'L')")
@@ -290,17 +299,10 @@ def _decode_front(grey: np.ndarray, path: str) -> np.ndarray:
 
 def _read_png(path: str, kind: str, layout: str, shape: tuple[int, int]) -> np.ndarray:
     """Decode one PNG into the variable ``kind`` (``sar``, ``zones`` or ``front``)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(path) as im:
-            grey = _grey(im)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        if isinstance(err, (FileNotFoundError, PermissionError)):
-            raise
-        raise CorruptFileError(f"{path} cannot be decoded ({type(err).__name__}: {err}): the file is "
-                               "damaged or truncated; copy or download it again, or move it out of the "
-                               "dataset folder") from None
+    with _damaged(path, "cannot be decoded"), Image.open(path) as im:
+        grey = _grey(im)
     if grey.shape != tuple(shape):
         raise ValueError(f"{path} is {grey.shape[1]} x {grey.shape[0]} px but was "
                          f"{shape[1]} x {shape[0]} px when the dataset was opened; open it again")
