@@ -246,9 +246,11 @@ def end_of_season(
         where = f" in the period's last {max_days_before_end} days"
     flag[cnt == 0] = "no eligible scene" + where
     if periods is not None and len(fallbacks) and len(years):
+        row = {int(y): i for i, y in enumerate(years)}
+        col = {g: j for j, g in enumerate(glaciers)}
         for (yr, gl), text in fallbacks.items():
-            if yr in set(years.tolist()) and gl in glaciers:
-                i, j = int(np.flatnonzero(years == yr)[0]), glaciers.index(gl)
+            if int(yr) in row and gl in col:
+                i, j = row[int(yr)], col[gl]
                 flag[i, j] = "; ".join(x for x in (flag[i, j], str(text)) if x)
     if stat == "last" and len(years):
         picked = pd.DatetimeIndex(tim.ravel())

@@ -117,11 +117,6 @@ def _open_one(path: Path, chunks: Any) -> tuple[xr.DataArray, Mapping[str, str]]
     return da, tags
 
 
-def _grid_key(da: xr.DataArray) -> tuple:
-    t = da.rio.transform()
-    return (da.rio.crs.to_wkt(), da.sizes["y"], da.sizes["x"], tuple(round(v, 9) for v in tuple(t)[:6]))
-
-
 def open_rasters(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     bands: Sequence[str] | Mapping[str, str],
@@ -246,7 +241,8 @@ def open_rasters(
     from xfacies import spatial
 
     first = next(iter(groups[dates[0]].values()))[1]
-    target = spatial.geobox(like if like is not None else first)
+    grid = like if like is not None else first
+    target = spatial.geobox(grid)
     layers = []
     sources = []
     for when in dates:
@@ -267,7 +263,7 @@ def open_rasters(
                 x = x.where(~x.isin(np.asarray(bad, dtype=np.float32)))
             x = x * np.float32(scale) + np.float32(offset)
             x = x.rio.write_crs(da.rio.crs)
-            if like is not None or _grid_key(da) != _grid_key(first):
+            if not spatial.same_grid(da, grid):
                 from xfacies.sources.dem import reproject_dem
 
                 x = xr.concat([reproject_dem(x.sel(band=b), target) for b in x["band"].values], dim="band")
@@ -276,7 +272,7 @@ def open_rasters(
         layer = arrays[0] if len(arrays) == 1 else xr.concat(arrays, dim="band")
         layers.append(layer.drop_vars([c for c in layer.coords if c not in ("band", "y", "x", "spatial_ref")]))
         sources.append(";".join(str(p[0]) for p in parts))
-    cube = xr.concat(layers, dim="time", join="override" if like is None else "exact")
+    cube = xr.concat(layers, dim="time", join="override")  # every layer is on the target grid now
     cube = cube.assign_coords(time=pd.DatetimeIndex(dates), source=("time", np.array(sources, dtype=object)))
     cube = cube.transpose("time", "band", "y", "x").chunk({"time": 1, "band": -1, "y": chunk_yx["y"],
                                                          "x": chunk_yx["x"]})
