@@ -20,6 +20,7 @@ import xarray as xr
 from PIL import Image
 
 import xfacies.caffe as caffe
+from xfacies.caffe.names import GLACIER_EXTENT_KM
 from xfacies.caffe import dataset as caffe_dataset
 from xfacies.caffe.names import Stem, parse_stem
 
@@ -354,8 +355,12 @@ def test_open_resized(resized_root):
     for p in sars:
         node = tree[p.stem]
         assert set(node.data_vars) == {"sar", "zones", "front"}  # no bounding boxes
-        assert node.attrs["split"] == "train" and node.attrs["layout"] == "resized"
-        assert np.isnan(node.attrs["pixel_size"])  # unknown without the metadata bounds
+        assert node.attrs["split"] == "train" and node.attrs["layout"] == "resized"  # training glaciers
+        # each glacier's images cover one fixed area: the pixel size follows from the image size
+        w_km, h_km = GLACIER_EXTENT_KM[node.attrs["glacier"]]
+        h, w = node["sar"].shape
+        assert node.attrs["pixel_size_x"] == pytest.approx(1000 * w_km / w)
+        assert node.attrs["pixel_size_y"] == pytest.approx(1000 * h_km / h)
         assert node.attrs["resolution"] == parse_stem(p).resolution
         ds = node.to_dataset().compute()
         np.testing.assert_array_equal(ds.sar.values, png(p))
@@ -365,8 +370,8 @@ def test_open_resized(resized_root):
         np.testing.assert_array_equal(ds.front.values, front == 255)
     assert len({tree[s]["sar"].shape for s in tree.children}) == len(sars)
     assert len(caffe.open_dataset(resized_root, split="train").children) == len(sars)
-    with pytest.raises(ValueError, match="training split"):
-        caffe.open_dataset(resized_root, split="test")
+    with pytest.raises(ValueError, match="no CaFFe images for split='test'"):
+        caffe.open_dataset(resized_root, split="test")  # Crane, DBE, JAC, Jorum: no test glacier
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,7 +454,10 @@ def test_index_lists_every_image_without_reading_pixels(raw_root, counted_reads)
 
 def test_index_of_resized_layout(resized_root):
     df = caffe.index(caffe.open_dataset(resized_root))
-    assert not df.has_bbox.any() and df.pixel_size.isna().all() and (df.split == "train").all()
+    assert not df.has_bbox.any() and (df.split == "train").all()  # Crane, DBE, JAC, Jorum: training glaciers
+    ext = df.glacier.map(GLACIER_EXTENT_KM)
+    np.testing.assert_allclose(df.pixel_size, [1000 * np.sqrt(w * h / (W * H)) for (w, h), W, H
+                                               in zip(ext, df.width, df.height)])
 
 
 def test_select_by_frame_series_and_stems(raw_root, counted_reads):
@@ -716,7 +724,10 @@ def test_real_resized_index(real_tree):
     assert len(real_tree.children) == len(df) == 438
     assert df.glacier.value_counts().to_dict() == {"JAC": 159, "DBE": 133, "Jorum": 77, "Crane": 69}
     assert (df.height == 256).all() and (df.width == 256).all()
-    assert (df.split == "train").all() and not df.has_bbox.any() and df.pixel_size.isna().all()
+    assert (df.split == "train").all() and not df.has_bbox.any()
+    # pixel sizes from each glacier's fixed extent (caffe.md): e.g. Crane 19 x 25 km at 256 px
+    crane = real_tree[df.index[df.glacier == "Crane"][0]].attrs
+    assert (crane["pixel_size_x"], crane["pixel_size_y"]) == pytest.approx((19000 / 256, 25000 / 256))
     assert set(df.resolution) <= {6, 7, 12, 17, 20}
     jac = df[df.glacier == "JAC"]
     assert (jac.hemisphere == "north").all() and (df[df.glacier != "JAC"].hemisphere == "south").all()

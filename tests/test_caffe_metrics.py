@@ -554,7 +554,7 @@ def test_evaluate_closed_form(bench):
     tree = xr.DataTree.from_dict(truth)
     table = evaluate(preds, tree)
     assert list(table.columns) == [
-        "breakdown", "group", "n_images", "n_no_front", "mde", "mean_of_image_means", "hd95",
+        "breakdown", "group", "n_images", "n_no_front", "mde", "mean_of_image_means", "hd95", "units",
         "iou", "iou_NA", "iou_rock", "iou_glacier", "iou_ocean", "precision", "recall", "f1"]
     assert list(dict.fromkeys(table["breakdown"])) == list(BREAKDOWNS)
     row = table.set_index(["breakdown", "group"])

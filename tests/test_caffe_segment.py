@@ -138,8 +138,8 @@ def test_train_zone_model_learns_is_deterministic_and_logs(tmp_path):
     root = caffe.make_synthetic(tmp_path / "c", layout="resized", n=10, seed=1, size=(64, 80))
     ds = caffe.open_dataset(root)
     cfg = {"filters": 8, "dilations": [1, 2, 4, 8, 1]}
-    kw = dict(epochs=10, crop=64, batch_size=8, steps_per_epoch=16, learning_rate=5e-3, config=cfg, seed=5,
-              verbose=0)
+    kw = dict(epochs=10, crop=64, batch_size=8, steps_per_epoch=16, learning_rate=5e-3, architecture="dilated-fcn",
+              config=cfg, seed=5, verbose=0)
     caffe.train_zone_model(ds, log=tmp_path / "log.csv", out=tmp_path / "z.xfacies", **kw)
     # determinism on a short run (the quality is checked once, on the long one)
     short = {**kw, "epochs": 1, "steps_per_epoch": 4}
@@ -168,7 +168,7 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     # the command's plumbing on a tiny budget (the trainer's quality is tested above)
     assert main(["caffe", "train", str(root), "--epochs", "1", "--steps", "3", "--crop", "64", "--batch-size", "4",
                  "--out", str(out), "--quiet"]) == 0
-    assert xfacies.load_model(out).architecture == "dilated-fcn"
+    assert xfacies.load_model(out).architecture == "unet"
     assert main(["caffe", "evaluate", str(root), "--model", str(out), "--csv", str(tmp_path / "t.csv")]) == 0
     table = pd.read_csv(tmp_path / "t.csv")
     assert (table.breakdown == "all").sum() == 1
@@ -177,7 +177,7 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
 
 def test_shipped_model_attribution():
     m = xfacies.load_model("caffe-zones")
-    assert m.architecture == "dilated-fcn" and m.classes == ZONE_NAMES and m.features == ("sar",)
+    assert m.architecture == "unet" and m.classes == ZONE_NAMES and m.features == ("sar",)
     assert "10.5194/essd-14-4287-2022" in m.metadata["citation"]
     assert "CC BY 4.0" in m.metadata["citation"]
     assert m.training_domain["imagery"] == "real"

@@ -193,3 +193,30 @@ def test_a_utf8_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path):
         "\ufeff".encode() + (MB_HEADER + "2000,1,CH,GLÄRNISCHFIRN,2.1,,,-970,,\n").encode("utf-8"))
     mb = wgms.read_mass_balance(tmp_path)
     assert list(mb["year"]) == [2000] and mb["annual_balance_mwe"].tolist() == [-0.97]
+
+
+def test_country_and_region_filters(fog_dir):
+    """political_unit= and rgi_region= keep exactly the rows whose code / RGI region match (checked
+    against a plain pandas selection of the unfiltered table); an empty selection is an error
+    naming what the files hold."""
+    full = wgms.read_mass_balance(fog_dir)
+    ch = wgms.read_mass_balance(fog_dir, political_unit="ch")
+    pd.testing.assert_frame_equal(ch, full[full.political_unit == "CH"].reset_index(drop=True))
+    both = wgms.read_mass_balance(fog_dir, political_unit=["AT", "CH"], rgi_region=11)
+    assert len(both) == len(full)
+    with pytest.raises(ValueError, match=r"hold \['AT', 'CH'\]"):
+        wgms.read_mass_balance(fog_dir, political_unit="NO")
+    with pytest.raises(ValueError, match=r"regions \[11\]"):
+        wgms.read_mass_balance(fog_dir, rgi_region=8)
+    ov = wgms.read_overview(fog_dir / "E-MASS-BALANCE-OVERVIEW.csv", political_unit="AT")
+    assert ov.wgms_id.tolist() == [2]
+    with pytest.raises(ValueError, match="no RGI ids"):
+        wgms.select_region(ov, rgi_region=11)
+
+
+@needs_shared("data", "wgms")
+def test_country_filter_on_the_real_records():
+    mb = wgms.read_mass_balance(WGMS_DIR, political_unit="CH")
+    assert set(mb.name) == {"SILVRETTA"}
+    at = wgms.read_mass_balance(WGMS_DIR, political_unit="AT", rgi_region=11)
+    assert set(at.wgms_id) == {489, 491, 507}

@@ -29,7 +29,12 @@ def _cmd_info(a: argparse.Namespace) -> int:
     print(m)
     print("features:", ", ".join(m.features))
     print("classes: ", ", ".join(m.classes))
-    print("halo (px): dense", m.dense_radius, "/ exact", m.patch_radius)
+    if m.translation_exact:
+        print("halo (px): dense", m.dense_radius, "/ exact", m.patch_radius)
+    else:
+        t = m.tiling
+        print(f"inference: whole images up to {t['tile']} px a side, else {t['tile']}-px tiles overlapping by "
+              f"{t['overlap']} px (Hann-weighted merge); sides padded to multiples of {t['pool']}")
     dom = m.training_domain
     print(f"trained on: {dom['imagery']} imagery"
           + (f" ({', '.join(dom['sensors'])})" if dom.get("sensors") else "")
@@ -72,43 +77,39 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 
 def _cmd_caffe_train(a: argparse.Namespace) -> int:
-    from xfacies.caffe import leave_one_glacier_out, open_dataset
-    from xfacies.caffe.train import train_zone_model
-    from xfacies.model.registry import BUILTIN
+    from xfacies.caffe import index, leave_one_glacier_out, open_dataset, select
+    from xfacies.caffe.train import check_output, train_zone_model
 
+    out = check_output(a.out, a.overwrite)  # before hours of training: never the package, no silent overwrite
     ds = open_dataset(a.root, split="train", metadata=a.metadata)
     fit = dict(epochs=a.epochs, seed=a.seed, crop=a.crop, batch_size=a.batch_size,
-               steps_per_epoch=a.steps or None, verbose=0 if a.quiet else 2)
+               steps_per_epoch=a.steps or None, verbose=0 if a.quiet else 1)
     if a.logo:
-        table = leave_one_glacier_out(ds, resolution=_resolution(a), pixel_size=_resolution(a),
+        table = leave_one_glacier_out(ds, resolution=a.resolution, pixel_size=a.resolution,
                                       models_dir=a.logo_models, **fit)
         print(table.to_string(index=False))
         if a.logo_csv:
             table.to_csv(a.logo_csv, index=False)
-    out = a.out or BUILTIN["caffe-zones"]
-    m = train_zone_model(ds, out=out, log=a.log, **fit)
-    print(f"wrote {out}: {m}")
+    val = None
+    if a.validation_glacier:
+        idx = index(ds)
+        if a.validation_glacier not in set(idx.glacier):
+            raise SystemExit(f"--validation-glacier {a.validation_glacier!r} is not in {a.root} "
+                             f"(glaciers: {sorted(set(idx.glacier))})")
+        val = select(ds, idx[idx.glacier == a.validation_glacier])
+        ds = select(ds, idx[idx.glacier != a.validation_glacier])
+    m = train_zone_model(ds, out=out, overwrite=a.overwrite, log=a.log, validation=val,
+                         patience=a.patience, resume=a.resume, **fit)
+    print(f"wrote {out}: {m} (checkpoints in {out}.checkpoints; load it with xfacies.load_model({str(out)!r}))")
     return 0
-
-
-def _resolution(a: argparse.Namespace):
-    """Metres per pixel for the post-processing: --resolution, or the file name's resolution
-    scaled by --original-side / 256 (the resized derivative), or None (each image's own)."""
-    if a.resolution is not None:
-        return a.resolution
-    if a.original_side is not None:
-        from xfacies.caffe import parse_stem
-
-        return lambda stem: parse_stem(stem).resolution * a.original_side / 256
-    return None
 
 
 def _cmd_caffe_evaluate(a: argparse.Namespace) -> int:
     from xfacies.caffe import evaluate, open_dataset, segment
 
     ds = open_dataset(a.root, split=a.split, metadata=a.metadata)
-    res = _resolution(a)
-    table = evaluate(segment(ds, a.model), ds, resolution=res, pixel_size=res)
+    table = evaluate(segment(ds, a.model, tta=a.tta), ds, resolution=a.resolution, pixel_size=a.resolution)
+    print(f"front distances in {'/'.join(sorted(set(table['units'])))}")
     print(table.to_string(index=False))
     if a.csv:
         table.to_csv(a.csv, index=False)
@@ -139,19 +140,25 @@ def _add_caffe(sub) -> None:
 
     def scale(p) -> None:
         p.add_argument("--resolution", type=float, default=None,
-                       help="metres per pixel of every image (default: each image's own)")
-        p.add_argument("--original-side", type=float, default=None,
-                       help="resized derivative: the images' approximate original side in pixels; "
-                            "metres per pixel = file-name resolution x side / 256")
+                       help="metres per pixel of every image (default: each image's own; resized images "
+                            "of the benchmark's glaciers from each glacier's fixed extent; 1 for pixels)")
 
-    t = cs.add_parser("train", help="retrain the zone model (default: the package's caffe-zones)")
+    t = cs.add_parser("train", help="train a zone model (a U-Net) on CaFFe images")
     common(t, split=False)
-    t.add_argument("--out", default=None, help="output bundle (default: the package's caffe-zones.xfacies)")
+    t.add_argument("--out", default="caffe-zones.xfacies",
+                   help="output bundle (default: ./caffe-zones.xfacies; never inside the installed package)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from the last epoch saved in <out>.checkpoints (weights, optimizer, schedule)")
+    t.add_argument("--validation-glacier", default=None,
+                   help="hold this glacier out: scored every epoch, the best epoch is kept")
+    t.add_argument("--patience", type=int, default=None,
+                   help="with --validation-glacier: stop after this many epochs without improvement")
     t.add_argument("--epochs", type=int, default=DEFAULT_FIT["epochs"])
     t.add_argument("--crop", type=int, default=DEFAULT_FIT["crop"])
     t.add_argument("--batch-size", type=int, default=DEFAULT_FIT["batch_size"])
     t.add_argument("--steps", type=int, default=DEFAULT_FIT["steps_per_epoch"],
-                   help="batches per epoch (0: one pass over the pixels)")
+                   help="batches per epoch (0: one pass over the images)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--log", default=None, help="CSV log of the training (per epoch)")
     t.add_argument("--logo", action="store_true", help="first score leave-one-glacier-out models")
@@ -164,6 +171,8 @@ def _add_caffe(sub) -> None:
     e = cs.add_parser("evaluate", help="segment and score with the benchmark's metrics")
     common(e)
     e.add_argument("--model", default="caffe-zones")
+    e.add_argument("--tta", choices=["flips", "d4"], default=None,
+                   help="average the softmax over 4 flipped (or 8 rotated/flipped) views")
     scale(e)
     e.add_argument("--csv", default=None, help="write the table there")
     e.set_defaults(func=_cmd_caffe_evaluate)

@@ -68,11 +68,21 @@ class SyntheticPoints(_Section):
 
 
 class DataConfig(_Section):
+    """Where the labels come from.  ``points`` and ``features`` may be lists of equal length
+    (points file ``i`` is cut from feature store ``i``: glaciers on other grids); the patch sets
+    are joined with :func:`xfacies.train.concat_patches`.  A ``fold_column`` in the points is
+    used as the cross-validation fold; without it whole glaciers (``glacier_column``) or, lacking
+    that, whole scenes (the date, per store) share a fold, so neighbouring pixels of one scene
+    never land in training and test."""
+
     synthetic: SyntheticPoints | None = None
-    points: str | None = None
-    features: str | None = None
+    points: str | list[str] | None = None
+    features: str | list[str] | None = None
     reference: str | None = None
     patch_size: int = 33
+    fold_column: str = "fold"
+    glacier_column: str = "glacier"
+    date_column: str = "date"
 
 
 class ModelSection(_Section):
@@ -132,6 +142,10 @@ class TrainConfig(_Section):
         if d.points is not None and d.features is None:
             raise ValueError("[data] points = ... needs features = <a feature cube store (Zarr)> to "
                              "sample the patches from")
+        if d.points is not None and len(_as_list(d.points)) != len(_as_list(d.features)):
+            raise ValueError(f"[data] points and features must pair up: {len(_as_list(d.points))} points "
+                             f"file(s) and {len(_as_list(d.features))} feature store(s); give one store per "
+                             "points file (points[i] is cut from features[i])")
         if cfg.cross_validation.k < 3:
             raise ValueError(f"[cross_validation] k must be >= 3 (test, validation and training "
                              f"folds), got {cfg.cross_validation.k}")
@@ -147,10 +161,16 @@ def load_train_config(path: str | os.PathLike) -> TrainConfig:
         data = tomllib.load(f)
     cfg = TrainConfig.from_dict(data)
     base = path.resolve().parent
+
+    def resolve(v: str) -> str:
+        return v if Path(v).is_absolute() else str(base / v)
+
     for key in ("points", "features", "reference"):
         v = getattr(cfg.data, key)
-        if v is not None and not Path(v).is_absolute():
-            setattr(cfg.data, key, str(base / v))
+        if isinstance(v, list):
+            setattr(cfg.data, key, [resolve(x) for x in v])
+        elif v is not None:
+            setattr(cfg.data, key, resolve(v))
     if not Path(cfg.output.dir).is_absolute():
         cfg.output.dir = str(base / cfg.output.dir)
     return cfg
@@ -165,14 +185,7 @@ def load_patches(cfg: TrainConfig) -> xr.Dataset:
     if d.reference is not None:
         return read_reference_patches(d.reference)
     if d.points is not None:
-        import geopandas as gpd
-
-        from xfacies.io import open_zarr
-
-        cube = open_zarr(d.features)
-        cube = cube["features"] if isinstance(cube, xr.Dataset) and "features" in cube else cube
-        return patches_from_points(cube, gpd.read_file(d.points), d.patch_size,
-                                   folds=cfg.cross_validation.k, seed=cfg.fit.seed)
+        return _patches_from_stores(cfg)
     from xfacies import synthetic
 
     s = d.synthetic
@@ -190,6 +203,88 @@ def load_patches(cfg: TrainConfig) -> xr.Dataset:
     out = xr.concat(parts, dim="sample", combine_attrs="drop_conflicts")
     out["patches"].attrs["xfacies_imagery"] = "synthetic"
     return out.assign_coords(sample=np.arange(out.sizes["sample"]))
+
+
+def _as_list(v: str | list[str] | None) -> list[str]:
+    return [] if v is None else ([v] if isinstance(v, str) else list(v))
+
+
+def point_folds(tables: list[Any], k: int, *, fold_column: str = "fold", glacier_column: str = "glacier",
+                date_column: str = "date", seed: int = 0) -> tuple[list[np.ndarray], str]:
+    """Cross-validation folds of the points of several tables (one per feature store), and how
+    they were made.
+
+    A ``fold_column`` present in every table is used as it is (integers ``0 .. k-1``); otherwise
+    folds are dealt by :func:`xfacies.train.data.assign_folds` over whole groups: the glacier
+    (``glacier_column``) where every table has one, else the scene (store and calendar day of
+    ``date_column``), so that no glacier (scene) is in two folds.
+
+    Raises
+    ------
+    ValueError
+        A fold column in some tables only, folds outside ``0 .. k-1`` or fewer than 2 folds, or
+        tables with neither a glacier nor a date column.
+    """
+    import pandas as pd
+
+    from xfacies.train.data import assign_folds
+
+    has = [fold_column in t.columns for t in tables]
+    if any(has) and not all(has):
+        raise ValueError(f"the {fold_column!r} column is in points file(s) {[i for i, h in enumerate(has) if h]} "
+                         "only: give it in every file, or in none (folds are then dealt by glacier or scene)")
+    if all(has):
+        folds = []
+        for i, t in enumerate(tables):
+            f = pd.to_numeric(t[fold_column], errors="coerce").to_numpy()
+            bad = ~np.isfinite(f) | (f != np.round(f)) | (f < 0) | (f >= k)
+            if bad.any():
+                raise ValueError(f"points file {i}: column {fold_column!r} holds {np.unique(t[fold_column][bad])[:5].tolist()}; "
+                                 f"folds are integers 0..{k - 1} ([cross_validation] k = {k})")
+            folds.append(f.astype(np.int64))
+        used = np.unique(np.concatenate(folds))
+        if used.size < 2:
+            raise ValueError(f"the {fold_column!r} column holds one fold ({used.tolist()}); cross-validation needs 2 or more")
+        return folds, f"the {fold_column!r} column"
+    if all(glacier_column in t.columns for t in tables):
+        keys = [t[glacier_column].astype(str).to_numpy() for t in tables]
+        how = f"whole glaciers ({glacier_column!r})"
+    elif all(date_column in t.columns for t in tables):
+        keys = [np.array([f"{i}:{d}" for d in pd.to_datetime(t[date_column]).dt.strftime("%Y-%m-%d")])
+                for i, t in enumerate(tables)]
+        how = f"whole scenes (store and {date_column!r})"
+    else:
+        raise ValueError(f"points need a {fold_column!r}, {glacier_column!r} or {date_column!r} column to make "
+                         "folds that do not leak (neighbouring pixels of one scene in training and test)")
+    flat = assign_folds(np.concatenate(keys), folds=k, seed=seed)
+    if np.unique(flat).size < 2:
+        raise ValueError(f"the points hold one {how.split()[1]} only: cross-validation by {how} needs 2 or more; "
+                         f"add a {fold_column!r} column to choose the folds yourself")
+    return list(np.split(flat, np.cumsum([len(x) for x in keys])[:-1])), how
+
+
+def _patches_from_stores(cfg: TrainConfig) -> xr.Dataset:
+    """Patches of every (points, feature store) pair, folds from :func:`point_folds`, joined."""
+    import geopandas as gpd
+
+    from xfacies.io import open_zarr
+    from xfacies.train.data import concat_patches, patches_from_points
+
+    d = cfg.data
+    tables = [gpd.read_file(p) for p in _as_list(d.points)]
+    folds, how = point_folds(tables, cfg.cross_validation.k, fold_column=d.fold_column,
+                             glacier_column=d.glacier_column, date_column=d.date_column, seed=cfg.fit.seed)
+    sets = []
+    for table, fold, store in zip(tables, folds, _as_list(d.features)):
+        cube = open_zarr(store)
+        cube = cube["features"] if isinstance(cube, xr.Dataset) and "features" in cube else cube
+        table = table.assign(**{"_xfacies_fold": fold})
+        sets.append(patches_from_points(
+            cube, table, d.patch_size, fold_column="_xfacies_fold", time_column=d.date_column,
+            glacier_column=d.glacier_column if d.glacier_column in table.columns else None))
+    out = sets[0] if len(sets) == 1 else concat_patches(*sets)
+    out.attrs["folds"] = how
+    return out
 
 
 def _ids(names: np.ndarray) -> np.ndarray:

@@ -17,7 +17,10 @@ Two folder layouts are recognised:
         zones/<stem>_zones.png                              class ids 1..4 = NA, rock, glacier, ocean
         fronts/<stem>_front.png                             0 / 255
 
-    Every image of this layout is in the ``"train"`` split.
+    The derivative's own folder names are read as they are (``sar_256/``,
+    ``zones_processed_256/``, ``fronts_256/``; masks named ``<stem>_zones.png`` or ``<stem>.png``).
+    An image's split is its benchmark split, known from the glacier (COL and Mapple are the test
+    glaciers), else ``"unknown"``.
 
 Nothing is decoded when the tree is opened: sizes come from the PNG headers and every
 variable is a dask array whose single task decodes one file (and checks its values).
@@ -49,10 +52,12 @@ sensor, resolution`` (m/px of the *original* image, the file-name token), ``qual
 split, hemisphere, season, layout, pixel_size, pixel_size_x, pixel_size_y`` (m/px of *this*
 array) and ``source`` (the SAR file; every variable has its own ``source``).
 
-In the ``raw`` layout ``pixel_size`` is the resolution.  A resized image's pixel size is
-``(original size / size) x resolution`` per axis, which only the bounds in ``metadata`` give:
-without them it is NaN.  ``pixel_size`` is then the geometric mean of the two axes (resized
-images of non-square originals have non-square pixels).
+In the ``raw`` layout ``pixel_size`` is the resolution.  A resized image's pixel size is, per
+axis, the extent its pixels cover divided by its size: from the bounds in ``metadata``, else from
+the fixed area every image of a benchmark glacier covers
+(:data:`xfacies.caffe.names.GLACIER_EXTENT_KM`, e.g. Crane 19 x 25 km: 74.2 x 97.7 m at 256 px);
+NaN for other glaciers, whose scores then stay in pixels.  ``pixel_size`` is the geometric mean
+of the two axes (resized images of non-square originals have non-square pixels).
 
 Examples
 --------
@@ -82,7 +87,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from xfacies.caffe.names import Stem, parse_stem
+from xfacies.caffe.names import GLACIER_EXTENT_KM, Stem, benchmark_split, parse_stem
 from xfacies.catalog import ZONES, zone_flag_attrs
 from xfacies.errors import CorruptFileError, XfaciesWarning
 
@@ -114,6 +119,13 @@ CITATION = (
 #: Folder and file suffix of each variable read from a PNG.
 _FILES: dict[str, tuple[str, str]] = {"sar": ("sar_images", ""), "zones": ("zones", "_zones"),
                                       "front": ("fronts", "_front")}
+#: Folder names of each variable in the flat resized layout: the benchmark's, and the resized
+#: derivative's own (``sar_256/``, ``zones_processed_256/``, ``fronts_256/``, any side).
+_FLAT_FOLDERS: dict[str, re.Pattern[str]] = {
+    "sar": re.compile(r"^sar(_images)?(_[0-9]+)?$"),
+    "zones": re.compile(r"^zones(_processed)?(_[0-9]+)?$"),
+    "front": re.compile(r"^fronts?(_processed)?(_[0-9]+)?$"),
+}
 #: Zone codes in the PNGs of each layout -> xfacies class id.
 _ZONE_CODES: dict[str, dict[int, int]] = {
     "raw": {z.grey: z.id for z in ZONES},
@@ -170,7 +182,7 @@ def _find_layout(root: Path) -> tuple[Path, str]:
     for base in (root, root / "data_raw"):
         if any((base / "sar_images" / s).is_dir() for s in SPLITS):
             return base, "raw"
-    sar = root / "sar_images"
+    sar = _flat_folders(root).get("sar", root / "sar_images")
     if sar.is_dir() and _pngs(sar):
         return root, "resized"
     raise ValueError(
@@ -178,8 +190,32 @@ def _find_layout(root: Path) -> tuple[Path, str]:
         "data_raw/ (or this folder itself) with sar_images/{train,test}/<stem>.png, "
         "zones/{train,test}/<stem>_zones.png and fronts/{train,test}/<stem>_front.png, or the "
         "flat resized layout sar_images/<stem>.png, zones/<stem>_zones.png, "
-        f"fronts/<stem>_front.png. Found: {_listing(root)}"
+        "fronts/<stem>_front.png (or the derivative's sar_256/, zones_processed_256/, fronts_256/). "
+        f"Found: {_listing(root)}"
         + (f"; sar_images/ holds: {_listing(sar)}" if sar.is_dir() else ""))
+
+
+def _flat_folders(base: Path) -> dict[str, Path]:
+    """The flat layout's folder of each variable (benchmark or derivative names).
+
+    Raises
+    ------
+    ValueError
+        When two folders match one variable (e.g. ``sar_images/`` and ``sar_256/``).
+    """
+    found: dict[str, Path] = {}
+    try:
+        entries = sorted(p for p in base.iterdir() if p.is_dir())
+    except OSError:
+        return found
+    for kind, pattern in _FLAT_FOLDERS.items():
+        hits = [p for p in entries if pattern.match(p.name)]
+        if len(hits) > 1:
+            raise ValueError(f"{base} has {len(hits)} folders of {kind} images ({', '.join(p.name for p in hits)}); "
+                             "keep one, or open each copy from its own folder")
+        if hits:
+            found[kind] = hits[0]
+    return found
 
 
 def _bbox_files(base: Path) -> dict[str, Path]:
@@ -203,13 +239,19 @@ def _images(base: Path, layout: str, splits: Iterable[str]) -> list[_Image]:
     bboxes = _bbox_files(base)
     images: list[_Image] = []
     seen: dict[str, Path] = {}
-    for split in splits:
+    flat = _flat_folders(base) if layout == "resized" else {}
+    for split in (splits if layout == "raw" else ("all",)):
         sub = (split,) if layout == "raw" else ()
-        sar_dir = base.joinpath("sar_images", *sub)
+        if layout == "raw":
+            sar_dir = base.joinpath("sar_images", *sub)
+            mask_dirs = {kind: base.joinpath(folder, *sub) for kind, (folder, _) in _FILES.items()
+                         if kind != "sar"}
+        else:
+            sar_dir = flat.get("sar", base / "sar_images")
+            mask_dirs = {kind: flat.get(kind, base / folder) for kind, (folder, _) in _FILES.items()
+                         if kind != "sar"}
         if not sar_dir.is_dir():
             continue
-        mask_dirs = {kind: base.joinpath(folder, *sub) for kind, (folder, _) in _FILES.items()
-                     if kind != "sar"}
         for sar in _pngs(sar_dir):
             try:
                 stem = parse_stem(sar)
@@ -224,12 +266,17 @@ def _images(base: Path, layout: str, splits: Iterable[str]) -> list[_Image]:
                     masks[kind] = None
                     continue
                 path = folder / f"{stem.stem}{_FILES[kind][1]}.png"
+                if not path.is_file() and layout == "resized" and (folder / f"{stem.stem}.png").is_file():
+                    path = folder / f"{stem.stem}.png"  # a derivative naming masks by the bare stem
                 if not path.is_file():
                     raise FileNotFoundError(
                         f"{kind} mask of image {stem.stem!r} is missing: expected {path} "
                         f"(masks are optional only when the whole folder {folder} is absent)")
                 masks[kind] = path
-            images.append(_Image(stem, split, sar, masks["zones"], masks["front"],
+            true_split = split if layout == "raw" else benchmark_split(stem.glacier)
+            if true_split not in splits:
+                continue
+            images.append(_Image(stem, true_split, sar, masks["zones"], masks["front"],
                                  bboxes.get(stem.stem)))
     return images
 
@@ -469,13 +516,19 @@ def open_dataset(root: str | os.PathLike[str], split: str | None = None,
         The benchmark's ``data_raw`` folder or its parent (``raw`` layout), or a folder with
         flat ``sar_images/``, ``zones/`` and ``fronts/`` (``resized`` layout).
     split
-        ``"train"``, ``"test"`` or ``None`` for both.  The resized layout is all ``"train"``.
+        ``"train"``, ``"test"`` or ``None`` for both.  In the flat (resized) layout an image's
+        split is its benchmark split, known from its glacier (COL and Mapple are the test
+        glaciers, the other five the training ones); other glaciers' images are ``"unknown"``
+        and come with ``None`` only.
     metadata
         Path of the published ``meta_data.csv`` to georeference the images listed there
         (``x``/``y`` pixel-centre coordinates, CRS via rioxarray).  Images not listed stay
         without coordinates (a :class:`MissingGeoreferenceWarning` gives their count); rows
         of other images are ignored.  In the raw layout ``pixel_size`` stays the file name's
-        resolution; in the resized layout it comes from these bounds.
+        resolution; in the resized layout it comes from these bounds, else from the fixed area
+        each benchmark glacier's images cover (:data:`xfacies.caffe.names.GLACIER_EXTENT_KM`),
+        per axis (``pixel_size_x``, ``pixel_size_y``; ``pixel_size`` their geometric mean); NaN
+        for other glaciers (their scores stay in pixels).
     chunks
         Dask chunks of every (y, x) array (``int``, ``tuple``, ``{"y": ..., "x": ...}`` or
         ``"auto"``); default one chunk per image.
@@ -515,11 +568,8 @@ def open_dataset(root: str | os.PathLike[str], split: str | None = None,
     base, layout = _find_layout(root)
     base = base.resolve()  # absolute paths in the tasks: computing works from any directory
     splits = SPLITS if split is None else (split,)
-    if layout == "resized":
-        if split == "test":
-            raise ValueError(f"{root} is in the flat resized layout, whose images are all in the "
-                             "training split: use split='train' or None")
-        splits = ("train",)
+    if layout == "resized" and split is None:
+        splits = SPLITS + ("unknown",)
     images = sorted(_images(base, layout, splits), key=lambda im: im.stem.stem)
     if not images:
         raise ValueError(f"no CaFFe images for split={split!r} under {base} (sar_images/ holds: "
@@ -593,6 +643,9 @@ def _node(image: _Image, layout: str, geo: tuple[Any, tuple[float, float, float,
     elif geo is not None:
         left, bottom, right, top = geo[1]
         px, py = (right - left) / width, (top - bottom) / height
+    elif stem.glacier in GLACIER_EXTENT_KM:  # each glacier's images cover one fixed area
+        w_km, h_km = GLACIER_EXTENT_KM[stem.glacier]
+        px, py = 1000.0 * w_km / width, 1000.0 * h_km / height
     else:
         px = py = math.nan
     attrs = {

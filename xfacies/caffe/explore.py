@@ -489,7 +489,7 @@ def _scores_table(scores: pd.DataFrame | None) -> pd.DataFrame | None:
 
 #: Score columns shown when present (label, format), in order.
 _SCORE_LABELS: dict[str, tuple[str, str]] = {
-    "mde": ("MDE", "{:.0f} m"), "hd95": ("HD95", "{:.0f} m"), "iou": ("IoU", "{:.3f}"),
+    "mde": ("MDE", "{:.0f} {units}"), "hd95": ("HD95", "{:.0f} {units}"), "iou": ("IoU", "{:.3f}"),
 }
 
 
@@ -504,7 +504,9 @@ def _score_columns(scores: pd.DataFrame | None, meta_columns: set[str]) -> list[
     return numeric[:6]
 
 
-def _fmt_score(col: str, value: Any) -> str:
+def _fmt_score(col: str, value: Any, units: Any = None) -> str:
+    """A score as shown on a card; distances carry the table's ``units`` (``"m"`` or ``"px"``;
+    a table without the column is taken to be in pixels, never labelled metres unasked)."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -512,7 +514,10 @@ def _fmt_score(col: str, value: Any) -> str:
     if not math.isfinite(v):
         return "–"
     fmt = _SCORE_LABELS.get(col, (col, "{:.4g}"))[1]
-    return fmt.format(v)
+    units = "px" if units is None or (isinstance(units, float) and math.isnan(units)) else str(units)
+    if units == "px":
+        fmt = fmt.replace("{:.0f}", "{:.1f}")
+    return fmt.format(v, units=units)
 
 
 def _attr_name(col: str) -> str:
@@ -549,7 +554,7 @@ def _card(stem: str, row: pd.Series, thumb: str, over: str, size: tuple[int, int
             except (TypeError, ValueError):
                 number = math.nan
             attrs[f"data-{_attr_name(col)}"] = repr(number) if math.isfinite(number) else ""
-            meta.append((_SCORE_LABELS.get(col, (col, ""))[0], _fmt_score(col, value)))
+            meta.append((_SCORE_LABELS.get(col, (col, ""))[0], _fmt_score(col, value, score_row.get("units"))))
         if bool(score_row.get("no_front", False)):
             meta.append(("front", "none predicted"))
             search.append("nofront")

@@ -75,7 +75,7 @@ BREAKDOWNS: dict[str, tuple[str, ...]] = {
 _N_CLASSES = len(ZONES)
 _IOU_COLUMNS = [f"iou_{z.name}" for z in ZONES]
 _SUMMARY_COLUMNS = ["breakdown", "group", "n_images", "n_no_front", "mde", "mean_of_image_means",
-                    "hd95", "iou", *_IOU_COLUMNS, "precision", "recall", "f1"]
+                    "hd95", "units", "iou", *_IOU_COLUMNS, "precision", "recall", "f1"]
 
 PixelSize = float | Mapping[str, float] | Callable[[str], float] | None
 
@@ -95,7 +95,7 @@ def _as_mask(obj: Any, what: str) -> np.ndarray:
 
 
 def front_errors(pred_front: np.ndarray | xr.DataArray, true_front: np.ndarray | xr.DataArray,
-                 resolution: float) -> np.ndarray:
+                 resolution: float | tuple[float, float]) -> np.ndarray:
     """Distances between two fronts: every predicted pixel to the nearest true one, then back.
 
     Parameters
@@ -103,7 +103,8 @@ def front_errors(pred_front: np.ndarray | xr.DataArray, true_front: np.ndarray |
     pred_front, true_front
         Boolean front masks of the same shape (non-zero counts as front).
     resolution
-        Metres per pixel (> 0); 1.0 gives distances in pixels.
+        Metres per pixel (> 0), or a ``(y, x)`` pair for non-square pixels (a resized image of a
+        non-square original: distances are Euclidean in metres); 1.0 gives distances in pixels.
 
     Returns
     -------
@@ -120,20 +121,29 @@ def front_errors(pred_front: np.ndarray | xr.DataArray, true_front: np.ndarray |
     array([20.  , 20.  , 36.06])
     >>> front_errors(pred, np.zeros((3, 4), bool), 10.0)
     array([], dtype=float64)
+    >>> front_errors(pred, true, (10.0, 5.0)).round(2)   # 10 m rows, 5 m columns
+    array([20., 20., 25.])
     """
-    res = check_resolution(resolution, "resolution")
+    if isinstance(resolution, tuple | list | np.ndarray) and np.ndim(resolution) == 1:
+        if len(resolution) != 2:
+            raise ValueError(f"resolution must be a number or a (y, x) pair of metres per pixel, got {resolution!r}")
+        ry = check_resolution(resolution[0], "resolution[0] (y)")
+        rx = check_resolution(resolution[1], "resolution[1] (x)")
+    else:
+        ry = rx = check_resolution(resolution, "resolution")
     pred = _as_mask(pred_front, "pred_front")
     true = _as_mask(true_front, "true_front")
     if pred.shape != true.shape:
         raise ValueError(f"pred_front and true_front must have the same shape, got {pred.shape} "
                          f"and {true.shape}")
-    p = np.argwhere(pred)
-    g = np.argwhere(true)
+    scale = np.array([ry, rx], dtype=np.float64)
+    p = np.argwhere(pred) * scale
+    g = np.argwhere(true) * scale
     if len(p) == 0 or len(g) == 0:
         return np.empty(0, dtype=np.float64)
     d_pg, _ = cKDTree(g).query(p, k=1)
     d_gp, _ = cKDTree(p).query(g, k=1)
-    return np.concatenate([d_pg, d_gp]).astype(np.float64) * res
+    return np.concatenate([d_pg, d_gp]).astype(np.float64)
 
 
 def zone_scores(pred_zones: np.ndarray | xr.DataArray,
@@ -245,14 +255,29 @@ def _finite(value: Any) -> float | None:
     return v if math.isfinite(v) and v > 0 else None
 
 
-def _scale(stem: str, attrs: Mapping[str, Any], pixel_size: PixelSize) -> float:
+def _own_size(attrs: Mapping[str, Any]) -> float | tuple[float, float] | None:
+    """The image's own metres per pixel: ``(y, x)`` when both axes are known and differ, else a
+    number; ``None`` when unknown (a resized image of an unknown glacier)."""
+    py, px = _finite(attrs.get("pixel_size_y")), _finite(attrs.get("pixel_size_x"))
+    if py is not None and px is not None:
+        return py if py == px else (py, px)
+    value = _finite(attrs.get("pixel_size"))
+    if value is None and attrs.get("layout") != "resized":
+        value = _finite(attrs.get("resolution"))
+    return value
+
+
+def _geometric(size: float | tuple[float, float]) -> float:
+    return math.sqrt(size[0] * size[1]) if isinstance(size, tuple) else float(size)
+
+
+def _scale(stem: str, attrs: Mapping[str, Any], pixel_size: PixelSize) -> float | tuple[float, float]:
     if pixel_size is None:
-        value = _finite(attrs.get("pixel_size"))
+        value = _own_size(attrs)
         if value is None:
-            value = _finite(attrs.get("resolution"))
-        if value is None:
-            raise ValueError(f"image {stem!r} has neither a finite 'pixel_size' nor a "
-                             "'resolution' attribute: pass pixel_size= to evaluate")
+            raise ValueError(f"image {stem!r} has no known pixel size (neither a finite 'pixel_size' nor, "
+                             "outside the resized layout, a 'resolution' attribute): pass pixel_size= "
+                             "to evaluate (1.0 for pixels)")
         return value
     if callable(pixel_size):
         return check_resolution(pixel_size(stem), f"pixel_size({stem!r})")
@@ -288,7 +313,7 @@ def _metadata(stem: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- evaluation
 def _image_row(stem: str, truth: xr.Dataset, pred: xr.Dataset, pixel_size: PixelSize,
-               resolution: PixelSize = None) -> dict[str, Any]:
+               resolution: PixelSize = None, units: str = "m") -> dict[str, Any]:
     attrs = truth.attrs
     scale = _scale(stem, attrs, pixel_size)
     true_zones = check_zones(truth["zones"].values, f"dataset[{stem!r}].zones")
@@ -303,9 +328,11 @@ def _image_row(stem: str, truth: xr.Dataset, pred: xr.Dataset, pixel_size: Pixel
         # The 750 m of step 4 are physical: use the image's metres per pixel, not the
         # reporting scale (pixel_size=1.0 reports in pixels).
         if resolution is not None:
-            physical = _scale(stem, attrs, resolution)
+            physical = _geometric(_scale(stem, attrs, resolution))
         else:
-            physical = _finite(attrs.get("pixel_size")) or _finite(attrs.get("resolution")) or scale
+            own = _own_size(attrs)
+            physical = _geometric(own) if own is not None else (
+                _finite(attrs.get("resolution")) or _geometric(scale))
         bbox = truth["bbox"] if "bbox" in truth.data_vars else None
         pred_front = zones_to_front(pred_zones, physical, bbox)
     if pred_front.shape != true_front.shape:
@@ -313,7 +340,8 @@ def _image_row(stem: str, truth: xr.Dataset, pred: xr.Dataset, pixel_size: Pixel
                          f"dataset's {true_front.shape}")
     errors = front_errors(pred_front, true_front, scale)
     no_front = errors.size == 0
-    row: dict[str, Any] = {"image": stem, **_metadata(stem, attrs), "pixel_size": scale,
+    row: dict[str, Any] = {"image": stem, **_metadata(stem, attrs), "pixel_size": _geometric(scale),
+                           "units": units,
                            "n_pred_front": int(pred_front.sum()),
                            "n_true_front": int(true_front.sum()), "no_front": no_front,
                            "n_errors": int(errors.size), "sum_errors": float(errors.sum()),
@@ -344,14 +372,17 @@ def evaluate(predictions: xr.DataTree | Mapping[str, xr.Dataset | xr.DataArray],
         are merged into the sensor "TSX/TDX".
     pixel_size
         Metres per pixel that scale the distances: a number (1.0 reports pixels), a mapping
-        stem -> number or a callable stem -> number. Default: each image's ``pixel_size``
-        attr if finite, else its ``resolution`` attr. It does not change the post-processing.
+        stem -> number or a callable stem -> number.  Default: each image's own size, per axis
+        (``pixel_size_y``, ``pixel_size_x``: resized images of non-square originals have
+        non-square pixels), else its ``pixel_size``, else (raw layout) its ``resolution``.  When
+        any image's size is unknown (a resized image of a glacier whose extent is unknown), every
+        distance is reported in pixels, with a warning.  The ``units`` column says which.
+        It does not change the post-processing.
     resolution
         Metres per pixel for the post-processing of predicted zones (its 750 m minimum front
-        length): a number, mapping or callable as ``pixel_size``. Default: the image's
-        ``pixel_size`` attr if finite, else its ``resolution`` attr.  Give it for the resized
-        derivative, whose pixels are ``original side / 256`` times coarser than the file
-        name's resolution (a warning says so when it is missing there).
+        length): a number, mapping or callable as ``pixel_size``.  Default: the image's own
+        size (the geometric mean of its axes), as for ``pixel_size``; for a resized image of
+        unknown size the file name's resolution, with a warning that it is the original's.
     per_image
         Return the per-image table instead of the summary (columns: image, glacier, date,
         satellite, sensor, resolution, season, pixel_size, n_pred_front, n_true_front,
@@ -362,9 +393,9 @@ def evaluate(predictions: xr.DataTree | Mapping[str, xr.Dataset | xr.DataArray],
     -------
     pandas.DataFrame
         One row per (breakdown, group), :data:`BREAKDOWNS` in order, groups sorted: columns
-        breakdown, group, n_images, n_no_front, mde, mean_of_image_means, hd95, iou, iou_NA,
-        iou_rock, iou_glacier, iou_ocean, precision, recall, f1 (module docstring). Distances
-        in metres (or the units of ``pixel_size``).
+        breakdown, group, n_images, n_no_front, mde, mean_of_image_means, hd95, units, iou, iou_NA,
+        iou_rock, iou_glacier, iou_ocean, precision, recall, f1 (module docstring), and
+        ``units`` of the distances: ``"m"``, or ``"px"`` (``pixel_size=1.0``, or sizes unknown).
 
     Raises
     ------
@@ -384,11 +415,11 @@ def evaluate(predictions: xr.DataTree | Mapping[str, xr.Dataset | xr.DataArray],
     >>> pred = {"JAC_2015-02-11_TDX_6_1_104": xr.Dataset(
     ...     {"zones": (("y", "x"), np.roll(zones, 1, axis=1)), "front": (("y", "x"), np.roll(front, 1, axis=1))})}
     >>> table = evaluate(pred, truth)
-    >>> table[["breakdown", "group", "n_images", "mde"]].iloc[[0, 3, 5]]
-          breakdown             group  n_images  mde
-    0           all               all         1  6.0
-    3        sensor           TSX/TDX         1  6.0
-    5  glacier×season      JAC / winter         1  6.0
+    >>> table[["breakdown", "group", "n_images", "mde", "units"]].iloc[[0, 3, 5]]
+            breakdown         group  n_images  mde units
+    0             all           all         1  6.0     m
+    3          sensor       TSX/TDX         1  6.0     m
+    5  glacier×season  JAC / winter         1  6.0     m
     >>> round(float(table["iou"].iloc[0]), 3)
     0.6
     """
@@ -417,7 +448,21 @@ def evaluate(predictions: xr.DataTree | Mapping[str, xr.Dataset | xr.DataArray],
                 "ORIGINAL image's, so the 750 m minimum front length spans too many pixels. Pass "
                 "resolution= (metres per pixel of the resized image), or the metadata CSV to "
                 "open_dataset", InputWarning, stacklevel=2)
-    rows = [_image_row(stem, truths[stem], preds[stem], pixel_size, resolution) for stem in truths]
+    units = "m"
+    if pixel_size is None:
+        unsized = [s for s, t in truths.items() if _own_size(t.attrs) is None]
+        if unsized:
+            import warnings
+
+            warnings.warn(
+                f"{len(unsized)} of {len(truths)} images (e.g. {unsized[0]}) have no known pixel size (resized "
+                "images of a glacier whose extent is unknown): every distance is reported in pixels "
+                "(units 'px'). Pass pixel_size= (metres per pixel) or open the dataset with its metadata "
+                "CSV for metres", InputWarning, stacklevel=2)
+            pixel_size, units = 1.0, "px"
+    elif not callable(pixel_size) and not isinstance(pixel_size, Mapping) and float(pixel_size) == 1.0:
+        units = "px"
+    rows = [_image_row(stem, truths[stem], preds[stem], pixel_size, resolution, units) for stem in truths]
     table = pd.DataFrame(rows)
     return table if per_image else summarize(table)
 
@@ -464,6 +509,7 @@ def _group_scores(part: pd.DataFrame) -> dict[str, Any]:
         "mde": float(fronted["sum_errors"].sum() / n_errors) if n_errors > 0 else float("nan"),
         "mean_of_image_means": float(fronted["mde"].mean()),
         "hd95": float(fronted["hd95"].mean()),
+        "units": "/".join(sorted(set(part["units"]))) if "units" in part.columns else "m",
     }
     for col in ["iou", *_IOU_COLUMNS, "precision", "recall", "f1"]:
         out[col] = float(part[col].mean())

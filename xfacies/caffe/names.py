@@ -27,6 +27,8 @@ __all__ = [
     "GLACIERS",
     "NORTHERN_GLACIERS",
     "TEST_GLACIERS",
+    "GLACIER_EXTENT_KM",
+    "benchmark_split",
     "MASK_SUFFIXES",
 ]
 
@@ -44,11 +46,31 @@ GLACIERS: dict[str, str] = {
     "SI": "Sjogren-Inlet glacier system, Antarctic Peninsula",
 }
 
+#: The fixed area (width, height in km) that each glacier's images cover, whatever the sensor (the
+#: nnU-Net calving-front study's dataset figure): a 256 x 256 resized image of it has pixels of
+#: ``(width / 256, height / 256)`` km.
+GLACIER_EXTENT_KM: dict[str, tuple[float, float]] = {
+    "COL": (32.0, 15.0), "Mapple": (8.0, 8.0), "Crane": (19.0, 25.0), "Jorum": (20.0, 13.0),
+    "DBE": (22.0, 20.0), "SI": (23.0, 19.0), "JAC": (16.0, 19.0),
+}
+
 #: Glaciers of the northern hemisphere (all others are southern).
 NORTHERN_GLACIERS: frozenset[str] = frozenset({"COL", "JAC"})
 
 #: Glaciers of the benchmark's test split (they never appear in training).
 TEST_GLACIERS: frozenset[str] = frozenset({"COL", "Mapple"})
+
+def benchmark_split(glacier: str) -> str:
+    """The benchmark split of a glacier's images: ``"test"`` (COL, Mapple), ``"train"`` (the
+    other five), ``"unknown"`` for any other glacier token.
+
+    >>> benchmark_split("Mapple"), benchmark_split("JAC"), benchmark_split("Helheim")
+    ('test', 'train', 'unknown')
+    """
+    if glacier in TEST_GLACIERS:
+        return "test"
+    return "train" if glacier in GLACIERS else "unknown"
+
 
 #: Suffixes that the mask files add to the image stem.
 MASK_SUFFIXES: tuple[str, ...] = ("_zones", "_front")

@@ -73,7 +73,7 @@ def _zones_block(p: np.ndarray) -> np.ndarray:
 
 
 def segment(sar: Any, model: Any = DEFAULT_MODEL, *, method: str = "dense",
-            chunks: int | dict | None = None) -> Any:
+            chunks: int | dict | None = None, tta: str | None = None) -> Any:
     """Zone class ids (0 NA, 1 rock, 2 glacier, 3 ocean) of SAR images, lazily, chunk by chunk.
 
     Parameters
@@ -86,11 +86,16 @@ def segment(sar: Any, model: Any = DEFAULT_MODEL, *, method: str = "dense",
         A zone model (:class:`xfacies.Model` with the ``"sar"`` feature and the four zone
         classes), a bundle path, or a built-in name; default ``"caffe-zones"``.
     method
-        ``"dense"`` or ``"exact"``, as in :func:`xfacies.predict_proba`; the shipped model's
-        architecture (``"dilated-fcn"``) is translation-exact, so both give the same zones.
+        ``"dense"`` or ``"exact"``, as in :func:`xfacies.predict_proba`.  The shipped model is a
+        U-Net (not translation-exact): ``"dense"`` runs each image whole when it fits the
+        bundle's tile (512 px) and otherwise as overlapping tiles merged with a Hann weight;
+        ``"exact"`` is for translation-exact models (``"dilated-fcn"``).
     chunks
         Rechunk the image first (e.g. ``{"y": 1024, "x": 1024}``); by default its own chunks
         (a NumPy-backed image is one chunk).
+    tta
+        ``"flips"`` averages the softmax over 4 flipped views, ``"d4"`` over 8 rotations and
+        flips; ``None`` (default) the image as is.
 
     Returns
     -------
@@ -126,7 +131,7 @@ def segment(sar: Any, model: Any = DEFAULT_MODEL, *, method: str = "dense",
         out = {}
         for node in sar.subtree:
             if "sar" in node.ds.data_vars:
-                z = segment(node.ds["sar"], path, method=method, chunks=chunks)
+                z = segment(node.ds["sar"], path, method=method, chunks=chunks, tta=tta)
                 out[node.relative_to(sar) if node is not sar else "/"] = xr.Dataset({"zones": z}, attrs=dict(node.attrs))
         return xr.DataTree.from_dict(out, name=sar.name)
     if isinstance(sar, xr.Dataset):
@@ -135,7 +140,7 @@ def segment(sar: Any, model: Any = DEFAULT_MODEL, *, method: str = "dense",
         sar = sar["sar"]
     if chunks is not None:
         sar = sar.chunk(chunks)
-    probs = predict_proba(sar_features(sar), path, method=method)
+    probs = predict_proba(sar_features(sar), path, method=method, tta=tta)
     import dask.array as da
 
     p = probs.data
@@ -145,4 +150,6 @@ def segment(sar: Any, model: Any = DEFAULT_MODEL, *, method: str = "dense",
     coords = {k: v for k, v in probs.coords.items() if "class" not in v.dims}
     attrs = catalog.zone_flag_attrs()
     attrs.update(method=method, model=probs.attrs["model"])
+    if tta is not None:
+        attrs["tta"] = tta
     return xr.DataArray(z, dims=probs.dims[:-3] + ("y", "x"), coords=coords, name="zones", attrs=attrs)

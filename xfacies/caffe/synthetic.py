@@ -173,7 +173,8 @@ def make_synthetic(root: str | os.PathLike[str], *, layout: str = "raw", n: int 
         one to ``root`` itself; ``meta_data.csv`` goes to ``root``.
     layout
         ``"raw"`` (``{train,test}`` sub-folders, zone grey values 0/64/127/254, bounding boxes)
-        or ``"resized"`` (flat folders, zone class ids 1..4, no bounding boxes, all training).
+        or ``"resized"`` (flat folders, zone class ids 1..4, no bounding boxes; each image's split
+        is its glacier's benchmark split).
     n
         Number of images.  Glaciers are drawn in turn, satellites in a fixed cycle, so that a
         dozen images cover every glacier and satellite.

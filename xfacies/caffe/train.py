@@ -31,11 +31,24 @@ CITATION = ("Gourmelon, N., Seehaus, T., Braun, M., Maier, A. and Christlein, V.
             "calving front extraction from synthetic aperture radar imagery, Earth Syst. Sci. Data 14, "
             "4287-4313, doi:10.5194/essd-14-4287-2022; data doi:10.1594/PANGAEA.940950, CC BY 4.0")
 
-#: Default architecture of the zone model (receptive field 133 px).
-DEFAULT_CONFIG: dict[str, Any] = {"n_features": 1, "n_classes": len(catalog.ZONES), "filters": 12,
+#: Default architecture of the zone model: a U-Net of 5 levels (16..256 channels) with an ASPP
+#: bottleneck on the input averaged 2 x 2, 2.2 M parameters; 256-px images run whole, larger
+#: ones in 512-px tiles.
+DEFAULT_ARCHITECTURE = "unet"
+DEFAULT_CONFIG: dict[str, Any] = {"n_features": 1, "n_classes": len(catalog.ZONES), "base_filters": 16,
+                                  "depth": 4, "aspp_rates": [1, 2, 4], "dropout": 0.1,
+                                  "tile": 512, "overlap": 128, "downsample": 2}
+#: The previous, translation-exact zone model (receptive field 133 px).
+DILATED_CONFIG: dict[str, Any] = {"n_features": 1, "n_classes": len(catalog.ZONES), "filters": 12,
                                   "dilations": [1, 2, 4, 8, 16, 32, 2]}
 #: The shipped model's training budget (``xfacies caffe train`` defaults).
-DEFAULT_FIT: dict[str, Any] = {"epochs": 25, "batch_size": 8, "crop": 160, "steps_per_epoch": 40}
+DEFAULT_FIT: dict[str, Any] = {"epochs": 14, "batch_size": 8, "crop": 256, "steps_per_epoch": None,
+                               "learning_rate": 2e-3}
+#: Augmentation strengths: random resized crops keep ``zoom`` (min, max) of the side, gamma is
+#: ``exp(N(0, gamma))``, contrast a factor in ``1 ± contrast``, speckle a multiplicative
+#: Gamma(L, 1/L) noise with ``L`` looks in ``speckle``.
+AUGMENT: dict[str, Any] = {"zoom": (0.6, 1.0), "zoom_p": 0.5, "gamma": 0.25, "contrast": 0.25,
+                           "brightness": 0.08, "speckle": (3.0, 30.0), "speckle_p": 0.5}
 
 
 def _images(tree: xr.DataTree) -> list[tuple[str, dict, np.ndarray, np.ndarray]]:
@@ -62,52 +75,181 @@ def _class_weights(images: list, n_classes: int) -> np.ndarray:
     return (w / (w * freq).sum()).astype(np.float32)
 
 
+def _resize(a: np.ndarray, shape: tuple[int, int], nearest: bool) -> np.ndarray:
+    from PIL import Image
+
+    mode = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
+    im = Image.fromarray(a.astype(np.uint8) if nearest else a.astype(np.float32), mode="L" if nearest else "F")
+    return np.asarray(im.resize((shape[1], shape[0]), mode))
+
+
+def augment_pair(sar: np.ndarray, zones: np.ndarray, size: int, rng: np.random.Generator,
+                 strength: dict[str, Any] | None = None, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """One training sample: a ``size x size`` view of an image and its zones, augmented.
+
+    A random crop (scale jitter: ``zoom`` of the side, resized back to ``size``; larger images
+    first get a random window of about ``size`` / ``zoom``), a random rotation by 90 degrees and flip,
+    then on the 0..1 grey values a gamma, contrast and brightness change and multiplicative
+    speckle noise.  No-data pixels (grey value 0) stay 0, so the model keeps seeing them as
+    no data.  ``train=False`` returns the image resized to ``size`` with nothing random.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        float32 ``(size, size)`` grey values in 0..1 and int32 zone ids.
+    """
+    a = dict(AUGMENT if strength is None else {**AUGMENT, **strength})
+    H, W = sar.shape
+    if train:
+        lo, hi = a["zoom"]
+        f = rng.uniform(lo, hi) if rng.random() < a["zoom_p"] else 1.0
+        if max(H, W) <= size:  # zoom in: a crop of f of each side
+            side_r = max(8, int(round(H * f)))
+            side_c = max(8, min(W, int(round(W * f * rng.uniform(0.9, 1.1)))))
+        else:  # a window of about size / f pixels
+            side_r = side_c = max(8, min(H, W, int(round(size / f))))
+        r0 = int(rng.integers(H - side_r + 1))
+        c0 = int(rng.integers(W - side_c + 1))
+        sar = sar[r0:r0 + side_r, c0:c0 + side_c]
+        zones = zones[r0:r0 + side_r, c0:c0 + side_c]
+    if sar.shape != (size, size):
+        sar = _resize(sar, (size, size), nearest=False)
+        zones = _resize(zones, (size, size), nearest=True)
+    x = sar.astype(np.float32) / 255.0
+    y = zones.astype(np.int32)
+    if not train:
+        return x, y
+    k = int(rng.integers(4))
+    x, y = np.rot90(x, k), np.rot90(y, k)
+    if rng.random() < 0.5:
+        x, y = x[:, ::-1], y[:, ::-1]
+    nodata = x <= 0
+    x = np.clip(x, 1e-4, 1.0) ** np.exp(rng.normal(0.0, a["gamma"]))
+    m = float(x[~nodata].mean()) if (~nodata).any() else 0.5
+    x = (x - m) * rng.uniform(1 - a["contrast"], 1 + a["contrast"]) + m + rng.uniform(-a["brightness"], a["brightness"])
+    if rng.random() < a["speckle_p"]:
+        L = rng.uniform(*a["speckle"])
+        x = x * rng.gamma(L, 1.0 / L, size=x.shape)
+    x = np.clip(x, 1.0 / 255.0, 1.0)
+    x[nodata] = 0.0
+    return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y)
+
+
 def _dataset_class():
     from xfacies.model.architecture import _keras
 
     keras = _keras()
 
-    class Crops(keras.utils.PyDataset):
-        """Batches of random ``size x size`` crops (zero-padded with weight 0 where an image is
-        smaller), flipped and rotated by multiples of 90 degrees, with per-pixel class weights."""
+    class Samples(keras.utils.PyDataset):
+        """Batches of augmented ``size x size`` samples with one-hot zones (:func:`augment_pair`);
+        every epoch visits the images in a new seeded order."""
 
-        def __init__(self, images, size, batch_size, class_weights, seed, augment, steps):
+        def __init__(self, images, size, batch_size, n_classes, seed, augment, steps, strength=None):
             super().__init__()
-            self.images, self.size, self.bs = images, size, batch_size
-            self.cw, self.seed, self.augment, self.steps = class_weights, seed, augment, steps
+            self.images, self.size, self.bs, self.nc = images, size, batch_size, n_classes
+            self.seed, self.augment, self.steps, self.strength = seed, augment, steps, strength
             self.epoch = 0
 
         def __len__(self):
             return self.steps
 
-        def on_epoch_end(self):
-            self.epoch += 1
-
         def __getitem__(self, i):
+            n = len(self.images)
+            order = (np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.augment
+                     else np.arange(n))
             rng = np.random.default_rng([self.seed, self.epoch, i])
-            S = self.size
-            x = np.zeros((self.bs, S, S, 1), np.float32)
-            y = np.zeros((self.bs, S, S), np.int32)
-            w = np.zeros((self.bs, S, S), np.float32)
+            x = np.zeros((self.bs, self.size, self.size, 1), np.float32)
+            y = np.zeros((self.bs, self.size, self.size, self.nc), np.float32)
             for b in range(self.bs):
-                _, _, sar, z = self.images[rng.integers(len(self.images))]
-                H, W = sar.shape
-                r0 = rng.integers(H - S + 1) if H > S else 0
-                c0 = rng.integers(W - S + 1) if W > S else 0
-                s = sar[r0:r0 + S, c0:c0 + S].astype(np.float32) / 255.0
-                zz = z[r0:r0 + S, c0:c0 + S].astype(np.int32)
-                ww = self.cw[zz]
-                if self.augment:
-                    k = int(rng.integers(4))
-                    flip = bool(rng.integers(2))
-                    s, zz, ww = (np.rot90(a, k) for a in (s, zz, ww))
-                    if flip:
-                        s, zz, ww = (a[:, ::-1] for a in (s, zz, ww))
-                h, wd = s.shape
-                x[b, :h, :wd, 0], y[b, :h, :wd], w[b, :h, :wd] = s, zz, ww
-            return x, y, w
+                _, _, sar, z = self.images[order[(i * self.bs + b) % n]]
+                xs, ys = augment_pair(sar, z, self.size, rng, self.strength, train=self.augment)
+                x[b, ..., 0] = xs
+                y[b] = np.eye(self.nc, dtype=np.float32)[np.clip(ys, 0, self.nc - 1)]
+            return x, y
 
-    return Crops
+    class EpochOf(keras.callbacks.Callback):
+        """Tells the samples which epoch runs (also after ``BackupAndRestore`` resumes), so that
+        epoch ``e`` draws the same samples in a resumed run as in an uninterrupted one."""
+
+        def __init__(self, samples):
+            super().__init__()
+            self.samples = samples
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.samples.epoch = int(epoch)
+
+    class ValidationIoU(keras.callbacks.Callback):
+        """``val_zone_iou`` in the epoch's logs: the benchmark's zone IoU (per image the mean over
+        the classes present, then the mean over images) of the held-out images, each run whole
+        through the network in inference mode."""
+
+        def __init__(self, images, size, n_classes):
+            super().__init__()
+            self.images, self.size, self.nc = images, size, n_classes
+
+        def on_epoch_end(self, epoch, logs=None):
+            scores = []
+            rng = np.random.default_rng(0)
+            for _, _, sar, z in self.images:
+                x, y = augment_pair(sar, z, self.size, rng, train=False)
+                p = np.asarray(self.model(x[None, ..., None], training=False))[0].argmax(-1)
+                p[x <= 0] = 0
+                ious = [((p == c) & (y == c)).sum() / u for c in range(self.nc)
+                        if (u := ((p == c) | (y == c)).sum())]
+                scores.append(float(np.mean(ious)))
+            if logs is not None:
+                logs["val_zone_iou"] = float(np.mean(scores))
+
+    return Samples, EpochOf, ValidationIoU
+
+
+def dice_ce_loss():
+    """Categorical cross-entropy plus Keras' Dice loss per class over the batch (mean over
+    classes): the Dice term weighs rare zones (rock, narrow ocean) as much as common ones."""
+    from xfacies.model.architecture import _keras
+
+    keras = _keras()
+
+    class DiceCE(keras.losses.Loss):
+        def __init__(self, name: str = "dice_ce", **kw):
+            super().__init__(name=name, **kw)
+            self.ce = keras.losses.CategoricalCrossentropy()
+            self.dice = keras.losses.Dice(axis=(0, 1, 2))
+
+        def call(self, y_true, y_pred):
+            return self.ce(y_true, y_pred) + self.dice(y_true, y_pred)
+
+    return DiceCE()
+
+
+def _package_dir() -> Path:
+    import xfacies
+
+    return Path(xfacies.__file__).resolve().parent
+
+
+def check_output(out: str | Path, overwrite: bool = False) -> Path:
+    """The path a trainer may write its bundle to: never inside the installed package, and an
+    existing file only with ``overwrite=True``.
+
+    Raises
+    ------
+    PermissionError
+        For a path inside the installed ``xfacies`` package.
+    FileExistsError
+        For an existing file without ``overwrite``.
+    """
+    p = Path(out).expanduser()
+    resolved = p.resolve()
+    pkg = _package_dir()
+    if resolved == pkg or pkg in resolved.parents:
+        raise PermissionError(
+            f"{p} is inside the installed xfacies package ({pkg}); xfacies never writes there. "
+            "Save the model elsewhere (e.g. --out ./caffe-zones.xfacies) and load it by path")
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"{p} exists; pass overwrite=True (--overwrite) to replace it, or choose "
+                              "another --out")
+    return p
 
 
 def train_zone_model(
@@ -117,12 +259,19 @@ def train_zone_model(
     batch_size: int = DEFAULT_FIT["batch_size"],
     crop: int = DEFAULT_FIT["crop"],
     steps_per_epoch: int | None = DEFAULT_FIT["steps_per_epoch"],
-    learning_rate: float = 1e-3,
+    learning_rate: float = DEFAULT_FIT["learning_rate"],
+    architecture: str = DEFAULT_ARCHITECTURE,
     config: dict[str, Any] | None = None,
+    augment: dict[str, Any] | None = None,
     seed: int = 0,
     validation: xr.DataTree | None = None,
+    patience: int | None = None,
+    checkpoints: str | Path | None = None,
+    resume: bool = False,
     log: str | Path | None = None,
     out: str | Path | None = None,
+    overwrite: bool = False,
+    callbacks: list | None = None,
     verbose: int = 1,
 ):
     """Train a zone-segmentation model on CaFFe images.
@@ -133,29 +282,45 @@ def train_zone_model(
         Training images: a tree from :func:`xfacies.caffe.open_dataset` (nodes with ``sar`` and
         ``zones``), e.g. ``caffe.select(ds, index[index.glacier != "JAC"])``.
     epochs, batch_size, crop
-        Passes, crops per batch, crop side (pixels; smaller images are padded with weight 0).
+        Passes, samples per batch, sample side (pixels): every sample is a random resized crop
+        of one image (:func:`augment_pair`), so 256-px images are seen whole or zoomed in.
     steps_per_epoch
-        Batches per epoch; ``None`` is one pass over the images' pixels.
+        Batches per epoch; ``None`` is one pass over the images.
     learning_rate
         Start of Adam's cosine decay to 0 over all steps.
-    config
-        :class:`xfacies.model.dilated.DilatedConfig` fields; default :data:`DEFAULT_CONFIG`.
+    architecture, config
+        A registered architecture (``"unet"``, or ``"dilated-fcn"`` for the translation-exact
+        network) and its config fields; default :data:`DEFAULT_CONFIG`.
+    augment
+        Overrides of :data:`AUGMENT` (e.g. ``{"speckle_p": 0}``).
     seed
-        Seeds weights, crops and augmentation: the same seed gives the same model.
+        Seeds weights, sample order and augmentation: the same seed gives the same model.
     validation
-        Optional images scored after every epoch (``val_mean_io_u`` in the log).
+        Held-out images (e.g. one glacier) scored after every epoch: the epoch with the best
+        validation zone IoU is kept (``keras.callbacks.ModelCheckpoint``); with ``patience``,
+        training stops after that many epochs without improvement (``EarlyStopping``).
+    checkpoints
+        Folder for the per-epoch backup (``keras.callbacks.BackupAndRestore``) and the best
+        weights; default a folder next to ``out`` (``<out>.checkpoints``), else none.
+    resume
+        Continue from the last epoch saved in ``checkpoints`` (weights, optimizer and schedule);
+        without it an old backup there is cleared first.
     log
         CSV log of the loss and metrics per epoch (``keras.callbacks.CSVLogger``).
     out
-        Save the bundle there (``*.xfacies``).
+        Save the bundle there (``*.xfacies``); never inside the installed package, and an existing
+        file only with ``overwrite=True``.
+    callbacks
+        More ``keras.callbacks.Callback`` objects for ``fit``.
     verbose
-        Keras' progress bar (1), one line per epoch (2) or silent (0).
+        Keras' progress bar with an ETA from the first batch (1), one line per epoch (2) or
+        silent (0).
 
     Returns
     -------
     xfacies.Model
-        The ``"dilated-fcn"`` bundle: feature ``sar`` normalised by 0..255, the four zone classes,
-        the CaFFe citation, the training stems and the per-epoch history in its metadata.
+        The bundle: feature ``sar`` normalised by 0..255, the four zone classes, the CaFFe
+        citation, the training stems, the recipe and the per-epoch history in its metadata.
 
     Examples
     --------
@@ -165,46 +330,73 @@ def train_zone_model(
     >>> m.classes                                                                 # doctest: +SKIP
     ('NA', 'rock', 'glacier', 'ocean')
     """
+    import shutil
+
     from xfacies.model.architecture import _keras, build
     from xfacies.model.bundle import Model
     from xfacies.train.fitting import cosine_adam
 
+    if out is not None:
+        out = check_output(out, overwrite)
     keras = _keras()
-    cfg = dict(DEFAULT_CONFIG if config is None else {**DEFAULT_CONFIG, **config})
+    defaults = DEFAULT_CONFIG if architecture == DEFAULT_ARCHITECTURE else (
+        DILATED_CONFIG if architecture == "dilated-fcn" else {})
+    cfg = dict({**defaults, **(config or {})})
     n_classes = int(cfg["n_classes"])
     images = _images(dataset)
     for stem, _, _, z in images:
         bad = np.setdiff1d(np.unique(z), np.arange(n_classes))
         if bad.size:
             raise ValueError(f"{stem}: zone ids {bad.tolist()} outside 0..{n_classes - 1}")
-    cw = _class_weights(images, n_classes)
-    pixels = sum(s.size for _, _, s, _ in images)
-    steps = steps_per_epoch or max(1, int(np.ceil(pixels / (batch_size * crop * crop))))
+    steps = steps_per_epoch or max(1, int(np.ceil(len(images) / batch_size)))
     keras.utils.set_random_seed(seed)
-    net = build("dilated-fcn", cfg, dense=True)
-    net.compile(
-        optimizer=cosine_adam(learning_rate, epochs * steps),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.MeanIoU(num_classes=n_classes, sparse_y_true=True, sparse_y_pred=False)],
-        weighted_metrics=[],
-    )
-    Crops = _dataset_class()
-    train = Crops(images, crop, batch_size, cw, seed, True, steps)
+    net = build(architecture, cfg, dense=True)
+    iou = keras.metrics.OneHotMeanIoU(num_classes=n_classes, name="zone_iou")
+    net.compile(optimizer=cosine_adam(learning_rate, epochs * steps), loss=dice_ce_loss(), metrics=[iou])
+    Samples, EpochOf, ValidationIoU = _dataset_class()
+    train = Samples(images, crop, batch_size, n_classes, seed, True, steps, augment)
     val = None
     if validation is not None:
-        vimg = _images(validation)
-        val = Crops(vimg, crop, batch_size, np.ones(n_classes, np.float32), seed + 1, False,
-                    max(1, int(np.ceil(len(vimg) / batch_size))))
-    callbacks = []
+        val = ValidationIoU(_images(validation), crop, n_classes)
+    if checkpoints is None and out is not None:
+        checkpoints = Path(str(out) + ".checkpoints")
+    user_callbacks = list(callbacks or [])
+    callbacks = [EpochOf(train)] + ([val] if val is not None else [])
+    best = None
+    if checkpoints is not None:
+        ck = Path(checkpoints)
+        if ck.resolve() == _package_dir() or _package_dir() in ck.resolve().parents:
+            raise PermissionError(f"checkpoints={ck} is inside the installed xfacies package; choose another folder")
+        backup = ck / "backup"
+        if not resume and backup.exists():
+            shutil.rmtree(backup)
+        elif resume and not backup.exists():
+            raise FileNotFoundError(f"resume=True but {backup} holds no backup to resume from: train without "
+                                    "--resume first (with the same --out or --checkpoints)")
+        ck.mkdir(parents=True, exist_ok=True)
+        callbacks.append(keras.callbacks.BackupAndRestore(str(backup)))
+        if val is not None:
+            best = ck / "best.weights.h5"
+            callbacks.append(keras.callbacks.ModelCheckpoint(str(best), monitor="val_zone_iou", mode="max",
+                                                             save_best_only=True, save_weights_only=True))
+    if val is not None and patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_zone_iou", mode="max", patience=patience,
+                                                       restore_best_weights=best is None))
     if log is not None:
         Path(log).parent.mkdir(parents=True, exist_ok=True)
-        callbacks.append(keras.callbacks.CSVLogger(str(log)))
+        callbacks.append(keras.callbacks.CSVLogger(str(log), append=resume))
+    callbacks += user_callbacks
     t0 = time.perf_counter()
-    hist = net.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    hist = net.fit(train, epochs=epochs, callbacks=callbacks, verbose=verbose)
     seconds = time.perf_counter() - t0
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    kept = "last"
+    if best is not None and best.exists():
+        net.load_weights(str(best))
+        kept = "best validation zone IoU"
     attrs = [a for _, a, _, _ in images]
     model = Model(
-        architecture="dilated-fcn", config=cfg, weights=net.get_weights(), features=("sar",),
+        architecture=architecture, config=cfg, weights=net.get_weights(), features=("sar",),
         classes=tuple(z.name for z in catalog.ZONES),
         normalisation={"min": [0.0], "max": [255.0]},
         metadata={
@@ -215,9 +407,12 @@ def train_zone_model(
                                 "region": "CaFFe: " + ", ".join(sorted({str(a.get("glacier")) for a in attrs}))},
             "training": {"images": [s for s, _, _, _ in images], "epochs": epochs, "steps_per_epoch": steps,
                          "batch_size": batch_size, "crop": crop, "learning_rate": learning_rate,
-                         "seed": seed, "class_weights": cw.tolist(), "seconds": round(seconds, 1),
-                         "keras_backend": keras.backend.backend()},
-            "history": {k: [float(v) for v in vals] for k, vals in hist.history.items()},
+                         "augment": {k: list(v) if isinstance(v, tuple) else v
+                                     for k, v in {**AUGMENT, **(augment or {})}.items()},
+                         "loss": "categorical cross-entropy + Dice", "kept": kept,
+                         "validation": None if validation is None else [s for s, _, _, _ in _images(validation)],
+                         "seed": seed, "seconds": round(seconds, 1), "keras_backend": keras.backend.backend()},
+            "history": history,
         },
     )
     if out is not None:
@@ -226,7 +421,8 @@ def train_zone_model(
 
 
 def leave_one_glacier_out(dataset: xr.DataTree, *, pixel_size: Any = None, resolution: Any = None,
-                          models_dir: str | Path | None = None, **fit: Any) -> pd.DataFrame:
+                          models_dir: str | Path | None = None, tta: str | None = None,
+                          **fit: Any) -> pd.DataFrame:
     """Train one model per glacier on all the others and score it on that glacier.
 
     Parameters
@@ -238,6 +434,8 @@ def leave_one_glacier_out(dataset: xr.DataTree, *, pixel_size: Any = None, resol
         :func:`xfacies.caffe.evaluate`; default each image's own.
     models_dir
         Save each held-out glacier's model there as ``without-<glacier>.xfacies``.
+    tta
+        Test-time augmentation of the scoring (:func:`xfacies.caffe.segment`).
     **fit
         Passed to :func:`train_zone_model`.
 
@@ -245,10 +443,12 @@ def leave_one_glacier_out(dataset: xr.DataTree, *, pixel_size: Any = None, resol
     -------
     pandas.DataFrame
         One row per held-out glacier, and ``"all"`` pooled over them: the columns of
-        :func:`xfacies.caffe.evaluate`'s ``"all"`` row (distances in metres, or the units of
-        ``pixel_size``), the same distances in pixels (``mde_px``, ``mean_of_image_means_px``,
-        ``hd95_px``) and the training seconds.
+        :func:`xfacies.caffe.evaluate`'s ``"all"`` row (distances in its ``units``: metres where
+        every image's pixel size is known, else pixels), the same distances in pixels
+        (``mde_px``, ``mean_of_image_means_px``, ``hd95_px``) and the training seconds.
     """
+    import warnings
+
     from xfacies.caffe import index, select
     from xfacies.caffe.metrics import evaluate
     from xfacies.caffe.segmentation import segment
@@ -260,7 +460,9 @@ def leave_one_glacier_out(dataset: xr.DataTree, *, pixel_size: Any = None, resol
 
     def score(pred: xr.DataTree, truth: xr.DataTree) -> dict[str, Any]:
         row = evaluate(pred, truth, pixel_size=pixel_size, resolution=resolution).iloc[0].to_dict()
-        px = evaluate(pred, truth, pixel_size=1.0, resolution=resolution).iloc[0]
+        with warnings.catch_warnings():  # one warning (above) is enough
+            warnings.simplefilter("ignore")
+            px = evaluate(pred, truth, pixel_size=1.0, resolution=resolution).iloc[0]
         row.update({f"{k}_px": float(px[k]) for k in ("mde", "mean_of_image_means", "hd95")})
         return row
 
@@ -272,7 +474,7 @@ def leave_one_glacier_out(dataset: xr.DataTree, *, pixel_size: Any = None, resol
         if models_dir is not None:
             Path(models_dir).mkdir(parents=True, exist_ok=True)
             model.save(Path(models_dir) / f"without-{g}.xfacies")
-        pred = segment(test, model).compute()
+        pred = segment(test, model, tta=tta).compute()
         row = score(pred, test)
         row.update(held_out=g, seconds=model.metadata["training"]["seconds"])
         rows.append(row)

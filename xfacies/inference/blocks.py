@@ -25,8 +25,13 @@ __all__ = ["smooth_mode"]
 
 
 def _proba_block(block: np.ndarray, *, model_path: str, method: str, halo: int,
-                 n_classes: int, batch_size: int | None, precision: str = DEFAULT_PRECISION) -> np.ndarray:
-    """(…, F+1, H+2h, W+2h) features + mask band -> (…, C, H, W) probabilities (NaN = nodata)."""
+                 n_classes: int, batch_size: int | None, precision: str = DEFAULT_PRECISION,
+                 tta: str | None | bool = False) -> np.ndarray:
+    """(…, F+1, H+2h, W+2h) features + mask band -> (…, C, H, W) probabilities (NaN = nodata).
+
+    ``tta`` other than ``False`` (``None``, ``"flips"``, ``"d4"``) takes the tiled path of models
+    that are not translation-exact: the box of the block's finite features (halo included, the
+    scene's NaN edge padding excluded) through ``Model.predict_tiled_normalised``."""
     # the default precision is not passed on, so wrappers of predict_dense_normalised(self, x) still fit
     dense_kw = {} if precision == DEFAULT_PRECISION else {"precision": precision}
     h = halo
@@ -42,7 +47,17 @@ def _proba_block(block: np.ndarray, *, model_path: str, method: str, halo: int,
         if not valid.any():
             continue  # all-nodata chunk: no model call
         model = worker_model(model_path)
-        if method == "dense":
+        if tta is not False:
+            finite = np.all(np.isfinite(feats), axis=0)
+            rows = np.flatnonzero(finite.any(axis=1))
+            cols = np.flatnonzero(finite.any(axis=0))
+            r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            x = model.normalise(np.moveaxis(feats[:, r0:r1, c0:c1], 0, -1))
+            np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            p = np.full((n_classes,) + feats.shape[1:], np.nan, dtype=np.float32)
+            p[:, r0:r1, c0:c1] = np.moveaxis(model.predict_tiled_normalised(x, tta=tta, **dense_kw), -1, 0)
+            out[idx] = np.where(valid[None], p[(slice(None),) + inner], np.nan)
+        elif method == "dense":
             # Only the bounding box of the valid pixels (+ the halo) goes through the network:
             # outputs there depend on inputs within the receptive field only, so cropping is exact.
             # The box grows to a bucketed size (few distinct shapes: see _crop).

@@ -147,6 +147,7 @@ def predict_proba(
     method: Method = "dense",
     batch_size: int | None = None,
     precision: Precision = DEFAULT_PRECISION,
+    tta: str | None = None,
 ) -> xr.DataArray:
     """Class probabilities for every pixel, lazily, chunk by chunk.
 
@@ -175,6 +176,13 @@ def predict_proba(
         reference's numbers to 1e-5) and refuses the others.  Storage-backed features
         (``chunks=None``) with another precision are read through dask chunks of the
         storage's size instead of windows.
+    tta
+        Test-time augmentation: ``"flips"`` averages the softmax over 4 flipped views, ``"d4"``
+        over the 8 rotations and flips (``None``: the image as is).  Models that are not
+        translation-exact (``"unet"``) run each chunk, with a halo of the bundle's tile overlap,
+        whole when it fits the bundle's tile and otherwise as overlapping tiles merged with a
+        Hann weight (:mod:`xfacies.inference.tiles`); ``method="exact"`` needs a
+        translation-exact model.
 
     Returns
     -------
@@ -194,11 +202,18 @@ def predict_proba(
     if method not in ("dense", "exact"):
         raise ValueError(f"method must be 'dense' or 'exact', got {method!r}")
     check_precision(precision, method)
+    from xfacies.inference.tiles import check_tta
+
+    check_tta(tta)
+    if method == "exact" and not m.translation_exact:
+        raise ValueError(f"method='exact' needs a translation-exact model; {m!r} ({m.architecture}) is not: "
+                         "use method='dense' (whole images or overlapping tiles, see xfacies.inference.tiles)")
+    tiled = tta is not None or not m.translation_exact
     feats = _checked_reflectance(prepare_features(features, m.features, cast=False), m, features)
     warn_unnormalised(m, "an xarray feature cube")
     warn_out_of_domain(m, _imagery(features), "features")
     halo = m.halo(method)
-    if is_lazy(feats) and precision == DEFAULT_PRECISION:
+    if is_lazy(feats) and precision == DEFAULT_PRECISION and not tiled:
         probs = predict_windows(feats, m, path, outlines, method=method, halo=halo,
                                 batch_size=batch_size, chunks=storage_chunks(features))
         return _proba_array(probs, feats, m, path, method)
@@ -207,6 +222,8 @@ def predict_proba(
     C = len(m.classes)
     # the default precision is not passed on: the same tasks (and task names) as before it existed
     kw = {} if precision == DEFAULT_PRECISION else {"precision": precision}
+    if tiled:
+        kw["tta"] = tta
     probs = map_halo(
         _proba_block, stacked, _depth(stacked, halo), boundary=np.nan, trim=False, dtype=np.float32,
         chunks=stacked.chunks[:-3] + ((C,),) + stacked.chunks[-2:], name=f"xfacies-proba-{method}",

@@ -67,6 +67,7 @@ __all__ = [
     "read_mass_balance",
     "read_overview",
     "read_links",
+    "select_region",
     "parse_wgms_date",
     "balance_for",
     "overview_for",
@@ -263,6 +264,8 @@ def read_mass_balance(
     path: PathLike | Sequence[PathLike],
     *,
     encoding: str = "latin-1",
+    political_unit: str | Sequence[str] | None = None,
+    rgi_region: int | Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Read WGMS glaciological mass-balance tables (``mbdata_WGMS-*.csv``).
 
@@ -273,6 +276,11 @@ def read_mass_balance(
         in it are read and concatenated).
     encoding
         File encoding; latin-1 (the WGMS encoding) decodes any file.
+    political_unit, rgi_region
+        Keep only these countries (WGMS political-unit codes, e.g. ``"CH"`` or ``["AT", "CH"]``)
+        and/or RGI first-order regions (e.g. ``11``, Central Europe, read from the ``RGI_ID``
+        column; RGI 5 and 6 share the region numbers).  A filter that keeps nothing is an error
+        listing what the files hold.
 
     Returns
     -------
@@ -338,6 +346,7 @@ def read_mass_balance(
             "the mass-balance tables hold duplicate glacier-years "
             f"{out.loc[dup, ['wgms_id', 'year']].head(5).values.tolist()}; read each glacier once"
         )
+    out = select_region(out, political_unit=political_unit, rgi_region=rgi_region, what="the mass-balance tables")
     out = out.sort_values(["wgms_id", "year"], ignore_index=True)
     out.attrs["units"] = {
         "area_km2": "km2",
@@ -354,6 +363,7 @@ def read_overview(
     *,
     encoding: str = "latin-1",
     unknown_day: Literal["nat", "mid-month"] = "nat",
+    political_unit: str | Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Read the WGMS mass-balance overview table (FoG table E).
 
@@ -457,10 +467,67 @@ def read_overview(
         raise ValueError(
             f"{p}: duplicate glacier-years {out.loc[dup, ['wgms_id', 'year']].head(5).values.tolist()}"
         )
+    out = select_region(out, political_unit=political_unit, what=f"{p}")
     out = out.sort_values(["wgms_id", "year"], ignore_index=True)
     out.attrs["units"] = {"ela_m": "m", "ela_unc_m": "m", "acc_area_km2": "km2",
                           "abl_area_km2": "km2", "aar": "1", "aar_percent": "%"}
     out.attrs["citation"] = CITATION
+    return out
+
+
+_RGI_REGION = r"RGI\d{2}-(\d{2})\."
+
+
+def select_region(table: pd.DataFrame, *, political_unit: str | Sequence[str] | None = None,
+                  rgi_region: int | Sequence[int] | None = None, what: str = "the table") -> pd.DataFrame:
+    """Rows of a WGMS table in the given countries and/or RGI first-order regions.
+
+    Parameters
+    ----------
+    table
+        A table of :func:`read_mass_balance` or :func:`read_overview` (``political_unit`` column;
+        ``rgi_id`` for regions).
+    political_unit
+        WGMS political-unit code(s), e.g. ``"CH"``; case-insensitive.
+    rgi_region
+        RGI first-order region number(s), e.g. ``11`` (Central Europe), from ``rgi_id``.
+
+    Raises
+    ------
+    ValueError
+        A filter that keeps no row (the message lists the codes or regions present), or a
+        region filter on a table without RGI ids.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"political_unit": ["AT", "CH", "NO"],
+    ...                   "rgi_id": ["RGI60-11.00897", "RGI50-11.00804", "RGI60-08.01126"]})
+    >>> select_region(t, political_unit="ch").political_unit.tolist()
+    ['CH']
+    >>> select_region(t, rgi_region=11).political_unit.tolist()
+    ['AT', 'CH']
+    """
+    keep = np.ones(len(table), dtype=bool)
+    if political_unit is not None:
+        want = {str(u).strip().upper() for u in ([political_unit] if isinstance(political_unit, str) else political_unit)}
+        have = table["political_unit"].astype("string").str.strip().str.upper()
+        keep &= have.isin(want).fillna(False).to_numpy(dtype=bool)
+        if not keep.any():
+            raise ValueError(f"{what} hold no glacier in political unit(s) {sorted(want)}; they hold "
+                             f"{sorted(have.dropna().unique().tolist())}")
+    if rgi_region is not None:
+        if "rgi_id" not in table.columns:
+            raise ValueError(f"{what} have no RGI ids, so no RGI region: filter by political_unit, or use "
+                             "rgi_region on read_mass_balance (its RGI_ID column)")
+        want_r = {int(r) for r in ([rgi_region] if np.isscalar(rgi_region) else rgi_region)}
+        region = pd.to_numeric(table["rgi_id"].astype("string").str.extract(_RGI_REGION, expand=False),
+                               errors="coerce")
+        keep &= region.isin(want_r).to_numpy(dtype=bool)
+        if not keep.any():
+            raise ValueError(f"{what} hold no glacier in RGI region(s) {sorted(want_r)}; they hold regions "
+                             f"{sorted(int(r) for r in region.dropna().unique())}")
+    out = table.loc[keep].reset_index(drop=True)
+    out.attrs = dict(table.attrs)
     return out
 
 

@@ -475,6 +475,18 @@ def _dilated_config(**config):
     return DilatedConfig(**config)
 
 
+def _unet(config, dense: bool = True, fused: bool = False, dtype_policy: str | None = None):
+    from xfacies.model.unet import unet
+
+    return unet(config, dense=dense, fused=fused, dtype_policy=dtype_policy)
+
+
+def _unet_config(**config):
+    from xfacies.model.unet import UNetConfig
+
+    return UNetConfig(**config)
+
+
 def _exact_config(**config) -> CNNConfig:
     return CNNConfig(**{**config, "translation_exact": True})
 
@@ -484,6 +496,8 @@ ARCHITECTURES: dict[str, tuple[Any, Any]] = {
     # the reference family with unpadded convolutions: dense == exact at every pixel
     "translation-exact": (_exact_config, reference_cnn),
     "dilated-fcn": (_dilated_config, _dilated),
+    # an encoder-decoder with wide context; not translation-exact (tiled inference)
+    "unet": (_unet_config, _unet),
 }
 
 

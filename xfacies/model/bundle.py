@@ -265,6 +265,38 @@ class Model:
         """Receptive-field radius (pixels) of the dense form."""
         return self.cnn_config.dense_radius
 
+    @property
+    def translation_exact(self) -> bool:
+        """Whether each output pixel depends only on a fixed window around it (dense == exact, and
+        halo'd blocks give the whole-image answer).  Models that are not (``"unet"``) run through
+        :func:`xfacies.inference.tiles.predict_tiled`: whole images, or overlapping tiles."""
+        return bool(getattr(self.cnn_config, "translation_exact", True))
+
+    @property
+    def tiling(self) -> dict[str, int] | None:
+        """``{"tile", "overlap", "pool"}`` of a model that is not translation-exact, else ``None``."""
+        if self.translation_exact:
+            return None
+        c = self.cnn_config
+        return {"tile": int(c.tile), "overlap": int(c.overlap), "pool": int(c.pool)}
+
+    def predict_tiled_normalised(self, x: np.ndarray, tta: str | None = None,
+                                 precision: str = DEFAULT_PRECISION) -> np.ndarray:
+        """Probabilities ``(H, W, C)`` of a normalised ``(H, W, F)`` image through
+        :func:`xfacies.inference.tiles.predict_tiled`: whole when it fits the bundle's tile,
+        else overlapping tiles with a Hann-weighted merge; ``tta`` ``"flips"`` or ``"d4"``
+        averages the softmax over flipped/rotated views.  Translation-exact models take the
+        same path with one whole window (their dense form)."""
+        from xfacies.inference.tiles import predict_tiled
+
+        check_precision(precision)
+        t = self.tiling
+        if t is None:
+            return predict_tiled(lambda v: self._predict(v, dense=True, precision=precision), x,
+                                 tile=max(x.shape[:2]), overlap=0, pool=self.cnn_config.pool, tta=tta)
+        return predict_tiled(lambda v: self._predict(v, dense=True, precision=precision), x,
+                             tile=t["tile"], overlap=t["overlap"], pool=t["pool"], tta=tta)
+
     def halo(self, method: str) -> int:
         """Halo needed around a chunk for ``method`` ("dense" or "exact")."""
         if method == "dense":
