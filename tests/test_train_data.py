@@ -476,3 +476,27 @@ def test_reference_names_parse_to_their_fields():
     assert f == {"fold": 12, "glacier": "RGI60-11.00897", "date": np.datetime64("2019-08-15"),
                  "class": 4, "class_name": "shadow", "extra": ["a", "b"]}
     assert td.reference_name(1, "hef", np.datetime64("2019-08-15T10:00"), "water") == "1_hef_20190815_water.tif"
+
+
+def test_large_patch_reads_show_progress_unless_quiet(monkeypatch, capsys):
+    """A read of several compute groups shows a bar counting the chunks read (stderr), the same
+    patches either way; ``xfacies.set_options(progress=False)`` and ``XFACIES_PROGRESS=0`` silence it."""
+    from xfacies import options
+
+    monkeypatch.setattr(td, "_MAX_PIECES_BYTES", 1)  # one compute per chunk: a "large" read
+    chunks = ((1, 1, 1), (11,), (10, 10, 10, 10), (25, 25))
+    t, r, c = np.array([0, 1, 2]), np.array([5, 15, 35]), np.array([5, 30, 45])
+    pts = lonlat_points(t, r, c)
+    ds = td.patches_from_points(ramp_cube(chunks), pts, patch_size=5)
+    err = capsys.readouterr().err
+    assert "patches: chunks read" in err and "3/3" in err
+    np.testing.assert_array_equal(ds.patches.values, expected_patches(t, r, c, 5))
+    with options.set_options(progress=False):
+        td.patches_from_points(ramp_cube(chunks), pts, patch_size=5)
+    assert "chunks read" not in capsys.readouterr().err
+    monkeypatch.setenv("XFACIES_PROGRESS", "0")
+    td.patches_from_points(ramp_cube(chunks), pts, patch_size=5)
+    assert "chunks read" not in capsys.readouterr().err
+    monkeypatch.setenv("XFACIES_PROGRESS", "maybe")
+    with pytest.raises(ValueError, match="XFACIES_PROGRESS"):
+        options.get("progress")

@@ -16,6 +16,9 @@ option          meaning                                                  environ
                 (default 3)
 ``retry_wait``  the first backoff wait in seconds; it doubles with     ``XFACIES_RETRY_WAIT``
                 every retry, up to 60 s (default 1.0)
+``progress``    progress bars (with an ETA) of long library steps that  ``XFACIES_PROGRESS``
+                take no ``progress=`` argument, e.g. patch reads from
+                dask cubes (default True; ``0``/``false`` quiet)
 =============== ======================================================= ===================
 
 An option set here wins over its environment variable.  Options live in the
@@ -42,8 +45,8 @@ from typing import Any
 __all__ = ["set_options", "get"]
 
 _ENV = {"cache_dir": "XFACIES_CACHE", "gpu_memory": "XFACIES_GPU_MEMORY", "retries": "XFACIES_RETRIES",
-        "retry_wait": "XFACIES_RETRY_WAIT"}
-_DEFAULT: dict[str, Any] = {"retries": 3, "retry_wait": 1.0}
+        "retry_wait": "XFACIES_RETRY_WAIT", "progress": "XFACIES_PROGRESS"}
+_DEFAULT: dict[str, Any] = {"retries": 3, "retry_wait": 1.0, "progress": True}
 _SET: dict[str, Any] = {}
 
 
@@ -62,6 +65,12 @@ def get(name: str) -> Any:
             return int(float(env))
         except ValueError:
             raise ValueError(f"${_ENV[name]}={env!r} is not a number of bytes (e.g. 80e9)") from None
+    if name == "progress":
+        if env.strip().lower() in ("0", "false", "no", "off"):
+            return False
+        if env.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        raise ValueError(f"${_ENV[name]}={env!r}: use 1/true or 0/false")
     if name in ("retries", "retry_wait"):
         try:
             return _check(name, float(env) if name == "retry_wait" else int(env))
@@ -91,6 +100,8 @@ class set_options:  # noqa: N801  (a function-like context manager, as in xarray
         Retries of a transient read or STAC failure (default 3).
     retry_wait : float, optional
         First backoff wait in seconds (default 1.0; doubles per retry).
+    progress : bool, optional
+        Progress bars of long steps without a ``progress=`` argument (default True).
     """
 
     def __init__(self, **kwargs: Any) -> None:

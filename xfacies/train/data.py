@@ -66,6 +66,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import uuid
 import warnings
 from collections.abc import Hashable, Iterable, Sequence
@@ -398,6 +399,14 @@ def _gather(data: Any, t: np.ndarray, rows: np.ndarray, cols: np.ndarray, patch_
     # chunks of a block together) to bound the memory held by the gathered pieces.
     group: list[tuple[np.ndarray, np.ndarray, int, int, Any]] = []
     size = 0
+    from tqdm.auto import tqdm
+
+    from xfacies import options
+
+    # a bar only for reads of more than one group (small reads stay silent); xfacies.set_options(progress=False)
+    big = len(win) * bytes_per_window > _MAX_PIECES_BYTES
+    bar = tqdm(total=len(blocks), desc="patches: chunks read", unit="chunk", file=sys.stderr,
+               disable=not (big and options.get("progress")))
     for j, (ti, yi, xi) in enumerate(blocks):
         w = win[order[starts[j]:starts[j + 1]]]
         whole = alone[w]
@@ -416,7 +425,9 @@ def _gather(data: Any, t: np.ndarray, rows: np.ndarray, cols: np.ndarray, patch_
                     sub = out[wp, :, :, b0:b1]
                     np.copyto(sub, part, where=inside[..., None])
                     out[wp, :, :, b0:b1] = sub
+            bar.update(j + 1 - bar.n)
             group, size = [], 0
+    bar.close()
     return out
 
 
