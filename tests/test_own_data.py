@@ -431,3 +431,42 @@ def test_training_on_classes_the_model_does_not_have_is_refused(tmp_path):
                                geometry=gpd.points_from_xy([X0 + 5], [Y0 - 5]), crs=CRS)
         cube = grid_like(1).expand_dims(band=["blue", "nir08"], axis=1)
         patches_from_points(cube, pts, patch_size=9, classes=["snow", "ice"])
+
+
+def test_evaluate_label_issues_and_confusion_use_your_own_classes(tmp_path):
+    """A 2-class model: evaluate reports rows for its 2 classes only (no NaN rows of 6 absent
+    catalogue classes, no 'facies' aggregate), macro F1 equal to scikit-learn's; the confusion
+    figure is 2 x 2; label_issues flags labels of both classes by default."""
+    from sklearn.metrics import f1_score
+
+    from xfacies.train import new_model
+    from xfacies.train.cleaning import label_issues
+    from xfacies.train.evaluation import confusion, evaluate, predict_probabilities
+
+    own = ["snow", "ice"]
+    m = new_model("reference-cnn", features=["blue", "nir08"], classes=own, filters=2, patch_size=9,
+                  dense_units=4, seed=1)
+    rng = np.random.default_rng(0)
+    n = 40
+    patches = xr.Dataset({"patches": (("sample", "y", "x", "band"), rng.random((n, 9, 9, 2), dtype=np.float32))},
+                         coords={"band": ["blue", "nir08"], "class": ("sample", rng.integers(0, 2, n)),
+                                 "glacier": ("sample", np.repeat(["A", "B"], n // 2))})
+    table = evaluate(m, patches, confusion_png=tmp_path / "cm.png")
+    per_class = table[(table.metric == "f1") & (table.glacier == "all")]
+    assert per_class["class"].tolist() == own
+    assert not (table["class"] == "facies").any()
+    pred = predict_probabilities(m, patches).argmax(1)
+    y = patches["class"].values
+    macro = table.query("metric == 'macro_f1' and glacier == 'all' and `class` == 'all'").value.item()
+    assert macro == pytest.approx(f1_score(y, pred, average="macro", labels=np.unique(np.r_[y, pred])))
+    assert confusion(y, pred, classes=own).shape == (2, 2)
+    assert (tmp_path / "cm.png").stat().st_size > 1000
+    # five own classes: id 4 is "shadow" in the catalogue (trusted there), but here it is one of
+    # yours, so its wrong labels are flagged too
+    truth = np.arange(100) % 5
+    probs = np.full((100, 5), 0.01)
+    probs[np.arange(100), truth] = 0.96
+    given = truth.copy()
+    given[[4, 9, 0, 1]] = [0, 0, 4, 4]  # two class-4 samples labelled 0, two others labelled 4
+    assert set(label_issues(given, probs)) == {0, 1, 4, 9}
+    assert set(label_issues(given, probs, classes=[0, 1, 2, 3])) == {4, 9}

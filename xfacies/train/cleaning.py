@@ -81,7 +81,7 @@ def _check_probs(pred_probs: np.ndarray, n: int) -> np.ndarray:
 def label_issues(
     labels: np.ndarray | Sequence[int],
     pred_probs: np.ndarray,
-    classes: Sequence[int] = FACIES_CLASSES,
+    classes: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Indices of likely label errors among labels of ``classes``, worst first (confident learning).
 
@@ -99,9 +99,10 @@ def label_issues(
         ``(N, C)`` out-of-fold predicted probabilities (each row sums to 1), e.g. from the
         "before" models of the fold that held each sample out.
     classes
-        Class ids whose labels may be flagged; by default the five facies classes
+        Class ids whose labels may be flagged.  Default: with the catalogue's 8 classes
+        (``pred_probs`` of 8 columns) the five facies classes
         (:data:`xfacies.catalog.FACIES_CLASSES`): shadow, water and cloud are trusted, as in the
-        reference study.
+        reference study; with your own classes (any other number of columns) every class.
 
     Returns
     -------
@@ -120,7 +121,9 @@ def label_issues(
 
     y = _check_labels(labels, n_classes=None if np.ndim(pred_probs) != 2 else np.shape(pred_probs)[1])
     p = _check_probs(pred_probs, y.size)
-    keep = np.asarray(classes, dtype=np.int64).ravel()
+    if classes is None:
+        classes = FACIES_CLASSES if p.shape[1] == len(catalog.CLASSES) else range(p.shape[1])
+    keep = np.asarray(list(classes), dtype=np.int64).ravel()
     if ((keep < 0) | (keep >= p.shape[1])).any():
         raise ValueError(f"classes must be class ids in 0..{p.shape[1] - 1}; got {keep.tolist()}")
     ranked = find_label_issues(labels=y, pred_probs=p, filter_by="confident_learning",

@@ -39,6 +39,7 @@ array([0.5, 0.5])
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,18 @@ METHODS = ("patches",)
 _N = len(catalog.CLASSES)
 
 
-def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
-    t = _check_labels(y_true, _N)
-    p = _check_labels(y_pred, _N)
+def _names(classes: Sequence[str] | None) -> list[str]:
+    """Class names: the given ones (a model's own classes), else the catalogue's."""
+    return list(catalog.class_names()) if classes is None else [str(c) for c in classes]
+
+
+def _is_catalogue(names: Sequence[str]) -> bool:
+    return tuple(names) == tuple(catalog.class_names())
+
+
+def _pair(y_true: Any, y_pred: Any, n: int = _N) -> tuple[np.ndarray, np.ndarray]:
+    t = _check_labels(y_true, n)
+    p = _check_labels(y_pred, n)
     if t.shape != p.shape:
         raise ValueError(f"y_true and y_pred must have the same length; got {t.size} and {p.size}")
     if t.size == 0:
@@ -71,61 +81,76 @@ def _macro(per_class: np.ndarray, support: np.ndarray, ids: tuple[int, ...]) -> 
     return float(np.mean(per_class[sel])) if sel.size else float("nan")
 
 
-def scores(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
+def scores(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str] | None = None) -> pd.DataFrame:
     """Per-class and aggregate scores of predicted against true class ids, as a tidy table.
 
     Parameters
     ----------
     y_true, y_pred
-        ``(N,)`` class ids ``0 .. 7`` (:data:`xfacies.CLASSES`).
+        ``(N,)`` class ids ``0 .. C-1``.
+    classes
+        The class names of the ids (a model's own, e.g. ``model.classes``); default the
+        catalogue's 8 (:data:`xfacies.CLASSES`).
 
     Returns
     -------
     pandas.DataFrame
         Columns ``metric``, ``class``, ``value``: ``precision``, ``recall``, ``f1``, ``iou``,
-        ``support`` per class name; ``macro_f1`` and ``miou`` for ``class`` ``"all"`` and
-        ``"facies"``; ``accuracy`` and ``n`` for ``"all"`` (definitions: module docstring).
+        ``support`` per class name; ``macro_f1`` and ``miou`` for ``class`` ``"all"`` (and
+        ``"facies"`` with the catalogue's classes); ``accuracy`` and ``n`` for ``"all"``
+        (definitions: module docstring).
+
+    Examples
+    --------
+    >>> t = scores([0, 0, 1, 1], [0, 1, 1, 1], classes=["snow", "ice"])
+    >>> t[t.metric == "f1"][["class", "value"]].round(3).values.tolist()
+    [['snow', 0.667], ['ice', 0.8]]
     """
     from sklearn.metrics import jaccard_score, precision_recall_fscore_support
 
-    t, p = _pair(y_true, y_pred)
-    ids = list(range(_N))
+    names = _names(classes)
+    n_cls = len(names)
+    t, p = _pair(y_true, y_pred, n_cls)
+    ids = list(range(n_cls))
     prec, rec, f1, support = precision_recall_fscore_support(t, p, labels=ids, zero_division=np.nan)
     iou = jaccard_score(t, p, labels=ids, average=None, zero_division=0.0)
-    seen = np.bincount(t, minlength=_N) + np.bincount(p, minlength=_N)
+    seen = np.bincount(t, minlength=n_cls) + np.bincount(p, minlength=n_cls)
     iou = np.where(seen > 0, iou, np.nan)  # neither true nor predicted: undefined
     rows = []
-    for c in catalog.CLASSES:
-        k = c.id
-        rows += [("precision", c.name, prec[k]), ("recall", c.name, rec[k]), ("f1", c.name, f1[k]),
-                 ("iou", c.name, iou[k]), ("support", c.name, float(support[k]))]
+    for k, name in enumerate(names):
+        rows += [("precision", name, prec[k]), ("recall", name, rec[k]), ("f1", name, f1[k]),
+                 ("iou", name, iou[k]), ("support", name, float(support[k]))]
     all_ids = tuple(ids)
-    rows += [("macro_f1", "all", _macro(f1, support, all_ids)),
-             ("macro_f1", "facies", _macro(f1, support, FACIES_CLASSES)),
-             ("miou", "all", _macro(iou, support, all_ids)),
-             ("miou", "facies", _macro(iou, support, FACIES_CLASSES)),
-             ("accuracy", "all", float(np.mean(t == p))),
+    rows += [("macro_f1", "all", _macro(f1, support, all_ids))]
+    if _is_catalogue(names):
+        rows += [("macro_f1", "facies", _macro(f1, support, FACIES_CLASSES))]
+    rows += [("miou", "all", _macro(iou, support, all_ids))]
+    if _is_catalogue(names):
+        rows += [("miou", "facies", _macro(iou, support, FACIES_CLASSES))]
+    rows += [("accuracy", "all", float(np.mean(t == p))),
              ("n", "all", float(t.size))]
     out = pd.DataFrame(rows, columns=["metric", "class", "value"])
     out["value"] = out["value"].astype(float)
     return out
 
 
-def confusion(y_true: np.ndarray, y_pred: np.ndarray, *, normalize: bool = True) -> xr.DataArray:
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, *, normalize: bool = True,
+              classes: Sequence[str] | None = None) -> xr.DataArray:
     """Confusion matrix ``(truth, predicted)`` over all classes, row-normalised by default.
 
     With ``normalize=True`` each row (true class) sums to 1; rows of classes without true labels
-    are NaN.  With ``normalize=False`` the counts.
+    are NaN.  With ``normalize=False`` the counts.  ``classes``: the names of the ids (a model's
+    own), default the catalogue's.
     """
     from sklearn.metrics import confusion_matrix
 
-    t, p = _pair(y_true, y_pred)
-    cm = confusion_matrix(t, p, labels=list(range(_N))).astype(np.float64)
+    names = _names(classes)
+    t, p = _pair(y_true, y_pred, len(names))
+    cm = confusion_matrix(t, p, labels=list(range(len(names)))).astype(np.float64)
     if normalize:
         n = cm.sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             cm = np.where(n > 0, cm / np.where(n > 0, n, 1.0), np.nan)
-    names = list(catalog.class_names())
     return xr.DataArray(cm, dims=("truth", "predicted"), coords={"truth": names, "predicted": names},
                         name="confusion", attrs={"normalize": "true (rows)" if normalize else "none"})
 
@@ -183,7 +208,8 @@ def evaluate(
     patches
         Dataset with variable ``patches`` ``(sample, y, x, band)`` float32 raw features (NaN
         beyond scene edges) and per-sample coordinates ``class`` (int class id) and, optionally,
-        ``glacier`` (for the glacier-wise scores), ``date`` and ``fold``.
+        ``glacier`` (for the glacier-wise scores), ``date`` and ``fold``.  Class ids are the
+        model's own classes (``model.classes``: the catalogue's 8, or yours, e.g. snow/ice).
     method
         ``"patches"``: one patch-exact prediction per sample (:func:`predict_probabilities`).
     batch_size
@@ -209,9 +235,11 @@ def evaluate(
     if not isinstance(patches, xr.Dataset) or "patches" not in patches or "class" not in patches.coords:
         raise ValueError("patches must be an xarray.Dataset with a 'patches' variable (sample, y, x, band) "
                          "and a per-sample 'class' coordinate")
-    y_true = _check_labels(patches["class"].values, _N)
+    names = list(model.classes)
+    groups = ("all", "facies") if _is_catalogue(names) else ("all",)
+    y_true = _check_labels(patches["class"].values, len(names))
     y_pred = predict_probabilities(model, patches, batch_size=batch_size).argmax(axis=1)
-    table = scores(y_true, y_pred)
+    table = scores(y_true, y_pred, names)
     table.insert(2, "glacier", "all")
     parts = [table]
     if "glacier" in patches.coords:
@@ -219,12 +247,12 @@ def evaluate(
         rows = []
         for gid in pd.unique(g):
             sel = g == gid
-            s = scores(y_true[sel], y_pred[sel]).set_index(["metric", "class"])["value"]
+            s = scores(y_true[sel], y_pred[sel], names).set_index(["metric", "class"])["value"]
             key = gid.item() if hasattr(gid, "item") else gid
-            rows += [("macro_f1", cls, key, s[("macro_f1", cls)]) for cls in ("all", "facies")]
+            rows += [("macro_f1", cls, key, s[("macro_f1", cls)]) for cls in groups]
         per = pd.DataFrame(rows, columns=["metric", "class", "glacier", "value"])
         summary = []
-        for cls in ("all", "facies"):
+        for cls in groups:
             v = per.loc[per["class"] == cls, "value"].dropna()
             summary += [("glacier_macro_f1_mean", cls, "all", v.mean()),
                         ("glacier_macro_f1_sd", cls, "all", v.std(ddof=1))]
@@ -232,20 +260,21 @@ def evaluate(
     out = pd.concat(parts, ignore_index=True)
     out["value"] = out["value"].astype(float)
     if confusion_png is not None:
-        confusion_figure(y_true, y_pred, confusion_png)
+        confusion_figure(y_true, y_pred, confusion_png, classes=names)
     return out
 
 
-def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, path: str | os.PathLike) -> Path:
+def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, path: str | os.PathLike,
+                     classes: Sequence[str] | None = None) -> Path:
     """Draw the row-normalised confusion matrix (PNG, matplotlib Agg); returns ``path``."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    cm = confusion(y_true, y_pred)
-    counts = confusion(y_true, y_pred, normalize=False).sum("predicted").values.astype(int)
-    t = scores(y_true, y_pred).set_index(["metric", "class"])["value"]
+    cm = confusion(y_true, y_pred, classes=classes)
+    counts = confusion(y_true, y_pred, normalize=False, classes=classes).sum("predicted").values.astype(int)
+    t = scores(y_true, y_pred, classes).set_index(["metric", "class"])["value"]
     names = list(cm["truth"].values)
     fig = Figure(figsize=(7.4, 6.4), dpi=110, layout="constrained")
     ax = fig.subplots()
@@ -261,9 +290,9 @@ def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, path: str | os.Path
     ax.set_yticks(range(len(names)), [f"{n} ({c})" for n, c in zip(names, counts)])
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class (number of samples)")
+    facies = (f"(facies {100 * t[('macro_f1', 'facies')]:.1f} %), " if ("macro_f1", "facies") in t.index else "")
     ax.set_title(f"Confusion, % of each true class; macro F1 {100 * t[('macro_f1', 'all')]:.1f} % "
-                 f"(facies {100 * t[('macro_f1', 'facies')]:.1f} %), accuracy {100 * t[('accuracy', 'all')]:.1f} %",
-                 fontsize=9)
+                 f"{facies}accuracy {100 * t[('accuracy', 'all')]:.1f} %", fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of the true class")
     path = Path(path)
     fig.savefig(path)
