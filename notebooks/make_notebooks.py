@@ -357,8 +357,8 @@ sub = caffe.select(ds, winter.groupby("glacier").head(4))
 print(len(sub.children), "winter images, 4 per glacier")""",
 """md:## 2. Segment zones
 
-`caffe.segment` runs the shipped zone model (`xfacies.load_model("caffe-zones")`, a translation-exact dilated
-network trained on the 438 real images) chunk by chunk with halos, lazily.""",
+`caffe.segment` runs the shipped zone model (`xfacies.load_model("caffe-zones")`, a U-Net trained on the 438 real
+images) lazily: whole images up to 512 px, overlapping tiles beyond; `tta="flips"` averages flipped views.""",
 """model = xfacies.load_model("caffe-zones")
 print(model)
 pred = caffe.segment(sub, model)
@@ -366,14 +366,14 @@ first = next(iter(sub.children))
 pred[first]["zones"]""",
 """md:## 3. Score with the benchmark's metrics
 
-Fronts come from the predicted zones by the benchmark's five post-processing steps (`caffe.zones_to_front`). The
-resized images' pixels are (original side / 256) × the file name's resolution; their original sides are unknown
-here, so the distances are reported in pixels of the 256-px grid (`pixel_size=1`), and the 750 m minimum front
-length is applied with an assumed 1,000-px original side (`resolution=`).""",
-"""res = lambda stem: caffe.parse_stem(stem).resolution * 1000 / 256
-table = caffe.evaluate(pred, sub, pixel_size=1.0, resolution=res)
+Fronts come from the predicted zones by the benchmark's five post-processing steps (`caffe.zones_to_front`). Each
+benchmark glacier's images cover one fixed area, so a resized image's pixel size is known per axis (Crane: 19 × 25
+km over 256 px) and distances are in metres; `pixel_size=1.0` gives pixels. The `units` column says which.""",
+"""table = caffe.evaluate(pred, sub)
+px = caffe.evaluate(pred, sub, pixel_size=1.0)
+table["mde_px"] = px["mde"]
 table[table.breakdown.isin(["all", "glacier", "season"])][
-    ["breakdown", "group", "n_images", "n_no_front", "mde", "hd95", "iou", "f1"]].round(2)""",
+    ["breakdown", "group", "n_images", "n_no_front", "mde", "units", "mde_px", "hd95", "iou", "f1"]].round(2)""",
 """md:## 4. Look at it
 
 An overlay shows the zones and the front on the SAR image, truth | prediction; the gallery is a static HTML page
@@ -447,7 +447,92 @@ report.round(3)""",
 """scores[scores.metric.isin(["macro_f1", "accuracy", "miou"])].round(3)""",
 ]
 
+own_labels = [
+"""md:# Your own files, classes and labels: GeoTIFFs and polygons to a checked model and its maps
+
+Copy this notebook and point it at your files. Here it writes its own: two synthetic glaciers as 6-band GeoTIFFs
+(reflectance × 10,000, 0 outside the glacier), one per date, and a hand-drawn-like snow polygon per date. The chain:
+files → cube → outlines from the mask → labels from polygons → points → patches → cross-validation by scene →
+label issues → `fit(classes=[...])` → calibration → classify → fractions → end of season → AAR against WGMS.""",
+"""import os
+import matplotlib
+matplotlib.use("Agg")
+import numpy as np, pandas as pd, geopandas as gpd, rasterio
+import xfacies
+from xfacies import synthetic, train
+
+QUICK = os.environ.get("XFACIES_QUICK") == "1"        # the test suite's small budget
+BANDS = list(xfacies.catalog.OPTICAL_FEATURES)  # blue, green, red, nir, swir1, swir2
+polygons = []
+for g, seed in (("east", 11), ("west", 12)):           # write the "user's" files
+    ds = synthetic.season(["2021-07-22", "2021-07-29", "2021-08-05"], size=96, seed=seed)
+    os.makedirs(f"crops/{g}", exist_ok=True)
+    for k, t in enumerate(ds.time.values):
+        v = ds["features"].isel(time=k).sel(band=BANDS).values
+        dn = np.where(np.isfinite(v), np.clip(v * 1e4, 1, 65000), 0).astype("uint16")
+        with rasterio.open(f"crops/{g}/{g}_{str(t)[:10]}.tif", "w", driver="GTiff", width=96, height=96, count=6,
+                           dtype="uint16", crs=ds.rio.crs, transform=ds["features"].rio.transform(), nodata=0) as f:
+            f.write(dn)
+        snow = (ds["truth"].isel(time=k) == 1).astype("int32").rio.write_crs(ds.rio.crs)
+        if snow.any():                                  # a date without snow has no polygon
+            polygons.append(xfacies.outlines_from_mask(snow).assign(date=pd.Timestamp(str(t)[:10]), glacier=g))
+polygons = gpd.GeoDataFrame(pd.concat(polygons, ignore_index=True), crs=ds.rio.crs)
+polygons.head()""",
+"""md:## Files → cube → outlines → labels → points → patches
+
+Dates come from the file names; 0 is no data. One glacier per folder here (each on its own grid);
+`concat_patches` joins the patch sets.""",
+"""classes = ["snow", "ice"]
+cubes, outlines, sets = {}, {}, []
+for g in ("east", "west"):
+    cube = xfacies.open_rasters(f"crops/{g}", BANDS, scale=1e-4, nodata=0)
+    outl = xfacies.outlines_from_mask(cube.isel(time=0, band=0).notnull(), id=g)
+    labels = train.rasterize_labels(polygons[polygons.glacier == g], cube, value="snow", background="ice",
+                                    within=outl, classes=classes)
+    points = train.sample_points(labels, n_per_class=60 if QUICK else 200, seed=0, outlines=outl)
+    sets.append(train.patches_from_points(cube, points, patch_size=9, glacier_column="glacier", classes=classes))
+    cubes[g], outlines[g] = cube, outl
+patches = train.concat_patches(*sets)
+print(patches.sizes["sample"], "patches of", patches.attrs["features"])""",
+"""md:## Cross-validation by scene, then label issues
+
+`fold_by="scene"`: all points of one image are in one fold, so neighbouring pixels never sit in training and test.""",
+"""fit_kw = dict(architecture="reference-cnn", classes=classes, epochs=3 if QUICK else 20, batch_size=64,
+              config={"filters": 8, "patch_size": 9, "dense_units": 16}, verbose=0)
+cv = train.cross_validate(patches, fold_by="scene", progress=False, **fit_kw)
+labels = patches["class"].values
+issues = train.label_issues(labels, cv.probabilities.values)     # every own class may be flagged
+print(f"out-of-fold accuracy {np.mean(cv.predictions() == labels):.3f}; {len(issues)} labels flagged")""",
+"""md:## The model, calibrated, and its scores on the held-out folds""",
+"""keep = np.setdiff1d(np.arange(labels.size), issues)
+model = train.fit(patches.isel(sample=keep), **fit_kw)
+probs = cv.probabilities.values                                   # out-of-fold: not seen by the models
+half = np.arange(labels.size) % 2 == 0
+model, report = train.calibrate(model, probs[half], labels[half], method="isotonic",
+                                held_out=(probs[~half], labels[~half]))  # ECE on data the calibrator never saw
+print(model.classes)
+report.round(3)""",
+"""scores = train.evaluate(model, patches, confusion_png="own_confusion.png")   # here on all patches
+scores[scores.metric.isin(["f1", "macro_f1"]) & (scores.glacier == "all")].round(3)""",
+"""md:## Maps, fractions, end of season, AAR
+
+The class map names your classes (CF flags); fractions and the end-of-season value use them.""",
+"""facies = xfacies.classify(cubes["west"], model, outlines["west"]).compute()
+frac = xfacies.fractions(facies, outlines["west"])
+snow = frac["fraction"].sel(**{"class": "snow"})
+eos = xfacies.end_of_season(snow, frac["coverage"], window=("07-15", "10-15"))
+print(snow.to_series().round(3))
+xfacies.plot.facies_map(facies.isel(time=-1), outlines=outlines["west"]).figure.savefig("own_facies.png")
+eos.to_series()""",
+"""# compare with the AAR a WGMS overview gives (a made-up record, in the WGMS file format)
+with open("E-MASS-BALANCE-OVERVIEW.csv", "w") as f:
+    f.write("POLITICAL_UNIT,NAME,WGMS_ID,Year,TIME_SYSTEM,BEGIN_PERIOD,END_WINTER,END_PERIOD,ELA,AAR\\n"
+            "CH,WEST,1,2021,FXD,20201001,20210430,20210930,2900,45\\n")
+aar = xfacies.massbalance.wgms.read_overview("E-MASS-BALANCE-OVERVIEW.csv")
+print("AAR (WGMS):", aar.aar.item(), " snow fraction at the end of season:", float(eos.values.ravel()[0]).__round__(3))""",
+]
+
 for name, cells in (("quickstart", quickstart), ("massbalance", massbalance), ("scaling", scaling),
-                    ("oetztal", oetztal), ("caffe", caffe), ("training", training)):
+                    ("oetztal", oetztal), ("caffe", caffe), ("training", training), ("own_labels", own_labels)):
     nbformat.write(nb(cells, name), OUT / f"{name}.ipynb")
     print("wrote", OUT / f"{name}.ipynb")

@@ -172,7 +172,7 @@ def test_tta_averages_the_flipped_views():
     z = caffe.segment(sar, m, tta="flips")
     assert z.attrs["tta"] == "flips"
     np.testing.assert_array_equal(z.values, np.mean(flips, 0).argmax(-1))
-    with pytest.raises(ValueError, match="translation-exact"):
+    with pytest.raises(ValueError, match="windowed model"):
         caffe.segment(sar, m, method="exact")
 
 

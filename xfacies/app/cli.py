@@ -29,7 +29,7 @@ def _cmd_info(a: argparse.Namespace) -> int:
     print(m)
     print("features:", ", ".join(m.features))
     print("classes: ", ", ".join(m.classes))
-    if m.translation_exact:
+    if m.tiling is None:
         print("halo (px): dense", m.dense_radius, "/ exact", m.patch_radius)
     else:
         t = m.tiling

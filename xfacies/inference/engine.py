@@ -182,7 +182,7 @@ def predict_proba(
         translation-exact (``"unet"``) run each chunk, with a halo of the bundle's tile overlap,
         whole when it fits the bundle's tile and otherwise as overlapping tiles merged with a
         Hann weight (:mod:`xfacies.inference.tiles`); ``method="exact"`` needs a
-        translation-exact model.
+        windowed model.  With ``tta`` a windowed model runs each chunk (with its halo) whole.
 
     Returns
     -------
@@ -205,10 +205,10 @@ def predict_proba(
     from xfacies.inference.tiles import check_tta
 
     check_tta(tta)
-    if method == "exact" and not m.translation_exact:
-        raise ValueError(f"method='exact' needs a translation-exact model; {m!r} ({m.architecture}) is not: "
-                         "use method='dense' (whole images or overlapping tiles, see xfacies.inference.tiles)")
-    tiled = tta is not None or not m.translation_exact
+    if method == "exact" and m.tiling is not None:
+        raise ValueError(f"method='exact' needs a windowed model (patch form); {m!r} ({m.architecture}) runs on "
+                         "whole images or tiles: use method='dense' (see xfacies.inference.tiles)")
+    tiled = tta is not None or m.tiling is not None
     feats = _checked_reflectance(prepare_features(features, m.features, cast=False), m, features)
     warn_unnormalised(m, "an xarray feature cube")
     warn_out_of_domain(m, _imagery(features), "features")

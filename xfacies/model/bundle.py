@@ -266,18 +266,14 @@ class Model:
         return self.cnn_config.dense_radius
 
     @property
-    def translation_exact(self) -> bool:
-        """Whether each output pixel depends only on a fixed window around it (dense == exact, and
-        halo'd blocks give the whole-image answer).  Models that are not (``"unet"``) run through
-        :func:`xfacies.inference.tiles.predict_tiled`: whole images, or overlapping tiles."""
-        return bool(getattr(self.cnn_config, "translation_exact", True))
-
-    @property
     def tiling(self) -> dict[str, int] | None:
-        """``{"tile", "overlap", "pool"}`` of a model that is not translation-exact, else ``None``."""
-        if self.translation_exact:
-            return None
+        """``{"tile", "overlap", "pool"}`` of a model that runs on whole images or overlapping tiles
+        (``"unet"``: its output at a pixel depends on the whole input), else ``None``: the
+        windowed models (reference family, dilated network), whose halo'd blocks give the
+        whole-image answer."""
         c = self.cnn_config
+        if not hasattr(c, "tile"):
+            return None
         return {"tile": int(c.tile), "overlap": int(c.overlap), "pool": int(c.pool)}
 
     def predict_tiled_normalised(self, x: np.ndarray, tta: str | None = None,

@@ -454,8 +454,15 @@ def fold_groups(patches: xr.Dataset, fold_by: str) -> np.ndarray:
     >>> fold_groups(ds, "scene").tolist()
     ['A 2021-08-01', 'A 2021-09-01', 'B 2021-08-01']
     """
-    if fold_by == "scene" and "scene" not in patches.coords:
-        days = pd.DatetimeIndex(patches["date"].values).strftime("%Y-%m-%d")
+    if fold_by == "scene":
+        # a scene is one image: the glacier (or grid) and the day; a point table's "scene" column
+        # names the day only, so patch sets of several glaciers joined by concat_patches keep apart
+        if "scene" in patches.coords:
+            days = np.asarray([str(v) for v in patches["scene"].values])
+        else:
+            days = pd.DatetimeIndex(patches["date"].values).strftime("%Y-%m-%d")
+        if "glacier" not in patches.coords:
+            return np.asarray(days, dtype=object)
         return np.asarray([f"{g} {d}" for g, d in zip(patches["glacier"].values, days)], dtype=object)
     if fold_by not in patches.coords or patches[fold_by].dims != ("sample",):
         known = [c for c in patches.coords if patches[c].dims == ("sample",)]
