@@ -15,9 +15,7 @@ plain ``segment`` row of the same run.  ``KERAS_BACKEND=jax`` on a GPU node give
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
-import resource
 import tempfile
 import time
 import warnings
@@ -26,9 +24,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.simplefilter("ignore")
 
-
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+from suite import measure  # noqa: E402  (benchmarks/suite.py: a fresh process per row, its peak memory)
 
 
 def _model(path: str | None):
@@ -90,20 +86,6 @@ def _train(kw: dict) -> tuple[float, int, str]:
     return time.perf_counter() - t0, kw["steps"], f"batch 8 of 256 px, {m.metadata['training']['keras_backend']}"
 
 
-def _child(fn, kw, q) -> None:
-    q.put((fn(kw), _peak_mib()))
-
-
-def _run(fn, kw) -> tuple[tuple[float, int, str], float]:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(fn, kw, q))
-    p.start()
-    out = q.get()
-    p.join()
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -122,8 +104,8 @@ def main() -> None:
             (f"segment {side} px (tiles)", _segment, {"tta": None, "side": side}),
             ("train steps", _train, {"steps": steps}),
         ]:
-            (sec, count, note), peak = _run(fn, {"root": root, "model": a.model, **kw})
-            rows.append((name, count, sec, peak, note))
+            (sec, count, note), peak_gib = measure(fn, root=root, model=a.model, **kw)
+            rows.append((name, count, sec, peak_gib * 1024, note))
         base = rows[0][1] / rows[0][2]
         print(f"{'measurement':<26}{'n':>5}{'seconds':>9}{'per s':>9}{'ratio':>8}{'peak MiB':>10}  note")
         for name, count, sec, peak, note in rows:

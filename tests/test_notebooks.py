@@ -10,7 +10,7 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 
 def test_the_three_notebooks_exist():
-    assert {p.stem for p in NOTEBOOKS} >= {"quickstart", "massbalance", "scaling", "oetztal"}
+    assert {p.stem for p in NOTEBOOKS} >= {"quickstart", "massbalance", "scaling", "oetztal", "own_labels"}
 
 
 @pytest.mark.parametrize("nb_path", [pytest.param(p, marks=[pytest.mark.shared] if p.stem == "oetztal" else [])

@@ -470,3 +470,14 @@ def test_evaluate_label_issues_and_confusion_use_your_own_classes(tmp_path):
     given[[4, 9, 0, 1]] = [0, 0, 4, 4]  # two class-4 samples labelled 0, two others labelled 4
     assert set(label_issues(given, probs)) == {0, 1, 4, 9}
     assert set(label_issues(given, probs, classes=[0, 1, 2, 3])) == {4, 9}
+
+
+def test_scenes_of_two_glaciers_on_one_day_are_two_scenes():
+    """A point table's ``scene`` names the day; joined patch sets of two glaciers imaged the same
+    day are still two scenes for fold_by="scene" (one image each)."""
+    from xfacies.train.fitting import fold_groups
+
+    ds = xr.Dataset(coords={"glacier": ("sample", ["east", "east", "west", "west"]),
+                            "scene": ("sample", ["2021-07-22", "2021-07-29", "2021-07-22", "2021-07-22"])})
+    assert fold_groups(ds, "scene").tolist() == ["east 2021-07-22", "east 2021-07-29", "west 2021-07-22",
+                                                 "west 2021-07-22"]
