@@ -105,3 +105,38 @@ def test_make_demo_model_trains_a_working_bundle(tmp_path, monkeypatch):
     assert m.metadata["macro_f1_dense"] == pytest.approx(f1, abs=1e-4)
     assert m.metadata["reproduce"] == "xfacies make-demo-model"
 
+
+
+def test_make_demo_model_never_writes_inside_the_package(tmp_path, monkeypatch):
+    from xfacies.model.registry import BUILTIN
+    from xfacies.train import demo_model as demo
+
+    with pytest.raises(PermissionError, match="installed xfacies package"):
+        demo.make_demo_model(BUILTIN["demo"], overwrite=True, epochs=1)
+    (tmp_path / "demo.xfacies").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        demo.make_demo_model(epochs=1)  # the default, ./demo.xfacies, exists
+
+
+def test_sampled_patches_know_their_scene():
+    """``sample_patches(..., return_time=True)``: each patch's time index is the scene its centre
+    label came from (checked against the labels and the features at the centre)."""
+    import numpy as np
+    import xarray as xr
+
+    from xfacies.train.patches import sample_patches
+
+    rng = np.random.default_rng(0)
+    f = xr.DataArray(rng.random((3, 2, 20, 20), dtype=np.float32), dims=("time", "band", "y", "x"),
+                     coords={"band": ["a", "b"]})
+    lab = xr.DataArray(np.full((3, 20, 20), -1, np.int8), dims=("time", "y", "x"))
+    lab[0, 5, 5] = 0
+    lab[2, 10, 12] = 1
+    lab[1, 3, 17] = 1
+    X, y, t = sample_patches(f, lab, patch_size=5, return_time=True)
+    centre = {(0, 0): (5, 5), (2, 1): (10, 12), (1, 1): (3, 17)}
+    assert sorted(zip(t.tolist(), y.tolist())) == sorted(centre)
+    for i in range(len(y)):
+        r, c = centre[(int(t[i]), int(y[i]))]
+        np.testing.assert_array_equal(X[i, 2, 2], f.values[t[i], :, r, c])

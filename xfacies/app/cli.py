@@ -64,7 +64,7 @@ def _cmd_import(a: argparse.Namespace) -> int:
 def _cmd_make_demo(a: argparse.Namespace) -> int:
     from xfacies.train.demo_model import make_demo_model
 
-    make_demo_model(a.out, epochs=a.epochs)
+    make_demo_model(a.out, epochs=a.epochs, overwrite=a.overwrite)
     return 0
 
 
@@ -78,7 +78,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 def _cmd_caffe_train(a: argparse.Namespace) -> int:
     from xfacies.caffe import index, leave_one_glacier_out, open_dataset, select
-    from xfacies.caffe.train import check_output, train_zone_model
+    from xfacies.caffe.train import train_zone_model
+    from xfacies.model.registry import check_output
 
     out = check_output(a.out, a.overwrite)  # before hours of training: never the package, no silent overwrite
     ds = open_dataset(a.root, split="train", metadata=a.metadata)
@@ -291,8 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="I trust this file: unpickle it (this runs code from the file)")
     cv.set_defaults(func=_cmd_convert)
 
-    m = sub.add_parser("make-demo-model", help="retrain the shipped demo model on synthetic glaciers")
-    m.add_argument("--out", default=None, help="output path (default: the package's demo.xfacies)")
+    m = sub.add_parser("make-demo-model", help="train the demo model on synthetic glaciers (./demo.xfacies)")
+    m.add_argument("--out", default="demo.xfacies",
+                   help="output path (default: ./demo.xfacies; never inside the installed package)")
+    m.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     m.add_argument("--epochs", type=int, default=12)
     m.set_defaults(func=_cmd_make_demo)
 

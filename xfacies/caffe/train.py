@@ -222,36 +222,6 @@ def dice_ce_loss():
     return DiceCE()
 
 
-def _package_dir() -> Path:
-    import xfacies
-
-    return Path(xfacies.__file__).resolve().parent
-
-
-def check_output(out: str | Path, overwrite: bool = False) -> Path:
-    """The path a trainer may write its bundle to: never inside the installed package, and an
-    existing file only with ``overwrite=True``.
-
-    Raises
-    ------
-    PermissionError
-        For a path inside the installed ``xfacies`` package.
-    FileExistsError
-        For an existing file without ``overwrite``.
-    """
-    p = Path(out).expanduser()
-    resolved = p.resolve()
-    pkg = _package_dir()
-    if resolved == pkg or pkg in resolved.parents:
-        raise PermissionError(
-            f"{p} is inside the installed xfacies package ({pkg}); xfacies never writes there. "
-            "Save the model elsewhere (e.g. --out ./caffe-zones.xfacies) and load it by path")
-    if p.exists() and not overwrite:
-        raise FileExistsError(f"{p} exists; pass overwrite=True (--overwrite) to replace it, or choose "
-                              "another --out")
-    return p
-
-
 def train_zone_model(
     dataset: xr.DataTree,
     *,
@@ -336,6 +306,8 @@ def train_zone_model(
     from xfacies.model.bundle import Model
     from xfacies.train.fitting import cosine_adam
 
+    from xfacies.model.registry import check_output, inside_package
+
     if out is not None:
         out = check_output(out, overwrite)
     keras = _keras()
@@ -365,7 +337,7 @@ def train_zone_model(
     best = None
     if checkpoints is not None:
         ck = Path(checkpoints)
-        if ck.resolve() == _package_dir() or _package_dir() in ck.resolve().parents:
+        if inside_package(ck):
             raise PermissionError(f"checkpoints={ck} is inside the installed xfacies package; choose another folder")
         backup = ck / "backup"
         if not resume and backup.exists():

@@ -15,13 +15,51 @@ from pathlib import Path
 from xfacies import options
 from xfacies.model.bundle import BundleError, Model
 
-__all__ = ["BUILTIN", "load_model", "fetch", "cache_dir", "load_cached", "loaded_models"]
+__all__ = ["BUILTIN", "load_model", "fetch", "cache_dir", "load_cached", "loaded_models", "check_output",
+           "inside_package"]
 
 _DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 #: Names ``load_model`` resolves to bundles shipped inside the package.
 BUILTIN = {"demo": _DATA_DIR / "demo.xfacies", "caffe-zones": _DATA_DIR / "caffe-zones.xfacies"}
 #: The command that rebuilds each built-in model.
-REBUILD = {"demo": "xfacies make-demo-model", "caffe-zones": "xfacies caffe train <CaFFe data>"}
+REBUILD = {"demo": "xfacies make-demo-model, then copy ./demo.xfacies into xfacies/data/",
+           "caffe-zones": "xfacies caffe train <CaFFe data>, then copy ./caffe-zones.xfacies into xfacies/data/"}
+
+
+def inside_package(path: "str | os.PathLike") -> bool:
+    """Whether ``path`` lies inside the installed ``xfacies`` package (where nothing is written)."""
+    pkg = _DATA_DIR.parent
+    p = Path(path).expanduser().resolve()
+    return p == pkg or pkg in p.parents
+
+
+def check_output(out: "str | os.PathLike", overwrite: bool = False) -> Path:
+    """The path a trainer may save a bundle to: never inside the installed package, and an existing
+    file only with ``overwrite=True``.
+
+    Raises
+    ------
+    PermissionError
+        For a path inside the installed ``xfacies`` package.
+    FileExistsError
+        For an existing file without ``overwrite``.
+
+    Examples
+    --------
+    >>> check_output(BUILTIN["demo"], overwrite=True)
+    Traceback (most recent call last):
+    ...
+    PermissionError: ... is inside the installed xfacies package (...); xfacies never writes there. ...
+    """
+    p = Path(out).expanduser()
+    if inside_package(p):
+        raise PermissionError(
+            f"{p} is inside the installed xfacies package ({_DATA_DIR.parent}); xfacies never writes there. "
+            "Save the model elsewhere (e.g. --out ./caffe-zones.xfacies) and load it by path")
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"{p} exists; pass overwrite=True (--overwrite) to replace it, or choose "
+                              "another --out")
+    return p
 
 
 def cache_dir() -> Path:

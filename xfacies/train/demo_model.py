@@ -99,9 +99,9 @@ def train_demo(*, architecture: str = DEMO_ARCHITECTURE, n_per_class: int = 1200
     parts = []
     for i, s in enumerate(TRAIN_SEEDS):
         ds = _season(s)
-        X, y = sample_patches(ds["features"], ds["truth"], n_per_class=n_per_class // len(TRAIN_SEEDS) * 2,
-                              seed=i)
-        date = np.asarray(ds["time"].values)[np.random.default_rng(i).integers(0, ds.sizes["time"], y.size)]
+        X, y, t = sample_patches(ds["features"], ds["truth"], n_per_class=n_per_class // len(TRAIN_SEEDS) * 2,
+                                 seed=i, return_time=True)
+        date = np.asarray(ds["time"].values)[t]  # each patch's own scene (the recipe's scene weights)
         parts.append(patch_dataset(X, y, catalog.FEATURE_SETS[4], glacier=f"synthetic-{s}", date=date,
                                    fold=i, imagery="synthetic"))
     import xarray as xr
@@ -128,12 +128,14 @@ def train_demo(*, architecture: str = DEMO_ARCHITECTURE, n_per_class: int = 1200
     return model
 
 
-def make_demo_model(out: str | Path | None = None, *, n_per_class: int = 1200, epochs: int = 12,
-                    verbose: int = 1) -> Path:
-    """Train the demo model from scratch on synthetic seasons and save it (default: the package copy)."""
-    from xfacies.model.registry import BUILTIN
+def make_demo_model(out: str | Path = "demo.xfacies", *, n_per_class: int = 1200, epochs: int = 12,
+                    verbose: int = 1, overwrite: bool = False) -> Path:
+    """Train the demo model from scratch on synthetic seasons and save it to ``out`` (default
+    ``./demo.xfacies``; never inside the installed package, an existing file only with
+    ``overwrite``).  The shipped copy is replaced by copying the result in a development checkout."""
+    from xfacies.model.registry import check_output
 
-    out = Path(out) if out is not None else BUILTIN["demo"]
+    out = check_output(out, overwrite)
     t0 = time.perf_counter()
     model = train_demo(n_per_class=n_per_class, epochs=epochs, verbose=verbose)
     model.save(out)

@@ -30,7 +30,8 @@ def sample_patches(
     patch_size: int = 33,
     seed: int = 0,
     feature_names: Sequence[str] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    return_time: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Draw class-balanced ``patch_size`` x ``patch_size`` patches centred on labelled pixels.
 
     Parameters
@@ -41,13 +42,15 @@ def sample_patches(
         ``(y, x)`` or ``(time, y, x)`` int class ids; :data:`xfacies.NODATA` is ignored.
     n_per_class
         At most this many patches per class (fewer when a class is rarer).
+    return_time
+        Also return each patch's time index (its scene), e.g. for its date and scene weight.
 
     Returns
     -------
-    patches, labels
+    patches, labels[, time]
         float32 ``(N, P, P, F)`` raw features (NaN = missing; zero-padded
-        beyond the scene edge is done later, in normalised space) and int
-        labels ``(N,)``.
+        beyond the scene edge is done later, in normalised space), int
+        labels ``(N,)`` and, with ``return_time``, int time indices ``(N,)``.
     """
     from xfacies.inference import prepare_features
 
@@ -61,7 +64,7 @@ def sample_patches(
     rng = np.random.default_rng(seed)
     h = patch_size // 2
     padded = np.pad(f, ((0, 0), (0, 0), (h, h), (h, h)), constant_values=np.nan)
-    X, Y = [], []
+    X, Y, T = [], [], []
     for c in range(len(catalog.CLASSES)):
         t, r, q = np.nonzero(lab == c)
         if t.size == 0:
@@ -70,9 +73,12 @@ def sample_patches(
         for i in pick:
             X.append(padded[t[i], :, r[i]:r[i] + patch_size, q[i]:q[i] + patch_size])
             Y.append(c)
+            T.append(t[i])
     if not X:
         raise ValueError("no labelled pixels to sample patches from")
     X = np.moveaxis(np.stack(X), 1, -1).astype(np.float32)
+    if return_time:
+        return X, np.asarray(Y, dtype=np.int64), np.asarray(T, dtype=np.int64)
     return X, np.asarray(Y, dtype=np.int64)
 
 
