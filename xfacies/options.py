@@ -34,7 +34,7 @@ Examples
 >>> options.set_options(colour="red")
 Traceback (most recent call last):
 ...
-ValueError: unknown option 'colour'; valid options: cache_dir, gpu_memory, retries, retry_wait
+ValueError: unknown option 'colour'; valid options: cache_dir, gpu_memory, retries, retry_wait, progress
 """
 
 from __future__ import annotations

@@ -126,8 +126,9 @@ class UNetConfig:
         return n + conv(c_in, C, 1, bias=True)
 
     def macs_per_pixel(self, dense: bool = True) -> int:
-        """Multiply-adds per output pixel of a whole image (approximate: convolutions only)."""
-        w, F, total, c_in = self.widths, self.n_features, 0.0, self.n_features
+        """Multiply-adds per output pixel of a whole image (convolutions only; level ``i`` runs on
+        ``4**-i`` of the pixels, all of them on ``downsample**-2``)."""
+        w, total, c_in = self.widths, 0.0, self.n_features
         for i, c in enumerate(w[:-1]):
             total += (9 * c_in * c + 9 * c * c) / 4 ** i
             c_in = c
@@ -136,9 +137,8 @@ class UNetConfig:
         c_in = b
         for i in reversed(range(self.depth)):
             c = w[i]
-            total += (4 * c_in * c / 4 + 18 * c * c + 9 * c * c) / 4 ** i
+            total += (c_in * c + 18 * c * c + 9 * c * c) / 4 ** i  # 2x2 transposed conv: c_in*c per output pixel
             c_in = c
-        del F
         return int((total + c_in * self.n_classes) / self.downsample ** 2)
 
     def fuse_weights(self, weights: list) -> list:
