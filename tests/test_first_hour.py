@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 import warnings
 
 import geopandas as gpd
@@ -207,3 +208,31 @@ def test_real_oetztal_dem_on_the_grid_of_rgi7_outlines():
     ref = srtm[mask]
     assert abs(z.min() - ref.min()) < 60 and abs(z.max() - ref.max()) < 60
     assert abs(z.mean() - ref.mean()) < 10
+
+
+def test_threads_that_load_keras_together_leave_standard_error_working():
+    """Two threads of a threaded Dask run that find Keras unimported used to mute standard error
+    one after the other; the second saved the muted descriptor and restored it for good, so the
+    CLI's "interrupted ... run the same command again" never reached the user.  A slow ``dup2``
+    (0.2 s) widens the window so that the race happens every time without the lock."""
+    code = textwrap.dedent("""
+        import os, sys, threading, time
+        real = os.dup2
+        def slow(a, b):
+            real(a, b)
+            time.sleep(0.2)
+        os.dup2 = slow
+        from xfacies.model import runtime
+        gate = threading.Barrier(4)
+        def load():
+            gate.wait()
+            runtime.import_keras()
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        print("standard error still reaches the user", file=sys.stderr)
+    """)
+    env = {**os.environ, "XFACIES_QUIET_TF": "1", "KERAS_BACKEND": "numpy"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "standard error still reaches the user" in proc.stderr

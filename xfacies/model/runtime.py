@@ -64,6 +64,7 @@ DEFAULT_PRECISION = "float32"
 _JAX_PRECISION = {"float32": "highest", "tf32": "tensorfloat32", "bfloat16": "bfloat16"}
 # TF32 switches of PyTorch and TensorFlow are process-wide: scopes that set them hold this lock.
 _GLOBAL_SWITCH = threading.RLock()
+_QUIET_IMPORT = threading.Lock()  # import_keras: one stderr mute at a time
 
 
 def check_precision(precision: Any, method: str = "dense") -> str:
@@ -208,23 +209,31 @@ def import_keras() -> Any:
         import keras
 
         return keras
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured)
-        import keras
+    # One thread mutes at a time: two threads of a Dask threaded scheduler that both found
+    # Keras unimported would each save "the" standard error, and the second would save (and
+    # restore for good) the muted one, losing every later error message of the process.
+    with _QUIET_IMPORT:
+        if "keras" in sys.modules:
+            import keras
 
-        return keras
-    sys.stderr.flush()
-    saved, null = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, fd)
-    try:
-        import keras
+            return keras
+        try:
+            fd = sys.stderr.fileno()
+        except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured)
+            import keras
 
-        keras.ops.convert_to_numpy(keras.ops.add(keras.ops.ones((1,)), 1.0))
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(null)
+            return keras
+        sys.stderr.flush()
+        saved, null = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        try:
+            import keras
+
+            keras.ops.convert_to_numpy(keras.ops.add(keras.ops.ones((1,)), 1.0))
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            os.close(null)
     return keras
 
 
