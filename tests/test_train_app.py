@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -50,10 +51,21 @@ def test_relative_paths_resolve_against_the_config(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_train_runs_the_recipe(tmp_path):
+def test_cli_train_runs_the_recipe(tmp_path, capsys):
+    from xfacies.app.training import WeakModelWarning
+
     (tmp_path / "cfg.toml").write_text(CONFIG)
-    assert main(["train", str(tmp_path / "cfg.toml"), "--quiet"]) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["train", str(tmp_path / "cfg.toml"), "--quiet"]) == 0
     out = tmp_path / "run"
+    # 3 epochs of 3 batches is a smoke budget: the run must say that its "before" models are near
+    # chance exactly when their pooled score is (chance: 1 / the number of classes present)
+    summary = json.loads((out / "summary.json").read_text())
+    present = pd.read_csv(out / "confusion_before.csv", index_col=0).sum(axis=1).gt(0).sum()
+    chance = 1 / present
+    weak = [w for w in caught if issubclass(w.category, WeakModelWarning)]
+    assert bool(weak) == (summary["macro_f1_pooled"]["before"] < chance + 0.25 * (1 - chance)) == bool(summary["warnings"])
     for name in ("scores_before", "scores_after", "pruning", "calibration", "noise_recovery", "flagged_labels"):
         assert (out / f"{name}.csv").exists(), name
     summary = json.loads((out / "summary.json").read_text())
@@ -80,77 +92,83 @@ def test_cli_train_runs_the_recipe(tmp_path):
         assert m.architecture == "translation-exact" and m.calibrator is not None
         assert m.metadata["fold"]["validation"] == (t - 1) % 3
         assert (out / f"reliability_fold{t}.png").stat().st_size > 10_000
+    _check_report(out, patches, capsys)
     assert main(["train", str(tmp_path / "missing.toml")]) == 2
 
 
-def _store_and_points(tmp_path, name: str, seed: int, fold=None, drop=()):
-    """A synthetic two-scene feature store (Zarr on disk) and its labelled points (GeoPackage)."""
-    from xfacies import synthetic
+def _check_report(out, patches, capsys):
+    """The report's files against checks made here: scikit-learn's scores of the saved models'
+    own predictions, the test folds' sizes, the patches' label counts."""
+    from sklearn.metrics import f1_score
 
-    season = synthetic.season(2, size=64, seed=seed)
-    store = tmp_path / f"{name}.zarr"
-    season[["features"]].to_zarr(store, mode="w")
-    pts = synthetic.labelled_points(season, n_per_class=6, seed=seed).drop(columns=["true_class", "flipped", *drop])
-    if fold is not None:
-        pts["fold"] = fold(len(pts))
-    path = tmp_path / f"{name}.gpkg"
-    pts.to_file(path)
-    return store, path, pts
+    from xfacies.train.evaluation import predict_probabilities
+
+    folds = np.asarray(patches["fold"].values)
+    labels = np.asarray(patches["class"].values).astype(int)
+    pred = np.full(labels.size, -1)
+    for t in range(3):
+        m = xfacies.load_model(out / "models" / f"fold{t}.xfacies")
+        test = folds == t
+        pred[test] = predict_probabilities(m, patches.isel(sample=np.flatnonzero(test))).argmax(axis=1)
+        before = xfacies.load_model(out / "models" / f"fold{t}_before.xfacies")
+        assert before.calibrator is None and before.metadata["fold"]["test"] == t
+        for stage in ("before", "after"):
+            log = pd.read_csv(out / "logs" / f"fold{t}_{stage}.csv")
+            assert log["epoch"].tolist() == [1, 2, 3] and {"loss", "val_loss", "f1"} <= set(log.columns)
+        held = m.metadata["held_out"]
+        assert held["n_samples"] == int(test.sum())
+        assert held["macro_f1"] == pytest.approx(f1_score(labels[test], pred[test], average="macro",
+                                                          labels=np.unique(labels[test])), abs=1e-6)
+        dom = m.training_domain
+        train_folds = m.metadata["fold"]["train"]
+        seen = np.isin(folds, train_folds)
+        # trained on the kept (unflagged) samples of its training folds
+        assert sum(dom["labels"].values()) <= int(seen.sum()) and set(dom["glaciers"]) <= set(patches.glacier.values)
+        assert dom["dates"]["scenes"] == 2
+        assert main(["info", str(out / "models" / f"fold{t}.xfacies")]) == 0
+        text = capsys.readouterr().out
+        assert f"held-out scores (test fold {t} (unpruned)" in text and f"macro F1 {held['macro_f1']:.3f}" in text
+        assert "labels: " in text and "dates: " in text
+    pooled = pd.read_csv(out / "scores_pooled.csv")
+    after = pooled[(pooled.stage == "after") & (pooled.metric == "macro_f1") & (pooled["class"] == "all")]
+    present = np.unique(labels)
+    assert after["value"].iloc[0] == pytest.approx(f1_score(labels, pred, average="macro", labels=present), abs=1e-6)
+    cm = pd.read_csv(out / "confusion_after.csv", index_col=0)
+    assert int(cm.values.sum()) == labels.size and int(np.trace(cm.values)) == int((pred == labels).sum())
+    assert (out / "confusion_after.png").stat().st_size > 10_000
+    unpruned = pd.read_csv(out / "scores_after_unpruned.csv")
+    assert set(unpruned["fold"]) == {0, 1, 2}
+    support = unpruned[(unpruned.metric == "support") & (unpruned.glacier == "all")].groupby("fold")["value"].sum()
+    assert support.tolist() == [int((folds == t).sum()) for t in range(3)]  # every test sample, none pruned
+    cal = pd.read_csv(out / "calibration.csv")
+    held = cal[(cal.metric == "ece") & (cal.set == "held_out")]
+    assert sorted(held.groupby("fold")["n_samples"].first().tolist()) == sorted(
+        int((folds == t).sum()) for t in range(3))
 
 
-def test_train_points_from_several_stores_respect_the_fold_column(tmp_path):
-    """Two feature stores (two glaciers), each with its points file: one patch set, and the
-    given fold column is the fold of every patch (it was silently replaced before)."""
-    from xfacies.train.data import patches_from_points
+def test_near_chance_before_models_warn(tmp_path):
+    """Models that learned nothing (one epoch at a learning rate of 1e-7): the run says the flags
+    mean little, in a warning and in summary.json.  The config's own classes and feature subset
+    reach the models."""
+    from xfacies.app.training import WeakModelWarning, run_training
 
-    k = 4
-    s1, p1, t1 = _store_and_points(tmp_path, "a", 1, fold=lambda n: np.arange(n) % 3)
-    s2, p2, t2 = _store_and_points(tmp_path, "b", 2, fold=lambda n: np.full(n, 3))
-    cfg = TrainConfig.from_dict({"data": {"points": [str(p1), str(p2)], "features": [str(s1), str(s2)]},
-                                 "cross_validation": {"k": k}, "output": {"dir": str(tmp_path / "o")}})
-    ds = load_patches(cfg)
-    one = patches_from_points(xfacies.io.open_zarr(s1)["features"], t1, 33, fold_column="fold")
-    two = patches_from_points(xfacies.io.open_zarr(s2)["features"], t2, 33, fold_column="fold")
-    assert ds.sizes["sample"] == one.sizes["sample"] + two.sizes["sample"] > 0
-    expected = np.concatenate([t1["fold"].to_numpy()[one["point"].values], t2["fold"].to_numpy()[two["point"].values]])
-    np.testing.assert_array_equal(ds["fold"].values, expected)
-    assert ds.attrs["folds"] == "the 'fold' column"
-    np.testing.assert_array_equal(ds["patches"].values[: one.sizes["sample"]], one["patches"].values)
-
-
-def test_train_points_without_folds_keep_scenes_and_glaciers_whole(tmp_path):
-    """Without a fold column: whole glaciers per fold where the points name them, else whole
-    scenes (store and day), so neighbouring pixels of one scene never sit in training and test."""
-    from xfacies.train.data import patches_from_points
-
-    s1, p1, t1 = _store_and_points(tmp_path, "a", 1, drop=("glacier",))
-    s2, p2, t2 = _store_and_points(tmp_path, "b", 2, drop=("glacier",))
-    cfg = TrainConfig.from_dict({"data": {"features": [str(s1), str(s2)], "points": [str(p1), str(p2)]},
-                                 "cross_validation": {"k": 3}, "output": {"dir": "o"}})
-    ds = load_patches(cfg)
-    assert ds.attrs["folds"].startswith("whole scenes")
-    n1 = patches_from_points(xfacies.io.open_zarr(s1)["features"], t1, 33, fold_column=None).sizes["sample"]
-    store = np.r_[np.zeros(n1, int), np.ones(ds.sizes["sample"] - n1, int)]
-    scene = [f"{s}:{d}" for s, d in zip(store, pd.to_datetime(ds["date"].values).strftime("%Y-%m-%d"))]
-    frame = pd.DataFrame({"scene": scene, "fold": ds["fold"].values})
-    assert frame.scene.nunique() == 4
-    assert (frame.groupby("scene").fold.nunique() == 1).all()  # no scene in two folds
-    assert frame.fold.nunique() >= 2
-
-    g1, q1, u1 = _store_and_points(tmp_path, "c", 1)
-    g2, q2, u2 = _store_and_points(tmp_path, "d", 2)
-    cfg = TrainConfig.from_dict({"data": {"features": [str(g1), str(g2)], "points": [str(q1), str(q2)]},
-                                 "cross_validation": {"k": 3}, "output": {"dir": "o"}})
-    ds = load_patches(cfg)
-    assert ds.attrs["folds"].startswith("whole glaciers")
-    by = pd.DataFrame({"glacier": ds["glacier"].values, "fold": ds["fold"].values})
-    assert (by.groupby("glacier").fold.nunique() == 1).all()
-
-    with pytest.raises(ValueError, match="pair up"):
-        TrainConfig.from_dict({"data": {"features": [str(s1)], "points": [str(p1), str(p2)]}, "output": {"dir": "o"}})
-    bad = tmp_path / "bad.gpkg"
-    t1.assign(fold=7).to_file(bad)
-    cfg = TrainConfig.from_dict({"data": {"features": str(s1), "points": str(bad)}, "cross_validation": {"k": 3},
-                                 "output": {"dir": "o"}})
-    with pytest.raises(ValueError, match="0..2"):
-        load_patches(cfg)
+    classes = ["snow", "debris", "shadow", "cloud"]   # what the synthetic points of these seeds hold
+    bands = ["blue", "green", "red", "nir", "swir1"]
+    cfg = TrainConfig.from_dict({
+        "data": {"synthetic": {"seeds": [1, 2, 3], "dates": 1, "size": 96, "n_per_class": 8}},
+        "model": {"filters": 4, "classes": classes, "features": bands},
+        "fit": {"epochs": 1, "batch_size": 64, "learning_rate": 1e-7},
+        "cross_validation": {"k": 3}, "calibration": {"method": "none"}, "output": {"dir": str(tmp_path / "o")}})
+    with pytest.warns(WeakModelWarning, match="close to chance"):
+        result = run_training(cfg, verbose=0)
+    summary = json.loads((result.out / "summary.json").read_text())
+    assert summary["warnings"] and summary["macro_f1_pooled"]["before"] < 0.25 + 0.75 / 4
+    m = xfacies.load_model(result.out / "models" / "fold0.xfacies")
+    assert list(m.classes) == classes and list(m.features) == bands
+    assert set(m.training_domain["labels"]) == set(classes)
+    flagged = pd.read_csv(result.out / "flagged_labels.csv")
+    assert set(flagged["given"]) <= set(classes) and set(flagged["suggested"]) <= set(classes)
+    bad = cfg.model_copy(deep=True)
+    bad.model.features = ["blue", "B8A"]
+    with pytest.raises(ValueError, match="B8A"):
+        run_training(bad, verbose=0)

@@ -39,6 +39,18 @@ def _cmd_info(a: argparse.Namespace) -> int:
     print(f"trained on: {dom['imagery']} imagery"
           + (f" ({', '.join(dom['sensors'])})" if dom.get("sensors") else "")
           + (f"; region: {dom['region']}" if dom.get("region") else ""))
+    if dom.get("glaciers"):
+        g = dom["glaciers"]
+        print(f"  glaciers ({len(g)}): {', '.join(g[:12])}" + (", ..." if len(g) > 12 else ""))
+    if dom.get("dates"):
+        d = dom["dates"]
+        print(f"  dates: {d['first']} to {d['last']} ({d['scenes']} scenes)")
+    if dom.get("labels"):
+        print("  labels: " + ", ".join(f"{c} {n:,}" for c, n in dom["labels"].items()))
+    held = m.metadata.get("held_out")
+    if held:
+        print(f"held-out scores ({held['what']}; {held['n_samples']:,} samples): macro F1 {held['macro_f1']:.3f}, "
+              f"accuracy {held['accuracy']:.3f}" + (f", ECE {held['ece']:.3f}" if "ece" in held else ""))
     if m.metadata:
         print("metadata:", json.dumps(m.metadata, indent=1, default=str))
     return 0

@@ -9,23 +9,42 @@ a report folder (CSV tables, PNGs, the models).
 .. code-block:: toml
 
     [data]
-    synthetic = {seeds = [100, 101, 102], dates = 3, size = 160, n_per_class = 60, flip = 0.1}
+    synthetic = {seeds = [100, 101, 102, 103], dates = 3, size = 160, n_per_class = 60, flip = 0.1}
     # or: points = "labels.gpkg" and features = "features.zarr"  (a feature cube store)
     # or: reference = "patches/"  (the study's {fold}_{glacier}_{date}_..._{class}.tif)
     [model]
     architecture = "translation-exact"
     filters = 16
+    # features = ["blue", "green", "red", "nir"]   # a subset of the store's bands (default: all)
+    # classes = ["snow", "ice"]                    # your own classes (default: the catalogue's 8)
     [fit]
-    epochs = 20
-    batch_size = 512
+    epochs = 40
+    batch_size = 256
+    learning_rate = 0.003
     [cross_validation]
-    k = 3
+    k = 4
     [confident_learning]
     enabled = true
     [calibration]
     method = "kernel"
     [output]
     dir = "training-run"
+
+This example (4 synthetic glaciers, 3 scenes each, 2,880 patches, 4 folds of 720, 8 models)
+COST_LINE
+
+The folder holds, per stage (``before``: all labels; ``after``: flagged labels removed):
+``scores_{before,after}.csv`` (each fold's model on its test fold), ``scores_after_unpruned.csv``
+(the "after" models on the *unpruned* test folds: like for like with ``before``),
+``scores_pooled.csv`` (all test folds pooled, both stages), ``confusion_{before,after}.csv|png``
+(pooled, unpruned), ``flagged_labels.csv`` (sample, glacier, date, given and suggested class,
+self-confidence), ``pruning.csv``, ``calibration.csv`` (ECE on the validation fold the
+calibrator was fitted on *and* on the held-out test fold), ``reliability_fold*.png`` (held
+out), ``logs/fold*_{before,after}.csv`` (loss and metrics per epoch), ``models/fold*.xfacies``
+(calibrated "after" models, with their training domain and held-out scores) and
+``models/fold*_before.xfacies``, and ``summary.json``.  When the "before" models are close to
+chance, confident learning's flags mean little: the run warns (:class:`WeakModelWarning`) and
+says so in ``summary.json``.
 
 Examples
 --------
@@ -49,8 +68,14 @@ import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from xfacies import catalog
+from xfacies.errors import XfaciesWarning
 
-__all__ = ["TrainConfig", "load_train_config", "run_training", "TrainingResult"]
+__all__ = ["TrainConfig", "load_train_config", "run_training", "TrainingResult", "WeakModelWarning"]
+
+
+class WeakModelWarning(XfaciesWarning):
+    """The cross-validated "before" models are close to chance: their out-of-fold probabilities
+    cannot tell label errors from model errors, so confident learning's flags mean little."""
 
 
 class _Section(BaseModel):
@@ -86,9 +111,15 @@ class DataConfig(_Section):
 
 
 class ModelSection(_Section):
+    """The network.  ``features``: the bands of the patches it reads, in your names (default:
+    every band of the feature store); ``classes``: the classes it learns (default: the
+    catalogue's 8), e.g. ``["snow", "ice"]``: the head, label smoothing and metrics cover those."""
+
     architecture: str = "translation-exact"
     filters: int = 64
     dropout: float = 0.5
+    features: list[str] | None = None
+    classes: list[str] | None = None
 
 
 class FitSection(_Section):
@@ -305,36 +336,65 @@ class TrainingResult:
 
 def run_training(cfg: TrainConfig, *, verbose: int = 1) -> TrainingResult:
     """Run the recipe end to end and write the report folder (see the module docstring)."""
+    import warnings
+
     from xfacies.train.calibration import calibrate
     from xfacies.train.cleaning import label_issues, pruning_report
     from xfacies.train.evaluation import evaluate, predict_probabilities
-    from xfacies.train.fitting import cross_validate
+    from xfacies.train.fitting import class_index, cross_validate
 
     out = Path(cfg.output.dir)
     (out / "models").mkdir(parents=True, exist_ok=True)
+    (out / "logs").mkdir(exist_ok=True)
     t0 = time.perf_counter()
     say = print if verbose else (lambda *a, **k: None)
     patches = load_patches(cfg)
     k = cfg.cross_validation.k
-    say(f"{patches.sizes['sample']} patches, {k} folds")
-    fit_kw = dict(architecture=cfg.model.architecture,
+    classes = tuple(cfg.model.classes or catalog.class_names())
+    if cfg.model.features is not None:
+        have = [str(b) for b in patches["band"].values]
+        missing = [f for f in cfg.model.features if f not in have]
+        if missing:
+            raise ValueError(f"[model] features = {cfg.model.features}: {missing} are not bands of the patches; "
+                             f"their bands are {have}")
+    # the patches' class ids become indices into the trained classes (the models' own)
+    labels = class_index(patches, classes, "the training patches")
+    patches = patches.assign_coords({"class": ("sample", labels.astype(np.int8)),
+                                     "class_name": ("sample", np.asarray(classes, dtype=object)[labels])})
+    folds = np.asarray(patches["fold"].values)
+    say(f"{patches.sizes['sample']} patches, {k} folds ({patches.attrs.get('folds', 'the fold coordinate')}), "
+        f"classes {list(classes)}")
+    fit_kw = dict(architecture=cfg.model.architecture, features=cfg.model.features, classes=list(classes),
                   config={"filters": cfg.model.filters, "dropout": cfg.model.dropout},
                   epochs=cfg.fit.epochs, batch_size=cfg.fit.batch_size,
                   learning_rate=cfg.fit.learning_rate, seed=cfg.fit.seed, verbose=min(verbose, 2) and 2)
     tables: dict[str, pd.DataFrame] = {}
     models: dict[str, Any] = {}
-    before = cross_validate(patches, k=k, **fit_kw)
+    notes: list[str] = []
+    before = cross_validate(patches, k=k, progress=bool(verbose), **fit_kw)
     models.update({f"fold{t}_before": m for t, m in before.models.items()})
+    _write_logs(before.models, out / "logs", "before")
     tables["scores_before"] = _fold_scores(before.models, patches, evaluate)
+    oof_before = before.probabilities.values.argmax(axis=1)
+    pooled = [_pooled(labels, oof_before, classes, "before", "all labels")]
+    _confusion(labels, oof_before, classes, out / "confusion_before")
+    chance = 1.0 / max(np.unique(labels).size, 1)  # macro F1 of guessing by the class frequencies
+    f1_before = float(pooled[0].query("metric == 'macro_f1' and `class` == 'all'")["value"].iloc[0])
+    if f1_before < chance + 0.25 * (1 - chance):
+        msg = (f"the 'before' models are close to chance: out-of-fold macro F1 {f1_before:.2f} (chance "
+               f"{chance:.2f} for {np.unique(labels).size} classes), so confident learning cannot tell label "
+               "errors from model errors and its flags mean little. Train longer ([fit] epochs), on more "
+               "labels, or with fewer folds before trusting the flagged labels")
+        warnings.warn(msg, WeakModelWarning, stacklevel=2)
+        notes.append(msg)
     kept = patches
     if cfg.confident_learning.enabled:
-        labels = np.asarray(patches["class"].values, dtype=np.int64)
-        issues = label_issues(labels, before.probabilities.values)
-        report = pruning_report(labels, issues, folds=np.asarray(patches["fold"].values))
+        issues = label_issues(labels, before.probabilities.values)  # catalogue: the 5 facies; yours: all
+        report = pruning_report(labels, issues, folds=folds)
         tables["pruning"] = report
         flagged = np.zeros(labels.size, bool)
         flagged[issues] = True
-        tables["flagged_labels"] = _flagged_table(patches, labels, issues, before.probabilities.values)
+        tables["flagged_labels"] = _flagged_table(patches, labels, issues, before.probabilities.values, classes)
         if "flipped" in patches.coords:  # synthetic label noise: how well the flags find it
             flip = np.asarray(patches["flipped"].values, bool)
             tp = int((flagged & flip).sum())
@@ -343,44 +403,101 @@ def run_training(cfg: TrainConfig, *, verbose: int = 1) -> TrainingResult:
                 "precision": tp / max(int(flagged.sum()), 1), "recall": tp / max(int(flip.sum()), 1)}])
         kept = patches.isel(sample=np.flatnonzero(~flagged))
         say(f"confident learning flagged {int(flagged.sum())} of {labels.size} labels")
-        after = cross_validate(kept, k=k, **fit_kw)
+        after = cross_validate(kept, k=k, progress=bool(verbose), **fit_kw)
         models.update({f"fold{t}_after": m for t, m in after.models.items()})
+        _write_logs(after.models, out / "logs", "after")
         final = after.models
+        tables["scores_after"] = _fold_scores(final, kept, evaluate)
+        tables["scores_after_unpruned"] = _fold_scores(final, patches, evaluate)
     else:
-        final = before.models
-    tables["scores_after"] = _fold_scores(final, kept, evaluate)
+        final = dict(before.models)
+        tables["scores_after"] = tables["scores_after_unpruned"] = tables["scores_before"]
+    # every "after" model on its unpruned test fold: pooled, and the held-out set of calibration
+    test_probs = {t: predict_probabilities(m, patches.isel(sample=np.flatnonzero(folds == t)))
+                  for t, m in final.items()}
+    oof_after = np.full(labels.size, -1)
+    for t, p in test_probs.items():
+        oof_after[folds == t] = p.argmax(axis=1)
+    done = oof_after >= 0
+    pooled.append(_pooled(labels[done], oof_after[done], classes, "after", "all labels (unpruned)"))
+    tables["scores_pooled"] = pd.concat(pooled, ignore_index=True)
+    _confusion(labels[done], oof_after[done], classes, out / "confusion_after")
     if cfg.calibration.method != "none":
         rows = []
         for t, m in final.items():
             v = m.metadata["fold"]["validation"]
-            val = patches.isel(sample=np.flatnonzero(np.asarray(patches["fold"].values) == v))  # unpruned
-            probs = predict_probabilities(m, val)
-            cal, rep = calibrate(m, probs, np.asarray(val["class"].values, dtype=np.int64),
+            val = patches.isel(sample=np.flatnonzero(folds == v))  # unpruned
+            cal, rep = calibrate(m, predict_probabilities(m, val), np.asarray(val["class"].values, dtype=np.int64),
                                  method=cfg.calibration.method,
+                                 held_out=(test_probs[t], labels[folds == t]),
                                  plot=out / f"reliability_fold{t}.png")
             final[t] = cal
             rows.append(rep.assign(fold=t))
         tables["calibration"] = pd.concat(rows, ignore_index=True)
     for t, m in final.items():
+        test = labels[folds == t]
+        s_ = _pooled(test, test_probs[t].argmax(axis=1), classes, "after", "").set_index(["metric", "class"])
+        m.metadata["held_out"] = {
+            "what": f"test fold {t} (unpruned), never seen in training, validation or calibration",
+            "n_samples": int(test.size),
+            "macro_f1": float(s_.loc[("macro_f1", "all"), "value"]),
+            "accuracy": float(s_.loc[("accuracy", "all"), "value"]),
+        }
+        if "calibration" in tables:
+            c = tables["calibration"]
+            m.metadata["held_out"]["ece"] = float(c.loc[(c["fold"] == t) & (c["metric"] == "ece") & (
+                c["set"] == "held_out") & (c["calibration"] == "after"), "value"].iloc[0])
         m.save(out / "models" / f"fold{t}.xfacies")
         models[f"fold{t}"] = m
+    for t, m in before.models.items():
+        m.save(out / "models" / f"fold{t}_before.xfacies")
     for name, table in tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
     summary = {"patches": int(patches.sizes["sample"]), "kept": int(kept.sizes["sample"]), "folds": k,
-               "seconds": round(time.perf_counter() - t0, 1), "tables": sorted(tables),
+               "folds_by": patches.attrs.get("folds", "the fold coordinate"), "classes": list(classes),
+               "macro_f1_pooled": {"before": f1_before, "after_unpruned": float(
+                   pooled[1].query("metric == 'macro_f1' and `class` == 'all'")["value"].iloc[0])},
+               "warnings": notes, "seconds": round(time.perf_counter() - t0, 1), "tables": sorted(tables),
                "config": json.loads(cfg.model_dump_json())}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    say(f"wrote {out} in {summary['seconds']} s")
+    say(f"wrote {out} in {summary['seconds']} s: models/fold*.xfacies (calibrated), scores_pooled.csv "
+        f"(macro F1 before {f1_before:.3f}, after {summary['macro_f1_pooled']['after_unpruned']:.3f}, unpruned)")
     return TrainingResult(out, tables, models)
 
 
-def _flagged_table(patches: xr.Dataset, labels: np.ndarray, issues: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+def _pooled(labels: np.ndarray, predicted: np.ndarray, classes: tuple[str, ...], stage: str,
+            samples: str) -> pd.DataFrame:
+    """Scores of the test folds pooled (each sample predicted by the model that held it out)."""
+    from xfacies.train.evaluation import scores
+
+    return scores(labels, predicted, list(classes)).assign(stage=stage, samples=samples)
+
+
+def _confusion(labels: np.ndarray, predicted: np.ndarray, classes: tuple[str, ...], stem: Path) -> None:
+    """The pooled confusion matrix as counts (CSV) and row-normalised (PNG)."""
+    from xfacies.train.evaluation import confusion, confusion_figure
+
+    cm = confusion(labels, predicted, normalize=False, classes=list(classes))
+    cm.to_pandas().astype(int).to_csv(stem.with_suffix(".csv"))
+    confusion_figure(labels, predicted, stem.with_suffix(".png"), classes=list(classes))
+
+
+def _write_logs(models: dict[int, Any], folder: Path, stage: str) -> None:
+    """Each fold's loss and metrics per epoch (the Keras history the model records)."""
+    for t, m in models.items():
+        history = m.metadata.get("history") or {}
+        if history:
+            frame = pd.DataFrame(history)
+            frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+            frame.to_csv(folder / f"fold{t}_{stage}.csv", index=False)
+
+
+def _flagged_table(patches: xr.Dataset, labels: np.ndarray, issues: np.ndarray, probs: np.ndarray,
+                   classes: tuple[str, ...]) -> pd.DataFrame:
     """The labels confident learning flagged, most suspicious first: the sample, its glacier,
     date and fold, the given and the suggested class (the out-of-fold argmax) and the
     self-confidence (out-of-fold probability of the given class)."""
-    from xfacies.catalog import class_names
-
-    names = np.asarray(class_names())
+    names = np.asarray(classes)
     idx = np.asarray(issues, dtype=np.int64)
     table = pd.DataFrame({
         "sample": np.asarray(patches["sample"].values)[idx],

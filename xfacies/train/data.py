@@ -236,6 +236,11 @@ def concat_patches(*sets: xr.Dataset) -> xr.Dataset:
         dropped += json.loads(ds.attrs.get("dropped", "[]") or "[]")
     out.attrs["sources"] = json.dumps([str(ds.attrs.get("source", "")) for ds in sets])
     out.attrs["dropped"] = json.dumps(dropped)
+    sensors = sorted({v for ds in sets for v in json.loads(ds.attrs.get("sensors", "[]") or "[]")})
+    if sensors:
+        out.attrs["sensors"] = json.dumps(sensors)
+    else:
+        out.attrs.pop("sensors", None)
     return out
 
 
@@ -697,6 +702,10 @@ def patches_from_points(
         "time_tolerance_days": _tolerance_days(time_tolerance) if time_column else 0,
         "dropped": json.dumps(dropped),
     }
+    if "platform" in cube.coords and cube["platform"].dims == ("time",) and keep.size:
+        sensors = sorted({str(v) for v in np.asarray(cube["platform"].values)[tidx[keep]]} - {"", "nan", "None"})
+        if sensors:
+            attrs["sensors"] = json.dumps(sensors)  # the training domain a model records
     return _dataset(patches, names, cls[keep], glacier[keep], day, fold[keep],
                     np.asarray([str(v) for v in labels[keep]], dtype=object),
                     xs[col[keep]], ys[row[keep]], np.full(len(keep), _epsg(cube_crs), np.int32), attrs,

@@ -40,7 +40,7 @@ import xarray as xr
 from xfacies import catalog
 
 __all__ = ["new_model", "fit", "cross_validate", "CrossValidation", "focal_loss", "cosine_adam",
-           "sample_weights", "fold_groups", "RECIPE"]
+           "sample_weights", "fold_groups", "class_index", "training_domain", "RECIPE"]
 
 #: The reference recipe's hyper-parameters (defaults of :func:`fit`).
 RECIPE: dict[str, Any] = {"epochs": 1000, "batch_size": 512, "learning_rate": 1e-3, "gamma": 2.0,
@@ -119,8 +119,17 @@ def _classes(classes: Sequence[str] | None) -> tuple[str, ...]:
     return out
 
 
-def _labels(ds: xr.Dataset, classes: tuple[str, ...], what: str) -> np.ndarray:
-    """Class index (in ``classes``) of each sample: by its ``class_name`` (else its catalogue id)."""
+def class_index(ds: xr.Dataset, classes: Sequence[str] | None = None, what: str = "the patches") -> np.ndarray:
+    """Class index (in ``classes``, default the catalogue's) of each patch: by its ``class_name``
+    (else its catalogue id).  A class outside ``classes`` is an error that names it and its count.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset(coords={"class_name": ("sample", ["ice", "snow", "ice"])})
+    >>> class_index(ds, ["snow", "ice"]).tolist()
+    [1, 0, 1]
+    """
+    classes = _classes(classes)
     if "class_name" in ds.coords:
         names = np.asarray([str(v) for v in ds["class_name"].values], dtype=object)
     else:
@@ -340,7 +349,7 @@ def fit(
     norm = _minmax(x_raw)
     del x_raw
     x = _normalised(train, names, norm)
-    y = _labels(train, cls, "the training patches")
+    y = class_index(train, cls, "the training patches")
     w = sample_weights(train)
     keras.utils.set_random_seed(seed)
     if base is None:
@@ -371,7 +380,7 @@ def fit(
     val = None
     if validation is not None:
         xv = _normalised(validation, names, norm)
-        yv = _labels(validation, cls, "the validation patches")
+        yv = class_index(validation, cls, "the validation patches")
         val = Batches(xv, yv, None, batch_size, C, seed=seed, train=False, smoothing=0.0,
                       contrast=0.0, brightness=0.0)
     tmp = None
@@ -397,13 +406,12 @@ def fit(
     best = int(np.argmax(history[key]))
     if tmp is not None:
         tmp.cleanup()
-    imagery = train["patches"].attrs.get("xfacies_imagery") or train.attrs.get("xfacies_imagery") or "unknown"
     return Model(
         architecture=arch, config=cfg, weights=net.get_weights(), features=names,
         classes=cls, normalisation=norm,
         metadata={
             "trained": True,
-            "training_domain": {"imagery": imagery},
+            "training_domain": training_domain(train, cls),
             "recipe": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
                        "loss": f"CategoricalFocalCrossentropy(alpha=1.0, gamma={gamma})",
                        "label_smoothing": label_smoothing, "augment": augment, "seed": seed,
@@ -414,6 +422,44 @@ def fit(
             "history": history,
         },
     )
+
+
+def training_domain(patches: xr.Dataset, classes: Sequence[str] | None = None) -> dict[str, Any]:
+    """What a model trained on ``patches`` has seen, as the bundle records it
+    (``metadata["training_domain"]``, printed by ``xfacies info``): the imagery (``"synthetic"``,
+    ``"real"`` or ``"unknown"``), the sensors (the cube's ``platform`` per scene, where it had
+    one), the glaciers, the first and last date and number of scenes, and the labels per class.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset(coords={"class_name": ("sample", ["ice", "snow", "ice"]),
+    ...                         "glacier": ("sample", ["A", "A", "B"]),
+    ...                         "date": ("sample", np.array(["2020-08-01", "2020-08-01", "2021-09-02"],
+    ...                                                     "datetime64[ns]"))})
+    >>> d = training_domain(ds, ["snow", "ice"])
+    >>> d["glaciers"], d["dates"], d["labels"]
+    (['A', 'B'], {'first': '2020-08-01', 'last': '2021-09-02', 'scenes': 2}, {'snow': 1, 'ice': 2})
+    """
+    import json
+
+    cls = _classes(classes)
+    attrs = {**patches.attrs, **(patches["patches"].attrs if "patches" in patches else {})}
+    out: dict[str, Any] = {"imagery": attrs.get("xfacies_imagery") or "unknown"}
+    sensors = attrs.get("sensors")
+    if sensors:
+        out["sensors"] = json.loads(sensors) if isinstance(sensors, str) else [str(v) for v in sensors]
+    if "glacier" in patches.coords:
+        names = sorted({str(v) for v in np.asarray(patches["glacier"].values).ravel()} - {""})
+        if names:
+            out["glaciers"] = names
+    if "date" in patches.coords:
+        days = np.asarray(patches["date"].values).astype("datetime64[D]")
+        days = days[~np.isnat(days)]
+        if days.size:
+            out["dates"] = {"first": str(days.min()), "last": str(days.max()), "scenes": int(np.unique(days).size)}
+    y = class_index(patches, cls, "the patches")
+    out["labels"] = {c: int((y == i).sum()) for i, c in enumerate(cls)}
+    return out
 
 
 # --------------------------------------------------------------------------- cross-validation
