@@ -332,6 +332,29 @@ def test_patch_sets_of_two_grids_concatenate_and_fold_by_scene_or_glacier_withou
         concat_patches(sets[0], sets[1].sel(band=["green"]))
 
 
+def test_the_training_domain_counts_what_the_patches_hold():
+    """Sensors from each cube's per-scene ``platform`` (only the scenes that gave patches), glaciers,
+    dates and labels per class: counted here from the points themselves."""
+    from xfacies.train import concat_patches
+    from xfacies.train.fitting import training_domain
+
+    sets = []
+    for (cube, pts), platforms in zip(_two_cubes_and_points(), (["sentinel-2a", "sentinel-2b"], ["landsat-8", "landsat-8"])):
+        cube = cube.assign_coords(platform=("time", platforms))
+        if platforms[0] == "landsat-8":
+            pts = pts[pd.to_datetime(pts["date"]) == pd.Timestamp("2021-08-01")]  # one scene only
+        sets.append(patches_from_points(cube, pts, patch_size=5, glacier_column="glacier"))
+    assert sets[0].attrs["sensors"] == '["sentinel-2a", "sentinel-2b"]' and sets[1].attrs["sensors"] == '["landsat-8"]'
+    both = concat_patches(*sets)
+    dom = training_domain(both, ["snow", "ice"])
+    assert dom["sensors"] == ["landsat-8", "sentinel-2a", "sentinel-2b"]
+    assert dom["glaciers"] == ["G0", "G1"]
+    assert dom["dates"] == {"first": "2021-08-01", "last": "2021-08-20", "scenes": 2}
+    names = pd.Series(np.concatenate([s["class_name"].values for s in sets]))
+    assert dom["labels"] == {"snow": int((names == "snow").sum()), "ice": int((names == "ice").sum())}
+    assert sum(dom["labels"].values()) == both.sizes["sample"]
+
+
 def test_cross_validation_shows_a_bar_over_the_folds(capsys):
     from xfacies.train import concat_patches, cross_validate
 
