@@ -349,7 +349,7 @@ def test_the_training_domain_counts_what_the_patches_hold():
     dom = training_domain(both, ["snow", "ice"])
     assert dom["sensors"] == ["landsat-8", "sentinel-2a", "sentinel-2b"]
     assert dom["glaciers"] == ["G0", "G1"]
-    assert dom["dates"] == {"first": "2021-08-01", "last": "2021-08-20", "scenes": 2}
+    assert dom["dates"] == {"first": "2021-08-01", "last": "2021-08-20", "n": 2}
     names = pd.Series(np.concatenate([s["class_name"].values for s in sets]))
     assert dom["labels"] == {"snow": int((names == "snow").sum()), "ice": int((names == "ice").sum())}
     assert sum(dom["labels"].values()) == both.sizes["sample"]

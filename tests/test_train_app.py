@@ -124,7 +124,7 @@ def _check_report(out, patches, capsys):
         seen = np.isin(folds, train_folds)
         # trained on the kept (unflagged) samples of its training folds
         assert sum(dom["labels"].values()) <= int(seen.sum()) and set(dom["glaciers"]) <= set(patches.glacier.values)
-        assert dom["dates"]["scenes"] == 2
+        assert dom["dates"]["n"] == 2
         assert main(["info", str(out / "models" / f"fold{t}.xfacies")]) == 0
         text = capsys.readouterr().out
         assert f"held-out scores (test fold {t} (unpruned)" in text and f"macro F1 {held['macro_f1']:.3f}" in text
@@ -172,3 +172,24 @@ def test_near_chance_before_models_warn(tmp_path):
     bad.model.features = ["blue", "B8A"]
     with pytest.raises(ValueError, match="B8A"):
         run_training(bad, verbose=0)
+
+
+def test_the_documented_example_config_is_valid_and_sensible():
+    """The module docstring's example parses, uses 4 or more folds, and gives each training run
+    of a fold at least 100 optimiser steps (the old example trained ~345 patches for 3 steps)."""
+    import textwrap
+    import tomllib
+
+    import xfacies.app.training as training
+
+    doc = training.__doc__
+    block = doc[doc.index("    [data]"):doc.index('dir = "training-run"') + len('dir = "training-run"')]
+    cfg = TrainConfig.from_dict(tomllib.loads(textwrap.dedent(block)))
+    assert cfg.cross_validation.k >= 4
+    s = cfg.data.synthetic
+    patches = load_patches(cfg)
+    k = cfg.cross_validation.k
+    train = int(np.isin(patches["fold"].values, range(1, k - 1)).sum())  # test fold 0, validation k - 1
+    steps = cfg.fit.epochs * int(np.ceil(train / cfg.fit.batch_size))
+    assert steps >= 100 and len(s.seeds) >= cfg.cross_validation.k, (steps, train)
+    assert f"{patches.sizes['sample']:,} patches" in doc  # the cost note describes this config

@@ -44,7 +44,7 @@ def _cmd_info(a: argparse.Namespace) -> int:
         print(f"  glaciers ({len(g)}): {', '.join(g[:12])}" + (", ..." if len(g) > 12 else ""))
     if dom.get("dates"):
         d = dom["dates"]
-        print(f"  dates: {d['first']} to {d['last']} ({d['scenes']} scenes)")
+        print(f"  dates: {d['first']} to {d['last']} ({d['n']} distinct dates)")
     if dom.get("labels"):
         print("  labels: " + ", ".join(f"{c} {n:,}" for c, n in dom["labels"].items()))
     held = m.metadata.get("held_out")

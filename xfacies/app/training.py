@@ -9,18 +9,19 @@ a report folder (CSV tables, PNGs, the models).
 .. code-block:: toml
 
     [data]
-    synthetic = {seeds = [100, 101, 102, 103], dates = 3, size = 160, n_per_class = 60, flip = 0.1}
+    synthetic = {seeds = [100, 101, 102, 103], dates = 4, size = 256, n_per_class = 150, flip = 0.1}
     # or: points = "labels.gpkg" and features = "features.zarr"  (a feature cube store)
     # or: reference = "patches/"  (the study's {fold}_{glacier}_{date}_..._{class}.tif)
     [model]
     architecture = "translation-exact"
     filters = 16
+    dropout = 0.2
     # features = ["blue", "green", "red", "nir"]   # a subset of the store's bands (default: all)
     # classes = ["snow", "ice"]                    # your own classes (default: the catalogue's 8)
     [fit]
-    epochs = 40
+    epochs = 15
     batch_size = 256
-    learning_rate = 0.003
+    learning_rate = 0.002
     [cross_validation]
     k = 4
     [confident_learning]
@@ -30,8 +31,13 @@ a report folder (CSV tables, PNGs, the models).
     [output]
     dir = "training-run"
 
-This example (4 synthetic glaciers, 3 scenes each, 2,880 patches, 4 folds of 720, 8 models)
-COST_LINE
+This example (4 synthetic glaciers, 4 dates each, 4,595 patches, one glacier per fold, 8 models)
+took 1,925 s on 2 CPU cores (TensorFlow) while another training shared them (about half that
+alone).  It reached a pooled out-of-fold macro F1 of 0.63 before and 0.64 after confident
+learning (unpruned test folds; the pruned ones read 0.68, which is not like for like); cleanlab
+flagged 405 labels, 173 of the 300 injected flips (precision 0.43, recall 0.58); the kernel
+calibrator took the held-out ECE from 0.27 to 0.10.  Real labels need more epochs: the
+reference trains 1000.
 
 The folder holds, per stage (``before``: all labels; ``after``: flagged labels removed):
 ``scores_{before,after}.csv`` (each fold's model on its test fold), ``scores_after_unpruned.csv``

@@ -428,7 +428,8 @@ def training_domain(patches: xr.Dataset, classes: Sequence[str] | None = None) -
     """What a model trained on ``patches`` has seen, as the bundle records it
     (``metadata["training_domain"]``, printed by ``xfacies info``): the imagery (``"synthetic"``,
     ``"real"`` or ``"unknown"``), the sensors (the cube's ``platform`` per scene, where it had
-    one), the glaciers, the first and last date and number of scenes, and the labels per class.
+    one), the glaciers, the first and last date and the number of distinct dates, and the labels
+    per class.
 
     Examples
     --------
@@ -438,7 +439,7 @@ def training_domain(patches: xr.Dataset, classes: Sequence[str] | None = None) -
     ...                                                     "datetime64[ns]"))})
     >>> d = training_domain(ds, ["snow", "ice"])
     >>> d["glaciers"], d["dates"], d["labels"]
-    (['A', 'B'], {'first': '2020-08-01', 'last': '2021-09-02', 'scenes': 2}, {'snow': 1, 'ice': 2})
+    (['A', 'B'], {'first': '2020-08-01', 'last': '2021-09-02', 'n': 2}, {'snow': 1, 'ice': 2})
     """
     import json
 
@@ -456,7 +457,7 @@ def training_domain(patches: xr.Dataset, classes: Sequence[str] | None = None) -
         days = np.asarray(patches["date"].values).astype("datetime64[D]")
         days = days[~np.isnat(days)]
         if days.size:
-            out["dates"] = {"first": str(days.min()), "last": str(days.max()), "scenes": int(np.unique(days).size)}
+            out["dates"] = {"first": str(days.min()), "last": str(days.max()), "n": int(np.unique(days).size)}
     y = class_index(patches, cls, "the patches")
     out["labels"] = {c: int((y == i).sum()) for i, c in enumerate(cls)}
     return out
