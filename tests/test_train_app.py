@@ -159,8 +159,12 @@ def test_near_chance_before_models_warn(tmp_path):
         "model": {"filters": 4, "classes": classes, "features": bands},
         "fit": {"epochs": 1, "batch_size": 64, "learning_rate": 1e-7},
         "cross_validation": {"k": 3}, "calibration": {"method": "none"}, "output": {"dir": str(tmp_path / "o")}})
-    with pytest.warns(WeakModelWarning, match="close to chance"):
+    # recorded, not pytest.warns: that re-emits every other warning under the file's bare name, so the
+    # third-party filters of pyproject.toml (by module) no longer match
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         result = run_training(cfg, verbose=0)
+    assert any(issubclass(w.category, WeakModelWarning) and "close to chance" in str(w.message) for w in caught)
     summary = json.loads((result.out / "summary.json").read_text())
     assert summary["warnings"] and summary["macro_f1_pooled"]["before"] < 0.25 + 0.75 / 4
     m = xfacies.load_model(result.out / "models" / "fold0.xfacies")
