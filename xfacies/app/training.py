@@ -385,7 +385,7 @@ def run_training(cfg: TrainConfig, *, verbose: int = 1) -> TrainingResult:
     pooled = [_pooled(labels, oof_before, classes, "before", "all labels")]
     _confusion(labels, oof_before, classes, out / "confusion_before")
     chance = 1.0 / max(np.unique(labels).size, 1)  # macro F1 of guessing by the class frequencies
-    f1_before = float(pooled[0].query("metric == 'macro_f1' and `class` == 'all'")["value"].iloc[0])
+    f1_before = _overall(pooled[0])
     if f1_before < chance + 0.25 * (1 - chance):
         msg = (f"the 'before' models are close to chance: out-of-fold macro F1 {f1_before:.2f} (chance "
                f"{chance:.2f} for {np.unique(labels).size} classes), so confident learning cannot tell label "
@@ -442,12 +442,10 @@ def run_training(cfg: TrainConfig, *, verbose: int = 1) -> TrainingResult:
         tables["calibration"] = pd.concat(rows, ignore_index=True)
     for t, m in final.items():
         test = labels[folds == t]
-        s_ = _pooled(test, test_probs[t].argmax(axis=1), classes, "after", "").set_index(["metric", "class"])
+        s_ = _pooled(test, test_probs[t].argmax(axis=1), classes, "after", "")
         m.metadata["held_out"] = {
             "what": f"test fold {t} (unpruned), never seen in training, validation or calibration",
-            "n_samples": int(test.size),
-            "macro_f1": float(s_.loc[("macro_f1", "all"), "value"]),
-            "accuracy": float(s_.loc[("accuracy", "all"), "value"]),
+            "n_samples": int(test.size), "macro_f1": _overall(s_), "accuracy": _overall(s_, "accuracy"),
         }
         if "calibration" in tables:
             c = tables["calibration"]
@@ -461,8 +459,7 @@ def run_training(cfg: TrainConfig, *, verbose: int = 1) -> TrainingResult:
         table.to_csv(out / f"{name}.csv", index=False)
     summary = {"patches": int(patches.sizes["sample"]), "kept": int(kept.sizes["sample"]), "folds": k,
                "folds_by": patches.attrs.get("folds", "the fold coordinate"), "classes": list(classes),
-               "macro_f1_pooled": {"before": f1_before, "after_unpruned": float(
-                   pooled[1].query("metric == 'macro_f1' and `class` == 'all'")["value"].iloc[0])},
+               "macro_f1_pooled": {"before": f1_before, "after_unpruned": _overall(pooled[1])},
                "warnings": notes, "seconds": round(time.perf_counter() - t0, 1), "tables": sorted(tables),
                "config": json.loads(cfg.model_dump_json())}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -477,6 +474,11 @@ def _pooled(labels: np.ndarray, predicted: np.ndarray, classes: tuple[str, ...],
     from xfacies.train.evaluation import scores
 
     return scores(labels, predicted, list(classes)).assign(stage=stage, samples=samples)
+
+
+def _overall(table: pd.DataFrame, metric: str = "macro_f1") -> float:
+    """The all-class value of ``metric`` in a :func:`xfacies.train.evaluation.scores` table."""
+    return float(table.loc[(table["metric"] == metric) & (table["class"] == "all"), "value"].iloc[0])
 
 
 def _confusion(labels: np.ndarray, predicted: np.ndarray, classes: tuple[str, ...], stem: Path) -> None:
