@@ -288,7 +288,7 @@ sun position, and the distance to the outline edges, exactly as `features` does 
 """terrain = xfacies.terrain_features(dem, outlines, grid, sun_azimuth=150.0, sun_elevation=25.0).compute()
 fig = xfacies.plot.features_map(terrain, outlines=outlines, ncols=3)
 fig.savefig("oetztal_terrain.png", dpi=70)
-inside = xfacies.sources.outlines.rasterize(outlines, grid).compute() > 0
+inside = xfacies.outlines.rasterize(outlines, grid).compute() > 0
 print(f\"mean slope on the glaciers: {float(terrain.sel(band='slope').where(inside).mean()):.1f} degrees\")""",
 """md:## 4. WGMS glaciers on RGI 7 outlines
 

@@ -26,7 +26,7 @@ from xfacies.features import features
 from xfacies.features import DemVoidWarning, ElevationRangeWarning
 from xfacies.io import open_zarr, to_zarr
 from xfacies.products import end_of_season, fractions
-from xfacies.sources.outlines import OverlapWarning, rasterize, read_outlines
+from xfacies.outlines import OverlapWarning, rasterize, read_outlines
 
 from conftest import make_tiny_model
 

@@ -21,7 +21,7 @@ import xfacies
 import xfacies.caffe as caffe
 from xfacies import catalog
 from xfacies.caffe.names import GLACIER_EXTENT_KM
-from xfacies.inference.tiles import hann_weight, predict_tiled, tile_starts
+from xfacies.inference.tiles import hann_weight, predict_image, predict_tiled, tile_starts
 from xfacies.model.architecture import build
 from xfacies.model.bundle import Model
 from xfacies.model.unet import UNetConfig
@@ -103,7 +103,7 @@ def test_unet_in_tiles_matches_the_whole_image_without_seams():
     x = (img.astype(np.float32) / 255.0)[..., None]
     net = m.keras_model(dense=True)
     whole = net.predict(x[None], verbose=0)[0]
-    tiled = m.predict_tiled_normalised(x)
+    tiled = predict_image(m, x)
     assert tiled.shape == whole.shape
     np.testing.assert_allclose(tiled.sum(-1), 1.0, atol=1e-5)
     diff = np.abs(tiled - whole)
@@ -156,7 +156,7 @@ def test_tta_averages_the_flipped_views():
         return net.predict(np.ascontiguousarray(a)[None], verbose=0)[0]
 
     flips = [f(x), f(x[:, ::-1])[:, ::-1], f(x[::-1])[::-1], f(x[::-1, ::-1])[::-1, ::-1]]
-    np.testing.assert_allclose(m.predict_tiled_normalised(x, tta="flips"), np.mean(flips, 0), atol=1e-5)
+    np.testing.assert_allclose(predict_image(m, x, tta="flips"), np.mean(flips, 0), atol=1e-5)
     d4 = []
     for k in range(4):
         for flip in (False, True):
@@ -165,9 +165,9 @@ def test_tta_averages_the_flipped_views():
             p = f(a)
             p = p[:, ::-1] if flip else p
             d4.append(np.rot90(p, -k))
-    np.testing.assert_allclose(m.predict_tiled_normalised(x, tta="d4"), np.mean(d4, 0), atol=1e-5)
+    np.testing.assert_allclose(predict_image(m, x, tta="d4"), np.mean(d4, 0), atol=1e-5)
     with pytest.raises(ValueError, match="flips"):
-        m.predict_tiled_normalised(x, tta="rot")
+        predict_image(m, x, tta="rot")
     sar = xr.DataArray((x[..., 0] * 255).astype(np.uint8), dims=("y", "x"))
     z = caffe.segment(sar, m, tta="flips")
     assert z.attrs["tta"] == "flips"

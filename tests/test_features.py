@@ -241,7 +241,7 @@ def test_elevation_joint_and_per_glacier():
     b1 = box(X0 + 50, Y0 - 150, X0 + 150, Y0 - 50)
     b2 = box(X0 + 300, Y0 - 350, X0 + 450, Y0 - 250)
     outl = square_outlines(b1, b2)
-    gid = xfacies.sources.outlines.rasterize(outl, d).values
+    gid = xfacies.outlines.rasterize(outl, d).values
     for per in (False, True):
         e = features(chunked(cube, 9, 11), dem=d, outlines=outl, feature_set=["elevation"],
                      per_glacier_elevation=per).values[0]

@@ -17,7 +17,7 @@ import xarray as xr
 from conftest import SHARED, needs_shared
 from xfacies.catalog import OPTICAL_FEATURES
 from xfacies.features import features
-from xfacies.sources.outlines import rasterize, read_outlines
+from xfacies.outlines import rasterize, read_outlines
 
 pytestmark = needs_shared("data", "oetztal")
 DATA = SHARED / "data" / "oetztal"
@@ -66,9 +66,9 @@ def test_slope_and_late_summer_shadow_are_plausible(outl):
     assert 0.0 < frac < 0.15, frac
     # north-facing glacier slopes are shaded more often than south-facing ones
     from xfacies.features import terrain
-    from xfacies.features.dem_input import _dem_on_grid
+    from xfacies.features.dem_input import dem_on_grid
 
-    zz = _dem_on_grid(DATA / "dem" / "srtm_oetztal.tif", cube, cube.rio.crs, 30.0,
+    zz = dem_on_grid(DATA / "dem" / "srtm_oetztal.tif", cube, cube.rio.crs, 30.0,
                       (cube.sizes["y"],), (cube.sizes["x"],)).compute()
     asp = terrain.aspect_horn(zz, 30.0)
     north = gid & ((asp > 315) | (asp < 45)) & (slope > 10)

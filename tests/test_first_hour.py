@@ -45,11 +45,11 @@ def test_grid_around_outlines_is_aligned_utm_and_covers_them():
     assert g.chunks == ((1024,) * (g.sizes["y"] // 1024) + ((g.sizes["y"] % 1024,) if g.sizes["y"] % 1024 else ()),
                         (1024,) * (g.sizes["x"] // 1024) + ((g.sizes["x"] % 1024,) if g.sizes["x"] % 1024 else ()))
     # usable as like= for rasterising and for STAC searches
-    idx = xfacies.sources.outlines.rasterize(_outlines(), g)
+    idx = xfacies.outlines.rasterize(_outlines(), g)
     assert idx.shape == g.shape and (idx.values == 1).sum() > 0
-    from xfacies.sources.stac import _area
+    from xfacies.sources.stac import area_of
 
-    assert _area(g)[1].resolution.x == 10.0
+    assert area_of(g)[1].resolution.x == 10.0
     g2 = xfacies.grid(_outlines(), resolution=20, crs=32633, chunks=None)
     assert g2.rio.crs.to_epsg() == 32633 and isinstance(g2.data, np.ndarray)
     with pytest.raises(ValueError, match="geographic"):
@@ -196,7 +196,7 @@ def test_real_oetztal_dem_on_the_grid_of_rgi7_outlines():
     with pytest.warns(UserWarning, match="5 times coarser than the 20 m grid"):
         dem = xfacies.open_dem(outl, SHARED / "data" / "oetztal" / "dem" / "srtm_oetztal.tif", resolution=20)
     assert dem.sizes == g.sizes and float(dem.isnull().mean()) == 0.0
-    inside = xfacies.sources.outlines.rasterize(outl, g).values > 0
+    inside = xfacies.outlines.rasterize(outl, g).values > 0
     z = dem.values[inside]
     # independently: the SRTM pixels inside the outlines, on the SRTM's own grid (rasterio)
     import rasterio

@@ -174,13 +174,13 @@ def test_smooth_mode_equals_slow_implementation(seed, n_classes):
 def test_labels_are_the_argmax_with_ties_to_the_lowest_class_and_nodata_where_nan(seed, n_classes, batched):
     """The running-maximum labels equal a pixel-by-pixel argmax (first maximum; NaN anywhere ->
     nodata), on probabilities rounded to one decimal so that ties are common."""
-    from xfacies.inference.blocks import _labels_block
+    from xfacies.inference.blocks import labels_block
 
     rng = np.random.default_rng(seed)
     shape = ((2,) if batched else ()) + (n_classes, 7, 9)
     p = rng.random(shape).round(1).astype(np.float32)
     p[rng.random(shape) < 0.03] = np.nan
-    got = _labels_block(p)
+    got = labels_block(p)
     flat = p.reshape((-1, n_classes, 7 * 9))
     want = np.empty((flat.shape[0], 7 * 9), np.int8)
     for b in range(flat.shape[0]):
@@ -427,7 +427,7 @@ def test_crop_contains_the_box_stays_in_the_block_and_takes_a_bucketed_size(n, h
 def test_dense_blocks_feed_the_network_few_distinct_shapes(tiny_model, monkeypatch):
     """Each distinct input shape costs TensorFlow memory it keeps: 40 blocks with glacier boxes
     of random sizes must reach the network in a few bucketed shapes, with unchanged outputs."""
-    from xfacies.inference.blocks import _proba_block
+    from xfacies.inference.blocks import proba_block
     from xfacies.model.bundle import Model
 
     shapes = []
@@ -447,7 +447,7 @@ def test_dense_blocks_feed_the_network_few_distinct_shapes(tiny_model, monkeypat
         mask[y0:y0 + rng.integers(1, 40), x0:x0 + rng.integers(1, 40)] = 1
         mask[:h], mask[-h:], mask[:, :h], mask[:, -h:] = 0, 0, 0, 0
         block = np.concatenate([feats, mask[None]]).astype(np.float32)
-        got = _proba_block(block, model_path=str(tiny_model.path), method="dense", halo=h,
+        got = proba_block(block, model_path=str(tiny_model.path), method="dense", halo=h,
                            n_classes=len(tiny_model.classes), batch_size=None)
         # the uncropped block gives the same probabilities where the glacier is
         full = original(tiny_model, tiny_model.normalise(np.moveaxis(np.nan_to_num(feats), 0, -1)))

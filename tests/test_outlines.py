@@ -10,7 +10,7 @@ import shapely
 import xarray as xr
 from shapely.geometry import Point, Polygon, box
 
-from xfacies.sources.outlines import glacier_bboxes, rasterize, read_outlines
+from xfacies.outlines import glacier_bboxes, rasterize, read_outlines
 
 CRS = "EPSG:32632"
 X0, Y0, RES = 600_000.0, 5_100_000.0, 10.0
@@ -115,7 +115,7 @@ def test_read_outlines_errors(tmp_path):
                                        geometry=[box(0, 0, 1, 1), box(2, 0, 3, 1)], crs=CRS))
 
 
-@pytest.mark.filterwarnings("ignore::xfacies.sources.outlines.OverlapWarning")  # overlapping on purpose
+@pytest.mark.filterwarnings("ignore::xfacies.outlines.OverlapWarning")  # overlapping on purpose
 # ----------------------------------------------------------------- rasterize
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_rasterize_matches_point_in_polygon_on_pixel_centres(seed):
@@ -130,7 +130,7 @@ def test_rasterize_matches_point_in_polygon_on_pixel_centres(seed):
     assert (idx.values > 0).sum() > 100  # the test is not vacuous
 
 
-@pytest.mark.filterwarnings("ignore::xfacies.sources.outlines.OverlapWarning")  # overlapping on purpose
+@pytest.mark.filterwarnings("ignore::xfacies.outlines.OverlapWarning")  # overlapping on purpose
 @pytest.mark.parametrize("chunks", [{"y": 7, "x": 11}, {"y": 37, "x": 5}, {"y": 1, "x": 53},
                                     {"y": (10, 3, 24), "x": (20, 1, 32)}])
 @pytest.mark.parametrize("all_touched", [False, True])
@@ -163,7 +163,7 @@ def test_rasterized_area_is_close_to_polygon_area(outlines):
         assert abs(area - geom.area) <= 0.5 * geom.length * RES
 
 
-@pytest.mark.filterwarnings("ignore::xfacies.sources.outlines.OverlapWarning")  # overlapping on purpose
+@pytest.mark.filterwarnings("ignore::xfacies.outlines.OverlapWarning")  # overlapping on purpose
 def test_rasterize_reprojects_outlines(outlines):
     grid = make_grid()
     a = rasterize(outlines, grid).values
@@ -180,7 +180,7 @@ def test_rasterize_errors(outlines):
         rasterize(outlines, make_grid().drop_vars("spatial_ref"))
 
 
-@pytest.mark.filterwarnings("ignore::xfacies.sources.outlines.OverlapWarning")  # overlapping on purpose
+@pytest.mark.filterwarnings("ignore::xfacies.outlines.OverlapWarning")  # overlapping on purpose
 def test_rasterize_accepts_a_dataset_and_south_up_grid(outlines):
     grid = make_grid()
     ref = rasterize(outlines, grid).values

@@ -172,7 +172,7 @@ def test_outlines_from_a_mask_rasterise_back_to_the_same_pixels():
     gdf = xfacies.outlines_from_mask(mask)
     assert len(gdf) == n and gdf["glacier_id"].is_unique
     assert (gdf.area.values == gdf["n_pixels"].values * RES * RES).all()
-    index = xfacies.sources.outlines.rasterize(gdf, mask)
+    index = xfacies.outlines.rasterize(gdf, mask)
     np.testing.assert_array_equal(index.values > 0, m)
     xx, yy = np.meshgrid(x, y)
     for k, geom in enumerate(gdf.geometry):  # shapely agrees: centres inside = that glacier's pixels

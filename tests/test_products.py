@@ -14,7 +14,7 @@ import xarray as xr
 from shapely.geometry import box
 
 from xfacies.catalog import CLASSES, NODATA, class_flag_attrs
-from xfacies.sources.outlines import rasterize
+from xfacies.outlines import rasterize
 from xfacies.products import aar_proxy, fractions
 
 CRS = "EPSG:32632"

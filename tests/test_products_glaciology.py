@@ -77,7 +77,7 @@ def test_bands_method_agrees(season):
 def test_snowline_dask_and_index_inputs_equal_eager(season):
     ds, gdf = season
     eager = snowline_altitude(ds.truth, ds.dem, gdf)
-    from xfacies.sources.outlines import rasterize
+    from xfacies.outlines import rasterize
 
     lazy = snowline_altitude(ds.truth.chunk({"time": 2, "y": 128, "x": 200}),
                              ds.dem.chunk({"y": 128, "x": 200}), rasterize(gdf, ds.truth))

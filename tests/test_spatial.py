@@ -52,7 +52,7 @@ def test_outline_raster_on_another_grid_is_refused_by_classify(tiny_model, metho
     # the same raster on the right grid is accepted, and equals the vector outlines' burn
     gdf = gpd.GeoDataFrame({"rgi_id": ["A"]}, geometry=[box(630050, 5189750, 630300, 5189900)],
                            crs="EPSG:32632")
-    burnt = xfacies.sources.outlines.rasterize(gdf, feats)
+    burnt = xfacies.outlines.rasterize(gdf, feats)
     a = xfacies.classify(feats, tiny_model, burnt, method=method).values
     b = xfacies.classify(feats, tiny_model, gdf, method=method).values
     np.testing.assert_array_equal(a, b)
@@ -63,7 +63,7 @@ def test_glacier_index_on_another_grid_is_refused_by_fractions_and_snowline():
     classes = _grid().astype(np.int8)
     gdf = gpd.GeoDataFrame({"rgi_id": ["A"]}, geometry=[box(630050, 5189850, 630250, 5189950)],
                            crs="EPSG:32632")
-    index = xfacies.sources.outlines.rasterize(gdf, classes)
+    index = xfacies.outlines.rasterize(gdf, classes)
     bad = index.assign_coords(y=index.y - 1000.0)
     with pytest.raises(ValueError, match="not on the grid of the class map"):
         xfacies.fractions(classes, bad)
@@ -79,12 +79,12 @@ def test_same_crs_written_differently_is_accepted():
 
 
 def test_open_stac_takes_the_grid_of_an_xarray_object():
-    from xfacies.sources.stac import _area
+    from xfacies.sources.stac import area_of
 
-    geom, gbox = _area(_grid(res=20.0))
+    geom, gbox = area_of(_grid(res=20.0))
     assert geom is None and gbox.resolution.x == 20.0 and gbox.crs.epsg == 32632
     with pytest.raises(ValueError, match="no usable grid"):
-        _area(_grid().drop_vars("spatial_ref"))
+        area_of(_grid().drop_vars("spatial_ref"))
 
 
 def test_options_context_and_environment(monkeypatch, tmp_path):

@@ -3,7 +3,7 @@
 The package follows the data flow, one sub-package per stage:
 
 ==================  ==========================================================
-``sources``         STAC cubes, sensors and radiometry, DEMs, outlines, a local STAC server
+``sources``         STAC cubes, sensors and radiometry, DEMs, rasters, a local STAC server
 ``features``        the reference's features, blockwise (terrain kernels, proximity)
 ``model``           bundles, backend runtime, registry and cache, architectures, calibration
 ``inference``       the chunk-by-chunk engine and model distribution to Dask workers
@@ -15,7 +15,7 @@ The package follows the data flow, one sub-package per stage:
 ==================  ==========================================================
 
 Shared by every stage: :mod:`~xfacies.catalog` (classes and features),
-:mod:`~xfacies.spatial` (grids and outlines), :mod:`~xfacies.halo` (halo exchange),
+:mod:`~xfacies.spatial` (grids), :mod:`~xfacies.outlines` (outlines), :mod:`~xfacies.halo` (halo exchange),
 :mod:`~xfacies.options` and :mod:`~xfacies.validation`.
 
 Importing xfacies registers the ``.facies`` accessor on xarray objects and imports
@@ -36,12 +36,12 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Model": "xfacies.model.bundle",
-    "BundleError": "xfacies.model.bundle",
+    "BundleError": "xfacies.errors",
     "NormalisationWarning": "xfacies.model.bundle",
     "load_model": "xfacies.model.registry",
     "import_reference": "xfacies.model.reference",
     "reference_model": "xfacies.model.reference",
-    "grid": "xfacies.spatial",
+    "grid": "xfacies.outlines",
     "terrain_features": "xfacies.features.compute",
     "predict_proba": "xfacies.inference.engine",
     "classify": "xfacies.inference.engine",
@@ -50,11 +50,11 @@ _LAZY = {
     "snowline_altitude": "xfacies.products.snowline",
     "end_of_season": "xfacies.products.season",
     "to_zarr": "xfacies.io",
-    "read_outlines": "xfacies.sources.outlines",
-    "crop": "xfacies.sources.outlines",
+    "read_outlines": "xfacies.outlines",
+    "crop": "xfacies.outlines",
     "open_stac": "xfacies.sources.stac",
     "open_rasters": "xfacies.sources.rasters",
-    "outlines_from_mask": "xfacies.sources.outlines",
+    "outlines_from_mask": "xfacies.outlines",
     "scene_quality": "xfacies.sources.quality",
     "open_dem": "xfacies.sources.dem",
     "regress": "xfacies.massbalance.regression",
@@ -66,7 +66,7 @@ _LAZY = {
 #: Sub-packages and modules reachable as attributes (``xfacies.synthetic``, ``xfacies.wgms``).
 _SUBMODULES = {
     **{name: f"xfacies.{name}" for name in (
-        "catalog", "errors", "spatial", "halo", "options", "validation", "accessor", "synthetic", "io", "plot",
+        "catalog", "errors", "spatial", "outlines", "halo", "options", "validation", "accessor", "synthetic", "io", "plot",
         "sources", "features", "model", "inference", "products", "massbalance", "train", "app",
         "caffe")},
     "wgms": "xfacies.massbalance.wgms",

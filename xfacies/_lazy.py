@@ -1,4 +1,4 @@
-"""Lazy access to a package's submodules (``xfacies.sources.outlines`` without importing them all)
+"""Lazy access to a package's submodules (``xfacies.outlines`` without importing them all)
 and to public names defined in them (``xfacies.caffe.open_dataset``)."""
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from xfacies.errors import InputError
+
 __all__ = [
     "CLASSES",
     "FEATURES",
@@ -204,9 +206,9 @@ def band_names(which: int | str | tuple[str, ...] | list[str]) -> tuple[str, ...
         return feature_set(which)
     names = (which,) if isinstance(which, str) else tuple(which)
     if not names or not all(isinstance(n, str) and n.strip() for n in names):
-        raise ValueError(f"band names must be non-empty text, got {list(names)!r}")
+        raise InputError(f"band names must be non-empty text, got {list(names)!r}")
     if len(set(names)) != len(names):
-        raise ValueError(f"band names must be distinct, got {list(names)}")
+        raise InputError(f"band names must be distinct, got {list(names)}")
     return names
 
 
@@ -231,7 +233,7 @@ def feature_set(which: int | str | tuple[str, ...] | list[str]) -> tuple[str, ..
     """
     if isinstance(which, (int, np.integer)) and not isinstance(which, bool):
         if int(which) not in FEATURE_SETS:
-            raise ValueError(
+            raise InputError(
                 f"feature_set={which!r} is not a reference feature set; use one of "
                 f"{sorted(FEATURE_SETS)} or a list of feature names"
             )
@@ -240,7 +242,7 @@ def feature_set(which: int | str | tuple[str, ...] | list[str]) -> tuple[str, ..
     known = [f.name for f in FEATURES + SAR_FEATURES]
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown feature name(s) {unknown}; valid features are {known}")
+        raise InputError(f"unknown feature name(s) {unknown}; valid features are {known}")
     return names
 
 
@@ -293,10 +295,10 @@ def class_flag_attrs(long_name: str = "glacier surface facies",
     """
     names = [c.name for c in CLASSES] if classes is None else [str(n) for n in classes]
     if not names or len(set(names)) != len(names) or len(names) > 127:
-        raise ValueError(f"classes must be 1..127 distinct names, got {names!r}")
+        raise InputError(f"classes must be 1..127 distinct names, got {names!r}")
     words = [_flag_word(n) for n in names]
     if len(set(words)) != len(words):
-        raise ValueError(f"class names {names!r} give the same CF flag word twice ({words}); rename one")
+        raise InputError(f"class names {names!r} give the same CF flag word twice ({words}); rename one")
     return {
         "long_name": long_name,
         "flag_values": np.array([NODATA] + list(range(len(names))), dtype=np.int8),
@@ -330,7 +332,7 @@ def map_classes(obj: Any = None) -> tuple[tuple[int, str, str], ...]:
     words = str(attrs["flag_meanings"]).split()
     values = [int(v) for v in np.atleast_1d(np.asarray(attrs["flag_values"]))]
     if len(words) != len(values):
-        raise ValueError(f"the class map's flag_meanings ({len(words)} words) and flag_values ({len(values)} "
+        raise InputError(f"the class map's flag_meanings ({len(words)} words) and flag_values ({len(values)} "
                          "values) do not match; repair its attributes or drop both to use the catalogue")
     colours = str(attrs.get("flag_colors", "")).split()
     colours = colours if len(colours) == len(words) else [""] * len(words)
@@ -340,7 +342,7 @@ def map_classes(obj: Any = None) -> tuple[tuple[int, str, str], ...]:
         if v == NODATA or w == "no_data":
             continue
         if v < 0:
-            raise ValueError(f"the class map's flag_values hold {v} for {w!r}; class ids are 0 or more")
+            raise InputError(f"the class map's flag_values hold {v} for {w!r}; class ids are 0 or more")
         name = by_word.get(w, w)
         out.append((v, name, col or class_color(name, len(out))))
     return tuple(sorted(out))

@@ -50,8 +50,8 @@ import pandas as pd
 import xarray as xr
 
 from xfacies.catalog import NODATA as _NODATA
-from xfacies.errors import InputWarning
-from xfacies.spatial import _same_crs, crs_of
+from xfacies.errors import GridError, InputError, InputWarning
+from xfacies.spatial import same_crs, crs_of
 from xfacies.validation import require_unique_times
 
 __all__ = ["to_zarr", "open_zarr", "zarr_format_of", "layout_regions", "region_writes",
@@ -113,7 +113,7 @@ def _as_dataset(obj: xr.DataArray | xr.Dataset) -> xr.Dataset:
         return obj
     if isinstance(obj, xr.DataArray):
         if obj.name is None:
-            raise ValueError(
+            raise InputError(
                 "the DataArray has no name, which becomes the Zarr variable name; name it, "
                 "e.g. to_zarr(da.rename('classes'), store)"
             )
@@ -236,7 +236,7 @@ def _check_catalogue(existing: xr.Dataset, ds: xr.Dataset, store: Path) -> None:
             continue
         new, old = _flags(ds[name]), _flags(existing[name])
         if new != old and (new is not None or old is not None):
-            raise ValueError(
+            raise InputError(
                 f"class catalogue mismatch for variable {name!r}: the store {str(store)!r} has "
                 f"flag_meanings={old[0] if old else None!r} flag_values={list(old[1]) if old else None}, "
                 f"the data has flag_meanings={new[0] if new else None!r} "
@@ -257,8 +257,8 @@ def _crs_name(wkt: str) -> str:
 def _check_crs(existing: xr.Dataset, ds: xr.Dataset, store: Path) -> None:
     """The data's CRS (its grid-mapping variable) must be the store's where both declare one."""
     old, new = crs_of(existing), crs_of(ds)
-    if old is not None and new is not None and not _same_crs(old, new):
-        raise ValueError(
+    if old is not None and new is not None and not same_crs(old, new):
+        raise GridError(
             f"the data is in {_crs_name(new)} but the store {str(store)!r} is in {_crs_name(old)}: "
             "with equal x/y numbers they are still different places, and mixing them would be "
             "silently wrong. Reproject the data onto the store's grid first (e.g. "
@@ -275,7 +275,7 @@ def _class_codes(block: np.ndarray, *, nodata: int, valid: tuple[int, ...], dtyp
     vals = b[~nan]
     bad = (vals != np.round(vals)) | ~np.isin(vals, np.asarray(valid, dtype=float))
     if bad.any():
-        raise ValueError(
+        raise InputError(
             f"variable {name!r} is a float class map with values that are not class codes of the store "
             f"{store!r} ({sorted(set(np.unique(vals[bad]).tolist()))[:10]}; its flag_values are "
             f"{list(valid)}); write class ids (NaN for nodata) or convert the map first"
@@ -300,7 +300,7 @@ def _to_store_dtypes(existing: xr.Dataset, ds: xr.Dataset, store: Path, *, eager
         by_name = {m.lower().replace("_", ""): v for m, v in zip(meanings.split(), values)}
         nodata = by_name.get("nodata")  # the catalogue's "no_data" (NODATA, -1)
         if nodata is None:
-            raise ValueError(
+            raise InputError(
                 f"variable {name!r} is a float class map (NaN = nodata) but the store {str(store)!r} holds "
                 f"it as {old.dtype} without a 'no_data' flag (flag_meanings={meanings!r}), so NaN has no "
                 "code to become; write integer class ids, or write to a new store"
@@ -325,7 +325,7 @@ def _check_static(existing: xr.Dataset, ds: xr.Dataset, store: Path) -> None:
             continue
         old = existing.variables[name]
         if old.dims != var.dims or old.shape != var.shape:
-            raise ValueError(
+            raise GridError(
                 f"variable {name!r} has dims {dict(zip(var.dims, var.shape))} in the data but "
                 f"{dict(zip(old.dims, old.shape))} in the store {str(store)!r}; only data on the "
                 "same grid (same glaciers, classes) can be added; use a new store or mode='w'"
@@ -335,7 +335,7 @@ def _check_static(existing: xr.Dataset, ds: xr.Dataset, store: Path) -> None:
             same = np.array_equal(a.astype(object) if a.dtype.kind in "OUT" else a,
                                   b.astype(object) if b.dtype.kind in "OUT" else b)
             if not same:
-                raise ValueError(
+                raise GridError(
                     f"coordinate {name!r} differs between the data and the store "
                     f"{str(store)!r}; only data on the same grid can be added; use a new "
                     "store or mode='w'"
@@ -343,7 +343,7 @@ def _check_static(existing: xr.Dataset, ds: xr.Dataset, store: Path) -> None:
     time_vars = {n for n, v in ds.variables.items() if "time" in v.dims}
     store_time_vars = {n for n, v in existing.variables.items() if "time" in v.dims}
     if time_vars != store_time_vars:
-        raise ValueError(
+        raise InputError(
             f"the data's time-dependent variables {sorted(time_vars)} differ from the store's "
             f"{sorted(store_time_vars)} ({str(store)!r}); write the same variables, or use a "
             "new store or mode='w'"
@@ -425,9 +425,9 @@ def to_zarr(
     [[3, 3], [3, 3]]
     """
     if zarr_format not in (2, 3):
-        raise ValueError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
+        raise InputError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
     if mode not in ("auto", "a", "w", "w-"):
-        raise ValueError(f"mode must be 'auto', 'w' or 'w-', got {mode!r}")
+        raise InputError(f"mode must be 'auto', 'w' or 'w-', got {mode!r}")
     path = Path(store)
     ds = _naive_utc_times(_as_dataset(obj))
     require_unique_times(ds, f"the data for {str(path)!r}")
@@ -435,9 +435,9 @@ def to_zarr(
     fmt = zarr_format_of(path)
 
     if fmt is not None and mode == "w-":
-        raise ValueError(f"the Zarr store {str(path)!r} exists (mode='w-'); use mode='w' to overwrite")
+        raise InputError(f"the Zarr store {str(path)!r} exists (mode='w-'); use mode='w' to overwrite")
     if path.exists() and fmt is None and mode != "w":
-        raise ValueError(
+        raise InputError(
             f"{str(path)!r} exists but is not a Zarr store; choose another path or pass "
             "mode='w' to overwrite it"
         )
@@ -446,7 +446,7 @@ def to_zarr(
         _consolidate(path)
         return path
     if "time" not in ds.dims:
-        raise ValueError(
+        raise InputError(
             f"the Zarr store {str(path)!r} exists and the data has no 'time' dimension to "
             "add; pass mode='w' to overwrite it or write to a new path"
         )
@@ -685,12 +685,12 @@ def layout_regions(
     path = Path(store)
     ds = _naive_utc_times(_as_dataset(obj))
     if "time" not in ds.dims:
-        raise ValueError("layout_regions needs data with a 'time' dimension (one region per date)")
+        raise InputError("layout_regions needs data with a 'time' dimension (one region per date)")
     require_unique_times(ds, f"the data for {str(path)!r}")
     ds = _regular_chunks(_prepare(ds))
     fmt = zarr_format_of(path)
     if path.exists() and fmt is None:
-        raise ValueError(f"{str(path)!r} exists but is not a Zarr store; choose another path")
+        raise InputError(f"{str(path)!r} exists but is not a Zarr store; choose another path")
     with _quiet():
         if fmt is None:
             ds.to_zarr(path, mode="w", zarr_format=zarr_format, consolidated=(zarr_format == 2),
@@ -771,7 +771,7 @@ def region_writes(
     times = pd.DatetimeIndex(ds["time"].values)
     pos = store_times.get_indexer(times)
     if (pos < 0).any():
-        raise ValueError(
+        raise InputError(
             f"dates {list(times[pos < 0].strftime('%Y-%m-%d'))} are not in the store {str(path)!r}; "
             "call layout_regions(obj, store) first")
     static = [n for n, v in ds.variables.items() if "time" not in v.dims]

@@ -34,13 +34,15 @@ Examples
 >>> options.set_options(colour="red")
 Traceback (most recent call last):
 ...
-ValueError: unknown option 'colour'; valid options: cache_dir, gpu_memory, retries, retry_wait, progress
+xfacies.errors.InputError: unknown option 'colour'; valid options: cache_dir, gpu_memory, retries, retry_wait, progress
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any
+
+from xfacies.errors import InputError
 
 __all__ = ["set_options", "get"]
 
@@ -54,7 +56,7 @@ def get(name: str) -> Any:
     """The value of option ``name``: set with :class:`set_options`, else its environment
     variable, else ``None``."""
     if name not in _ENV:
-        raise ValueError(f"unknown option {name!r}; valid options: {', '.join(_ENV)}")
+        raise InputError(f"unknown option {name!r}; valid options: {', '.join(_ENV)}")
     if _SET.get(name) is not None:
         return _SET[name]
     env = os.environ.get(_ENV[name])
@@ -64,26 +66,26 @@ def get(name: str) -> Any:
         try:
             return int(float(env))
         except ValueError:
-            raise ValueError(f"${_ENV[name]}={env!r} is not a number of bytes (e.g. 80e9)") from None
+            raise InputError(f"${_ENV[name]}={env!r} is not a number of bytes (e.g. 80e9)") from None
     if name == "progress":
         if env.strip().lower() in ("0", "false", "no", "off"):
             return False
         if env.strip().lower() in ("1", "true", "yes", "on"):
             return True
-        raise ValueError(f"${_ENV[name]}={env!r}: use 1/true or 0/false")
+        raise InputError(f"${_ENV[name]}={env!r}: use 1/true or 0/false")
     if name in ("retries", "retry_wait"):
         try:
             return _check(name, float(env) if name == "retry_wait" else int(env))
         except ValueError:
-            raise ValueError(f"${_ENV[name]}={env!r} is not a valid {name} (a number >= 0)") from None
+            raise InputError(f"${_ENV[name]}={env!r} is not a valid {name} (a number >= 0)") from None
     return env
 
 
 def _check(name: str, value: Any) -> Any:
     if name == "retries" and (int(value) != value or value < 0):
-        raise ValueError(f"retries must be a whole number >= 0, got {value!r}")
+        raise InputError(f"retries must be a whole number >= 0, got {value!r}")
     if name == "retry_wait" and not (float(value) >= 0):
-        raise ValueError(f"retry_wait must be a number of seconds >= 0, got {value!r}")
+        raise InputError(f"retry_wait must be a number of seconds >= 0, got {value!r}")
     return value
 
 
@@ -107,9 +109,9 @@ class set_options:  # noqa: N801  (a function-like context manager, as in xarray
     def __init__(self, **kwargs: Any) -> None:
         unknown = [k for k in kwargs if k not in _ENV]
         if unknown:
-            raise ValueError(f"unknown option {unknown[0]!r}; valid options: {', '.join(_ENV)}")
+            raise InputError(f"unknown option {unknown[0]!r}; valid options: {', '.join(_ENV)}")
         if kwargs.get("gpu_memory") is not None and int(kwargs["gpu_memory"]) <= 0:
-            raise ValueError(f"gpu_memory must be a positive number of bytes, got {kwargs['gpu_memory']!r}")
+            raise InputError(f"gpu_memory must be a positive number of bytes, got {kwargs['gpu_memory']!r}")
         for k in ("retries", "retry_wait"):
             if kwargs.get(k) is not None:
                 _check(k, kwargs[k])

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xfacies.errors import GridError, InputError
 from xfacies.catalog import CLASSES, NODATA, class_color, map_classes
 
 __all__ = ["facies_map", "dem_map", "features_map", "fraction_timeseries", "save_quicklooks", "facies_cmap"]
@@ -88,7 +89,7 @@ def _spatial(classes: xr.DataArray) -> tuple[str, str]:
         return "y", "x"
     if len(classes.dims) >= 2:
         return classes.dims[-2], classes.dims[-1]
-    raise ValueError(f"a facies map needs two spatial dims, got {dims}")
+    raise InputError(f"a facies map needs two spatial dims, got {dims}")
 
 
 def _raster(da: xr.DataArray, ydim: str, xdim: str) -> tuple[tuple[float, float, float, float], str]:
@@ -142,7 +143,8 @@ def _overlay(ax: Any, outlines: Any, like: xr.DataArray) -> None:
     """Draw glacier outlines (reprojected to the raster's CRS) as lines on ``ax``."""
     if outlines is None:
         return
-    from xfacies.spatial import as_outlines, crs_of
+    from xfacies.outlines import as_outlines
+    from xfacies.spatial import crs_of
 
     gdf = as_outlines(outlines)
     wkt = crs_of(like)
@@ -207,14 +209,14 @@ def facies_map(
     """
     if "time" in classes.dims:
         if classes.sizes["time"] != 1:
-            raise ValueError(
+            raise InputError(
                 f"facies_map draws one date but the map has {classes.sizes['time']}; pick one "
                 "with classes.isel(time=0) or classes.sel(time='2024-08-01'), or use "
                 "save_quicklooks for all dates"
             )
         classes = classes.isel(time=0)
     if classes.ndim != 2:
-        raise ValueError(f"facies_map needs a 2-D (y, x) map, got dims {classes.dims}")
+        raise InputError(f"facies_map needs a 2-D (y, x) map, got dims {classes.dims}")
     ydim, xdim = _spatial(classes)
     classes = classes.transpose(ydim, xdim)
     values = np.asarray(classes.values)
@@ -258,15 +260,15 @@ def _background(bg: xr.DataArray, classes: xr.DataArray, ydim: str, xdim: str) -
         raise TypeError(f"background must be a DEM or a reflectance DataArray, got {type(bg).__name__}")
     if "time" in bg.dims:
         if bg.sizes["time"] != 1:
-            raise ValueError("the background has several dates: pick the map's, e.g. cube.sel(time=classes.time)")
+            raise InputError("the background has several dates: pick the map's, e.g. cube.sel(time=classes.time)")
         bg = bg.isel(time=0)
     if not spatial.same_grid(bg, classes):
-        raise ValueError("the background is not on the class map's grid; put it there first, e.g. "
+        raise GridError("the background is not on the class map's grid; put it there first, e.g. "
                          "xfacies.open_dem(classes) or cube.rio.reproject_match(classes)")
     if "band" in bg.dims:
         bands = [str(b) for b in bg["band"].values]
         if not {"red", "green", "blue"} <= set(bands):
-            raise ValueError(f"a reflectance background needs 'red', 'green' and 'blue' bands, has {bands}")
+            raise InputError(f"a reflectance background needs 'red', 'green' and 'blue' bands, has {bands}")
         rgb = np.stack([np.asarray(bg.sel(band=b).transpose(ydim, xdim).values, dtype=np.float64)
                         for b in ("red", "green", "blue")], axis=-1)
         finite = np.isfinite(rgb).all(axis=-1)
@@ -305,7 +307,7 @@ def dem_map(dem: xr.DataArray, *, outlines: Any = None, ax: Any = None, title: s
     ydim, xdim = _spatial(dem)
     dem = dem.squeeze(drop=True).transpose(ydim, xdim)
     if dem.ndim != 2:
-        raise ValueError(f"dem_map needs a 2-D (y, x) DEM, got dims {dem.dims}")
+        raise InputError(f"dem_map needs a 2-D (y, x) DEM, got dims {dem.dims}")
     z = np.asarray(dem.values, dtype=float)
     if ax is None:
         plt = _pyplot()
@@ -358,7 +360,7 @@ def features_map(features: xr.DataArray, *, outlines: Any = None, ncols: int = 4
     ['blue', 'slope', 'proximity']
     """
     if "band" not in features.dims:
-        raise ValueError(f"features_map needs a 'band' dimension, got dims {features.dims}")
+        raise InputError(f"features_map needs a 'band' dimension, got dims {features.dims}")
     extra = [d for d in features.dims if d not in ("band", "y", "x")]
     if extra:
         d = extra[0]
@@ -390,7 +392,7 @@ def features_map(features: xr.DataArray, *, outlines: Any = None, ncols: int = 4
 def _fraction_array(frac: xr.Dataset | xr.DataArray) -> xr.DataArray:
     da = frac["fraction"] if isinstance(frac, xr.Dataset) else frac
     if "class" not in da.dims:
-        raise ValueError(
+        raise InputError(
             f"expected fractions with a 'class' dim (from xfacies.products.fractions), got {da.dims}"
         )
     if "time" not in da.dims:
@@ -496,14 +498,14 @@ def fraction_timeseries(
         ids = [str(g) for g in da["glacier"].values]
         if glacier is not None:
             if glacier not in ids:
-                raise ValueError(f"glacier {glacier!r} is not in the fractions; ids: {ids[:10]}")
+                raise InputError(f"glacier {glacier!r} is not in the fractions; ids: {ids[:10]}")
             da = da.sel(glacier=glacier)
             ids = [glacier]
         elif len(ids) == 1:
             da = da.isel(glacier=0)
         else:
             if ax is not None:
-                raise ValueError(
+                raise InputError(
                     f"{len(ids)} glaciers do not fit on one Axes; pass glacier='...' or ax=None"
                 )
             plt = _pyplot()

@@ -1,22 +1,20 @@
-"""Grids and outlines, coerced in one place: the checks every stage shares.
+"""Grids, checked in one place: the grid primitives every stage shares.
 
 Features, inference, products and STAC all take a grid (an xarray object with
-``y``/``x`` pixel-centre coordinates and a CRS) and outlines (vectors, or a raster
-on that grid).  They go through these functions, so a raster on another grid,
-a missing CRS or outlines elsewhere give the same clear error everywhere.
+``y``/``x`` pixel-centre coordinates and a CRS).  They go through these functions, so a raster
+on another grid or a missing CRS give the same clear error everywhere.  Outlines (reading,
+checking, rasterising, and the working grid around them) live one floor up, in
+:mod:`xfacies.outlines`, which builds on these.
 
 - :func:`geobox`, :func:`transform`, :func:`bounds`: the grid of an xarray object,
   from odc-geo (``obj.odc.geobox``) and rioxarray (one-pixel sides, where the
   coordinates alone give no pixel size);
 - :func:`check_same_grid`: two rasters on the same grid (CRS and coordinates,
   not only the shape);
-- :func:`as_outlines`: outlines as a normalised GeoDataFrame;
-- :func:`glacier_index` / :func:`glacier_mask`: outlines (vectors or a raster) as a
-  glacier index or mask on a grid.
+- :func:`utm_crs`: the UTM zone of a point.
 
-The raster checks (:func:`check_same_grid`, and :func:`glacier_mask` given a raster)
-need only numpy and xarray, so the inference core runs without the GDAL stack;
-vectors and geoboxes need rasterio, rioxarray, odc-geo and geopandas.
+The raster checks (:func:`check_same_grid`) need only numpy and xarray, so the inference core
+runs without the GDAL stack; geoboxes need odc-geo and rioxarray.
 
 Examples
 --------
@@ -26,7 +24,7 @@ Examples
 >>> check_same_grid(a.assign_coords(x=a.x + 1000.0), a, "the outline raster")
 Traceback (most recent call last):
 ...
-ValueError: the outline raster is not on the grid of the features: its x coordinates differ (1005.0 .. 1025.0 vs 5.0 .. 25.0); put it on that grid first: rasterize the outlines on the features (xfacies.sources.outlines.rasterize(outlines, like)) or reproject the raster (raster.rio.reproject_match(like))
+xfacies.errors.GridError: the outline raster is not on the grid of the features: its x coordinates differ (1005.0 .. 1025.0 vs 5.0 .. 25.0); put it on that grid first: rasterize the outlines on the features (xfacies.outlines.rasterize(outlines, like)) or reproject the raster (raster.rio.reproject_match(like))
 """
 
 from __future__ import annotations
@@ -36,16 +34,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
+from xfacies.errors import GridError, MovedWarning
+
 if TYPE_CHECKING:  # pragma: no cover
     from odc.geo.geobox import GeoBox
 
-__all__ = ["grid", "geobox_around", "utm_crs", "geobox", "transform", "bounds", "crs_of",
-           "require_north_up", "same_grid", "check_same_grid", "as_outlines", "glacier_index", "glacier_mask", "spatial_dims"]
-
-#: Default margin (metres) of :func:`grid` around the outlines: room for the terrain that casts
-#: shadows on the glaciers and for the halos of the features.
-DEFAULT_BUFFER = 500.0
-
+__all__ = ["utm_crs", "geobox", "transform", "bounds", "crs_of", "require_north_up", "same_grid",
+           "check_same_grid", "spatial_dims"]
 
 def utm_crs(lon: float, lat: float) -> str:
     """The WGS 84 / UTM zone CRS of a point, e.g. ``"EPSG:32632"``.
@@ -59,79 +54,6 @@ def utm_crs(lon: float, lat: float) -> str:
     return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
 
 
-def geobox_around(geom: Any, *, resolution: float = 10.0, crs: Any = "utm",
-                  buffer: float = DEFAULT_BUFFER) -> "GeoBox":
-    """An odc-geo GeoBox covering the odc ``Geometry`` ``geom`` plus ``buffer`` metres, with
-    square pixels of ``resolution`` metres aligned to multiples of the resolution, in ``crs``
-    (``"utm"``: the UTM zone of the geometry's centre; an EPSG code; any CRS string)."""
-    from odc.geo.geobox import GeoBox
-
-    if isinstance(crs, str) and crs.lower() == "utm":
-        c = geom.centroid.to_crs("EPSG:4326").points[0]
-        crs = utm_crs(c[0], c[1])
-    elif isinstance(crs, (int, np.integer)):
-        crs = f"EPSG:{int(crs)}"
-    if not resolution or resolution <= 0:
-        raise ValueError(f"resolution must be a positive number of metres, got {resolution!r}")
-    g = geom.to_crs(crs)
-    if g.crs.geographic:
-        raise ValueError(f"crs {crs!r} is geographic (degrees); the working grid needs metres: "
-                         "use crs='utm' or a projected EPSG code")
-    if buffer:
-        g = g.buffer(buffer)
-    return GeoBox.from_geopolygon(g, resolution=resolution)
-
-
-def grid(outlines: Any, resolution: float = 10.0, crs: Any = "utm", *, buffer: float = DEFAULT_BUFFER,
-         chunks: int | None = 1024) -> xr.DataArray:
-    """The working grid around glacier outlines: ``resolution``-metre pixels in ``crs`` (the
-    UTM zone of the outlines by default), ``buffer`` metres beyond them.
-
-    The result is a lazy ``(y, x)`` DataArray of zeros with the grid's coordinates and CRS
-    (``spatial_ref``), usable as ``like=`` everywhere: :func:`xfacies.open_dem`,
-    :func:`xfacies.open_stac` (``where=``), :func:`xfacies.terrain_features`,
-    :func:`xfacies.sources.outlines.rasterize`.
-
-    Parameters
-    ----------
-    outlines
-        Glacier outlines (a GeoDataFrame in any CRS, or a vector file).
-    resolution
-        Pixel size in metres (10 for Sentinel-2).
-    crs
-        ``"utm"`` (the UTM zone of the outlines' centre), an EPSG code or a CRS string.
-    buffer
-        Margin in metres around the outlines (shadows are cast from outside the glaciers).
-    chunks
-        y/x chunk size of the dask-backed template (``None``: NumPy).
-
-    Examples
-    --------
-    >>> import geopandas as gpd
-    >>> from shapely.geometry import box
-    >>> hef = gpd.GeoDataFrame({"rgi_id": ["RGI60-11.00897"]}, crs="EPSG:4326",
-    ...                        geometry=[box(10.73, 46.78, 10.80, 46.82)])
-    >>> g = grid(hef, resolution=10)
-    >>> g.rio.crs.to_epsg(), float(g.x[1] - g.x[0]), float(g.y[1] - g.y[0])
-    (32632, 10.0, -10.0)
-    >>> bool(g.x.min() % 10 == 5)     # pixel centres on the half-resolution lattice
-    True
-    """
-    import odc.geo.xr  # noqa: F401
-    import rioxarray  # noqa: F401
-    from odc.geo.geom import Geometry
-
-    gdf = as_outlines(outlines)
-    if len(gdf) == 0:
-        raise ValueError("the outlines are empty: there is no glacier to build a grid around")
-    gbox = geobox_around(Geometry(gdf.geometry.union_all(), crs=gdf.crs), resolution=resolution,
-                         crs=crs, buffer=buffer)
-    template = odc.geo.xr.xr_zeros(gbox, dtype="uint8", chunks=None if chunks is None else (chunks, chunks))
-    template = template.rename("grid").assign_attrs(resolution=float(resolution), units="1",
-                                                    long_name="xfacies working grid")
-    return template
-
-
 def spatial_dims(obj: xr.DataArray | xr.Dataset) -> tuple[str, str]:
     """``(y, x)`` dimension names of ``obj`` (``y``/``x``, or rioxarray's detection)."""
     if "y" in obj.dims and "x" in obj.dims:
@@ -141,7 +63,7 @@ def spatial_dims(obj: xr.DataArray | xr.Dataset) -> tuple[str, str]:
 
         return obj.rio.y_dim, obj.rio.x_dim
     except Exception:  # rioxarray's MissingSpatialDimensionError, or no rioxarray
-        raise ValueError(
+        raise GridError(
             f"expected spatial dimensions named y and x, got dims {tuple(obj.dims)}; rename them, "
             "e.g. da.rename(lat='y', lon='x'), or reproject to a projected grid"
         ) from None
@@ -160,7 +82,7 @@ def crs_of(obj: xr.DataArray | xr.Dataset) -> str | None:
     return None
 
 
-def _same_crs(a: str, b: str) -> bool:
+def same_crs(a: str, b: str) -> bool:
     if a == b:
         return True
     try:
@@ -192,7 +114,7 @@ def geobox(obj: xr.DataArray | xr.Dataset) -> "GeoBox":
     ydim, xdim = spatial_dims(obj)
     crs = crs_of(obj)
     if crs is None:
-        raise ValueError(
+        raise GridError(
             "the grid has no CRS; attach one with obj = obj.rio.write_crs('EPSG:....') "
             "(x/y must be projected coordinates in metres)"
         )
@@ -220,7 +142,7 @@ def _check_regular(obj: xr.DataArray | xr.Dataset, dim: str) -> None:
     bad = np.flatnonzero(~np.isfinite(step) | (np.abs(step - d0) > 1e-6 * max(abs(d0), 1e-12) + 1e-9))
     if d0 == 0 or bad.size:
         k = int(bad[0]) if bad.size else 0
-        raise ValueError(
+        raise GridError(
             f"the {dim!r} coordinates are not a regular grid: the first step is {d0:g} but "
             f"{dim}[{k}] = {v[k]:g} -> {dim}[{k + 1}] = {v[k + 1]:g} steps {step[k]:g} ({bad.size} irregular "
             "step(s): a gap, or shuffled or repeated coordinates). xfacies needs evenly spaced, sorted pixel "
@@ -238,7 +160,7 @@ def _check_centres(obj: xr.DataArray | xr.Dataset, t: Any, ydim: str, xdim: str)
             v = float(np.asarray(obj[d].values)[0])
             if not np.isclose(v, c, rtol=0.0, atol=max(1e-6 * step, 1e-9)):
                 one = [n for n in (ydim, xdim) if obj.sizes[n] == 1]
-                raise ValueError(
+                raise GridError(
                     f"the grid has one pixel along {' and '.join(one) or d} and no stored transform, so "
                     "its pixel size is unknown (the coordinates of one pixel do not give it). Write the "
                     "transform before selecting the pixels, e.g. obj = full.rio.write_transform("
@@ -278,7 +200,7 @@ def require_north_up(obj: xr.DataArray | xr.Dataset, what: str, name: str, *,
     >>> require_north_up(a, "the cube", "cube")
     Traceback (most recent call last):
     ...
-    ValueError: the cube's y coordinate must decrease (north-up: row 0 is the north), but it runs the other way. Flip the cube first, cube.isel(y=slice(None, None, -1))
+    xfacies.errors.GridError: the cube's y coordinate must decrease (north-up: row 0 is the north), but it runs the other way. Flip the cube first, cube.isel(y=slice(None, None, -1))
     """
     rules = {"y": "decrease (north-up: row 0 is the north)", "x": "increase (west to east)"}
     owner = what + ("'" if what.endswith("s") else "'s")
@@ -286,7 +208,7 @@ def require_north_up(obj: xr.DataArray | xr.Dataset, what: str, name: str, *,
         if d in obj.coords and obj.sizes[d] > 1:
             v = np.asarray(obj[d].values[:2], dtype=float)
             if (v[1] > v[0]) if d == "y" else (v[1] < v[0]):
-                raise ValueError(
+                raise GridError(
                     f"{owner} {d} coordinate must {rules[d]}, but it runs the other way{why}. Flip "
                     f"{what} first, {name}.isel({d}=slice(None, None, -1))"
                     + (", and any outline raster with it" if what == "the features" else ""))
@@ -300,7 +222,7 @@ def _grid_mismatch(obj: xr.DataArray | xr.Dataset, like: xr.DataArray | xr.Datas
                    what: str, like_name: str) -> str | None:
     """Why ``obj`` is not on the grid of ``like`` (an error message), or ``None``."""
     fix = (f"put it on that grid first: rasterize the outlines on {like_name} "
-           "(xfacies.sources.outlines.rasterize(outlines, like)) or reproject the raster "
+           "(xfacies.outlines.rasterize(outlines, like)) or reproject the raster "
            "(raster.rio.reproject_match(like))")
     ydim, xdim = spatial_dims(like)
     if ydim not in obj.dims or xdim not in obj.dims:
@@ -317,7 +239,7 @@ def _grid_mismatch(obj: xr.DataArray | xr.Dataset, like: xr.DataArray | xr.Datas
                 return (f"{what} is not on the grid of {like_name}: its {d} coordinates differ "
                         f"({_span(a)} vs {_span(b)}); {fix}")
     ca, cb = crs_of(obj), crs_of(like)
-    if ca is not None and cb is not None and not _same_crs(ca, cb):
+    if ca is not None and cb is not None and not same_crs(ca, cb):
         return f"{what} is in another CRS than {like_name}; reproject it: raster.rio.reproject_match(features)"
     return None
 
@@ -339,73 +261,20 @@ def check_same_grid(obj: xr.DataArray | xr.Dataset, like: xr.DataArray | xr.Data
     """
     why = _grid_mismatch(obj, like, what, like_name)
     if why is not None:
-        raise ValueError(why)
+        raise GridError(why)
 
 
-def as_outlines(outlines: Any) -> Any:
-    """Outlines as a normalised GeoDataFrame (``glacier_id`` column, polygons, a CRS):
-    returned as they are when already normalised, else read with
-    :func:`xfacies.sources.outlines.read_outlines`."""
-    import geopandas as gpd
-
-    from xfacies.sources.outlines import read_outlines
-
-    if isinstance(outlines, gpd.GeoDataFrame) and "glacier_id" in outlines.columns and (
-            len(outlines) == 0 or outlines.attrs.get(_CHECKED) == _checked_key(outlines)):
-        if outlines.crs is None:
-            raise ValueError("the outlines have no CRS; set it with gdf = gdf.set_crs('EPSG:....')")
-        return outlines.reset_index(drop=True)  # checked already, or empty (each stage says so)
-    # a glacier_id column of the user's own is checked like any other: unique, no missing ids,
-    # polygons only (invalid ones repaired, empty and None geometries dropped with a warning)
-    out = read_outlines(outlines, id_column="glacier_id" if isinstance(outlines, gpd.GeoDataFrame)
-                        and "glacier_id" in outlines.columns else None)
-    out.attrs[_CHECKED] = _checked_key(out)
-    return out
+#: Names that moved to :mod:`xfacies.outlines` (kept here for one release, with a
+#: :class:`~xfacies.errors.MovedWarning`, a FutureWarning).
+_MOVED = ("grid", "geobox_around", "as_outlines", "glacier_index", "glacier_mask", "DEFAULT_BUFFER")
 
 
-#: ``GeoDataFrame.attrs`` key marking outlines that :func:`as_outlines` has checked (and for which rows).
-_CHECKED = "xfacies_checked_outlines"
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
+        import warnings
 
-
-def _checked_key(gdf: Any) -> tuple[int, str, int]:
-    """What a check was made for: the rows, the CRS and the geometries' identity (an edit afterwards,
-    a new row or another CRS, means checking again)."""
-    return (len(gdf), str(gdf.crs), id(gdf.geometry.values))
-
-
-def glacier_index(outlines: Any, like: xr.DataArray | xr.Dataset, *,
-                  all_touched: bool = False) -> xr.DataArray:
-    """Outlines as a glacier index on the grid of ``like`` (0 outside, ``k`` in glacier ``k``).
-
-    ``outlines`` are vectors (rasterised with :func:`xfacies.sources.outlines.rasterize`) or
-    an index raster made that way (``attrs["glacier_ids"]``), which must lie on the grid of
-    ``like`` (:func:`check_same_grid`).
-    """
-    if isinstance(outlines, xr.DataArray):
-        if "glacier_ids" not in outlines.attrs:
-            raise ValueError(
-                "a glacier-index DataArray needs attrs['glacier_ids'] (the ids in index "
-                "order); make it with xfacies.sources.outlines.rasterize(outlines, like)")
-        ydim, xdim = spatial_dims(like)
-        check_same_grid(outlines, like, "the glacier index", like_name="the class map")
-        return outlines.transpose(ydim, xdim)
-    from xfacies.sources.outlines import rasterize
-
-    return rasterize(outlines, like, all_touched=all_touched)
-
-
-def glacier_mask(outlines: Any, like: xr.DataArray) -> xr.DataArray | None:
-    """Boolean ``(y, x)`` glacier mask on the grid of ``like``, or ``None`` without outlines.
-
-    ``outlines`` are vectors, or a raster (mask or index, > 0 inside) on the grid of ``like``;
-    a raster is checked (:func:`check_same_grid`) and needs no GDAL stack.
-    """
-    if outlines is None:
-        return None
-    if isinstance(outlines, xr.DataArray):
-        ydim, xdim = spatial_dims(like)
-        if set(outlines.dims) != {ydim, xdim}:
-            raise ValueError(f"an outline raster must have dims ({ydim}, {xdim}), got {outlines.dims}")
-        check_same_grid(outlines, like, "the outline raster")
-        return outlines.transpose(ydim, xdim) > 0
-    return glacier_index(outlines, like) > 0
+        warnings.warn(f"xfacies.spatial.{name} moved to xfacies.outlines.{name}; the old name goes in "
+                      "the next release", MovedWarning, stacklevel=2)
+        return getattr(importlib.import_module("xfacies.outlines"), name)
+    raise AttributeError(f"module 'xfacies.spatial' has no attribute {name!r}")

@@ -44,6 +44,7 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import NDArray
 
+from xfacies.errors import GridError, InputError
 from xfacies.features import terrain
 from xfacies.catalog import CLASSES, FEATURE_SETS, NODATA, OPTICAL_FEATURES
 
@@ -453,7 +454,7 @@ def _normalise_size(size: int | Sequence[int]) -> tuple[int, int]:
     else:
         ny, nx = (int(s) for s in size)
     if ny < 16 or nx < 16:
-        raise ValueError(f"size must be at least 16 x 16 pixels, got {(ny, nx)}")
+        raise InputError(f"size must be at least 16 x 16 pixels, got {(ny, nx)}")
     return ny, nx
 
 
@@ -469,7 +470,7 @@ def _layout(
 
     ny, nx = _normalise_size(size)
     if resolution <= 0:
-        raise ValueError(f"resolution must be positive (metres), got {resolution}")
+        raise InputError(f"resolution must be positive (metres), got {resolution}")
     x0, y0 = _DEFAULT_ORIGIN if origin is None else (float(origin[0]), float(origin[1]))
     nb = max(1, int(round(ny / _BAND_HEIGHT)))
     hb = ny / nb
@@ -477,7 +478,7 @@ def _layout(
         counts = [max(1, int(round(nx / _GLACIER_SPACING)))] * nb
     else:
         if n_glaciers < 0:
-            raise ValueError(f"n_glaciers must be >= 0, got {n_glaciers}")
+            raise InputError(f"n_glaciers must be >= 0, got {n_glaciers}")
         counts = [n_glaciers // nb + (1 if b < n_glaciers % nb else 0) for b in range(nb)]
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, _S_LAYOUT])
     crest = 3560.0 + rng.uniform(-40.0, 60.0, nb)
@@ -580,7 +581,7 @@ def _to_datetime64(date: Any) -> np.datetime64:
     try:
         return np.datetime64(pd.Timestamp(date).normalize().to_datetime64(), "ns")
     except (ValueError, TypeError) as err:
-        raise ValueError(f"cannot read {date!r} as a date; use e.g. '2021-08-15'") from err
+        raise InputError(f"cannot read {date!r} as a date; use e.g. '2021-08-15'") from err
 
 
 def _sun_position(lat_deg: float, doy: int, hour: float = _SOLAR_HOUR) -> tuple[float, float]:
@@ -600,7 +601,7 @@ def _scene_latitude(lay: _Layout) -> float:
     tr = Transformer.from_crs(lay.crs, "EPSG:4326", always_xy=True)
     _, lat = tr.transform(lay.x0 + lay.nx * lay.res / 2.0, lay.y0 - lay.ny * lay.res / 2.0)
     if not np.isfinite(lat):  # pragma: no cover - exotic CRS
-        raise ValueError(f"cannot locate the scene centre of crs={lay.crs!r} on the globe")
+        raise GridError(f"cannot locate the scene centre of crs={lay.crs!r} on the globe")
     return float(lat)
 
 
@@ -755,7 +756,7 @@ def _resolve_chunks(chunks: Any, ny: int, nx: int) -> tuple[int, int] | None:
     cy = ny if cy in (-1, None) else int(cy)
     cx = nx if cx in (-1, None) else int(cx)
     if cy <= 0 or cx <= 0:
-        raise ValueError(f"chunks must be positive, got {chunks!r}")
+        raise InputError(f"chunks must be positive, got {chunks!r}")
     return min(cy, ny), min(cx, nx)
 
 
@@ -1074,10 +1075,10 @@ def scene(
     return _finish(ds, lay)
 
 
-def _season_dates(dates: int | Sequence[Any], year: int) -> list[np.datetime64]:
+def season_dates(dates: int | Sequence[Any], year: int) -> list[np.datetime64]:
     if isinstance(dates, (int, np.integer)):
         if dates < 1:
-            raise ValueError(f"dates must be >= 1 or a list of dates, got {dates}")
+            raise InputError(f"dates must be >= 1 or a list of dates, got {dates}")
         start = pd.Timestamp(year=year, month=6, day=1)
         end = pd.Timestamp(year=year, month=9, day=30)
         span = (end - start).days
@@ -1085,7 +1086,7 @@ def _season_dates(dates: int | Sequence[Any], year: int) -> list[np.datetime64]:
         return [_to_datetime64(start + pd.Timedelta(days=int(d))) for d in days]
     out = [_to_datetime64(d) for d in dates]
     if not out:
-        raise ValueError("dates is empty; give a number of dates or a list of dates")
+        raise InputError("dates is empty; give a number of dates or a list of dates")
     return out
 
 
@@ -1134,7 +1135,7 @@ def season(
     lay = _layout(size, seed, n_glaciers, resolution, crs, origin)
     b = _Builder(lay, _resolve_chunks(chunks, lay.ny, lay.nx))
     lat = _scene_latitude(lay)
-    infos = [_date_info(lay, d, lat, clouds) for d in _season_dates(dates, year)]
+    infos = [_date_info(lay, d, lat, clouds) for d in season_dates(dates, year)]
     pmax = b.distance_max()
     per = [_date_vars(b, i, pmax) for i in infos]
     if b.lazy:

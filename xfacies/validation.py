@@ -15,7 +15,7 @@ Examples
 >>> check_reflectance_values(np.array([10.0, 50.0, 99.0]), "cube")
 Traceback (most recent call last):
 ...
-ValueError: cube does not look like surface reflectance (0..1): 100.0 % of its finite optical values lie outside [-0.05, 1.6] (min 10, max 99). A maximum near 100 means reflectance in percent: divide by 100.
+xfacies.errors.UnitsError: cube does not look like surface reflectance (0..1): 100.0 % of its finite optical values lie outside [-0.05, 1.6] (min 10, max 99). A maximum near 100 means reflectance in percent: divide by 100.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from xfacies.errors import InputError, UnitsError
 
 __all__ = ["require_float", "check_reflectance", "check_reflectance_values", "require_unique_times",
            "REFLECTANCE_RANGE", "MAX_IMPLAUSIBLE_SHARE", "mark_reflectance_checked",
@@ -158,11 +160,11 @@ def check_reflectance_values(values: Any, what: str) -> None:
     >>> check_reflectance_values(np.array([500.0, 8000.0, 12000.0]), "scene.tif")
     Traceback (most recent call last):
     ...
-    ValueError: scene.tif does not look like surface reflectance (0..1): 100.0 % of its finite optical values lie outside [-0.05, 1.6] (min 500, max 1.2e+04). A maximum in the hundreds or thousands means digital numbers (DN) without scale and offset: apply the sensor's scale and offset first, e.g. Sentinel-2 L2A: (DN - 1000) * 1e-4 for processing baseline 04.00 and later (DN * 1e-4 before), Landsat Collection 2 Level-2: DN * 2.75e-5 - 0.2 (xfacies.open_stac applies them for you).
+    xfacies.errors.UnitsError: scene.tif does not look like surface reflectance (0..1): 100.0 % of its finite optical values lie outside [-0.05, 1.6] (min 500, max 1.2e+04). A maximum in the hundreds or thousands means digital numbers (DN) without scale and offset: apply the sensor's scale and offset first, e.g. Sentinel-2 L2A: (DN - 1000) * 1e-4 for processing baseline 04.00 and later (DN * 1e-4 before), Landsat Collection 2 Level-2: DN * 2.75e-5 - 0.2 (xfacies.open_stac applies them for you).
     """
     bad = _implausible(np.asarray(values))
     if bad is not None:
-        raise ValueError(_reflectance_message(what, *bad))
+        raise UnitsError(_reflectance_message(what, *bad))
 
 
 def _date_label(dates: tuple[str, ...] | None, i: int) -> str:
@@ -234,7 +236,7 @@ def check_reflectance(obj: xr.DataArray, what: str, *, bands: list[str] | None =
     >>> checked.compute()
     Traceback (most recent call last):
     ...
-    ValueError: cube (checked block by block; this block) does not look like surface reflectance (0..1): 100.0 % of its finite optical values lie outside [-0.05, 1.6] (min 42, max 42). A maximum near 100 means reflectance in percent: divide by 100.
+    xfacies.errors.UnitsError: cube (checked block by block; this block) does not look like surface reflectance (0..1): 100.0 % of its finite optical values lie outside [-0.05, 1.6] (min 42, max 42). A maximum near 100 means reflectance in percent: divide by 100.
     """
     import dask.array as da
 
@@ -261,7 +263,7 @@ def check_reflectance(obj: xr.DataArray, what: str, *, bands: list[str] | None =
             bad = _implausible(parts)
             if bad is not None:
                 label = _date_label(dates, k) if taxis is not None else ""
-                raise ValueError(_reflectance_message(what + label, *bad))
+                raise UnitsError(_reflectance_message(what + label, *bad))
         return obj
     if idx is None:  # every value: treat axis 0 as the band axis, all of it
         axis, idx = 0, tuple(range(data.shape[0])) if data.ndim else (0,)
@@ -367,14 +369,14 @@ def require_unique_times(obj: xr.DataArray | xr.Dataset, what: str, dim: str = "
     >>> require_unique_times(xr.DataArray([1, 2, 3], dims="time", coords={"time": t}), "the class map")
     Traceback (most recent call last):
     ...
-    ValueError: the class map has duplicated time values: 2021-08-01 (2 times); one value per date is expected (two scenes of one day, e.g. adjacent tiles or two sensors, must be merged first). Keep one of each with obj.drop_duplicates('time'), or mosaic them, e.g. obj.groupby('time').first() (first valid pixel) or obj.groupby('time').mean()
+    xfacies.errors.InputError: the class map has duplicated time values: 2021-08-01 (2 times); one value per date is expected (two scenes of one day, e.g. adjacent tiles or two sensors, must be merged first). Keep one of each with obj.drop_duplicates('time'), or mosaic them, e.g. obj.groupby('time').first() (first valid pixel) or obj.groupby('time').mean()
     """
     if dim not in obj.dims or dim not in obj.coords:
         return
     index = pd.Index(obj[dim].values)
     if index.hasnans:
         where = np.flatnonzero(pd.isna(index)).tolist()
-        raise ValueError(
+        raise InputError(
             f"{what} has {len(where)} missing {dim} value(s) (NaT, e.g. a date that could not be parsed) at "
             f"position(s) {where[:10]}{' ...' if len(where) > 10 else ''} of {index.size}; every map needs its "
             f"date. Fix the dates where they were read, or drop those: obj.isel({dim}=~obj[{dim!r}].isnull())")
@@ -390,7 +392,7 @@ def require_unique_times(obj: xr.DataArray | xr.Dataset, what: str, dim: str = "
             label = label[:10]
         shown.append(f"{label} ({int(counts[v])} times)")
     more = f" and {len(dup) - 10} more" if len(dup) > 10 else ""
-    raise ValueError(
+    raise InputError(
         f"{what} has duplicated {dim} values: {', '.join(shown)}{more}; one value per date is "
         "expected (two scenes of one day, e.g. adjacent tiles or two sensors, must be merged "
         f"first). Keep one of each with obj.drop_duplicates({dim!r}), or mosaic them, e.g. "

@@ -83,7 +83,7 @@ from typing import Any, Literal
 import numpy as np
 import rioxarray  # noqa: F401  (registers .rio)
 
-from xfacies.errors import InputWarning
+from xfacies.errors import GridError, InputError, InputWarning
 
 __all__ = ["apply_scene", "ApplyResult", "NODATA_OUT", "scene_features"]
 
@@ -150,7 +150,7 @@ def _feature_set(given: dict[str, Any]) -> int:
     def need(what: str, *others: str, why: str) -> None:
         missing = [o for o in others if not has[o]]
         if has[what] and missing:
-            raise ValueError(
+            raise InputError(
                 f"--{what} was given without {' and '.join('--' + m for m in missing)}: {why}. "
                 "Feature sets: 1 = optical; 2 = + dem + slope; 3 = + shadow + hillshade; 4 = + proximity")
 
@@ -186,7 +186,7 @@ def _same_grid(ref: Any, ref_path: str, other: Any, other_path: str, what: str) 
     if not tr0.almost_equals(tr1, precision=1e-6 * max(abs(tr0.a), abs(tr0.e), 1e-12)):
         problems.append(f"transform {tuple(tr1)[:6]} instead of {tuple(tr0)[:6]}")
     if problems:
-        raise ValueError(
+        raise GridError(
             f"--{what} {other_path} is not on the grid of the optical raster {ref_path}: "
             f"{'; '.join(problems)}. Resample it onto the optical grid first "
             "(e.g. gdalwarp -tr/-te, or rioxarray .rio.reproject_match)")
@@ -199,7 +199,7 @@ def _open(path: PathLike, what: str) -> Any:
     try:
         return rasterio.open(path)
     except rasterio.errors.RasterioError as err:
-        raise ValueError(f"--{what} {path} cannot be opened as a raster ({_why(err)}); check that it is a "
+        raise InputError(f"--{what} {path} cannot be opened as a raster ({_why(err)}); check that it is a "
                          "complete GeoTIFF (a truncated download or copy cannot be read: fetch or "
                          "export it again)") from None
 
@@ -220,7 +220,7 @@ def _read(src: Any, bands: list[int], what: str = "optical") -> np.ndarray:
     try:
         arr = src.read(bands, masked=True).astype(np.float32)
     except rasterio.errors.RasterioError as err:
-        raise ValueError(f"--{what} {src.name} cannot be read ({_why(err)}): the file is damaged or "
+        raise InputError(f"--{what} {src.name} cannot be read ({_why(err)}): the file is damaged or "
                          "truncated; fetch or export it again") from None
     out = np.ma.filled(arr, np.nan)
     if what == "optical":
@@ -273,7 +273,7 @@ def _check_outputs(outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
             continue
         q = Path(p).resolve()
         if q in seen:
-            raise ValueError(f"--{name} {p} is also {seen[q]}: writing it would overwrite that input; "
+            raise InputError(f"--{name} {p} is also {seen[q]}: writing it would overwrite that input; "
                              "choose another output path")
         seen[q] = f"--{name}"
 
@@ -287,7 +287,7 @@ def _load(model: Any, minmax: Any, calibration: Any) -> Any:
     if isinstance(model, (str, os.PathLike)) and str(model).lower().endswith(".h5"):
         return import_reference(model, minmax, calibrator=calibration)
     if minmax is not None:
-        raise ValueError("--minmax is for reference .h5 weight files; an xfacies bundle carries its own "
+        raise InputError("--minmax is for reference .h5 weight files; an xfacies bundle carries its own "
                          "normalisation (import the .h5 with `xfacies import-reference h5 out --minmax ...`)")
     m = model if isinstance(model, Model) else load_model(model)
     if calibration is not None:
@@ -325,7 +325,7 @@ def scene_features(
     (xarray.DataArray, xarray.DataArray)
         float32 features ``(band, y, x)`` named as :data:`xfacies.FEATURES`
         (NaN where an input is nodata), and the int32 glacier index ``(y, x)``
-        (:func:`xfacies.sources.outlines.rasterize`), both with the raster's CRS.
+        (:func:`xfacies.outlines.rasterize`), both with the raster's CRS.
 
     Raises
     ------
@@ -348,7 +348,7 @@ def scene_features(
     import xarray as xr
 
     from xfacies.catalog import FEATURE_SETS
-    from xfacies.sources.outlines import rasterize, read_outlines
+    from xfacies.outlines import rasterize, read_outlines
     from xfacies.validation import check_reflectance_values
 
     aux = {"dem": dem, "slope": slope, "shadow": shadow, "hillshade": hillshade, "proximity": proximity}
@@ -357,14 +357,14 @@ def scene_features(
     fs = _feature_set(aux)
     with _open(optical, "optical") as src:
         if src.count != 6:
-            raise ValueError(f"the optical raster {optical} has {src.count} band(s); it must have 6 "
+            raise InputError(f"the optical raster {optical} has {src.count} band(s); it must have 6 "
                              "(blue, green, red, nir, swir1, swir2, in this order)")
         tr = src.transform
         if tr.b != 0 or tr.d != 0:
-            raise ValueError(f"the optical raster {optical} has a rotated grid {tuple(tr)[:6]}; "
+            raise GridError(f"the optical raster {optical} has a rotated grid {tuple(tr)[:6]}; "
                              "warp it to a north-up grid first")
         if src.crs is None:
-            raise ValueError(f"the optical raster {optical} has no CRS")
+            raise GridError(f"the optical raster {optical} has no CRS")
         optical_dtype = str(src.dtypes[0])
         crs = src.crs
         h, w = src.height, src.width
@@ -377,7 +377,7 @@ def scene_features(
             with _open(p, name) as other:
                 _same_grid(src, str(optical), other, str(p), name)
                 if other.count != 1:
-                    raise ValueError(f"--{name} {p} has {other.count} bands; it must have one")
+                    raise InputError(f"--{name} {p} has {other.count} bands; it must have one")
                 aux[name] = _read(other, [1], name)[0]
     x = tr.c + tr.a * (np.arange(w) + 0.5)
     y = tr.f + tr.e * (np.arange(h) + 0.5)
@@ -387,7 +387,7 @@ def scene_features(
     glaciers = rasterize(gdf, like)
     inside = glaciers.values > 0
     if not inside.any():
-        raise ValueError(f"the outlines ({len(gdf)} glaciers) cover no pixel of the optical raster {optical}; "
+        raise GridError(f"the outlines ({len(gdf)} glaciers) cover no pixel of the optical raster {optical}; "
                          "check that they overlap the scene (they were reprojected to its CRS)")
     names = list(FEATURE_SETS[fs])
     if fs >= 2:
@@ -496,7 +496,7 @@ def apply_scene(
 
     t0 = time.perf_counter()
     if method not in ("exact", "dense"):
-        raise ValueError(f"method must be 'exact' or 'dense', got {method!r}")
+        raise InputError(f"method must be 'exact' or 'dense', got {method!r}")
     _check_paths({"model": model if isinstance(model, (str, os.PathLike)) and str(model) != "demo" else None,
                   "minmax": minmax if isinstance(minmax, (str, os.PathLike)) else None,
                   "calibration": calibration})
@@ -520,7 +520,7 @@ def apply_scene(
                       "reflectance)", InputWarning, stacklevel=2)
     if tuple(m.features) != tuple(feats.band.values):
         given = next((k for k, v in FEATURE_SETS.items() if v == tuple(m.features)), None)
-        raise ValueError(
+        raise InputError(
             f"the model reads {len(m.features)} features "
             f"({'feature set ' + str(given) if given else ', '.join(m.features)}) but the inputs make "
             f"feature set {fs} ({', '.join(map(str, feats.band.values))}); give the matching inputs "

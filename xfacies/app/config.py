@@ -55,6 +55,8 @@ from typing import Any, Literal, Union
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from xfacies.errors import InputError
+
 __all__ = [
     "RunConfig",
     "AreaConfig",
@@ -379,11 +381,11 @@ class RunConfig(_Section):
             missing or contradictory settings.
         """
         if not isinstance(data, Mapping):
-            raise ValueError(f"the run configuration must be a table of sections, got {type(data).__name__}")
+            raise InputError(f"the run configuration must be a table of sections, got {type(data).__name__}")
         try:
             cfg = cls.model_validate(dict(data))
         except ValidationError as err:
-            raise _readable(err, data) from None
+            raise readable_error(err, data) from None
         cfg._resolve_paths(Path(base) if base is not None else Path.cwd())
         cfg.check()
         return cfg
@@ -406,34 +408,34 @@ class RunConfig(_Section):
         """Cross-field checks (raise ``ValueError`` with what to change)."""
         a = self.area
         if (a.outlines is None) == (a.synthetic is None):
-            raise ValueError("[area] needs exactly one of `outlines` (a vector file of glacier outlines) "
+            raise InputError("[area] needs exactly one of `outlines` (a vector file of glacier outlines) "
                              "or `synthetic` (e.g. synthetic = {size = 256, seed = 7})")
         for key in ("start", "end"):
             if getattr(self.time, key) in ("", None):
-                raise ValueError(f"[time] {key} is missing: give a year (2021) or a date (\"2021-06-01\")")
+                raise InputError(f"[time] {key} is missing: give a year (2021) or a date (\"2021-06-01\")")
         start, end = self.time_range
         if end < start:
-            raise ValueError(f"[time] end ({end.date()}) is before start ({start.date()})")
+            raise InputError(f"[time] end ({end.date()}) is before start ({start.date()})")
         if self.stac.catalog == "synthetic" and a.synthetic is None:
-            raise ValueError("[stac] catalog = \"synthetic\" serves the synthetic area's imagery; "
+            raise InputError("[stac] catalog = \"synthetic\" serves the synthetic area's imagery; "
                              "it needs [area] synthetic = {...}")
         if self.dem.source == "synthetic" and a.synthetic is None:
-            raise ValueError("[dem] source = \"synthetic\" needs [area] synthetic = {...}")
+            raise InputError("[dem] source = \"synthetic\" needs [area] synthetic = {...}")
         if a.synthetic is not None and a.glaciers:
-            raise ValueError("[area] glaciers selects ids among outlines; it cannot be used with synthetic")
+            raise InputError("[area] glaciers selects ids among outlines; it cannot be used with synthetic")
         w = self.products.window
         if len(w) != 2:
-            raise ValueError(f"[products] window must be two \"MM-DD\" strings, got {w!r}")
+            raise InputError(f"[products] window must be two \"MM-DD\" strings, got {w!r}")
         for day in w:  # checked now, not after every date was classified
             try:
                 pd.Timestamp(f"2000-{day}")  # a leap year: "02-29" is a valid day
             except ValueError:
-                raise ValueError(f"[products] window: {day!r} is not a day of the year as \"MM-DD\" "
+                raise InputError(f"[products] window: {day!r} is not a day of the year as \"MM-DD\" "
                                  f"(e.g. \"08-01\"); got window = {w!r}") from None
         if not 0 <= self.products.min_coverage <= 1:
-            raise ValueError(f"[products] min_coverage must be within 0..1, got {self.products.min_coverage}")
+            raise InputError(f"[products] min_coverage must be within 0..1, got {self.products.min_coverage}")
         if self.stac.chunks < 64:
-            raise ValueError(f"[stac] chunks must be at least 64 pixels, got {self.stac.chunks}")
+            raise InputError(f"[stac] chunks must be at least 64 pixels, got {self.stac.chunks}")
         if self.massbalance.wgms:  # checked now, not at the end of a long run
             from xfacies.massbalance import wgms
 
@@ -443,7 +445,7 @@ class RunConfig(_Section):
             except (FileNotFoundError, ValueError) as err:
                 raise type(err)(f"[massbalance] wgms: {err}") from None
         if self.cluster.n_workers < 1 or self.cluster.threads_per_worker < 1:
-            raise ValueError("[cluster] n_workers and threads_per_worker must be at least 1")
+            raise InputError("[cluster] n_workers and threads_per_worker must be at least 1")
 
     @property
     def time_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -457,7 +459,7 @@ class RunConfig(_Section):
 
 def _date(v: Any, which: str, where: str) -> pd.Timestamp:
     if isinstance(v, bool):
-        raise ValueError(f"{where} must be a year or a date, got {v!r}")
+        raise InputError(f"{where} must be a year or a date, got {v!r}")
     if isinstance(v, int) or (isinstance(v, str) and v.strip().isdigit() and len(v.strip()) == 4):
         y = int(v)
         return pd.Timestamp(year=y, month=1, day=1) if which == "start" else \
@@ -465,7 +467,7 @@ def _date(v: Any, which: str, where: str) -> pd.Timestamp:
     try:
         ts = pd.Timestamp(v)
     except (ValueError, TypeError) as e:
-        raise ValueError(f"{where} must be a year or a date like \"2021-06-01\", got {v!r}") from e
+        raise InputError(f"{where} must be a year or a date like \"2021-06-01\", got {v!r}") from e
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     if which == "end" and ts == ts.normalize():
@@ -499,7 +501,7 @@ def _section_model(tp: Any) -> type[BaseModel] | None:
     return None
 
 
-def _readable(err: ValidationError, data: Mapping[str, Any], root: type[BaseModel] | None = None,
+def readable_error(err: ValidationError, data: Mapping[str, Any], root: type[BaseModel] | None = None,
               what: str = "run configuration") -> ValueError:
     """The first problem of a pydantic error, in the words of the TOML file: which key of
     which section, what it must be, and (for unknown keys) the valid ones.  ``root`` is the
@@ -583,7 +585,7 @@ def load_config(path: str | os.PathLike) -> RunConfig:
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{p} is not valid TOML: {e}") from e
+        raise InputError(f"{p} is not valid TOML: {e}") from e
     return RunConfig.from_dict(data, base=p.resolve().parent)
 
 

@@ -61,7 +61,7 @@ import pandas as pd
 
 from xfacies.app.config import ClusterConfig, MassBalanceConfig, RunConfig, SyntheticArea, load_config
 from xfacies.app.report import RunResult, end_of_season_table
-from xfacies.errors import RunWarning
+from xfacies.errors import InputError, NoWorkersError, RunLockedError, RunWarning
 
 __all__ = ["run", "run_config", "RunConfig", "RunResult", "RunLockedError", "NoWorkersError", "load_config",
            "dates_per_batch", "prepare_synthetic_catalog"]
@@ -69,14 +69,10 @@ __all__ = ["run", "run_config", "RunConfig", "RunResult", "RunLockedError", "NoW
 log = logging.getLogger("xfacies.app.pipeline")
 
 
-class RunLockedError(RuntimeError):
-    """Another ``xfacies run`` is writing to the same output folder."""
-
-
 def _prepare_output(folder: Path) -> None:
     """Create the output folder, or say why it cannot be one (a file, not writable)."""
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"[output] dir {folder} is a file, not a folder: choose a folder for the run's stores "
+        raise InputError(f"[output] dir {folder} is a file, not a folder: choose a folder for the run's stores "
                          "and report")
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -84,9 +80,9 @@ def _prepare_output(folder: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except (NotADirectoryError, FileExistsError) as err:
-        raise ValueError(f"[output] dir {folder} cannot be created: a part of that path is a file ({err})") from None
+        raise InputError(f"[output] dir {folder} cannot be created: a part of that path is a file ({err})") from None
     except PermissionError as err:
-        raise ValueError(f"[output] dir {folder} is not writable ({err}); choose a folder you can write to") from None
+        raise InputError(f"[output] dir {folder} is not writable ({err}); choose a folder you can write to") from None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -193,22 +189,22 @@ def _scheduler(c: ClusterConfig, verbose: bool) -> Iterator[tuple[Any, str | Non
 
 
 def _synthetic_dates(s: SyntheticArea, start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
-    from xfacies.synthetic import _season_dates
+    from xfacies.synthetic import season_dates
 
     if isinstance(s.dates, int):
         if s.dates < 1:
-            raise ValueError(f"[area] synthetic.dates must be >= 1, got {s.dates}")
-        out = [pd.Timestamp(d) for y in range(start.year, end.year + 1) for d in _season_dates(s.dates, y)]
+            raise InputError(f"[area] synthetic.dates must be >= 1, got {s.dates}")
+        out = [pd.Timestamp(d) for y in range(start.year, end.year + 1) for d in season_dates(s.dates, y)]
     else:
         out = [pd.Timestamp(d) for d in s.dates]
     out = sorted(t for t in out if start <= t <= end)
     if not out:
-        raise ValueError(f"no synthetic date falls within [time] {start.date()} .. {end.date()}")
+        raise InputError(f"no synthetic date falls within [time] {start.date()} .. {end.date()}")
     return out
 
 
 def _outlines(cfg: RunConfig) -> Any:
-    from xfacies.sources.outlines import read_outlines
+    from xfacies.outlines import read_outlines
 
     a = cfg.area
     gdf = read_outlines(a.outlines, id_column=a.id_column)
@@ -217,7 +213,7 @@ def _outlines(cfg: RunConfig) -> Any:
         missing = [g for g in a.glaciers if g not in have]
         if missing:
             known = sorted(have)
-            raise ValueError(f"[area] glaciers {missing} are not in {a.outlines}; it holds "
+            raise InputError(f"[area] glaciers {missing} are not in {a.outlines}; it holds "
                              f"{len(known)} glaciers, e.g. {known[:10]}")
         gdf = gdf[gdf["glacier_id"].isin(a.glaciers)].reset_index(drop=True)
     return gdf
@@ -252,7 +248,7 @@ def _check_provenance(store: Path, made_with: dict[str, Any]) -> None:
     if diff:
         said = "; ".join(f"{k.removeprefix('xfacies_')}: store {_plain(had[k])!r}, this run {_plain(made_with[k])!r}"
                          for k in diff)
-        raise ValueError(
+        raise InputError(
             f"{store} holds class maps made differently from this run ({said}); adding dates would mix "
             "them in one record. Write this run to a new [output] dir, or delete that folder's facies.zarr, "
             "fractions.zarr and products.zarr to redo the whole record with this configuration")
@@ -492,7 +488,7 @@ def _run(cfg: RunConfig, resume: bool, client: Any, progress: bool) -> RunResult
     if not complete:
         if step4.errors:  # nothing to report on: the first error is the run's
             raise step4.errors[0]
-        raise ValueError(f"no date of the run passed the quality checks ([quality] {cfg.quality.model_dump()}): "
+        raise InputError(f"no date of the run passed the quality checks ([quality] {cfg.quality.model_dump()}): "
                          + "; ".join(f"{t:%Y-%m-%d}: {why}" for t, why in list(step4.rejected.items())[:5])
                          + ". Relax [quality] (e.g. min_valid), or widen [time] / raise [stac] max_cloud")
     _scene_table(cfg, dates, done, step4).to_csv(out.report / "scenes.csv", index=False)
@@ -560,7 +556,7 @@ def prepare_synthetic_catalog(cfg: RunConfig, *, max_bytes: float = 5e8) -> Path
 
     s = cfg.area.synthetic
     if s is None:
-        raise ValueError("prepare_synthetic_catalog needs [area] synthetic = {...}")
+        raise InputError("prepare_synthetic_catalog needs [area] synthetic = {...}")
     cat_dir = cfg.output.path / "stac"
     coll, items = cat_dir / "collection.json", cat_dir / "items.json"
     dates = _synthetic_dates(s, *cfg.time_range)
@@ -770,10 +766,6 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
             io.record_dates(store, "rejected", res.rejected, clear=res.written)
     res.written.sort()
     return res
-
-
-class NoWorkersError(RuntimeError):
-    """The Dask cluster of a run has had no worker for ``[cluster] no_worker_timeout`` seconds."""
 
 
 def _first_done(client: Any, futures: list[Any], patience: float, store: Path) -> set[Any]:

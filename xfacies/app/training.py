@@ -74,7 +74,7 @@ import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from xfacies import catalog
-from xfacies.errors import XfaciesWarning
+from xfacies.errors import InputError, XfaciesWarning
 
 __all__ = ["TrainConfig", "load_train_config", "run_training", "TrainingResult", "WeakModelWarning"]
 
@@ -165,26 +165,26 @@ class TrainConfig(_Section):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         """Validate a dict (a parsed TOML file); errors name the key and the valid ones."""
-        from xfacies.app.config import _readable
+        from xfacies.app.config import readable_error
 
         try:
             cfg = cls.model_validate(data)
         except ValidationError as err:
-            raise _readable(err, data, cls, "training configuration") from None
+            raise readable_error(err, data, cls, "training configuration") from None
         d = cfg.data
         given = [k for k in ("synthetic", "points", "reference") if getattr(d, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"[data] needs exactly one of 'synthetic', 'points' (with 'features') or "
+            raise InputError(f"[data] needs exactly one of 'synthetic', 'points' (with 'features') or "
                              f"'reference'; got {given or 'none'}")
         if d.points is not None and d.features is None:
-            raise ValueError("[data] points = ... needs features = <a feature cube store (Zarr)> to "
+            raise InputError("[data] points = ... needs features = <a feature cube store (Zarr)> to "
                              "sample the patches from")
         if d.points is not None and len(_as_list(d.points)) != len(_as_list(d.features)):
-            raise ValueError(f"[data] points and features must pair up: {len(_as_list(d.points))} points "
+            raise InputError(f"[data] points and features must pair up: {len(_as_list(d.points))} points "
                              f"file(s) and {len(_as_list(d.features))} feature store(s); give one store per "
                              "points file (points[i] is cut from features[i])")
         if cfg.cross_validation.k < 3:
-            raise ValueError(f"[cross_validation] k must be >= 3 (test, validation and training "
+            raise InputError(f"[cross_validation] k must be >= 3 (test, validation and training "
                              f"folds), got {cfg.cross_validation.k}")
         return cfg
 
@@ -268,7 +268,7 @@ def point_folds(tables: list[Any], k: int, *, fold_column: str = "fold", glacier
 
     has = [fold_column in t.columns for t in tables]
     if any(has) and not all(has):
-        raise ValueError(f"the {fold_column!r} column is in points file(s) {[i for i, h in enumerate(has) if h]} "
+        raise InputError(f"the {fold_column!r} column is in points file(s) {[i for i, h in enumerate(has) if h]} "
                          "only: give it in every file, or in none (folds are then dealt by glacier or scene)")
     if all(has):
         folds = []
@@ -276,12 +276,12 @@ def point_folds(tables: list[Any], k: int, *, fold_column: str = "fold", glacier
             f = pd.to_numeric(t[fold_column], errors="coerce").to_numpy()
             bad = ~np.isfinite(f) | (f != np.round(f)) | (f < 0) | (f >= k)
             if bad.any():
-                raise ValueError(f"points file {i}: column {fold_column!r} holds {np.unique(t[fold_column][bad])[:5].tolist()}; "
+                raise InputError(f"points file {i}: column {fold_column!r} holds {np.unique(t[fold_column][bad])[:5].tolist()}; "
                                  f"folds are integers 0..{k - 1} ([cross_validation] k = {k})")
             folds.append(f.astype(np.int64))
         used = np.unique(np.concatenate(folds))
         if used.size < 2:
-            raise ValueError(f"the {fold_column!r} column holds one fold ({used.tolist()}); cross-validation needs 2 or more")
+            raise InputError(f"the {fold_column!r} column holds one fold ({used.tolist()}); cross-validation needs 2 or more")
         return folds, f"the {fold_column!r} column"
     if all(glacier_column in t.columns for t in tables):
         keys = [t[glacier_column].astype(str).to_numpy() for t in tables]
@@ -291,11 +291,11 @@ def point_folds(tables: list[Any], k: int, *, fold_column: str = "fold", glacier
                 for i, t in enumerate(tables)]
         how = f"whole scenes (store and {date_column!r})"
     else:
-        raise ValueError(f"points need a {fold_column!r}, {glacier_column!r} or {date_column!r} column to make "
+        raise InputError(f"points need a {fold_column!r}, {glacier_column!r} or {date_column!r} column to make "
                          "folds that do not leak (neighbouring pixels of one scene in training and test)")
     flat = assign_folds(np.concatenate(keys), folds=k, seed=seed)
     if np.unique(flat).size < 2:
-        raise ValueError(f"the points hold one {how.split()[1]} only: cross-validation by {how} needs 2 or more; "
+        raise InputError(f"the points hold one {how.split()[1]} only: cross-validation by {how} needs 2 or more; "
                          f"add a {fold_column!r} column to choose the folds yourself")
     return list(np.split(flat, np.cumsum([len(x) for x in keys])[:-1])), how
 
@@ -361,7 +361,7 @@ def run_training(cfg: TrainConfig, *, verbose: int = 1) -> TrainingResult:
         have = [str(b) for b in patches["band"].values]
         missing = [f for f in cfg.model.features if f not in have]
         if missing:
-            raise ValueError(f"[model] features = {cfg.model.features}: {missing} are not bands of the patches; "
+            raise InputError(f"[model] features = {cfg.model.features}: {missing} are not bands of the patches; "
                              f"their bands are {have}")
     # the patches' class ids become indices into the trained classes (the models' own)
     labels = class_index(patches, classes, "the training patches")

@@ -89,7 +89,7 @@ import xarray as xr
 
 from xfacies.caffe.names import GLACIER_EXTENT_KM, Stem, benchmark_split, parse_stem
 from xfacies.catalog import ZONES, zone_flag_attrs
-from xfacies.errors import CorruptFileError, XfaciesWarning
+from xfacies.errors import CorruptFileError, GridError, InputError, XfaciesWarning
 
 __all__ = [
     "open_dataset",
@@ -185,7 +185,7 @@ def _find_layout(root: Path) -> tuple[Path, str]:
     sar = _flat_folders(root).get("sar", root / "sar_images")
     if sar.is_dir() and _pngs(sar):
         return root, "resized"
-    raise ValueError(
+    raise InputError(
         f"{str(root)!r} holds neither CaFFe layout. Expected either the raw benchmark, "
         "data_raw/ (or this folder itself) with sar_images/{train,test}/<stem>.png, "
         "zones/{train,test}/<stem>_zones.png and fronts/{train,test}/<stem>_front.png, or the "
@@ -211,7 +211,7 @@ def _flat_folders(base: Path) -> dict[str, Path]:
     for kind, pattern in _FLAT_FOLDERS.items():
         hits = [p for p in entries if pattern.match(p.name)]
         if len(hits) > 1:
-            raise ValueError(f"{base} has {len(hits)} folders of {kind} images ({', '.join(p.name for p in hits)}); "
+            raise InputError(f"{base} has {len(hits)} folders of {kind} images ({', '.join(p.name for p in hits)}); "
                              "keep one, or open each copy from its own folder")
         if hits:
             found[kind] = hits[0]
@@ -229,7 +229,7 @@ def _bbox_files(base: Path) -> dict[str, Path]:
             continue
         key = "_".join(p.stem.split("_")[:6])
         if key in found:
-            raise ValueError(f"two bounding-box files for image {key!r}: {found[key]} and {p}; "
+            raise InputError(f"two bounding-box files for image {key!r}: {found[key]} and {p}; "
                              "keep one")
         found[key] = p
     return found
@@ -256,9 +256,9 @@ def _images(base: Path, layout: str, splits: Iterable[str]) -> list[_Image]:
             try:
                 stem = parse_stem(sar)
             except ValueError as err:
-                raise ValueError(f"{sar}: {err}; rename or remove the file") from None
+                raise InputError(f"{sar}: {err}; rename or remove the file") from None
             if stem.stem in seen:
-                raise ValueError(f"image {stem.stem!r} appears twice: {seen[stem.stem]} and {sar}")
+                raise InputError(f"image {stem.stem!r} appears twice: {seen[stem.stem]} and {sar}")
             seen[stem.stem] = sar
             masks: dict[str, Path | None] = {}
             for kind, folder in mask_dirs.items():
@@ -308,7 +308,7 @@ def _header(path: Path) -> tuple[int, int]:
         width, height = im.size
         mode = im.mode
     if mode not in _MODES:
-        raise ValueError(f"{path}: unsupported PNG mode {mode!r}; CaFFe images and masks are "
+        raise InputError(f"{path}: unsupported PNG mode {mode!r}; CaFFe images and masks are "
                          f"8-bit greyscale (mode 'L')")
     return height, width
 
@@ -330,7 +330,7 @@ def _decode_zones(grey: np.ndarray, path: str, layout: str) -> np.ndarray:
     if (zones < 0).any():
         bad = np.unique(grey[zones < 0]).tolist()
         what = "grey values" if layout == "raw" else "class ids 1..4"
-        raise ValueError(
+        raise InputError(
             f"{path}: zone values {bad} are not in the allowed set {sorted(codes)} of the "
             f"{layout} layout ({what} of {', '.join(z.name for z in ZONES)})")
     return zones
@@ -339,7 +339,7 @@ def _decode_zones(grey: np.ndarray, path: str, layout: str) -> np.ndarray:
 def _decode_front(grey: np.ndarray, path: str) -> np.ndarray:
     bad = (grey != _FRONT_VALUES[0]) & (grey != _FRONT_VALUES[1])
     if bad.any():
-        raise ValueError(f"{path}: front values {np.unique(grey[bad]).tolist()[:10]} are not in the "
+        raise InputError(f"{path}: front values {np.unique(grey[bad]).tolist()[:10]} are not in the "
                          f"allowed set {list(_FRONT_VALUES)} (255 = front line)")
     return grey == _FRONT_VALUES[1]
 
@@ -351,7 +351,7 @@ def _read_png(path: str, kind: str, layout: str, shape: tuple[int, int]) -> np.n
     with _damaged(path, "cannot be decoded"), Image.open(path) as im:
         grey = _grey(im)
     if grey.shape != tuple(shape):
-        raise ValueError(f"{path} is {grey.shape[1]} x {grey.shape[0]} px but was "
+        raise InputError(f"{path} is {grey.shape[1]} x {grey.shape[0]} px but was "
                          f"{shape[1]} x {shape[0]} px when the dataset was opened; open it again")
     if kind == "zones":
         return _decode_zones(grey, path, layout)
@@ -382,7 +382,7 @@ def _read_bbox(path: Path) -> np.ndarray:
         if any(len(c) != 2 for c in corners):
             raise ValueError
     except ValueError:
-        raise ValueError(
+        raise InputError(
             f"{path}: a bounding-box file holds 1 header line then 4 lines 'x,y' (corners "
             f"{', '.join(CORNERS)}); found {len(lines)} line(s): {lines[:6]}") from None
     return np.asarray(corners, dtype=np.int64)
@@ -393,7 +393,7 @@ def _chunks(chunks: Any) -> Any:
         return chunks
     unknown = set(chunks) - {"y", "x"}
     if unknown:
-        raise ValueError(f"chunks may name the dims 'y' and 'x', got {sorted(map(str, unknown))}")
+        raise InputError(f"chunks may name the dims 'y' and 'x', got {sorted(map(str, unknown))}")
     return {0: chunks.get("y", -1), 1: chunks.get("x", -1)}
 
 
@@ -413,7 +413,7 @@ def _parse_crs(text: str, where: str) -> Any:
         if utm:
             return pyproj.CRS.from_epsg((32600 if utm.group(2).upper() == "N" else 32700)
                                         + int(utm.group(1)))
-    raise ValueError(f"{where}: coordinate system {s!r} is not a CRS; use e.g. 'EPSG:3031', "
+    raise GridError(f"{where}: coordinate system {s!r} is not a CRS; use e.g. 'EPSG:3031', "
                      "'3031' or 'WGS 84 / UTM zone 22N'")
 
 
@@ -422,10 +422,10 @@ def _parse_bounds(text: str, where: str) -> tuple[float, float, float, float]:
     try:
         left, bottom, right, top = (float(found[k]) for k in ("left", "bottom", "right", "top"))
     except (KeyError, ValueError):
-        raise ValueError(f"{where}: bounding box {str(text)!r} is not 'left=..., bottom=..., "
+        raise InputError(f"{where}: bounding box {str(text)!r} is not 'left=..., bottom=..., "
                          "right=..., top=...'") from None
     if not (right > left and top > bottom) or not all(map(math.isfinite, (left, bottom, right, top))):
-        raise ValueError(f"{where}: bounding box {str(text)!r} must have right > left and top > bottom")
+        raise InputError(f"{where}: bounding box {str(text)!r} must have right > left and top > bottom")
     return left, bottom, right, top
 
 
@@ -465,7 +465,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, tuple[Any, tuple[fl
             "Bounding box coordinates": _column(table.columns, "bounding box", "bounds")}
     missing = [k for k, v in cols.items() if v is None]
     if missing:
-        raise ValueError(f"{path}: metadata CSV lacks column(s) {missing}; found "
+        raise InputError(f"{path}: metadata CSV lacks column(s) {missing}; found "
                          f"{list(table.columns)} (is it ';'-separated?)")
     out: dict[str, tuple[Any, tuple[float, float, float, float]]] = {}
     crs_cache: dict[str, Any] = {}
@@ -478,7 +478,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, tuple[Any, tuple[fl
         try:
             stem = parse_stem(name).stem
         except ValueError as err:
-            raise ValueError(f"{where}: {err}") from None
+            raise InputError(f"{where}: {err}") from None
         crs_text = str(rec[cols["Coordinate system"]]).strip()
         if crs_text not in crs_cache:
             crs_cache[crs_text] = _parse_crs(crs_text, where)
@@ -560,10 +560,10 @@ def open_dataset(root: str | os.PathLike[str], split: str | None = None,
     >>> open_dataset("caffe-open", split="validation")
     Traceback (most recent call last):
     ...
-    ValueError: split='validation' is not a CaFFe split; use 'train', 'test' or None (both)
+    xfacies.errors.InputError: split='validation' is not a CaFFe split; use 'train', 'test' or None (both)
     """
     if split is not None and split not in SPLITS:
-        raise ValueError(f"split={split!r} is not a CaFFe split; use 'train', 'test' or None (both)")
+        raise InputError(f"split={split!r} is not a CaFFe split; use 'train', 'test' or None (both)")
     root = Path(root).expanduser()
     base, layout = _find_layout(root)
     base = base.resolve()  # absolute paths in the tasks: computing works from any directory
@@ -572,7 +572,7 @@ def open_dataset(root: str | os.PathLike[str], split: str | None = None,
         splits = SPLITS + ("unknown",)
     images = sorted(_images(base, layout, splits), key=lambda im: im.stem.stem)
     if not images:
-        raise ValueError(f"no CaFFe images for split={split!r} under {base} (sar_images/ holds: "
+        raise InputError(f"no CaFFe images for split={split!r} under {base} (sar_images/ holds: "
                          f"{_listing(base / 'sar_images')})")
     geo = read_metadata(metadata) if metadata is not None else {}
     rechunk = _chunks(chunks)
@@ -610,7 +610,7 @@ def _node(image: _Image, layout: str, geo: tuple[Any, tuple[float, float, float,
     sar_shape = shapes["sar"]
     for kind, shape in shapes.items():
         if shape != sar_shape:
-            raise ValueError(
+            raise InputError(
                 f"image {stem.stem!r}: the {kind} mask is {shape[1]} x {shape[0]} px (width x height) "
                 f"but the SAR image is {sar_shape[1]} x {sar_shape[0]} px ({paths[kind]}, "
                 f"{image.sar}); image and masks must have the same size")
@@ -704,7 +704,7 @@ def index(tree: xr.DataTree) -> pd.DataFrame:
     for name, node in tree.children.items():
         a = node.attrs
         if "stem" not in a or "sar" not in node.data_vars:
-            raise ValueError(f"node {name!r} is not a CaFFe image node (no 'stem' attribute or 'sar' "
+            raise InputError(f"node {name!r} is not a CaFFe image node (no 'stem' attribute or 'sar' "
                              "variable); build the tree with xfacies.caffe.open_dataset")
         height, width = node["sar"].shape
         rows.append({
@@ -732,7 +732,7 @@ def _stems(which: Any, tree: xr.DataTree) -> list[str]:
     values = list(which)
     if values and all(isinstance(v, (bool, np.bool_)) for v in values):
         if len(values) != len(names):
-            raise ValueError(f"a boolean selection must have one value per image ({len(names)}), "
+            raise InputError(f"a boolean selection must have one value per image ({len(names)}), "
                              f"got {len(values)}; or pass a boolean Series indexed by stem")
         return [n for n, keep in zip(names, values) if keep]
     return [str(v) for v in values]

@@ -45,7 +45,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from xfacies.caffe.metrics import _finite
+from xfacies.errors import InputError
+from xfacies.caffe.metrics import finite_or_none
 from xfacies.catalog import ZONES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,7 +67,7 @@ _GAP = 4  # pixels between the truth and prediction panels
 def _rgb(color: str) -> tuple[int, int, int]:
     value = color.lstrip("#")
     if len(value) != 6:
-        raise ValueError(f"colour {color!r} is not of the form #rrggbb")
+        raise InputError(f"colour {color!r} is not of the form #rrggbb")
     return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
 
 
@@ -111,7 +112,7 @@ def _source_of(*objs: Any) -> Path | None:
 
 def _check_height(height: Any, what: str = "height") -> int:
     if isinstance(height, bool) or not isinstance(height, (int, np.integer)) or height < 1:
-        raise ValueError(f"{what}={height!r}: give a positive number of pixels")
+        raise InputError(f"{what}={height!r}: give a positive number of pixels")
     return int(height)
 
 
@@ -136,7 +137,7 @@ class _Sar:
         elif isinstance(obj, (xr.DataTree, xr.Dataset)):
             ds = _as_dataset(obj, "node_or_sar")
             if "sar" not in ds.data_vars:
-                raise ValueError(f"node {_name_of(obj)!r} has no 'sar' variable "
+                raise InputError(f"node {_name_of(obj)!r} has no 'sar' variable "
                                  f"(it holds {sorted(ds.data_vars)})")
             self.name = _name_of(obj) or "sar"
             self.source = _source_of(ds["sar"], ds)
@@ -156,7 +157,7 @@ class _Sar:
         if self._pixels is None:
             arr = np.asarray(self._load())
             if arr.ndim != 2:
-                raise ValueError(f"SAR image {self.name!r} must be 2-D (y, x), got shape {arr.shape}")
+                raise InputError(f"SAR image {self.name!r} must be 2-D (y, x), got shape {arr.shape}")
             if arr.dtype != np.uint8:
                 arr = np.clip(np.nan_to_num(arr.astype(np.float64)), 0, 255).astype(np.uint8)
             self._pixels = arr
@@ -282,7 +283,7 @@ def thumbnail(node_or_sar: Any, path: str | os.PathLike[str] | None = None, *, h
     """
     height = _check_height(height)
     if path is not None and cache_dir is not None:
-        raise ValueError("give either path (write there) or cache_dir (cache by source), not both")
+        raise InputError("give either path (write there) or cache_dir (cache by source), not both")
     sar = _Sar(node_or_sar)
 
     def render() -> Any:
@@ -305,7 +306,7 @@ def thumbnail(node_or_sar: Any, path: str | os.PathLike[str] | None = None, *, h
 
 def _metres_per_pixel(*attrs: Mapping[str, Any]) -> float | None:
     for a in attrs:
-        v = _finite(a.get("pixel_size")) or _finite(a.get("resolution"))
+        v = finite_or_none(a.get("pixel_size")) or finite_or_none(a.get("resolution"))
         if v is not None:
             return v
     return None
@@ -322,7 +323,7 @@ def _prediction(prediction: Any, truth: xr.Dataset, shape: tuple[int, int]
     if isinstance(prediction, (xr.DataTree, xr.Dataset)):
         pred = _as_dataset(prediction, "prediction")
         if "zones" not in pred.data_vars:
-            raise ValueError(f"the prediction has no 'zones' variable (it holds {sorted(pred.data_vars)})")
+            raise InputError(f"the prediction has no 'zones' variable (it holds {sorted(pred.data_vars)})")
         zones = pred["zones"].values
         if "front" in pred.data_vars:
             front = np.asarray(pred["front"].values, dtype=bool)
@@ -336,11 +337,11 @@ def _prediction(prediction: Any, truth: xr.Dataset, shape: tuple[int, int]
     zones = check_zones(zones, "prediction zones")
     if zones.shape != shape or (front is not None and front.shape != shape):
         got = zones.shape if zones.shape != shape else front.shape  # type: ignore[union-attr]
-        raise ValueError(f"the prediction is {got} (y, x) but the image is {shape}")
+        raise InputError(f"the prediction is {got} (y, x) but the image is {shape}")
     if front is None:
         res = _metres_per_pixel(truth.attrs, attrs)
         if res is None:
-            raise ValueError("the prediction has no 'front' and neither the node nor the prediction "
+            raise InputError("the prediction has no 'front' and neither the node nor the prediction "
                              "has a finite 'pixel_size' or 'resolution' attr to compute it with "
                              "zones_to_front; give the prediction a 'front'")
         front = np.asarray(zones_to_front(zones, res, bbox), dtype=bool)
@@ -425,10 +426,10 @@ def overlay(node: Any, prediction: Any = None, *, height: int | None = None, alp
     from PIL import Image
 
     if not (isinstance(alpha, (int, float)) and 0.0 <= float(alpha) <= 1.0):
-        raise ValueError(f"alpha={alpha!r}: give an opacity between 0 and 1")
+        raise InputError(f"alpha={alpha!r}: give an opacity between 0 and 1")
     truth = _as_dataset(node, "node")
     if "sar" not in truth.data_vars:
-        raise ValueError(f"node {_name_of(node)!r} has no 'sar' variable (it holds "
+        raise InputError(f"node {_name_of(node)!r} has no 'sar' variable (it holds "
                          f"{sorted(truth.data_vars)})")
     grey = _Sar(truth).pixels()
     shape = grey.shape
@@ -483,7 +484,7 @@ def _scores_table(scores: pd.DataFrame | None) -> pd.DataFrame | None:
     scores.index = scores.index.astype(str)
     if scores.index.duplicated().any():
         dup = scores.index[scores.index.duplicated()].unique().tolist()[:3]
-        raise ValueError(f"scores has several rows for the image(s) {dup}; give one row per stem")
+        raise InputError(f"scores has several rows for the image(s) {dup}; give one row per stem")
     return scores
 
 
@@ -1076,7 +1077,7 @@ def to_fiftyone(dataset: xr.DataTree, name: str | None = None, *, predictions: A
                         f"{type(dataset).__name__}")
     if name is not None and fo.dataset_exists(name):
         if not overwrite:
-            raise ValueError(f"a FiftyOne dataset {name!r} exists; pass overwrite=True to replace it "
+            raise InputError(f"a FiftyOne dataset {name!r} exists; pass overwrite=True to replace it "
                              "or choose another name")
         fo.delete_dataset(name)
     df = index(dataset)
@@ -1091,7 +1092,7 @@ def to_fiftyone(dataset: xr.DataTree, name: str | None = None, *, predictions: A
         ds = dataset[stem].to_dataset(inherit=False)
         source = _source_of(ds["sar"], ds)
         if source is None or not source.is_file():
-            raise ValueError(f"image {stem!r} has no SAR file ('source' attr {source}); FiftyOne "
+            raise InputError(f"image {stem!r} has no SAR file ('source' attr {source}); FiftyOne "
                              "samples need one on disk")
         date = row["date"].to_pydatetime()
         sample = fo.Sample(
@@ -1102,7 +1103,7 @@ def to_fiftyone(dataset: xr.DataTree, name: str | None = None, *, predictions: A
             stem=str(stem), glacier=row["glacier"], date=_dt.datetime(date.year, date.month, date.day),
             satellite=row["satellite"], sensor=row["sensor"], resolution=int(row["resolution"]),
             quality=int(row["quality"]), orbit=row["orbit"], split=row["split"], season=row["season"],
-            hemisphere=row["hemisphere"], pixel_size=_finite(row["pixel_size"]))
+            hemisphere=row["hemisphere"], pixel_size=finite_or_none(row["pixel_size"]))
         if thumbnails:
             sample["thumbnail_path"] = str(thumbnail(ds.assign_attrs(stem=stem), height=height,
                                                      cache_dir=media / "thumbnails").resolve())

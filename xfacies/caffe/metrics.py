@@ -56,7 +56,7 @@ from scipy.spatial import cKDTree
 from xfacies.caffe import names
 from xfacies.caffe.postprocess import check_resolution, check_zones, zones_to_front
 from xfacies.catalog import ZONES
-from xfacies.errors import InputWarning
+from xfacies.errors import GridError, InputError, InputWarning, UnitsError
 
 __all__ = ["BREAKDOWNS", "front_errors", "zone_scores", "season", "evaluate", "summarize"]
 
@@ -88,7 +88,7 @@ def _as_mask(obj: Any, what: str) -> np.ndarray:
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise TypeError(f"{what} must be a boolean front mask, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-        raise ValueError(f"{what} must be a boolean front mask, it holds NaN or infinite values")
+        raise InputError(f"{what} must be a boolean front mask, it holds NaN or infinite values")
     return arr != 0
 
 
@@ -126,7 +126,7 @@ def front_errors(pred_front: np.ndarray | xr.DataArray, true_front: np.ndarray |
     """
     if isinstance(resolution, tuple | list | np.ndarray) and np.ndim(resolution) == 1:
         if len(resolution) != 2:
-            raise ValueError(f"resolution must be a number or a (y, x) pair of metres per pixel, got {resolution!r}")
+            raise UnitsError(f"resolution must be a number or a (y, x) pair of metres per pixel, got {resolution!r}")
         ry = check_resolution(resolution[0], "resolution[0] (y)")
         rx = check_resolution(resolution[1], "resolution[1] (x)")
     else:
@@ -134,7 +134,7 @@ def front_errors(pred_front: np.ndarray | xr.DataArray, true_front: np.ndarray |
     pred = _as_mask(pred_front, "pred_front")
     true = _as_mask(true_front, "true_front")
     if pred.shape != true.shape:
-        raise ValueError(f"pred_front and true_front must have the same shape, got {pred.shape} "
+        raise InputError(f"pred_front and true_front must have the same shape, got {pred.shape} "
                          f"and {true.shape}")
     scale = np.array([ry, rx], dtype=np.float64)
     p = np.argwhere(pred) * scale
@@ -172,7 +172,7 @@ def zone_scores(pred_zones: np.ndarray | xr.DataArray,
     pred = check_zones(pred_zones, "pred_zones")
     true = check_zones(true_zones, "true_zones")
     if pred.shape != true.shape:
-        raise ValueError(f"pred_zones and true_zones must have the same shape, got {pred.shape} "
+        raise InputError(f"pred_zones and true_zones must have the same shape, got {pred.shape} "
                          f"and {true.shape}")
     cm = np.bincount(true.ravel().astype(np.int64) * _N_CLASSES + pred.ravel(),
                      minlength=_N_CLASSES ** 2).reshape(_N_CLASSES, _N_CLASSES)
@@ -218,7 +218,7 @@ def _images(obj: Any, what: str) -> dict[str, xr.Dataset]:
             if "zones" in node.data_vars:
                 name = str(node.name)
                 if name in out:
-                    raise ValueError(f"{what} holds two images named {name!r} (in different groups)")
+                    raise InputError(f"{what} holds two images named {name!r} (in different groups)")
                 out[name] = node.to_dataset()
         return out
     if isinstance(obj, Mapping):
@@ -234,7 +234,7 @@ def _images(obj: Any, what: str) -> dict[str, xr.Dataset]:
                 raise TypeError(f"{what}[{stem!r}] must be an xarray Dataset or DataArray of zones, "
                                 f"got {type(value).__name__}")
             if "zones" not in value.data_vars:
-                raise ValueError(f"{what}[{stem!r}] has no 'zones' variable (has "
+                raise InputError(f"{what}[{stem!r}] has no 'zones' variable (has "
                                  f"{sorted(map(str, value.data_vars))})")
             out[str(stem)] = value
         return out
@@ -247,7 +247,7 @@ def _few(names: Iterable[Hashable], n: int = 5) -> str:
     return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
 
 
-def _finite(value: Any) -> float | None:
+def finite_or_none(value: Any) -> float | None:
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -258,12 +258,12 @@ def _finite(value: Any) -> float | None:
 def _own_size(attrs: Mapping[str, Any]) -> float | tuple[float, float] | None:
     """The image's own metres per pixel: ``(y, x)`` when both axes are known and differ, else a
     number; ``None`` when unknown (a resized image of an unknown glacier)."""
-    py, px = _finite(attrs.get("pixel_size_y")), _finite(attrs.get("pixel_size_x"))
+    py, px = finite_or_none(attrs.get("pixel_size_y")), finite_or_none(attrs.get("pixel_size_x"))
     if py is not None and px is not None:
         return py if py == px else (py, px)
-    value = _finite(attrs.get("pixel_size"))
+    value = finite_or_none(attrs.get("pixel_size"))
     if value is None and attrs.get("layout") != "resized":
-        value = _finite(attrs.get("resolution"))
+        value = finite_or_none(attrs.get("resolution"))
     return value
 
 
@@ -275,7 +275,7 @@ def _scale(stem: str, attrs: Mapping[str, Any], pixel_size: PixelSize) -> float 
     if pixel_size is None:
         value = _own_size(attrs)
         if value is None:
-            raise ValueError(f"image {stem!r} has no known pixel size (neither a finite 'pixel_size' nor, "
+            raise GridError(f"image {stem!r} has no known pixel size (neither a finite 'pixel_size' nor, "
                              "outside the resized layout, a 'resolution' attribute): pass pixel_size= "
                              "to evaluate (1.0 for pixels)")
         return value
@@ -319,7 +319,7 @@ def _image_row(stem: str, truth: xr.Dataset, pred: xr.Dataset, pixel_size: Pixel
     true_zones = check_zones(truth["zones"].values, f"dataset[{stem!r}].zones")
     pred_zones = check_zones(pred["zones"].values, f"predictions[{stem!r}].zones")
     if pred_zones.shape != true_zones.shape:
-        raise ValueError(f"image {stem!r}: predicted zones have shape {pred_zones.shape}, the "
+        raise InputError(f"image {stem!r}: predicted zones have shape {pred_zones.shape}, the "
                          f"dataset's {true_zones.shape}")
     true_front = _as_mask(truth["front"].values, f"dataset[{stem!r}].front")
     if "front" in pred.data_vars:
@@ -332,11 +332,11 @@ def _image_row(stem: str, truth: xr.Dataset, pred: xr.Dataset, pixel_size: Pixel
         else:
             own = _own_size(attrs)
             physical = _geometric(own) if own is not None else (
-                _finite(attrs.get("resolution")) or _geometric(scale))
+                finite_or_none(attrs.get("resolution")) or _geometric(scale))
         bbox = truth["bbox"] if "bbox" in truth.data_vars else None
         pred_front = zones_to_front(pred_zones, physical, bbox)
     if pred_front.shape != true_front.shape:
-        raise ValueError(f"image {stem!r}: predicted front has shape {pred_front.shape}, the "
+        raise InputError(f"image {stem!r}: predicted front has shape {pred_front.shape}, the "
                          f"dataset's {true_front.shape}")
     errors = front_errors(pred_front, true_front, scale)
     no_front = errors.size == 0
@@ -426,19 +426,19 @@ def evaluate(predictions: xr.DataTree | Mapping[str, xr.Dataset | xr.DataArray],
     truths = _images(dataset, "dataset")
     preds = _images(predictions, "predictions")
     if not truths:
-        raise ValueError("dataset holds no images (no node with a 'zones' variable)")
+        raise InputError("dataset holds no images (no node with a 'zones' variable)")
     missing = truths.keys() - preds.keys()
     if missing:
-        raise ValueError(f"{len(missing)} of the dataset's {len(truths)} images have no "
+        raise InputError(f"{len(missing)} of the dataset's {len(truths)} images have no "
                          f"prediction: {_few(missing)}. Evaluate a subset by passing only "
                          "those images of the dataset")
     extra = preds.keys() - truths.keys()
     if extra:
-        raise ValueError(f"{len(extra)} predictions name images that are not in the dataset: "
+        raise InputError(f"{len(extra)} predictions name images that are not in the dataset: "
                          f"{_few(extra)}")
     if resolution is None:
         unknown = [s for s, t in truths.items() if t.attrs.get("layout") == "resized"
-                   and _finite(t.attrs.get("pixel_size")) is None and "front" not in preds[s].data_vars]
+                   and finite_or_none(t.attrs.get("pixel_size")) is None and "front" not in preds[s].data_vars]
         if unknown:
             import warnings
 

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from xfacies.errors import InputError
+
 __all__ = [
     "Stem",
     "parse_stem",
@@ -225,7 +227,7 @@ def parse_stem(name: str | os.PathLike[str]) -> Stem:
             break
     tokens = base.split("_")
     if len(tokens) != 6:
-        raise ValueError(
+        raise InputError(
             f"{os.fspath(name)!r} is not a CaFFe file name: {base!r} has {len(tokens)} '_'-separated "
             f"token(s) {tokens}, expected 6: {_FORMAT} (e.g. 'JAC_2009-09-01_TSX_6_1_005', "
             "optionally with '_zones' or '_front' and '.png')")

@@ -43,6 +43,7 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage
 
+from xfacies.errors import InputError, UnitsError
 from xfacies.catalog import ZONES
 
 __all__ = [
@@ -95,7 +96,7 @@ def check_zones(zones: Any, what: str = "zones") -> np.ndarray:
     >>> check_zones(np.array([[0, 64], [127, 254]]))
     Traceback (most recent call last):
     ...
-    ValueError: zones must hold zone class ids 0..3 (0 NA, 1 rock, 2 glacier, 3 ocean); found 64, 127, 254. Benchmark PNGs store grey values (0, 64, 127, 254): read them with xfacies.caffe.open_dataset, which maps them to class ids.
+    xfacies.errors.InputError: zones must hold zone class ids 0..3 (0 NA, 1 rock, 2 glacier, 3 ocean); found 64, 127, 254. Benchmark PNGs store grey values (0, 64, 127, 254): read them with xfacies.caffe.open_dataset, which maps them to class ids.
     """
     arr = np.asarray(zones)
     if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer)
@@ -116,7 +117,7 @@ def check_zones(zones: Any, what: str = "zones") -> np.ndarray:
         shown = ", ".join(f"{v:g}" for v in bad[:8]) + (", ..." if bad.size > 8 else "")
         legend = ", ".join(f"{z.id} {z.name}" for z in ZONES)
         greys = ", ".join(str(z.grey) for z in ZONES)
-        raise ValueError(
+        raise InputError(
             f"{what} must hold zone class ids 0..{_N_CLASSES - 1} ({legend}); found {shown}. "
             f"Benchmark PNGs store grey values ({greys}): read them with "
             "xfacies.caffe.open_dataset, which maps them to class ids.")
@@ -130,13 +131,13 @@ def check_resolution(resolution: Any, what: str = "resolution") -> float:
     except (TypeError, ValueError):
         raise TypeError(f"{what} must be a number of metres per pixel, got {resolution!r}") from None
     if not (math.isfinite(res) and res > 0):
-        raise ValueError(f"{what} must be a finite number of metres per pixel > 0, got {resolution!r}")
+        raise UnitsError(f"{what} must be a finite number of metres per pixel > 0, got {resolution!r}")
     return res
 
 
 def _require_2d(arr: np.ndarray, what: str) -> None:
     if arr.ndim != 2:
-        raise ValueError(f"{what} must be a 2-D (y, x) image, got shape {arr.shape}")
+        raise InputError(f"{what} must be a 2-D (y, x) image, got shape {arr.shape}")
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
@@ -304,15 +305,15 @@ def bbox_limits(bbox: Any) -> tuple[float, float, float, float]:
     """
     if isinstance(bbox, xr.DataArray):
         if set(bbox.dims) != {"corner", "xy"}:
-            raise ValueError(f"bbox must have dims ('corner', 'xy'), got {bbox.dims}")
+            raise InputError(f"bbox must have dims ('corner', 'xy'), got {bbox.dims}")
         if "xy" in bbox.coords and set(np.asarray(bbox["xy"]).astype(str)) == {"x", "y"}:
             bbox = bbox.sel(xy=["x", "y"])
         bbox = bbox.transpose("corner", "xy").values
     arr = np.asarray(bbox, dtype=float)
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
-        raise ValueError(f"bbox must be (4, 2) corner positions (x, y), got shape {arr.shape}")
+        raise InputError(f"bbox must be (4, 2) corner positions (x, y), got shape {arr.shape}")
     if not np.isfinite(arr).all():
-        raise ValueError(f"bbox corners must be finite, got {arr.tolist()}")
+        raise InputError(f"bbox corners must be finite, got {arr.tolist()}")
     xmin, ymin = arr.min(axis=0)
     xmax, ymax = arr.max(axis=0)
     return float(xmin), float(xmax), float(ymin), float(ymax)
@@ -420,7 +421,7 @@ def zones_to_front(zones: np.ndarray | xr.DataArray, resolution: float,
         return _front_2d(arr, res, limits)
 
     if zones.ndim < 2:
-        raise ValueError(f"zones must have at least 2 dims (y, x), got {zones.dims}")
+        raise InputError(f"zones must have at least 2 dims (y, x), got {zones.dims}")
     ydim, xdim = zones.dims[-2:]
     data = zones
     if data.chunks is not None:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from xfacies.errors import InputError
 from xfacies import catalog
 
 __all__ = ["segment", "sar_features"]
@@ -42,7 +43,7 @@ def sar_features(sar: xr.DataArray) -> xr.DataArray:
     if not isinstance(sar, xr.DataArray):
         raise TypeError(f"sar must be an xarray.DataArray of 8-bit grey values, got {type(sar).__name__}")
     if sar.dims[-2:] != ("y", "x"):
-        raise ValueError(f"sar must have dims (..., 'y', 'x'), got {sar.dims}: rename them first, "
+        raise InputError(f"sar must have dims (..., 'y', 'x'), got {sar.dims}: rename them first, "
                          "e.g. sar.rename(row='y', col='x')")
     if not np.issubdtype(sar.dtype, np.integer):
         raise TypeError(
@@ -52,7 +53,7 @@ def sar_features(sar: xr.DataArray) -> xr.DataArray:
     if np.iinfo(sar.dtype).max > 255 and not _is_lazy(sar):
         lo, hi = int(sar.min()), int(sar.max())
         if lo < 0 or hi > 255:
-            raise ValueError(f"sar values span {lo}..{hi}; 8-bit grey values 0..255 are expected "
+            raise InputError(f"sar values span {lo}..{hi}; 8-bit grey values 0..255 are expected "
                              "(0 = no data): rescale to 8 bits first")
     f = sar.where(sar != 0).astype(np.float32)
     return f.expand_dims(band=["sar"], axis=-3)
@@ -123,7 +124,7 @@ def segment(sar: Any, model: Any = DEFAULT_MODEL, *, method: str = "dense",
     path, m = distribute.model_path(model)
     want = tuple(z.name for z in catalog.ZONES)
     if tuple(m.features) != ("sar",) or tuple(m.classes) != want:
-        raise ValueError(
+        raise InputError(
             f"{m!r} is not a zone model: it takes {list(m.features)} and predicts "
             f"{list(m.classes)}; segment needs features ['sar'] and classes {list(want)} "
             "(e.g. xfacies.load_model('caffe-zones') or one from xfacies.caffe.train_zone_model)")
@@ -136,7 +137,7 @@ def segment(sar: Any, model: Any = DEFAULT_MODEL, *, method: str = "dense",
         return xr.DataTree.from_dict(out, name=sar.name)
     if isinstance(sar, xr.Dataset):
         if "sar" not in sar.data_vars:
-            raise ValueError(f"the Dataset has no 'sar' variable (variables: {list(sar.data_vars)})")
+            raise InputError(f"the Dataset has no 'sar' variable (variables: {list(sar.data_vars)})")
         sar = sar["sar"]
     if chunks is not None:
         sar = sar.chunk(chunks)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xfacies.errors import InputError
 from xfacies.caffe.names import SATELLITES, TEST_GLACIERS, Stem
 from xfacies.catalog import ZONES
 
@@ -214,13 +215,13 @@ def make_synthetic(root: str | os.PathLike[str], *, layout: str = "raw", n: int 
     ((80, 89), 3031, 319.4)
     """
     if layout not in ("raw", "resized"):
-        raise ValueError(f"layout={layout!r}: use 'raw' (the benchmark's data_raw) or 'resized' "
+        raise InputError(f"layout={layout!r}: use 'raw' (the benchmark's data_raw) or 'resized' "
                          "(flat folders, as the 256-px derivative)")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n={n!r}: give a positive number of images")
+        raise InputError(f"n={n!r}: give a positive number of images")
     glaciers = tuple(DEFAULT_GLACIERS[layout] if glaciers is None else glaciers)
     if not glaciers or not all(isinstance(g, str) and g.isalnum() for g in glaciers):
-        raise ValueError(f"glaciers={glaciers!r}: give alphanumeric glacier tokens, e.g. "
+        raise InputError(f"glaciers={glaciers!r}: give alphanumeric glacier tokens, e.g. "
                          f"{DEFAULT_GLACIERS['raw']}")
     root = Path(root)
     base = root / "data_raw" if layout == "raw" else root

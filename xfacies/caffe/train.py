@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xfacies.errors import InputError
 from xfacies import catalog
 
 __all__ = ["train_zone_model", "leave_one_glacier_out", "CITATION"]
@@ -60,7 +61,7 @@ def _images(tree: xr.DataTree) -> list[tuple[str, dict, np.ndarray, np.ndarray]]
             out.append((node.name, dict(node.attrs), np.asarray(ds["sar"].values),
                         np.asarray(ds["zones"].values)))
     if not out:
-        raise ValueError("the dataset has no image with both 'sar' and 'zones': open it with "
+        raise InputError("the dataset has no image with both 'sar' and 'zones': open it with "
                          "xfacies.caffe.open_dataset(root) (training needs the zone masks)")
     return out
 
@@ -136,9 +137,9 @@ def augment_pair(sar: np.ndarray, zones: np.ndarray, size: int, rng: np.random.G
 
 
 def _dataset_class():
-    from xfacies.model.architecture import _keras
+    from xfacies.model.runtime import load_keras
 
-    keras = _keras()
+    keras = load_keras()
 
     class Samples(keras.utils.PyDataset):
         """Batches of augmented ``size x size`` samples with one-hot zones (:func:`augment_pair`);
@@ -206,9 +207,9 @@ def _dataset_class():
 def dice_ce_loss():
     """Categorical cross-entropy plus Keras' Dice loss per class over the batch (mean over
     classes): the Dice term weighs rare zones (rock, narrow ocean) as much as common ones."""
-    from xfacies.model.architecture import _keras
+    from xfacies.model.runtime import load_keras
 
-    keras = _keras()
+    keras = load_keras()
 
     class DiceCE(keras.losses.Loss):
         def __init__(self, name: str = "dice_ce", **kw):
@@ -302,7 +303,8 @@ def train_zone_model(
     """
     import shutil
 
-    from xfacies.model.architecture import _keras, build
+    from xfacies.model.architecture import build
+    from xfacies.model.runtime import load_keras
     from xfacies.model.bundle import Model
     from xfacies.train.fitting import cosine_adam
 
@@ -310,7 +312,7 @@ def train_zone_model(
 
     if out is not None:
         out = check_output(out, overwrite)
-    keras = _keras()
+    keras = load_keras()
     defaults = DEFAULT_CONFIG if architecture == DEFAULT_ARCHITECTURE else (
         DILATED_CONFIG if architecture == "dilated-fcn" else {})
     cfg = dict({**defaults, **(config or {})})
@@ -319,7 +321,7 @@ def train_zone_model(
     for stem, _, _, z in images:
         bad = np.setdiff1d(np.unique(z), np.arange(n_classes))
         if bad.size:
-            raise ValueError(f"{stem}: zone ids {bad.tolist()} outside 0..{n_classes - 1}")
+            raise InputError(f"{stem}: zone ids {bad.tolist()} outside 0..{n_classes - 1}")
     steps = steps_per_epoch or max(1, int(np.ceil(len(images) / batch_size)))
     keras.utils.set_random_seed(seed)
     net = build(architecture, cfg, dense=True)
@@ -428,7 +430,7 @@ def leave_one_glacier_out(dataset: xr.DataTree, *, pixel_size: Any = None, resol
     idx = index(dataset)
     glaciers = sorted(idx["glacier"].unique())
     if len(glaciers) < 2:
-        raise ValueError(f"leave-one-glacier-out needs two glaciers or more; the dataset has {glaciers}")
+        raise InputError(f"leave-one-glacier-out needs two glaciers or more; the dataset has {glaciers}")
 
     def score(pred: xr.DataTree, truth: xr.DataTree) -> dict[str, Any]:
         row = evaluate(pred, truth, pixel_size=pixel_size, resolution=resolution).iloc[0].to_dict()

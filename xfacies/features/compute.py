@@ -99,9 +99,10 @@ import rioxarray  # noqa: F401  (registers .rio)
 from numpy.typing import NDArray
 
 from xfacies import catalog, spatial
-from xfacies.errors import XfaciesWarning
+from xfacies.outlines import as_outlines
+from xfacies.errors import GridError, InputError, XfaciesWarning
 from xfacies.features import terrain
-from xfacies.features.proximity import _proximity, edge_distance
+from xfacies.features.proximity import proximity_block, edge_distance
 from xfacies.halo import map_halo
 from xfacies.validation import (check_reflectance, mark_reflectance_checked, mask_fill, require_float,
                                 require_unique_times)
@@ -111,12 +112,12 @@ __all__ = ["features", "terrain_features", "static_features", "STATIC_FEATURES",
            "DemVoidWarning", "normalise_elevation", "check_sun_angles"]
 
 # (re-exported: they were defined here; their homes are the modules named)
-from xfacies.features.dem_input import DEM_VOID_VALUES, DemVoidWarning, _dem_on_grid  # noqa: E402
+from xfacies.features.dem_input import DEM_VOID_VALUES, DemVoidWarning, dem_on_grid  # noqa: E402
 from xfacies.features.elevation import (  # noqa: E402
-    MIN_ELEVATION_RANGE, ElevationRangeWarning, _combine_minmax, _elevation, _glacier_minmax,
+    MIN_ELEVATION_RANGE, ElevationRangeWarning, combine_minmax, elevation_block, glacier_minmax,
     normalise_elevation,
 )
-from xfacies.features.sun import _sun_angles, check_sun_angles  # noqa: E402
+from xfacies.features.sun import sun_angles, check_sun_angles  # noqa: E402
 
 #: Default longest cast shadow searched for (metres): 5 km is the shadow of a
 #: 1000 m wall under a 11.3 degree sun, or of 2500 m of relief under 26.6
@@ -175,7 +176,7 @@ def features(
         Needed for ``elevation``, ``slope``, ``shadow_mask``, ``hillshade``.
     outlines
         Glacier outlines (GeoDataFrame or vector file: RGI 6, RGI 7, GLIMS; see
-        :func:`xfacies.sources.outlines.read_outlines`), reprojected to the cube CRS.
+        :func:`xfacies.outlines.read_outlines`), reprojected to the cube CRS.
         Needed for ``elevation`` and ``proximity``.
     feature_set
         1-4 (reference feature sets) or a list of feature names, in the order
@@ -267,13 +268,13 @@ def features(
         )
     for d in ("band", "y", "x"):
         if d not in cube.dims:
-            raise ValueError(
+            raise InputError(
                 f"cube needs dims 'band', 'y' and 'x' (got {cube.dims}); rename them, e.g. "
                 "cube.rename(lat='y', lon='x'), and label bands with feature names"
             )
     extra = [d for d in cube.dims if d not in ("band", "y", "x")]
     if len(extra) > 1:
-        raise ValueError(f"cube may have at most one dim besides band/y/x (e.g. time), got {extra}")
+        raise InputError(f"cube may have at most one dim besides band/y/x (e.g. time), got {extra}")
     tdim = extra[0] if extra else None
     require_float(cube, "cube")
     if tdim:
@@ -282,7 +283,7 @@ def features(
     wanted_optical = [n for n in names if n in catalog.OPTICAL_FEATURES]
     missing = [n for n in wanted_optical if n not in labels]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"optical band(s) {missing} are not in the cube (its bands: {labels}); the requested "
             f"features are {list(names)}"
         )
@@ -292,9 +293,9 @@ def features(
     need_outl = [n for n in names if n in _NEEDS_OUTLINES and n not in taken]
     need_sun = [n for n in names if n in _NEEDS_SUN]
     if need_dem and dem is None:
-        raise ValueError(f"features {need_dem} need a DEM: pass dem=<DataArray or GeoTIFF path>")
+        raise InputError(f"features {need_dem} need a DEM: pass dem=<DataArray or GeoTIFF path>")
     if need_outl and outlines is None:
-        raise ValueError(f"features {need_outl} need glacier outlines: pass outlines=<GeoDataFrame or file>")
+        raise InputError(f"features {need_outl} need glacier outlines: pass outlines=<GeoDataFrame or file>")
 
     cube = cube.transpose(*(([tdim] if tdim else []) + ["band", "y", "x"]))
     # fill values (declared, or the usual -9999 / -32768 / 65535 / float32 extremes) become nodata
@@ -307,7 +308,7 @@ def features(
     crs = cube.rio.crs
     metric = [n for n in names if n in _TERRAIN_METRIC]
     if metric and crs is not None and crs.is_geographic:
-        raise ValueError(
+        raise GridError(
             f"the cube is on a geographic grid ({crs.to_string()}, degrees) but {metric} need "
             "distances in metres; reproject the cube to a projected CRS such as UTM first, e.g. "
             "cube.rio.reproject('EPSG:32632', resolution=10)"
@@ -320,7 +321,7 @@ def features(
     else:
         ych, xch = (ny,), (nx,)
 
-    sun_az, sun_el = _sun_angles(cube, tdim, sun_azimuth, sun_elevation) if need_sun else (None, None)
+    sun_az, sun_el = sun_angles(cube, tdim, sun_azimuth, sun_elevation) if need_sun else (None, None)
 
     # ---- time-invariant layers
     shared: dict[str, Any] = {}
@@ -330,18 +331,18 @@ def features(
     dem_arr = None
     voids: list[tuple[Any, str]] = []
     if need_dem:
-        dem_arr = _dem_on_grid(dem, cube, crs, res, ych, xch, voids=voids)  # dask float32 (y, x)
+        dem_arr = dem_on_grid(dem, cube, crs, res, ych, xch, voids=voids)  # dask float32 (y, x)
     gid = None
     outl = None
     if need_outl:
-        from xfacies.sources.outlines import rasterize
+        from xfacies.outlines import rasterize
 
         if crs is None:
-            raise ValueError(
+            raise GridError(
                 "the cube has no CRS, so outlines cannot be placed on it; attach one with "
                 "cube = cube.rio.write_crs('EPSG:....')"
             )
-        outl = spatial.as_outlines(outlines)
+        outl = as_outlines(outlines)
         if outl.crs != crs:
             outl = outl.to_crs(crs)
         template = xr.DataArray(
@@ -356,11 +357,11 @@ def features(
         relief="shadow_mask" in names, elevation="elevation" in need_outl)
     if "elevation" in need_outl:
         ids = [str(i) for i in outl["glacier_id"]]
-        shared["elevation"], elevation_minmax = _elevation(dem_arr, gid, ids, table, per_glacier_elevation)
+        shared["elevation"], elevation_minmax = elevation_block(dem_arr, gid, ids, table, per_glacier_elevation)
     if "slope" in need_dem:
         shared["slope"] = _overlap1(terrain.slope_horn, dem_arr, res)
     if "proximity" in need_outl:
-        shared["proximity"] = _proximity(outl, cube, ych, xch)
+        shared["proximity"] = proximity_block(outl, cube, ych, xch)
 
     # ---- per acquisition
     ntime = cube.sizes[tdim] if tdim else 1
@@ -484,7 +485,7 @@ def terrain_features(
 
     ydim, xdim = spatial.spatial_dims(grid)
     if (sun_azimuth is None) != (sun_elevation is None):
-        raise ValueError("give both sun_azimuth and sun_elevation (degrees), or neither")
+        raise InputError("give both sun_azimuth and sun_elevation (degrees), or neither")
     has_sun = sun_azimuth is not None
     terrain_names = [f.name for f in catalog.FEATURES if f.name not in catalog.OPTICAL_FEATURES]
     if feature_set is None:
@@ -493,7 +494,7 @@ def terrain_features(
         names = list(catalog.feature_set(tuple(feature_set)))
         optical = [n for n in names if n in catalog.OPTICAL_FEATURES]
         if optical:
-            raise ValueError(f"{optical} are optical bands: terrain_features computes {terrain_names}; "
+            raise InputError(f"{optical} are optical bands: terrain_features computes {terrain_names}; "
                              "use xfacies.features.features(cube, ...) with a reflectance cube for those")
     ny, nx = grid.sizes[ydim], grid.sizes[xdim]
     chunks = grid.chunksizes if isinstance(grid, xr.DataArray) else {}
@@ -509,11 +510,11 @@ def terrain_features(
         az = np.atleast_1d(np.asarray(sun_azimuth, dtype=float))
         el = np.atleast_1d(np.asarray(sun_elevation, dtype=float))
         if az.shape != el.shape:
-            raise ValueError(f"sun_azimuth and sun_elevation differ in length ({az.size} vs {el.size})")
+            raise InputError(f"sun_azimuth and sun_elevation differ in length ({az.size} vs {el.size})")
         if az.size > 1 or time is not None:
             t = np.asarray(time if time is not None else np.arange(az.size))
             if t.size != az.size:
-                raise ValueError(f"time has {t.size} values for {az.size} sun positions")
+                raise InputError(f"time has {t.size} values for {az.size} sun positions")
             cube = cube.expand_dims(time=t).chunk({"time": 1})
             sun = dict(sun_azimuth=az.tolist(), sun_elevation=el.tolist())
         else:
@@ -581,7 +582,7 @@ def static_features(
     """
     names = [n for n in catalog.feature_set(feature_set) if n in STATIC_FEATURES]
     if not names:
-        raise ValueError(f"feature set {feature_set!r} ({list(catalog.feature_set(feature_set))}) has no "
+        raise InputError(f"feature set {feature_set!r} ({list(catalog.feature_set(feature_set))}) has no "
                          f"date-independent feature; those are {list(STATIC_FEATURES)}")
     return terrain_features(dem, outlines, grid, feature_set=names, per_glacier_elevation=per_glacier_elevation,
                             all_touched=all_touched)
@@ -599,7 +600,7 @@ def _static_bands(static: Any, names: Sequence[str]) -> xr.DataArray:
             da_ = static.to_dataarray(dim="band")
             da_.attrs = dict(static.attrs)
         else:
-            raise ValueError(f"static holds several variables with a band dim ({banded}); pass the one "
+            raise InputError(f"static holds several variables with a band dim ({banded}); pass the one "
                              "that static_features returned, e.g. static=ds['static']")
     elif isinstance(static, xr.DataArray):
         da_ = static
@@ -607,16 +608,16 @@ def _static_bands(static: Any, names: Sequence[str]) -> xr.DataArray:
         raise TypeError(f"static must be the DataArray (or a Dataset holding it) that static_features returns, "
                         f"got {type(static).__name__}")
     if "band" not in da_.dims:
-        raise ValueError(f"static needs a 'band' dim labelled with feature names, got dims {da_.dims}; "
+        raise InputError(f"static needs a 'band' dim labelled with feature names, got dims {da_.dims}; "
                          "use xfacies.features.static_features(dem, outlines, grid)")
     extra = [d for d in da_.dims if d not in ("band", "y", "x")]
     if extra:
-        raise ValueError(f"static features do not depend on the date: static must have dims (band, y, x), "
+        raise InputError(f"static features do not depend on the date: static must have dims (band, y, x), "
                          f"it has {extra} besides; select one, e.g. static.isel({extra[0]}=0)")
     da_ = da_.assign_coords(band=[str(b) for b in da_["band"].values])
     dated = [n for n in da_.band.values if n not in STATIC_FEATURES]
     if dated:
-        raise ValueError(f"static holds {dated}, which are not date-independent (those are "
+        raise InputError(f"static holds {dated}, which are not date-independent (those are "
                          f"{list(STATIC_FEATURES)}); compute it with static_features(dem, outlines, grid)")
     return da_
 
@@ -633,7 +634,7 @@ def _take_static(given: xr.DataArray, taken: Sequence[str], cube: xr.DataArray, 
         want = _elevation_rule(per_glacier, all_touched)
         rule = given.attrs.get("elevation_normalisation")
         if rule is not None and rule != want:
-            raise ValueError(
+            raise InputError(
                 f"static's elevation was normalised as {rule!r}, this call asks for {want!r}; compute "
                 "static with the same per_glacier_elevation and all_touched, or leave static out")
         if "elevation_min_max" in given.attrs:
@@ -651,11 +652,11 @@ def _take_static(given: xr.DataArray, taken: Sequence[str], cube: xr.DataArray, 
 # --------------------------------------------------------------------------- inputs
 def _square_res(cube: xr.DataArray) -> float:
     if cube.sizes["x"] < 2 or cube.sizes["y"] < 2:
-        raise ValueError(f"the cube needs at least 2 x 2 pixels for terrain features, got {dict(cube.sizes)}")
+        raise InputError(f"the cube needs at least 2 x 2 pixels for terrain features, got {dict(cube.sizes)}")
     t = spatial.transform(cube)
     rx, ry = abs(float(t.a)), abs(float(t.e))
     if not math.isclose(rx, ry, rel_tol=1e-6):
-        raise ValueError(
+        raise GridError(
             f"terrain features need square pixels, the cube has {rx} x {ry}; resample it, e.g. "
             f"cube.rio.reproject(cube.rio.crs, resolution={min(rx, ry)})"
         )
@@ -723,9 +724,9 @@ def _dem_statistics(dem: Any, gid: Any, n_glaciers: int, voids: list[tuple[Any, 
     if dem is not None and relief:
         todo["relief"] = (da.nanmax(dem), da.nanmin(dem))
     if dem is not None and elevation:
-        parts = [dask.delayed(_glacier_minmax, pure=True)(d, g, n_glaciers)
+        parts = [dask.delayed(glacier_minmax, pure=True)(d, g, n_glaciers)
                  for d, g in zip(dem.to_delayed().ravel(), gid.to_delayed().ravel())]
-        todo["table"] = dask.delayed(_combine_minmax, pure=True)(parts)
+        todo["table"] = dask.delayed(combine_minmax, pure=True)(parts)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="All-NaN (slice|axis) encountered")
         (got,) = _once(todo)
@@ -750,7 +751,7 @@ def _shadow(dem: Any, res: float, az: float, el: float, relief: float, cap: floa
     import dask.array as da
 
     if not (cap > 0):
-        raise ValueError(f"shadow_cap must be a positive distance in metres, got {cap}")
+        raise InputError(f"shadow_cap must be a positive distance in metres, got {cap}")
     if el <= 0:
         lit = da.zeros(dem.shape, chunks=dem.chunks, dtype=np.float32)
         return da.where(da.isnan(dem), np.float32(np.nan), lit), {"halo": 0, "max_distance": 0.0}

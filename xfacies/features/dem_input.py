@@ -12,7 +12,7 @@ import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 
 from xfacies import spatial
-from xfacies.errors import XfaciesWarning
+from xfacies.errors import GridError, InputError, XfaciesWarning
 
 __all__ = ["DEM_VOID_VALUES", "DemVoidWarning"]
 
@@ -36,7 +36,7 @@ def _open_dem_file(path: str | os.PathLike) -> xr.DataArray:
     try:
         dem = rioxarray.open_rasterio(path, masked=True)
     except Exception as err:  # rasterio's RasterioIOError and friends: name the file
-        raise ValueError(f"cannot read the DEM file {str(path)!r} as a raster ({err}); check that it is a "
+        raise InputError(f"cannot read the DEM file {str(path)!r} as a raster ({err}); check that it is a "
                          "complete GeoTIFF (or another GDAL raster)") from None
     if "band" in dem.dims:
         dem = dem.isel(band=0, drop=True)
@@ -65,7 +65,7 @@ def _mask_voids(dem: xr.DataArray, what: str, voids: list | None) -> xr.DataArra
     return src.where(~sentinel)
 
 
-def _dem_on_grid(dem: Any, cube: xr.DataArray, crs: Any, res: float, ych: tuple, xch: tuple,
+def dem_on_grid(dem: Any, cube: xr.DataArray, crs: Any, res: float, ych: tuple, xch: tuple,
                  voids: list | None = None) -> Any:
     """The DEM as a float32 dask array on the cube grid with the cube's y/x chunks.
 
@@ -83,12 +83,12 @@ def _dem_on_grid(dem: Any, cube: xr.DataArray, crs: Any, res: float, ych: tuple,
         raise TypeError(f"dem must be a DataArray or a GeoTIFF path, got {type(dem).__name__}")
     dem = dem.squeeze(drop=True) if dem.ndim > 2 else dem
     if set(dem.dims) != {"y", "x"}:
-        raise ValueError(f"dem must have dims (y, x), got {dem.dims}")
+        raise InputError(f"dem must have dims (y, x), got {dem.dims}")
     dem = dem.transpose("y", "x")
     dcrs = dem.rio.crs
     if not spatial.same_grid(dem, cube):
         if dcrs is None or crs is None:
-            raise ValueError(
+            raise GridError(
                 "the DEM is on another grid than the cube and "
                 + ("the DEM" if dcrs is None else "the cube")
                 + " has no CRS, so it cannot be reprojected; attach one with .rio.write_crs('EPSG:....')"
@@ -97,17 +97,17 @@ def _dem_on_grid(dem: Any, cube: xr.DataArray, crs: Any, res: float, ych: tuple,
         db = dem.rio.transform_bounds(crs) if dcrs != crs else spatial.bounds(dem)
         tol = 1e-6 * res
         if db[0] > cb[0] + tol or db[1] > cb[1] + tol or db[2] < cb[2] - tol or db[3] < cb[3] - tol:
-            raise ValueError(
+            raise GridError(
                 f"the DEM does not cover the cube: DEM bounds {_bounds_str(db)} vs cube bounds "
                 f"{_bounds_str(cb)} (minx, miny, maxx, maxy in {crs.to_string()}); use a DEM that "
                 "extends over the whole scene (or crop the cube to the DEM)"
             )
         import dask
 
-        from xfacies.sources.dem import _warn_if_coarse, reproject_dem
+        from xfacies.sources.dem import warn_if_coarse, reproject_dem
 
         gbox = spatial.geobox(cube)
-        _warn_if_coarse(dem.odc.geobox, gbox, name)
+        warn_if_coarse(dem.odc.geobox, gbox, name)
         masked = _mask_voids(dem, what, voids).rio.write_crs(dcrs)
         # computed now, in this thread: no concurrent rasterio warps
         with dask.config.set(scheduler="synchronous"):

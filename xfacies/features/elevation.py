@@ -96,7 +96,7 @@ def warn_elevation_range(ids: Sequence[str], ranges: Sequence[float], *, joint_r
         f"range) {where}; {fix}.", ElevationRangeWarning, stacklevel=stacklevel)
 
 
-def _elevation(dem: Any, gid: Any, ids: Sequence[str], table: NDArray,
+def elevation_block(dem: Any, gid: Any, ids: Sequence[str], table: NDArray,
                per_glacier: bool) -> tuple[Any, tuple[float, float]]:
     """Elevation min-max normalised by the DEM extremes inside the outlines (``table``: the
     computed ``(2, n + 1)`` min/max of :func:`_dem_statistics`)."""
@@ -125,7 +125,7 @@ def _elevation(dem: Any, gid: Any, ids: Sequence[str], table: NDArray,
             (lo, hi))
 
 
-def _glacier_minmax(z: NDArray, g: NDArray, n: int) -> NDArray:
+def glacier_minmax(z: NDArray, g: NDArray, n: int) -> NDArray:
     """(2, n + 1) min/max of ``z`` per glacier index in a block; column 0 = inside any glacier."""
     out = np.empty((2, n + 1))
     out[0], out[1] = np.inf, -np.inf
@@ -138,7 +138,7 @@ def _glacier_minmax(z: NDArray, g: NDArray, n: int) -> NDArray:
     return out
 
 
-def _combine_minmax(parts: list[NDArray]) -> NDArray:
+def combine_minmax(parts: list[NDArray]) -> NDArray:
     a = np.stack(parts)
     out = np.stack([a[:, 0].min(axis=0), a[:, 1].max(axis=0)])
     out[:, ~np.isfinite(out[0])] = np.nan  # glaciers without a pixel

@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 
+from xfacies.errors import InputError
 from xfacies import spatial
 from xfacies.halo import from_block_tasks
 
@@ -355,7 +356,7 @@ def _distance_max(grid: tuple[float, float, float, float], shape: tuple[int, int
     return top
 
 
-def _proximity(outl: Any, cube: xr.DataArray, ych: tuple, xch: tuple) -> Any:
+def proximity_block(outl: Any, cube: xr.DataArray, ych: tuple, xch: tuple) -> Any:
     """Edge distance / its raster maximum, block by block (exact, no halo)."""
     import dask
     from dask.base import tokenize
@@ -366,7 +367,7 @@ def _proximity(outl: Any, cube: xr.DataArray, ych: tuple, xch: tuple) -> Any:
     a, b = _segments(outl)
     ny, nx = cube.sizes["y"], cube.sizes["x"]
     if len(a) == 0:
-        raise ValueError("the outlines are empty (no glacier polygon with a boundary), so there is no edge to "
+        raise InputError("the outlines are empty (no glacier polygon with a boundary), so there is no edge to "
                          "measure proximity to: pass at least one glacier outline, or leave 'proximity' out "
                          "of the feature set")
     token = tokenize(grid, (ny, nx), a, b)

@@ -12,19 +12,19 @@ import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
-from xfacies.errors import InputWarning
+from xfacies.errors import InputError, InputWarning
 
 
 __all__ = ["check_sun_angles"]
 
 
-def _sun_angles(cube: xr.DataArray, tdim: str | None, az: Any, el: Any) -> tuple[NDArray, NDArray]:
+def sun_angles(cube: xr.DataArray, tdim: str | None, az: Any, el: Any) -> tuple[NDArray, NDArray]:
     n = cube.sizes[tdim] if tdim else 1
     out = []
     for name, val in (("sun_azimuth", az), ("sun_elevation", el)):
         if val is None:
             if name not in cube.coords:
-                raise ValueError(
+                raise InputError(
                     f"hillshade and shadow_mask need the sun position: the cube has no {name!r} "
                     f"coordinate; pass {name}=<degrees> (a number or one per time)"
                 )
@@ -33,9 +33,9 @@ def _sun_angles(cube: xr.DataArray, tdim: str | None, az: Any, el: Any) -> tuple
         if arr.size == 1:
             arr = np.repeat(arr, n)
         if arr.size != n:
-            raise ValueError(f"{name} has {arr.size} values but the cube has {n} time step(s)")
+            raise InputError(f"{name} has {arr.size} values but the cube has {n} time step(s)")
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} has non-finite values {arr.tolist()}")
+            raise InputError(f"{name} has non-finite values {arr.tolist()}")
         out.append(arr)
     labels = _time_labels(cube, tdim, n)
     check_sun_angles(out[0], out[1], labels)
@@ -79,7 +79,7 @@ def check_sun_angles(azimuth: NDArray, elevation: NDArray, labels: Sequence[str]
     >>> check_sun_angles(np.array([150.0]), np.array([-5.0]), ["2021-12-21"])
     Traceback (most recent call last):
     ...
-    ValueError: sun_elevation must be degrees above the horizon in (0, 90]; got -5 at 2021-12-21: the sun is at or below the horizon, so hillshade and cast shadows are undefined (everything would be shadow). Drop those acquisitions (night, polar winter) or check the sun angles in the metadata
+    xfacies.errors.InputError: sun_elevation must be degrees above the horizon in (0, 90]; got -5 at 2021-12-21: the sun is at or below the horizon, so hillshade and cast shadows are undefined (everything would be shadow). Drop those acquisitions (night, polar winter) or check the sun angles in the metadata
     """
     az = np.asarray(azimuth, dtype=float)
     el = np.asarray(elevation, dtype=float)
@@ -91,25 +91,25 @@ def check_sun_angles(azimuth: NDArray, elevation: NDArray, labels: Sequence[str]
         return shown + (f" and {idx.size - 5} more" if idx.size > 5 else "")
 
     if el.size and np.all(np.abs(el) <= math.pi / 2) and np.any(el != 0):
-        raise ValueError(
+        raise InputError(
             f"sun_elevation values {[float(v) for v in el[:5]]} are all within +-pi/2: they look like "
             "radians, but xfacies expects degrees above the horizon in (0, 90]; convert them with "
             "numpy.degrees(...) (a sun below 1.6 degrees would be useless for reflectance anyway)")
     low = el <= 0
     if low.any():
-        raise ValueError(
+        raise InputError(
             f"sun_elevation must be degrees above the horizon in (0, 90]; got {at(low, el)}: the sun "
             "is at or below the horizon, so hillshade and cast shadows are undefined (everything "
             "would be shadow). Drop those acquisitions (night, polar winter) or check the sun angles "
             "in the metadata")
     high = el > 90
     if high.any():
-        raise ValueError(
+        raise InputError(
             f"sun_elevation must be degrees above the horizon in (0, 90]; got {at(high, el)}. If these "
             "are sun zenith angles, use 90 - zenith")
     bad = (az < 0) | (az > 360)
     if bad.any():
-        raise ValueError(
+        raise InputError(
             f"sun_azimuth must be degrees clockwise from north in [0, 360]; got {at(bad, az)}; wrap "
             "them with azimuth % 360 (or convert radians with numpy.degrees)")
     if az.size and np.all(az <= 2 * math.pi) and np.any(az != np.round(az)):

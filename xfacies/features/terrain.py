@@ -30,6 +30,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 
+from xfacies.errors import InputError
+
 __all__ = [
     "horn_gradient",
     "slope_horn",
@@ -49,7 +51,7 @@ _STRIP = 1 << 15
 def _as_dem(dem: ArrayLike) -> NDArray[np.floating]:
     arr = np.asarray(dem)
     if arr.ndim != 2:
-        raise ValueError(f"dem must be a 2-D (rows, columns) array, got shape {arr.shape}")
+        raise InputError(f"dem must be a 2-D (rows, columns) array, got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.floating):
         arr = arr.astype(np.float64)
     return arr

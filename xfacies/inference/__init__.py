@@ -6,7 +6,7 @@ reads storage-backed inputs window by window; :mod:`xfacies.inference.distribute
 ships bundles to workers (tasks carry a path, never the model).
 
 This core needs numpy, xarray, dask and Keras only: no GDAL stack (outlines as
-vectors need rasterio, and are rasterised by :mod:`xfacies.sources.outlines`
+vectors need rasterio, and are rasterised by :mod:`xfacies.outlines`
 only when given).
 """
 

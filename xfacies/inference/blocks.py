@@ -1,10 +1,10 @@
 """Block kernels of the inference engine: NumPy in, NumPy out, one dask block at a time.
 
-- :func:`_proba_block`: features + mask band (with halo) -> class probabilities, dense
+- :func:`proba_block`: features + mask band (with halo) -> class probabilities, dense
   (cropped to the glacier pixels' box, bucketed) or exact (patches gathered in the backend);
-- :func:`_labels_block`, :func:`smooth_mode`, :func:`_confidence_block`: labels, the 3 x 3
+- :func:`labels_block`, :func:`smooth_mode`, :func:`confidence_block`: labels, the 3 x 3
   mode filter, calibrated confidence;
-- :func:`_classify_block`: the device-resident dense path (``classify(..., device_blocks=True)``):
+- :func:`classify_block`: the device-resident dense path (``classify(..., device_blocks=True)``):
   features + mask band -> labels (+ confidence) in one compiled call per block, the 3 x 3 mode
   filter included (the block then carries one more pixel of halo), so that only int8 labels
   and one float32 plane cross back from the device.
@@ -19,19 +19,20 @@ import numpy as np
 
 from xfacies import catalog
 from xfacies.inference.distribute import worker_model
+from xfacies.inference.tiles import predict_image
 from xfacies.model.runtime import DEFAULT_PRECISION, bucket
 
 __all__ = ["smooth_mode"]
 
 
-def _proba_block(block: np.ndarray, *, model_path: str, method: str, halo: int,
+def proba_block(block: np.ndarray, *, model_path: str, method: str, halo: int,
                  n_classes: int, batch_size: int | None, precision: str = DEFAULT_PRECISION,
                  tta: str | None | bool = False) -> np.ndarray:
     """(…, F+1, H+2h, W+2h) features + mask band -> (…, C, H, W) probabilities (NaN = nodata).
 
     ``tta`` other than ``False`` (``None``, ``"flips"``, ``"d4"``) takes the tiled path of models
     that are not translation-exact: the box of the block's finite features (halo included, the
-    scene's NaN edge padding excluded) through ``Model.predict_tiled_normalised``."""
+    scene's NaN edge padding excluded) through :func:`xfacies.inference.tiles.predict_image`."""
     # the default precision is not passed on, so wrappers of predict_dense_normalised(self, x) still fit
     dense_kw = {} if precision == DEFAULT_PRECISION else {"precision": precision}
     h = halo
@@ -55,7 +56,7 @@ def _proba_block(block: np.ndarray, *, model_path: str, method: str, halo: int,
             x = model.normalise(np.moveaxis(feats[:, r0:r1, c0:c1], 0, -1))
             np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
             p = np.full((n_classes,) + feats.shape[1:], np.nan, dtype=np.float32)
-            p[:, r0:r1, c0:c1] = np.moveaxis(model.predict_tiled_normalised(x, tta=tta, **dense_kw), -1, 0)
+            p[:, r0:r1, c0:c1] = np.moveaxis(predict_image(model, x, tta=tta, **dense_kw), -1, 0)
             out[idx] = np.where(valid[None], p[(slice(None),) + inner], np.nan)
         elif method == "dense":
             # Only the bounding box of the valid pixels (+ the halo) goes through the network:
@@ -104,7 +105,7 @@ def _crop(a: int, b: int, n: int, h: int) -> tuple[int, int]:
     return int(start), int(start + length)
 
 
-def _labels_block(p: np.ndarray) -> np.ndarray:
+def labels_block(p: np.ndarray) -> np.ndarray:
     """(…, C, y, x) probabilities -> (…, y, x) int8 labels, NODATA where NaN.
 
     The argmax as a running maximum over the class planes (ties to the lowest class id, as
@@ -151,11 +152,11 @@ def smooth_mode(labels: np.ndarray, n_classes: int = len(catalog.CLASSES),
     return out
 
 
-def _smooth_block(block: np.ndarray, n_classes: int) -> np.ndarray:
+def smooth_block(block: np.ndarray, n_classes: int) -> np.ndarray:
     return smooth_mode(block, n_classes)[..., 1:-1, 1:-1]
 
 
-def _confidence_block(p: np.ndarray, *, model_path: str, calibrate: bool) -> np.ndarray:
+def confidence_block(p: np.ndarray, *, model_path: str, calibrate: bool) -> np.ndarray:
     """(…, C, y, x) probabilities -> (…, y, x) confidence (:meth:`Model.confidence`), NaN = nodata."""
     top = np.max(p, axis=-3)  # NaN wherever any class is NaN (nodata): one pass, no copy of p
     nodata = np.isnan(top)
@@ -166,15 +167,15 @@ def _confidence_block(p: np.ndarray, *, model_path: str, calibrate: bool) -> np.
     return conf
 
 
-def _classify_block(block: np.ndarray, *, model_path: str, halo: int, smooth: bool, confidence: bool,
+def classify_block(block: np.ndarray, *, model_path: str, halo: int, smooth: bool, confidence: bool,
                     calibrate: bool, precision: str = DEFAULT_PRECISION) -> np.ndarray:
     """(…, F+1, H+2g, W+2g) features + mask band -> (…, 1, H, W) int8 labels, or with
     ``confidence`` float32 (…, 2, H, W) (labels, confidence); ``g = halo + smooth``.
 
-    The dense path of :func:`_proba_block` followed by :func:`_labels_block`, :func:`smooth_mode`
-    and :func:`_confidence_block`, with the network, labels, nodata and the mode filter in one
+    The dense path of :func:`proba_block` followed by :func:`labels_block`, :func:`smooth_mode`
+    and :func:`confidence_block`, with the network, labels, nodata and the mode filter in one
     compiled call (:meth:`xfacies.Model.predict_dense_block`).  The block is cropped to the box
-    of its valid pixels (bucketed, as :func:`_proba_block` does); with ``smooth`` the labels are
+    of its valid pixels (bucketed, as :func:`proba_block` does); with ``smooth`` the labels are
     computed on the box plus one pixel, which the extra pixel of halo makes exact, so that the
     filter sees the labels its neighbours have.  The calibrator (:meth:`xfacies.Model.confidence`,
     a float64 kernel sum) runs here on the host on the maximum probability.

@@ -29,6 +29,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from xfacies.errors import InputError
+
 __all__ = ["ModelPlugin", "ship_model", "resolve_model_path", "worker_model", "model_path"]
 
 #: original path -> local copy, filled on workers by ModelPlugin (per process).
@@ -128,7 +130,7 @@ def model_path(model: Any) -> tuple[str, Any]:
     if isinstance(model, (str, os.PathLike)):
         s = str(model)
         if s.startswith(("http://", "https://")):
-            raise ValueError("load URL models with xfacies.load_model(url, sha256=...) first")
+            raise InputError("load URL models with xfacies.load_model(url, sha256=...) first")
         path = str(BUILTIN[s]) if s in BUILTIN else s
         if not os.path.exists(path):
             raise FileNotFoundError(

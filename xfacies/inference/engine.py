@@ -39,11 +39,13 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from xfacies.errors import GridError, InputError
 from xfacies import catalog, spatial
+from xfacies.outlines import glacier_mask
 from xfacies.halo import ChunkWarning, map_halo, min_chunks
 from xfacies.inference import distribute
 from xfacies.inference.blocks import (
-    _classify_block, _confidence_block, _labels_block, _proba_block, _smooth_block, smooth_mode,
+    classify_block, confidence_block, labels_block, proba_block, smooth_block, smooth_mode,
 )
 from xfacies.inference.windows import is_lazy, predict_windows, storage_chunks
 from xfacies.model.runtime import DEFAULT_PRECISION, check_precision
@@ -78,7 +80,7 @@ def prepare_features(obj: xr.DataArray | xr.Dataset, features: tuple[str, ...], 
         else:
             present = [f for f in features if f in obj.data_vars]
             if not present:
-                raise ValueError(
+                raise InputError(
                     f"the Dataset has neither a 'features' variable nor variables named after "
                     f"features; variables: {list(obj.data_vars)}; the model needs {list(features)}"
                 )
@@ -86,12 +88,12 @@ def prepare_features(obj: xr.DataArray | xr.Dataset, features: tuple[str, ...], 
     if not isinstance(obj, xr.DataArray):
         raise TypeError(f"expected an xarray DataArray or Dataset of features, got {type(obj).__name__}")
     if "y" not in obj.dims or "x" not in obj.dims:
-        raise ValueError(
+        raise GridError(
             f"features must be spatial with dims 'y' and 'x' (got dims {obj.dims}); rename "
             "them, e.g. da.rename(lat='y', lon='x'), or reproject to a projected grid"
         )
     if "band" not in obj.dims:
-        raise ValueError(
+        raise InputError(
             f"features need a 'band' dimension labelled with feature names (got dims {obj.dims}); "
             f"e.g. da.expand_dims(band=['blue']) or xr.concat([...], dim='band')"
         )
@@ -104,13 +106,13 @@ def prepare_features(obj: xr.DataArray | xr.Dataset, features: tuple[str, ...], 
     labels = [str(b) for b in obj["band"].values] if "band" in obj.coords else []
     missing = [f for f in features if f not in labels]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"features {missing} needed by the model are missing; the input's bands are {labels}. "
             f"The model needs, in order: {list(features)}"
         )
     pos = [labels.index(f) for f in features]
     if pos != sorted(pos):
-        raise ValueError(
+        raise InputError(
             f"the input's bands are in a different order ({labels}) than the model's features "
             f"({list(features)}). Select them explicitly: da.sel(band={list(features)})"
         )
@@ -200,13 +202,13 @@ def predict_proba(
     path, m = distribute.model_path(model)
     distribute.ship_model(path)  # under a distributed.Client: workers get the bundle once, not via the graph
     if method not in ("dense", "exact"):
-        raise ValueError(f"method must be 'dense' or 'exact', got {method!r}")
+        raise InputError(f"method must be 'dense' or 'exact', got {method!r}")
     check_precision(precision, method)
     from xfacies.inference.tiles import check_tta
 
     check_tta(tta)
     if method == "exact" and m.tiling is not None:
-        raise ValueError(f"method='exact' needs a windowed model (patch form); {m!r} ({m.architecture}) runs on "
+        raise InputError(f"method='exact' needs a windowed model (patch form); {m!r} ({m.architecture}) runs on "
                          "whole images or tiles: use method='dense' (see xfacies.inference.tiles)")
     tiled = tta is not None or m.tiling is not None
     feats = _checked_reflectance(prepare_features(features, m.features, cast=False), m, features)
@@ -225,7 +227,7 @@ def predict_proba(
     if tiled:
         kw["tta"] = tta
     probs = map_halo(
-        _proba_block, stacked, _depth(stacked, halo), boundary=np.nan, trim=False, dtype=np.float32,
+        proba_block, stacked, _depth(stacked, halo), boundary=np.nan, trim=False, dtype=np.float32,
         chunks=stacked.chunks[:-3] + ((C,),) + stacked.chunks[-2:], name=f"xfacies-proba-{method}",
         model_path=path, method=method, halo=halo, n_classes=C, batch_size=batch_size, **kw,
     )
@@ -246,7 +248,7 @@ def _stacked(features: Any, feats: xr.DataArray, outlines: Any) -> Any:
         feats = feats.chunk(storage_chunks(features))
     if feats.dtype != np.float32:
         feats = feats.astype(np.float32)
-    mask = spatial.glacier_mask(outlines, feats)
+    mask = glacier_mask(outlines, feats)
     data = feats.data if isinstance(feats.data, da.Array) else da.from_array(feats.data, chunks=-1)
     nd = data.ndim
     if mask is None:
@@ -334,7 +336,7 @@ def classify(
     path, m = distribute.model_path(model)  # resolve once (an in-memory model is saved and hashed here)
     if device_blocks:
         if method != "dense":
-            raise ValueError(f"device_blocks=True runs the dense form; got method={method!r}: use "
+            raise InputError(f"device_blocks=True runs the dense form; got method={method!r}: use "
                              "method='dense' or leave device_blocks=False")
         return _classify_device(features, m, path, outlines, smooth=smooth, confidence=confidence,
                                 calibrate=calibrate, precision=precision)
@@ -342,10 +344,10 @@ def classify(
     probs = predict_proba(features, m, outlines, method=method, batch_size=batch_size, **kw)
     p = probs.data
     nd = p.ndim
-    labels = da.map_blocks(_labels_block, p, drop_axis=nd - 3, dtype=np.int8,
+    labels = da.map_blocks(labels_block, p, drop_axis=nd - 3, dtype=np.int8,
                            meta=np.empty((0,) * (nd - 1), dtype=np.int8), token="xfacies-labels")
     if smooth:
-        labels = map_halo(_smooth_block, labels, {nd - 3: 1, nd - 2: 1}, boundary=catalog.NODATA,
+        labels = map_halo(smooth_block, labels, {nd - 3: 1, nd - 2: 1}, boundary=catalog.NODATA,
                           trim=False, name="xfacies-smooth", n_classes=len(m.classes))
     dims = probs.dims[:-3] + ("y", "x")
     coords = {k: v for k, v in probs.coords.items() if "class" not in v.dims}
@@ -354,7 +356,7 @@ def classify(
     facies = xr.DataArray(labels, dims=dims, coords=coords, name="classes", attrs=attrs)
     if not confidence:
         return facies
-    conf = da.map_blocks(_confidence_block, p, drop_axis=nd - 3, dtype=np.float32,
+    conf = da.map_blocks(confidence_block, p, drop_axis=nd - 3, dtype=np.float32,
                          meta=np.empty((0,) * (nd - 1), dtype=np.float32),
                          model_path=path, calibrate=calibrate, token="xfacies-confidence")
     conf_da = xr.DataArray(conf, dims=dims, coords=coords, name="confidence",
@@ -365,7 +367,7 @@ def classify(
 
 def _classify_device(features: Any, m: Any, path: str, outlines: Any, *, smooth: bool, confidence: bool,
                      calibrate: bool, precision: str) -> xr.DataArray | xr.Dataset:
-    """:func:`classify` with ``device_blocks=True``: one :func:`_classify_block` task per block."""
+    """:func:`classify` with ``device_blocks=True``: one :func:`classify_block` task per block."""
     from xfacies.model.bundle import warn_out_of_domain, warn_unnormalised
 
     distribute.ship_model(path)
@@ -379,7 +381,7 @@ def _classify_device(features: Any, m: Any, path: str, outlines: Any, *, smooth:
     stacked = min_chunks(stacked, _depth(stacked, g), warn=f"the model's {g} px halo")
     yx = stacked.chunks[-2:]
     out = map_halo(
-        _classify_block, stacked, _depth(stacked, g), boundary=np.nan, trim=False,
+        classify_block, stacked, _depth(stacked, g), boundary=np.nan, trim=False,
         dtype=np.float32 if confidence else np.int8,
         chunks=stacked.chunks[:-3] + ((2 if confidence else 1,),) + yx, name="xfacies-classify-dense",
         model_path=path, halo=halo, smooth=smooth, confidence=confidence, calibrate=calibrate,

@@ -25,11 +25,14 @@ True
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["TTA", "tile_starts", "hann_weight", "predict_tiled", "check_tta"]
+from xfacies.errors import InputError
+from xfacies.model.runtime import DEFAULT_PRECISION, check_precision
+
+__all__ = ["TTA", "tile_starts", "hann_weight", "predict_tiled", "predict_image", "check_tta"]
 
 #: Test-time augmentation modes: the views averaged (``None`` = the image as is).
 TTA = (None, "flips", "d4")
@@ -38,7 +41,7 @@ TTA = (None, "flips", "d4")
 def check_tta(tta: str | None) -> str | None:
     """``tta`` if it is a known mode, else a ``ValueError`` listing them."""
     if tta not in TTA:
-        raise ValueError(f"tta must be one of {list(TTA)}, got {tta!r}: 'flips' averages 4 flipped views, "
+        raise InputError(f"tta must be one of {list(TTA)}, got {tta!r}: 'flips' averages 4 flipped views, "
                          "'d4' the 8 rotations and flips")
     return tta
 
@@ -151,3 +154,31 @@ def predict_tiled(predict: Callable, x: np.ndarray, *, tile: int, overlap: int, 
             acc[r:r + th, c:c + tw] += p * w2[..., None]
             norm[r:r + th, c:c + tw] += w2
     return (acc / norm[..., None]).astype(np.float32)
+
+
+def predict_image(model: Any, x: np.ndarray, tta: str | None = None,
+                  precision: str = DEFAULT_PRECISION) -> np.ndarray:
+    """Probabilities ``(H, W, C)`` of a normalised ``(H, W, F)`` image through a model bundle.
+
+    :func:`predict_tiled` with the bundle's own tiling (``model.tiling``: whole when the image
+    fits the tile, else overlapping tiles with a Hann-weighted merge) and its forward pass
+    (:meth:`xfacies.Model.forward`); translation-exact models, which have no tiling, run as one
+    whole window through their dense form.  ``tta`` ``"flips"`` or ``"d4"`` averages the softmax
+    over flipped/rotated views.
+
+    Examples
+    --------
+    >>> import xfacies                                                      # doctest: +SKIP
+    >>> model = xfacies.load_model("caffe-zones")                           # doctest: +SKIP
+    >>> predict_image(model, np.zeros((300, 300, 1), "float32")).shape      # doctest: +SKIP
+    (300, 300, 4)
+    """
+    check_precision(precision)
+    t = model.tiling
+
+    def forward(v: np.ndarray) -> np.ndarray:
+        return model.forward(v, dense=True, precision=precision)
+
+    if t is None:
+        return predict_tiled(forward, x, tile=max(x.shape[:2]), overlap=0, pool=model.cnn_config.pool, tta=tta)
+    return predict_tiled(forward, x, tile=t["tile"], overlap=t["overlap"], pool=t["pool"], tta=tta)

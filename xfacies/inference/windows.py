@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xfacies import spatial
+from xfacies.outlines import glacier_mask
 from xfacies.halo import block_windows
-from xfacies.inference.blocks import _proba_block
+from xfacies.inference.blocks import proba_block
 
 __all__ = ["is_lazy", "storage_chunks", "predict_windows"]
 
@@ -56,7 +56,7 @@ def predict_windows(feats: xr.DataArray, m: Any, path: str, outlines: Any, *, me
     if isinstance(outlines, xr.DataArray) and {"y", "x"} <= set(outlines.dims):
         # a raster: read (or rechunked) block by block too; glacier_mask checks the rest
         outlines = outlines.chunk({"y": ychunks, "x": xchunks})
-    mask = spatial.glacier_mask(outlines, template)  # on the blocks' chunks, like the template
+    mask = glacier_mask(outlines, template)  # on the blocks' chunks, like the template
     mdata = None if mask is None else mask.data
     C = len(m.classes)
     source = _Source(feats.variable, feats.dims, chunks["y"])  # tokenises by identity: storage cannot be hashed
@@ -118,6 +118,6 @@ def _window_block(src: _Source, mask: np.ndarray | None, *, lead: tuple[int, ...
     block = np.full((F + 1, y1 - y0 + 2 * h, x1 - x0 + 2 * h), np.nan, dtype=np.float32)
     block[:F, ya - y0 + h:yb - y0 + h, xa - x0 + h:xb - x0 + h] = win
     block[F, h:h + y1 - y0, h:h + x1 - x0] = 1 if mask is None else np.asarray(mask, dtype=np.float32)
-    out = _proba_block(block, model_path=model_path, method=method, halo=h,
+    out = proba_block(block, model_path=model_path, method=method, halo=h,
                        n_classes=n_classes, batch_size=batch_size)
     return out.reshape((1,) * len(lead) + out.shape)

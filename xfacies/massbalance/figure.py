@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xfacies.errors import InputError
+
 __all__ = ["regression_figure"]
 
 
@@ -27,7 +29,7 @@ def regression_figure(self: Any, path: str | Path | None = None, *, dpi: int = 1
     titles = _panel_titles(self, list(pd.unique(d["glacier"])))
     glaciers = sorted(titles, key=lambda g: (titles[g].casefold(), g))
     if max_panels is not None and (not isinstance(max_panels, (int, np.integer)) or max_panels < 0):
-        raise ValueError(f"max_panels must be a whole number >= 0 or None, got {max_panels!r}")
+        raise InputError(f"max_panels must be a whole number >= 0 or None, got {max_panels!r}")
     shown_note = []
     if max_panels is not None and len(glaciers) > max_panels:
         years = d.groupby("glacier").size()

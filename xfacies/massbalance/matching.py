@@ -3,7 +3,7 @@ and by location (the WGMS glacier's coordinates inside an outline) for RGI 7 or 
 
 :func:`match_outlines` gives the match table (one row per outline, with how it was matched);
 :func:`balances_for_outlines` gives WGMS balances keyed by the outlines' own ids.  The WGMS
-tables themselves are read by :mod:`xfacies.massbalance.wgms`.
+tables themselves are read by :mod:`xfacies.massbalance.records`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from xfacies.errors import InputWarning
-from xfacies.massbalance.wgms import (
-    _BALANCE_KINDS, _OVERVIEW_VARS, PathLike, _balance_array, _clean_str, _links_from, _load, _overview,
-    _periods, _read_csv, read_links, read_mass_balance, read_overview,
+from xfacies.errors import InputError, InputWarning
+from xfacies.massbalance.records import (
+    BALANCE_KINDS, OVERVIEW_VARS, PathLike, balance_array, clean_str, links_from, load_table, overview_of_ids,
+    periods_of_ids, read_csv_table, read_links, read_mass_balance, read_overview,
 )
 
 __all__ = ["match_outlines", "balances_for_outlines", "overview_for_outlines", "periods_for_outlines"]
@@ -60,17 +60,17 @@ def _wgms_glacier_table(src: Any) -> pd.DataFrame:
             p = files[0]
         elif not p.exists():
             raise FileNotFoundError(f"WGMS glacier table {p} does not exist")
-        raw, where = _read_csv(p, "latin-1"), str(p)
+        raw, where = read_csv_table(p, "latin-1"), str(p)
     df = _lower_columns(raw)
     missing = [c for c in ("wgms_id", "latitude", "longitude") if c not in df.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{where} does not look like a WGMS glacier table: missing column(s) "
             f"{[m.upper() for m in missing]}; found {list(raw.columns)}"
         )
     return pd.DataFrame({
         "wgms_id": pd.to_numeric(df["wgms_id"], errors="raise").astype("int64"),
-        "name": _clean_str(_column(df, "name")),
+        "name": clean_str(_column(df, "name")),
         "lon": pd.to_numeric(df["longitude"], errors="coerce").astype(float),
         "lat": pd.to_numeric(df["latitude"], errors="coerce").astype(float),
     })
@@ -83,19 +83,19 @@ def _wgms_points(links: Any, wgms_glaciers: Any) -> pd.DataFrame:
     them, else from the link table (CenLon/CenLat); NaN when unknown.
     """
     if links is None and wgms_glaciers is None:
-        raise ValueError("pass the RGI-WGMS link table (links=) and/or a WGMS glacier table "
+        raise InputError("pass the RGI-WGMS link table (links=) and/or a WGMS glacier table "
                          "(wgms_glaciers=)")
     cols = ["wgms_id", "name", "rgi50_id", "rgi60_id", "lon", "lat"]
     pts = pd.DataFrame({c: pd.Series(dtype=float if c in ("lon", "lat") else object) for c in cols})
     if links is not None:
         lk = _lower_columns(links if isinstance(links, pd.DataFrame) else read_links(links))
         if "wgms_id" not in lk.columns:
-            raise ValueError(f"the link table has no WGMS_ID column; found {list(lk.columns)}")
+            raise InputError(f"the link table has no WGMS_ID column; found {list(lk.columns)}")
         pts = pd.DataFrame({
             "wgms_id": pd.to_numeric(lk["wgms_id"], errors="raise").astype("int64"),
-            "name": _clean_str(_column(lk, "name")),
-            "rgi50_id": _clean_str(_column(lk, "rgi50_id")).replace("", pd.NA),
-            "rgi60_id": _clean_str(_column(lk, "rgi60_id")).replace("", pd.NA),
+            "name": clean_str(_column(lk, "name")),
+            "rgi50_id": clean_str(_column(lk, "rgi50_id")).replace("", pd.NA),
+            "rgi60_id": clean_str(_column(lk, "rgi60_id")).replace("", pd.NA),
             "lon": pd.to_numeric(_column(lk, "cenlon", "longitude"), errors="coerce").astype(float),
             "lat": pd.to_numeric(_column(lk, "cenlat", "latitude"), errors="coerce").astype(float),
         })
@@ -120,12 +120,12 @@ def _wgms_points(links: Any, wgms_glaciers: Any) -> pd.DataFrame:
 
 def _normalised_outlines(outlines: Any, id_column: str | None) -> Any:
     if id_column is not None:
-        from xfacies.sources.outlines import read_outlines
+        from xfacies.outlines import read_outlines
 
         return read_outlines(outlines, id_column=id_column)
-    from xfacies import spatial
+    from xfacies.outlines import as_outlines
 
-    return spatial.as_outlines(outlines)
+    return as_outlines(outlines)
 
 
 def _metric_crs(gdf: Any) -> Any:
@@ -178,7 +178,7 @@ def match_outlines(
     ----------
     outlines
         Glacier outlines: a GeoDataFrame (any CRS) or a vector file path,
-        normalised with :func:`xfacies.sources.outlines.read_outlines`.
+        normalised with :func:`xfacies.outlines.read_outlines`.
     links
         The RGI-WGMS link table: a path (file, or a folder holding
         ``rgi_wgms_links[_YYYYMMDD].csv``) or a frame (:func:`read_links`, or
@@ -403,18 +403,18 @@ def _outline_mapping(outlines: Any, source: Any, table: pd.DataFrame, *, links: 
     the match rows used (shared by the ``*_for_outlines`` readers)."""
     if match is None:
         if outlines is None:
-            raise ValueError("pass the outlines (or a match table, match=)")
+            raise InputError("pass the outlines (or a match table, match=)")
         if links is None and wgms_glaciers is not None and not (
             isinstance(source, (str, os.PathLike)) and Path(source).is_dir()
         ):
             lk = None
         else:
-            lk = _links_from(source, links)
+            lk = links_from(source, links)
         match = match_outlines(outlines, lk, id_column=id_column, wgms_glaciers=wgms_glaciers)
     else:
         missing = [c for c in ("glacier_id", "wgms_id") if c not in match.columns]
         if missing:
-            raise ValueError(f"the match table lacks column(s) {missing}; found {list(match.columns)} "
+            raise InputError(f"the match table lacks column(s) {missing}; found {list(match.columns)} "
                              "(make it with match_outlines())")
         if outlines is not None:
             ids = set(str(g) for g in _normalised_outlines(outlines, id_column)["glacier_id"])
@@ -424,14 +424,14 @@ def _outline_mapping(outlines: Any, source: Any, table: pd.DataFrame, *, links: 
     m["wgms_id"] = pd.to_numeric(m["wgms_id"], errors="coerce").astype("Int64")
     dup = m["glacier_id"].duplicated()
     if dup.any():
-        raise ValueError(f"the match table lists glacier(s) {sorted(set(m['glacier_id'][dup]))[:10]} "
+        raise InputError(f"the match table lists glacier(s) {sorted(set(m['glacier_id'][dup]))[:10]} "
                          "more than once")
     matched = m[m["wgms_id"].notna()]
     have = set(int(w) for w in table["wgms_id"])
     use = matched[matched["wgms_id"].astype("int64").isin(have)]
     if use.empty:
         linked = sorted(set(int(w) for w in matched["wgms_id"]))
-        raise ValueError(
+        raise InputError(
             f"none of the {len(m)} outline(s) matches a WGMS glacier with {what} rows: "
             f"{len(matched)} matched WGMS glacier(s) {linked[:20]}, the {what} table holds WGMS "
             f"ids {sorted(have)[:20]}{' ...' if len(have) > 20 else ''}; outlines e.g. "
@@ -481,12 +481,12 @@ def overview_for_outlines(
     >>> aar = overview_for_outlines("../shared/data/oetztal/outlines/rgi7g_hef_complex.shp",
     ...                             "../shared/data/wgms")                         # doctest: +SKIP
     """
-    if variable not in _OVERVIEW_VARS:
-        raise ValueError(f"variable must be one of {list(_OVERVIEW_VARS)}, got {variable!r}")
-    table = _load(source, read_overview)
+    if variable not in OVERVIEW_VARS:
+        raise InputError(f"variable must be one of {list(OVERVIEW_VARS)}, got {variable!r}")
+    table = load_table(source, read_overview)
     mapping, use = _outline_mapping(outlines, source, table, links=links, match=match, id_column=id_column,
                                     wgms_glaciers=wgms_glaciers, what="overview")
-    out = _overview(table, variable, mapping)
+    out = overview_of_ids(table, variable, mapping)
     return _with_methods(out, use)
 
 
@@ -518,11 +518,11 @@ def periods_for_outlines(
         ``glacier`` (the outlines' ids), ``year``, ``begin``, ``end``, ``wgms_id``, ``fallback``.
     """
     if season not in ("summer", "annual"):
-        raise ValueError(f"season must be 'summer' or 'annual', got {season!r}")
-    table = _load(source, read_overview)
+        raise InputError(f"season must be 'summer' or 'annual', got {season!r}")
+    table = load_table(source, read_overview)
     mapping, _ = _outline_mapping(outlines, source, table, links=links, match=match, id_column=id_column,
                                   wgms_glaciers=wgms_glaciers, what="overview")
-    return _periods(table, mapping, season)
+    return periods_of_ids(table, mapping, season)
 
 
 def balances_for_outlines(
@@ -584,9 +584,9 @@ def balances_for_outlines(
     >>> list(b.wgms_id.values), b.sel(year=2020).values                       # doctest: +SKIP
     ([491, 507, 489], array([-0.97 , -0.522, -0.82 ]))
     """
-    if kind not in _BALANCE_KINDS:
-        raise ValueError(f"kind must be one of {_BALANCE_KINDS}, got {kind!r}")
-    table = _load(source, read_mass_balance)
+    if kind not in BALANCE_KINDS:
+        raise InputError(f"kind must be one of {BALANCE_KINDS}, got {kind!r}")
+    table = load_table(source, read_mass_balance)
     mapping, use = _outline_mapping(outlines, source, table, links=links, match=match, id_column=id_column,
                                     wgms_glaciers=wgms_glaciers, what="mass-balance")
-    return _with_methods(_balance_array(table, mapping, kind), use)
+    return _with_methods(balance_array(table, mapping, kind), use)

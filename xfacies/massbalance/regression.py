@@ -87,7 +87,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from xfacies.errors import InputWarning
+from xfacies.errors import InputError, InputWarning
 
 __all__ = ["Fit", "CrossValidation", "RegressionResult", "regress", "tidy_pairs"]
 
@@ -504,7 +504,7 @@ def _as_series(obj: Any, what: str) -> pd.Series:
     if isinstance(obj, xr.DataArray):
         missing = [d for d in ("year", "glacier") if d not in obj.dims]
         if missing or obj.ndim != 2:
-            raise ValueError(
+            raise InputError(
                 f"{what} must be a (year, glacier) DataArray; got dims {obj.dims}. For per-date "
                 "products pick one value per year first, e.g. xfacies.products.end_of_season"
             )
@@ -512,7 +512,7 @@ def _as_series(obj: Any, what: str) -> pd.Series:
     elif isinstance(obj, pd.Series):
         names = list(obj.index.names)
         if obj.index.nlevels != 2 or set(names) != {"year", "glacier"}:
-            raise ValueError(
+            raise InputError(
                 f"{what} must be a pandas Series indexed by (year, glacier); got index levels {names}"
             )
         s = obj.reorder_levels(["year", "glacier"])
@@ -522,7 +522,7 @@ def _as_series(obj: Any, what: str) -> pd.Series:
             f"(year, glacier) MultiIndex, got {type(obj).__name__}"
         )
     if s.index.duplicated().any():
-        raise ValueError(f"{what} has duplicate (year, glacier) entries")
+        raise InputError(f"{what} has duplicate (year, glacier) entries")
     s = pd.to_numeric(s, errors="raise").astype(float)
     s.index = pd.MultiIndex.from_arrays(
         [s.index.get_level_values("year").astype(int),
@@ -785,14 +785,14 @@ def regress(
     predictor 'aar' is fraction-like (name 'aar') but its values reach 79.8
     """
     if by not in ("global", "glacier"):
-        raise ValueError(f"by must be 'global' or 'glacier', got {by!r}")
+        raise InputError(f"by must be 'global' or 'glacier', got {by!r}")
     if min_years < 3:
-        raise ValueError(f"min_years must be at least 3, got {min_years}")
+        raise InputError(f"min_years must be at least 3, got {min_years}")
     xs = _as_series(predictor, "predictor")
     ys = _as_series(balance, "balance")
     d = _pairs(xs, ys)
     if len(d) < 3:
-        raise ValueError(
+        raise InputError(
             f"only {len(d)} complete (year, glacier) pairs in common between predictor and "
             "balance; need at least 3 (check that the glacier ids and years overlap)"
         )
@@ -806,7 +806,7 @@ def regress(
     pname = str(getattr(predictor, "name", None) or "predictor")
     _check_percent(predictor, d["predictor"].to_numpy(), pname)
     if np.ptp(d["predictor"].to_numpy()) == 0:
-        raise ValueError("the predictor is constant over all pairs; nothing to regress on")
+        raise InputError("the predictor is constant over all pairs; nothing to regress on")
 
     known = {**_names_of(predictor), **_names_of(balance)}
     if names is not None:
@@ -823,7 +823,7 @@ def regress(
     nan2 = (np.nan, np.nan)
     if by == "global":
         if len(d) < 3 or np.ptp(d["predictor"].to_numpy()) == 0:
-            raise ValueError(
+            raise InputError(
                 f"only {len(d)} pairs (with a varying predictor) are left after dropping glaciers "
                 f"({_reasons(dropped)}); need at least 3 with some spread in the predictor"
             )
@@ -833,7 +833,7 @@ def regress(
                    slope_ci=f.slope_ci, intercept_ci=f.intercept_ci, p_value=f.p_value)
     else:
         if not per:
-            raise ValueError(
+            raise InputError(
                 f"no glacier has a defined line ({min_years} or more complete years, predictor and "
                 f"balance not constant): {_reasons(dropped)}; use by='global' or lower min_years"
             )

@@ -36,6 +36,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from xfacies.model.runtime import load_keras
+from xfacies.errors import InputError
+
 __all__ = ["CNNConfig", "reference_cnn", "ARCHITECTURES", "build"]
 
 
@@ -64,15 +67,15 @@ class CNNConfig:
         if self.translation_exact:
             s1 = P - 2 * n  # unpadded scale-1 map
             if s1 <= 0 or s1 % k or (s1 // k) % 2 == 0 or s1 // k - 2 * n < 1:
-                raise ValueError(
+                raise InputError(
                     f"translation_exact: patch_size={P} minus 2 x {n} unpadded convolutions must be an "
                     f"odd multiple of pool={k} that leaves >= 1 cell after {n} more (e.g. 33 with 3 and 3)")
         elif P % k or (P // k) % 2 == 0:
-            raise ValueError(
+            raise InputError(
                 f"patch_size={P} must be an odd multiple of pool={k}"
             )
         if self.n_features < 1 or self.n_classes < 2:
-            raise ValueError("n_features must be >= 1 and n_classes >= 2")
+            raise InputError("n_features must be >= 1 and n_classes >= 2")
 
     @property
     def patch_radius(self) -> int:
@@ -132,25 +135,9 @@ class CNNConfig:
         return asdict(self)
 
 
-def _keras():
-    """Import keras lazily (importing it loads the backend) with TensorFlow's C++ logs quiet."""
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from xfacies.model.runtime import import_keras
-
-    keras = import_keras()
-
-    if keras.backend.backend() == "tensorflow":
-        import logging
-
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    return keras
-
-
 def _make_layers():
     """Custom layers, defined lazily so that importing xfacies never imports keras."""
-    keras = _keras()
+    keras = load_keras()
     ops = keras.ops
 
     class CentreTap(keras.layers.Layer):
@@ -311,7 +298,7 @@ def reference_cnn(
         if n_features is None:
             raise TypeError("reference_cnn() needs n_features or config")
         config = CNNConfig(n_features=int(n_features), **kwargs)
-    keras = _keras()
+    keras = load_keras()
     layers = keras.layers
     CentreTap, LatticeMax, ToLattice, FromLattice = _make_layers()
     dt = {} if dtype_policy is None else {"dtype": dtype_policy}
@@ -509,7 +496,7 @@ def build(name: str, config: dict[str, Any], *, dense: bool = False, fused: bool
     and ``"float32"`` build the plain float32 model.
     """
     if name not in ARCHITECTURES:
-        raise ValueError(
+        raise InputError(
             f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}. "
             "The bundle may come from a newer xfacies: upgrade xfacies."
         )

@@ -39,7 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from xfacies import catalog
-from xfacies.errors import XfaciesWarning
+from xfacies.errors import BundleError, InputError, XfaciesWarning
 from xfacies.model.calibration import Calibrator, calibrator_from_dict
 from xfacies.model.runtime import (
     DEFAULT_PRECISION, bucket, check_precision, compiled_dense_block, compiled_exact, compiled_forward,
@@ -56,10 +56,6 @@ _WEIGHTS = "weights.npz"
 #: anything is decompressed: a small crafted file must not make xfacies allocate gigabytes.
 MAX_META_BYTES = 4 * 2**20
 MAX_WEIGHT_BYTES = 512 * 2**20
-
-
-class BundleError(ValueError):
-    """A model bundle is missing, corrupted or inconsistent."""
 
 
 class NormalisationWarning(XfaciesWarning):
@@ -276,30 +272,13 @@ class Model:
             return None
         return {"tile": int(c.tile), "overlap": int(c.overlap), "pool": int(c.pool)}
 
-    def predict_tiled_normalised(self, x: np.ndarray, tta: str | None = None,
-                                 precision: str = DEFAULT_PRECISION) -> np.ndarray:
-        """Probabilities ``(H, W, C)`` of a normalised ``(H, W, F)`` image through
-        :func:`xfacies.inference.tiles.predict_tiled`: whole when it fits the bundle's tile,
-        else overlapping tiles with a Hann-weighted merge; ``tta`` ``"flips"`` or ``"d4"``
-        averages the softmax over flipped/rotated views.  Translation-exact models take the
-        same path with one whole window (their dense form)."""
-        from xfacies.inference.tiles import predict_tiled
-
-        check_precision(precision)
-        t = self.tiling
-        if t is None:
-            return predict_tiled(lambda v: self._predict(v, dense=True, precision=precision), x,
-                                 tile=max(x.shape[:2]), overlap=0, pool=self.cnn_config.pool, tta=tta)
-        return predict_tiled(lambda v: self._predict(v, dense=True, precision=precision), x,
-                             tile=t["tile"], overlap=t["overlap"], pool=t["pool"], tta=tta)
-
     def halo(self, method: str) -> int:
         """Halo needed around a chunk for ``method`` ("dense" or "exact")."""
         if method == "dense":
             return self.dense_radius
         if method == "exact":
             return self.patch_radius
-        raise ValueError(f"method must be 'dense' or 'exact', got {method!r}")
+        raise InputError(f"method must be 'dense' or 'exact', got {method!r}")
 
     @property
     def training_domain(self) -> dict[str, Any]:
@@ -380,8 +359,12 @@ class Model:
                 out[i:i + m] = self._forward["exact"](flat, idx.astype(np.int32))[:m]
         return out
 
-    def _predict(self, x: np.ndarray, dense: bool, precision: str = DEFAULT_PRECISION) -> np.ndarray:
-        """Inference-mode forward pass, compiled per input shape and precision for the active backend."""
+    def forward(self, x: np.ndarray, dense: bool = True, precision: str = DEFAULT_PRECISION) -> np.ndarray:
+        """Inference-mode forward pass of a batch of *normalised* inputs, as they are (no padding):
+        ``(N, h, w, F)`` images through the dense form (``dense=True``; sides multiples of the
+        pool) or ``(N, P, P, F)`` patches through the patch form; compiled per input shape and
+        precision for the active backend.  Tiled whole-image prediction builds on it
+        (:func:`xfacies.inference.tiles.predict_image`)."""
         key = (dense, precision)
         if key not in self._forward:
             self._forward[key] = compiled_forward(
@@ -410,7 +393,7 @@ class Model:
         F = len(self.features)
         P = self.cnn_config.patch_size
         if x.ndim != 4 or x.shape[1:] != (P, P, F):
-            raise ValueError(
+            raise BundleError(
                 f"patches must have shape (N, {P}, {P}, {F}) for this model (features "
                 f"{list(self.features)}); got {x.shape}"
             )
@@ -455,7 +438,7 @@ class Model:
         Hp, Wp = self._dense_shape(H, W)
         if (Hp, Wp) != (H, W):
             x = np.pad(x, ((0, Hp - H), (0, Wp - W), (0, 0)))
-        return self._predict(x[None], dense=True, precision=precision)[0, :H, :W]
+        return self.forward(x[None], dense=True, precision=precision)[0, :H, :W]
 
     def predict_dense_block(self, block: np.ndarray, halo: int, *, smooth: bool = False,
                             confidence: bool = False, precision: str = DEFAULT_PRECISION,
@@ -499,11 +482,11 @@ class Model:
         check_precision(precision)
         F = len(self.features)
         if block.ndim != 3 or block.shape[0] != F + 1:
-            raise ValueError(f"block must be (F + 1, H + 2 halo, W + 2 halo) with F = {F} features "
+            raise BundleError(f"block must be (F + 1, H + 2 halo, W + 2 halo) with F = {F} features "
                              f"and a mask band; got shape {block.shape}")
         need = self.dense_radius + int(smooth)
         if halo < need:
-            raise ValueError(f"halo={halo} is too small: the dense form needs {self.dense_radius} px"
+            raise InputError(f"halo={halo} is too small: the dense form needs {self.dense_radius} px"
                              f"{' + 1 for smoothing' if smooth else ''} = {need}")
         Hin, Win = block.shape[1:]
         Hp, Wp = self._dense_shape(Hin, Win)
@@ -533,7 +516,7 @@ class Model:
         size = n if shape_polymorphic() else 1 << max(0, int(np.ceil(np.log2(max(n, 1)))))
         if size != n:
             x = np.concatenate([x, np.zeros((size - n,) + x.shape[1:], x.dtype)])
-        return self._predict(x, dense=False)[:n]
+        return self.forward(x, dense=False)[:n]
 
     def confidence(self, probabilities: np.ndarray, axis: int = -1, calibrate: bool = True) -> np.ndarray:
         """Max probability along ``axis``, calibrated if the bundle has a calibrator, in [0, 1]."""

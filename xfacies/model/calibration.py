@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from xfacies.errors import InputError
+
 __all__ = ["KernelCalibrator", "IsotonicCalibrator", "Calibrator", "calibrator_from_dict",
            "calibrator_from_sklearn", "read_calibrator", "read_reference_calibrator", "unpickle_trusted"]
 
@@ -47,7 +49,7 @@ class KernelCalibrator:
         object.__setattr__(self, "x_fit", tuple(float(v) for v in np.ravel(self.x_fit)))
         object.__setattr__(self, "dual_coef", tuple(float(v) for v in np.ravel(self.dual_coef)))
         if len(self.x_fit) != len(self.dual_coef) or not self.x_fit:
-            raise ValueError(
+            raise InputError(
                 f"calibrator needs as many fit points as dual coefficients "
                 f"(got {len(self.x_fit)} and {len(self.dual_coef)})"
             )
@@ -74,7 +76,7 @@ class KernelCalibrator:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "KernelCalibrator":
         if d.get("kind", "laplacian-kernel-ridge") != "laplacian-kernel-ridge":
-            raise ValueError(f"unknown calibrator kind {d.get('kind')!r}")
+            raise InputError(f"unknown calibrator kind {d.get('kind')!r}")
         return cls(x_fit=d["x_fit"], dual_coef=d["dual_coef"], gamma=float(d.get("gamma", 1.0)))
 
 
@@ -95,12 +97,12 @@ class IsotonicCalibrator:
         x = np.ravel(np.asarray(self.x, dtype=np.float64))
         y = np.ravel(np.asarray(self.y, dtype=np.float64))
         if x.size != y.size or x.size == 0:
-            raise ValueError(f"isotonic calibrator needs as many x as y thresholds, at least one "
+            raise InputError(f"isotonic calibrator needs as many x as y thresholds, at least one "
                              f"(got {x.size} and {y.size})")
         if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-            raise ValueError("isotonic calibrator thresholds must be finite")
+            raise InputError("isotonic calibrator thresholds must be finite")
         if np.any(np.diff(x) < 0):
-            raise ValueError("isotonic calibrator x thresholds must be sorted ascending")
+            raise InputError("isotonic calibrator x thresholds must be sorted ascending")
         object.__setattr__(self, "x", tuple(float(v) for v in x))
         object.__setattr__(self, "y", tuple(float(v) for v in y))
 
@@ -121,7 +123,7 @@ class IsotonicCalibrator:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "IsotonicCalibrator":
         if d.get("kind") != "isotonic":
-            raise ValueError(f"not an isotonic calibrator: kind {d.get('kind')!r}")
+            raise InputError(f"not an isotonic calibrator: kind {d.get('kind')!r}")
         return cls(x=d["x"], y=d["y"])
 
 
@@ -138,7 +140,7 @@ def calibrator_from_dict(d: dict[str, Any]) -> Calibrator:
     """
     kind = d.get("kind", "laplacian-kernel-ridge")
     if kind not in _KINDS:
-        raise ValueError(f"unknown calibrator kind {kind!r}; known kinds: {sorted(_KINDS)}")
+        raise InputError(f"unknown calibrator kind {kind!r}; known kinds: {sorted(_KINDS)}")
     return _KINDS[kind].from_dict(d)
 
 
@@ -146,13 +148,13 @@ def calibrator_from_sklearn(obj: Any) -> KernelCalibrator:
     """Convert a fitted scikit-learn ``KernelRidge`` (laplacian kernel) to a :class:`KernelCalibrator`."""
     kernel = getattr(obj, "kernel", None)
     if kernel != "laplacian" or not hasattr(obj, "dual_coef_"):
-        raise ValueError(
+        raise InputError(
             f"expected a fitted sklearn KernelRidge with kernel='laplacian', got "
             f"{type(obj).__name__} with kernel={kernel!r}"
         )
     x = np.asarray(obj.X_fit_, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != 1:
-        raise ValueError(f"calibrator must be fitted on one feature (confidence); X_fit_ has shape {x.shape}")
+        raise InputError(f"calibrator must be fitted on one feature (confidence); X_fit_ has shape {x.shape}")
     gamma = 1.0 if obj.gamma is None else float(obj.gamma)
     return KernelCalibrator(x_fit=x[:, 0], dual_coef=np.ravel(obj.dual_coef_), gamma=gamma)
 
@@ -183,7 +185,7 @@ def unpickle_trusted(path: str | PathLike, *, trust_pickle: bool = False) -> Any
             with open(path, "rb") as f:
                 return pickle.load(f)  # noqa: S301 - the caller trusts this file (trust_pickle=True)
         except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as err:
-            raise ValueError(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from err
+            raise InputError(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from err
 
 
 def read_json_file(path: str | PathLike, what: str) -> Any:
@@ -199,7 +201,7 @@ def read_json_file(path: str | PathLike, what: str) -> Any:
     if not p.is_file():
         raise FileNotFoundError(f"{what} {p} does not exist")
     if p.stat().st_size > 16 * 2**20:
-        raise ValueError(f"{what} {p} is {p.stat().st_size / 2**20:.0f} MiB; a {what} is a few kB of JSON")
+        raise InputError(f"{what} {p} is {p.stat().st_size / 2**20:.0f} MiB; a {what} is a few kB of JSON")
     raw = p.read_bytes()
     if raw[:1] == b"\x80" or p.suffix.lower() in (".pickle", ".pkl"):
         unpickle_trusted(p)  # raises UnsafeFileError: never unpickled here
@@ -216,11 +218,11 @@ def read_calibrator(path: str | PathLike) -> Calibrator:
     writes it); a pickle is refused unread (:class:`~xfacies.errors.UnsafeFileError`)."""
     d = read_json_file(path, "calibrator")
     if not isinstance(d, dict):
-        raise ValueError(f"calibrator {path} holds a JSON {type(d).__name__}, not a calibrator object")
+        raise InputError(f"calibrator {path} holds a JSON {type(d).__name__}, not a calibrator object")
     try:
         return calibrator_from_dict(d)
     except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"calibrator {path} is not a calibrator's JSON ({type(err).__name__}: {err})") from err
+        raise InputError(f"calibrator {path} is not a calibrator's JSON ({type(err).__name__}: {err})") from err
 
 
 def read_reference_calibrator(path: str | PathLike, *, trust_pickle: bool = False) -> Calibrator:

@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from xfacies.errors import InputError
+
 __all__ = ["DilatedConfig", "dilated_fcn"]
 
 
@@ -51,9 +53,9 @@ class DilatedConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
         if not self.dilations or min(self.dilations) < 1:
-            raise ValueError(f"dilations must be positive integers, got {self.dilations}")
+            raise InputError(f"dilations must be positive integers, got {self.dilations}")
         if self.n_features < 1 or self.n_classes < 2 or self.filters < 1:
-            raise ValueError("n_features and filters must be >= 1 and n_classes >= 2")
+            raise InputError("n_features and filters must be >= 1 and n_classes >= 2")
 
     @property
     def patch_radius(self) -> int:
@@ -106,9 +108,9 @@ def dilated_fcn(config: DilatedConfig, dense: bool = False, fused: bool = False,
     fuse.  ``dtype_policy`` (e.g. ``"mixed_bfloat16"``) applies to the hidden layers; the
     classifier and its softmax stay float32.
     """
-    from xfacies.model.architecture import _keras
+    from xfacies.model.runtime import load_keras
 
-    keras = _keras()
+    keras = load_keras()
     layers = keras.layers
     c = config
     dt = {} if dtype_policy is None else {"dtype": dtype_policy}

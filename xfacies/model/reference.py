@@ -26,8 +26,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from xfacies.errors import BundleError, InputError
 from xfacies import catalog
-from xfacies.model.bundle import BundleError, Model
+from xfacies.model.bundle import Model
 from xfacies.model.registry import fetch
 from xfacies.model.calibration import (
     Calibrator, calibrator_from_sklearn, read_calibrator, read_json_file, read_reference_calibrator,
@@ -99,11 +100,11 @@ def read_minmax(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """
     d = read_json_file(path, "min/max file")
     if not (isinstance(d, dict) and {"min", "max"} <= set(d)):
-        raise ValueError(f"min/max file {path} must hold a JSON object with 'min' and 'max' lists")
+        raise InputError(f"min/max file {path} must hold a JSON object with 'min' and 'max' lists")
     try:
         return np.asarray(d["min"], dtype=np.float64).ravel(), np.asarray(d["max"], dtype=np.float64).ravel()
     except (TypeError, ValueError) as err:
-        raise ValueError(f"min/max file {path}: 'min' and 'max' must be lists of numbers ({err})") from err
+        raise InputError(f"min/max file {path}: 'min' and 'max' must be lists of numbers ({err})") from err
 
 
 def _read_minmax(minmax: Any, features: Sequence[str]) -> dict[str, list[float]]:
@@ -113,16 +114,16 @@ def _read_minmax(minmax: Any, features: Sequence[str]) -> dict[str, list[float]]
     try:
         lo, hi = (np.asarray(a, dtype=np.float64).ravel() for a in minmax)
     except (TypeError, ValueError) as err:
-        raise ValueError("minmax must be a min/max JSON path or a pair (mins, maxs) of arrays") from err
+        raise InputError("minmax must be a min/max JSON path or a pair (mins, maxs) of arrays") from err
     if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
-        raise ValueError(f"minmax holds non-finite values (min {lo.tolist()}, max {hi.tolist()}): every "
+        raise InputError(f"minmax holds non-finite values (min {lo.tolist()}, max {hi.tolist()}): every "
                          "feature needs a finite range")
     n_all = len(catalog.FEATURES)
     idx = [catalog.feature_set(4).index(f) for f in features]
     if lo.size == n_all and hi.size == n_all:
         lo, hi = lo[idx], hi[idx]
     elif not (lo.size == len(features) and hi.size == len(features)):
-        raise ValueError(
+        raise InputError(
             f"minmax arrays have {lo.size} and {hi.size} values; expected {n_all} (all reference "
             f"features) or {len(features)} (this model's features {list(features)})"
         )
@@ -235,16 +236,16 @@ def reference_model(
     >>> model = reference_model(4, fold=0, minmax="globalminmax.json")  # doctest: +SKIP
     """
     if stage not in ("before", "after"):
-        raise ValueError(f"stage must be 'before' or 'after', got {stage!r}")
+        raise InputError(f"stage must be 'before' or 'after', got {stage!r}")
     if feature_set not in catalog.FEATURE_SETS:
-        raise ValueError(f"feature_set must be one of {sorted(catalog.FEATURE_SETS)}, got {feature_set!r}")
+        raise InputError(f"feature_set must be one of {sorted(catalog.FEATURE_SETS)}, got {feature_set!r}")
     if not 0 <= int(fold) <= 5:
-        raise ValueError(f"fold must be 0..5, got {fold!r}")
+        raise InputError(f"fold must be 0..5, got {fold!r}")
     key = (int(feature_set), int(fold), stage)
     sha = sha256 or REFERENCE_SHA256.get(key)
     if sha is None:
         pinned = sorted(k for k in REFERENCE_SHA256 if k[0] != "calibration")
-        raise ValueError(
+        raise InputError(
             f"no pinned sha256 for feature set {feature_set}, fold {fold}, stage {stage!r} "
             f"(pinned: {pinned}); pass sha256='...' for that file"
         )
@@ -289,7 +290,7 @@ def convert_reference_file(src: str | os.PathLike, out: str | os.PathLike, *, tr
     """
     out = Path(out)
     if Path(src).resolve() == out.resolve():
-        raise ValueError(f"the output {out} is the input: write the JSON to another file")
+        raise InputError(f"the output {out} is the input: write the JSON to another file")
     obj = unpickle_trusted(src, trust_pickle=trust_pickle)
     if hasattr(obj, "dual_coef_"):
         doc = calibrator_from_sklearn(obj).to_dict()
@@ -297,7 +298,7 @@ def convert_reference_file(src: str | os.PathLike, out: str | os.PathLike, *, tr
         try:
             lo, hi = (np.asarray(a, dtype=np.float64).ravel() for a in obj)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{src} holds a {type(obj).__name__}: neither a KernelRidge calibrator nor a "
+            raise InputError(f"{src} holds a {type(obj).__name__}: neither a KernelRidge calibrator nor a "
                              "(mins, maxs) pair") from err
         doc = {"min": lo.tolist(), "max": hi.tolist()}
     out.parent.mkdir(parents=True, exist_ok=True)

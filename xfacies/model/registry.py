@@ -12,8 +12,9 @@ import os
 import threading
 from pathlib import Path
 
+from xfacies.errors import BundleError, InputError
 from xfacies import options
-from xfacies.model.bundle import BundleError, Model
+from xfacies.model.bundle import Model
 
 __all__ = ["BUILTIN", "load_model", "fetch", "cache_dir", "load_cached", "loaded_models", "check_output",
            "inside_package"]
@@ -76,7 +77,7 @@ def cache_dir() -> Path:
 def fetch(url: str, sha256: str | None, *, fname: str | None = None) -> Path:
     """Download ``url`` once into the cache, verifying its pinned sha256."""
     if not sha256:
-        raise ValueError(
+        raise InputError(
             f"downloading {url} needs its sha256 (pass sha256='...'): xfacies only uses "
             "files pinned by hash"
         )

@@ -35,7 +35,7 @@ Examples
 >>> check_precision("fp16")
 Traceback (most recent call last):
 ...
-ValueError: precision='fp16' is not one of 'float32', 'tf32', 'bfloat16' (float32, the default, is exact; tf32 and bfloat16 are faster on GPUs and round the network's arithmetic)
+xfacies.errors.InputError: precision='fp16' is not one of 'float32', 'tf32', 'bfloat16' (float32, the default, is exact; tf32 and bfloat16 are faster on GPUs and round the network's arithmetic)
 """
 
 from __future__ import annotations
@@ -47,12 +47,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xfacies.errors import InputError
 from xfacies import options
 
 if TYPE_CHECKING:
     from xfacies.model.bundle import Model
 
-__all__ = ["import_keras", "bucket", "shape_polymorphic", "compiled_forward", "compiled_exact",
+__all__ = ["import_keras", "load_keras", "bucket", "shape_polymorphic", "compiled_forward", "compiled_exact",
            "compiled_dense_block", "accelerator_memory", "default_batch_size", "PRECISIONS",
            "DEFAULT_PRECISION", "check_precision", "precision_scope", "dtype_policy", "mode3x3"]
 
@@ -84,15 +85,15 @@ def check_precision(precision: Any, method: str = "dense") -> str:
     >>> check_precision("bfloat16", method="exact")
     Traceback (most recent call last):
     ...
-    ValueError: method='exact' always runs in full float32 (the reference's numbers to 1e-5); got precision='bfloat16': leave precision at 'float32' or use method='dense'
+    xfacies.errors.InputError: method='exact' always runs in full float32 (the reference's numbers to 1e-5); got precision='bfloat16': leave precision at 'float32' or use method='dense'
     """
     if not isinstance(precision, str) or precision not in PRECISIONS:
-        raise ValueError(
+        raise InputError(
             f"precision={precision!r} is not one of {', '.join(map(repr, PRECISIONS))} (float32, the "
             "default, is exact; tf32 and bfloat16 are faster on GPUs and round the network's "
             "arithmetic)")
     if method == "exact" and precision != "float32":
-        raise ValueError(
+        raise InputError(
             f"method='exact' always runs in full float32 (the reference's numbers to 1e-5); got "
             f"precision={precision!r}: leave precision at 'float32' or use method='dense'")
     return precision
@@ -191,6 +192,27 @@ def _scoped(fn: Callable[..., Any], precision: str) -> Callable[..., Any]:
             return fn(*args)
 
     return call
+
+
+def load_keras() -> Any:
+    """Keras for building and fitting models: :func:`import_keras` with TensorFlow's C++ and
+    Python logs quiet (``TF_CPP_MIN_LOG_LEVEL=2`` unless set, the ``tensorflow`` logger at ERROR).
+
+    Examples
+    --------
+    >>> keras = load_keras()                                   # doctest: +SKIP
+    >>> keras.ops.convert_to_numpy(keras.ops.add(1.0, 1.0))    # doctest: +SKIP
+    array(2., dtype=float32)
+    """
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    keras = import_keras()
+    if keras.backend.backend() == "tensorflow":
+        import logging
+
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    return keras
 
 
 def import_keras() -> Any:

@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from xfacies.errors import InputError
+
 __all__ = ["UNetConfig", "unet"]
 
 
@@ -67,17 +69,17 @@ class UNetConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "aspp_rates", tuple(int(r) for r in self.aspp_rates))
         if self.n_features < 1 or self.n_classes < 2 or self.base_filters < 1:
-            raise ValueError("n_features and base_filters must be >= 1 and n_classes >= 2")
+            raise InputError("n_features and base_filters must be >= 1 and n_classes >= 2")
         if self.downsample not in (1, 2, 4):
-            raise ValueError(f"downsample must be 1, 2 or 4, got {self.downsample}")
+            raise InputError(f"downsample must be 1, 2 or 4, got {self.downsample}")
         if not 1 <= self.depth <= 6:
-            raise ValueError(f"depth must be 1..6 pooling steps, got {self.depth}")
+            raise InputError(f"depth must be 1..6 pooling steps, got {self.depth}")
         if self.tile % self.pool or self.tile < 2 * self.pool:
-            raise ValueError(f"tile={self.tile} must be a multiple of 2**depth = {self.pool} (and >= {2 * self.pool})")
+            raise InputError(f"tile={self.tile} must be a multiple of 2**depth = {self.pool} (and >= {2 * self.pool})")
         if not 0 <= self.overlap <= self.tile // 2:
-            raise ValueError(f"overlap={self.overlap} must be between 0 and tile / 2 = {self.tile // 2}")
+            raise InputError(f"overlap={self.overlap} must be between 0 and tile / 2 = {self.tile // 2}")
         if any(r < 1 for r in self.aspp_rates) or not 0 <= self.dropout < 1:
-            raise ValueError("aspp_rates must be positive and dropout in [0, 1)")
+            raise InputError("aspp_rates must be positive and dropout in [0, 1)")
 
     @property
     def pool(self) -> int:
@@ -179,9 +181,9 @@ def unet(config: UNetConfig, dense: bool = True, fused: bool = False, dtype_poli
     form.  ``dtype_policy`` (e.g. ``"mixed_bfloat16"``) applies to the hidden layers; the
     classifier and its softmax stay float32.
     """
-    from xfacies.model.architecture import _keras
+    from xfacies.model.runtime import load_keras
 
-    keras = _keras()
+    keras = load_keras()
     L = keras.layers
     c = config
     dt = {} if dtype_policy is None else {"dtype": dtype_policy}

@@ -29,8 +29,9 @@ import numpy as np
 import xarray as xr
 
 from xfacies import spatial
+from xfacies.outlines import as_outlines, glacier_index
 from xfacies.catalog import CLASSES, NODATA, map_classes
-from xfacies.errors import InputWarning
+from xfacies.errors import GridError, InputError, InputWarning
 from xfacies.validation import require_unique_times
 
 __all__ = ["fractions", "aar_proxy", "CLOUD", "REFROZEN"]
@@ -54,19 +55,19 @@ def _block_counts(cls: np.ndarray, idx: np.ndarray, n_glaciers: int, n_classes: 
     out = np.zeros((cls.shape[0], 1, 1, nb), dtype=np.int64)
     if cls.size == 0:
         return out
-    c = _class_codes(cls, n_classes).astype(np.int64, copy=False)
+    c = class_codes(cls, n_classes).astype(np.int64, copy=False)
     bad = (c < NODATA) | (c >= n_classes)
     if bad.any():
-        raise ValueError(
+        raise InputError(
             f"class map holds values outside its classes {sorted(set(np.unique(c[bad]).tolist()))[:10]}; "
             f"valid values are {NODATA} (nodata) and 0..{n_classes - 1} (its flag_values, or the catalogue's "
             "for a map without them)"
         )
     g = idx.astype(np.int64, copy=False)
     if g.size and (g.min() < 0 or g.max() > n_glaciers):
-        raise ValueError(
+        raise InputError(
             f"glacier index holds values outside 0..{n_glaciers}; pass the index made by "
-            "xfacies.sources.outlines.rasterize together with its attrs['glacier_ids']"
+            "xfacies.outlines.rasterize together with its attrs['glacier_ids']"
         )
     base = (g * nbin + 1)[None]  # (1, y, x)
     codes = (base + c).reshape(c.shape[0], -1)
@@ -75,7 +76,7 @@ def _block_counts(cls: np.ndarray, idx: np.ndarray, n_glaciers: int, n_classes: 
     return out
 
 
-def _class_codes(cls: np.ndarray, n_classes: int = _NCLS) -> np.ndarray:
+def class_codes(cls: np.ndarray, n_classes: int = _NCLS) -> np.ndarray:
     """Class codes of a block: a float map's NaN becomes NODATA; float values that are not
     whole numbers (1.5, inf) are refused rather than truncated into another class."""
     if cls.dtype == bool:
@@ -90,7 +91,7 @@ def _class_codes(cls: np.ndarray, n_classes: int = _NCLS) -> np.ndarray:
         bad = ~nan & ~(np.isfinite(cls) & (cls == np.round(cls)))
     if bad.any():
         vals = sorted(set(cls[bad].tolist()))
-        raise ValueError(
+        raise InputError(
             f"float class map with values that are not class codes {vals[:10]}"
             f"{' ...' if len(vals) > 10 else ''}; valid values are {NODATA} (nodata), NaN (nodata) "
             f"and the class ids 0..{n_classes - 1}. Pass the map from xfacies.classify, or round it "
@@ -99,12 +100,12 @@ def _class_codes(cls: np.ndarray, n_classes: int = _NCLS) -> np.ndarray:
     return np.where(nan, NODATA, cls)
 
 
-def _glacier_index(classes: xr.DataArray, outlines: Any, all_touched: bool) -> xr.DataArray:
-    return spatial.glacier_index(outlines, classes.isel({d: 0 for d in classes.dims[:-2]}, drop=True),
+def glacier_index_like(classes: xr.DataArray, outlines: Any, all_touched: bool) -> xr.DataArray:
+    return glacier_index(outlines, classes.isel({d: 0 for d in classes.dims[:-2]}, drop=True),
                                  all_touched=all_touched)
 
 
-def _with_time(classes: xr.DataArray) -> tuple[xr.DataArray, bool]:
+def with_time(classes: xr.DataArray) -> tuple[xr.DataArray, bool]:
     """A (time, y, x) view of a (y, x) or (time, y, x) class map, and whether time was added.
 
     A 2-D map with a scalar ``time`` coordinate gets a length-1 ``time``; without one a
@@ -115,7 +116,7 @@ def _with_time(classes: xr.DataArray) -> tuple[xr.DataArray, bool]:
             return classes.expand_dims("time"), False
         return classes.expand_dims("__t"), True
     if classes.ndim != 3:
-        raise ValueError(f"classes must be (y, x) or (time, y, x); got dims {classes.dims}")
+        raise InputError(f"classes must be (y, x) or (time, y, x); got dims {classes.dims}")
     return classes, False
 
 
@@ -135,11 +136,11 @@ def fractions(
         A float map is accepted with NaN read as nodata.
     outlines
         Glacier outlines (GeoDataFrame or path, see
-        :func:`xfacies.sources.outlines.read_outlines`), or a glacier index made by
-        :func:`xfacies.sources.outlines.rasterize` on the same grid (reuse it for many
+        :func:`xfacies.outlines.read_outlines`), or a glacier index made by
+        :func:`xfacies.outlines.rasterize` on the same grid (reuse it for many
         maps).
     all_touched
-        Passed to :func:`~xfacies.sources.outlines.rasterize` when outlines are given.
+        Passed to :func:`~xfacies.outlines.rasterize` when outlines are given.
 
     Returns
     -------
@@ -166,7 +167,7 @@ def fractions(
     ------
     ValueError
         Map and index on different grids, outlines missing the grid (see
-        :func:`~xfacies.sources.outlines.rasterize`), duplicated dates (two maps of
+        :func:`~xfacies.outlines.rasterize`), duplicated dates (two maps of
         one day would be counted as two observations), or class values outside the
         catalogue (raised when the counts are computed).
 
@@ -194,12 +195,12 @@ def fractions(
             f"classes must be an xarray.DataArray class map, got {type(classes).__name__}; "
             "for a Dataset pass ds['classes']"
         )
-    classes, squeeze_time = _with_time(classes)
+    classes, squeeze_time = with_time(classes)
     tdim = classes.dims[0]
     require_unique_times(classes, "the class map", tdim)
     ydim, xdim = classes.dims[1], classes.dims[2]
 
-    index = _glacier_index(classes, outlines, all_touched)
+    index = glacier_index_like(classes, outlines, all_touched)
     ids = [str(i) for i in index.attrs["glacier_ids"]]
     n_glaciers = len(ids)
     table = map_classes(classes)  # the map's own classes (its model's), else the catalogue
@@ -329,7 +330,7 @@ def _outside_pixels(classes: xr.DataArray, outlines: Any, ids: list[str], pixel_
 
     from shapely.geometry import box
 
-    gdf = spatial.as_outlines(outlines)
+    gdf = as_outlines(outlines)
     crs = spatial.crs_of(classes)
     if crs is not None:
         gdf = gdf.to_crs(crs)
@@ -383,7 +384,7 @@ def _pixel_area(classes: xr.DataArray, xdim: str, ydim: str) -> float:
     try:
         t = spatial.transform(classes)
     except Exception as err:
-        raise ValueError(
+        raise GridError(
             f"cannot work out the pixel size of the class map ({err}); it needs x/y "
             "coordinates in metres"
         ) from None
@@ -397,12 +398,12 @@ _BY_NAME = {c.name: c for c in CLASSES}
 REFROZEN: str = _BY_NAME["refrozen-like"].name
 
 
-def _accumulation_names(accumulation: Sequence[str] | str, include_refrozen: bool) -> tuple[str, ...]:
+def accumulation_names(accumulation: Sequence[str] | str, include_refrozen: bool) -> tuple[str, ...]:
     names = (accumulation,) if isinstance(accumulation, str) else tuple(accumulation)
     if include_refrozen and REFROZEN not in names:
         names = names + (REFROZEN,)
     if not names:
-        raise ValueError("accumulation is empty; give catalogue class names such as ('snow', 'firn')")
+        raise InputError("accumulation is empty; give catalogue class names such as ('snow', 'firn')")
     return names
 
 
@@ -449,15 +450,15 @@ def aar_proxy(
     """
     da = frac["fraction"] if isinstance(frac, xr.Dataset) else frac
     if "class" not in da.dims:
-        raise ValueError(
+        raise InputError(
             f"expected fractions with a 'class' dimension (from xfacies.products.fractions); "
             f"got dims {da.dims}"
         )
-    accumulation = _accumulation_names(accumulation, include_refrozen)
+    accumulation = accumulation_names(accumulation, include_refrozen)
     available = [str(c) for c in da["class"].values]
     missing = [a for a in accumulation if a not in available]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"accumulation classes {missing} are not in the fractions; available: {available}"
         )
     out = da.sel({"class": list(accumulation)}).sum("class", skipna=False)

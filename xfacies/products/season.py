@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from xfacies.errors import InputWarning
+from xfacies.errors import InputError, InputWarning
 from xfacies.validation import require_unique_times
 
 __all__ = ["end_of_season"]
@@ -25,7 +25,7 @@ def _parse_md(s: str) -> int:
         m, d = (int(p) for p in str(s).split("-"))
         pd.Timestamp(year=2000, month=m, day=d)  # validates (leap year allows 02-29)
     except Exception:
-        raise ValueError(f"window bounds must be 'MM-DD' strings, got {s!r}") from None
+        raise InputError(f"window bounds must be 'MM-DD' strings, got {s!r}") from None
     return m * 100 + d
 
 
@@ -116,17 +116,17 @@ def end_of_season(
     (0.4, '2021-09-10')
     """
     if stat not in ("min", "max", "last"):
-        raise ValueError(f"stat must be 'min', 'max' or 'last', got {stat!r}")
+        raise InputError(f"stat must be 'min', 'max' or 'last', got {stat!r}")
     if not 1 <= int(hydrological_year_start_month) <= 12:
-        raise ValueError(f"hydrological_year_start_month must be 1-12, got {hydrological_year_start_month}")
+        raise InputError(f"hydrological_year_start_month must be 1-12, got {hydrological_year_start_month}")
     if not isinstance(values, xr.DataArray) or set(values.dims) != {"time", "glacier"}:
-        raise ValueError(
+        raise InputError(
             "values must be a (time, glacier) DataArray, e.g. aar_proxy(fractions(...)); got "
             f"{getattr(values, 'dims', type(values).__name__)}"
         )
     require_unique_times(values, "values")
     if not pd.api.types.is_datetime64_any_dtype(values["time"].dtype) and values.sizes["time"]:
-        raise ValueError(
+        raise InputError(
             f"values' time coordinate must hold dates (datetime64), got {values['time'].dtype} "
             f"({values['time'].values[:3].tolist()} ...); convert it, e.g. "
             "values.assign_coords(time=pd.to_datetime(values.time.values))"
@@ -137,12 +137,12 @@ def end_of_season(
     df["glacier"] = df["glacier"].astype(str)
     if coverage is not None:
         if not isinstance(coverage, xr.DataArray) or set(coverage.dims) != {"time", "glacier"}:
-            raise ValueError("coverage must be a (time, glacier) DataArray like fractions(...)['coverage']")
+            raise InputError("coverage must be a (time, glacier) DataArray like fractions(...)['coverage']")
         require_unique_times(coverage, "coverage")
         vg = {str(g) for g in values["glacier"].values}
         cg = {str(g) for g in coverage["glacier"].values}
         if vg and not vg & cg:
-            raise ValueError(
+            raise InputError(
                 f"coverage has none of the glaciers of values (coverage: {sorted(cg)[:10]}, values: "
                 f"{sorted(vg)[:10]}); pass the coverage of the same fractions, e.g. "
                 "frac['coverage'] with aar_proxy(frac)"
@@ -179,19 +179,19 @@ def end_of_season(
     else:
         need = {"glacier", "year", "begin", "end"}
         if not isinstance(periods, pd.DataFrame) or not need <= set(periods.columns):
-            raise ValueError(
+            raise InputError(
                 f"periods must be a DataFrame with columns {sorted(need)} (see "
                 "xfacies.massbalance.wgms.periods_for)"
             )
         if max_days_before_end is not None and (not isinstance(max_days_before_end, (int, np.integer))
                                                 or max_days_before_end < 0):
-            raise ValueError(f"max_days_before_end must be a whole number of days >= 0 or None, got "
+            raise InputError(f"max_days_before_end must be a whole number of days >= 0 or None, got "
                              f"{max_days_before_end!r}")
         p = periods[list(need) + (["fallback"] if "fallback" in periods.columns else [])].copy()
         p["glacier"] = p["glacier"].astype(str)
         unknown = sorted(set(p["glacier"]) - set(df["glacier"]))
         if unknown and not (set(p["glacier"]) & set(df["glacier"])):
-            raise ValueError(
+            raise InputError(
                 f"none of the glaciers in periods {unknown[:10]} is in values "
                 f"{sorted(set(df['glacier']))[:10]}; use the same glacier ids"
             )

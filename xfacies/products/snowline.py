@@ -13,10 +13,11 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from xfacies.errors import InputError
 from xfacies import spatial
 from xfacies.catalog import map_classes
 from xfacies.products.fractions import (
-    REFROZEN, _accumulation_names, _class_codes, _glacier_index, _with_time,
+    REFROZEN, accumulation_names, class_codes, glacier_index_like, with_time,
 )
 
 __all__ = ["snowline_altitude"]
@@ -30,10 +31,10 @@ def _class_ids(names: Sequence[str], classes: xr.DataArray | None = None) -> lis
     by_name = {name: i for i, name, _ in map_classes(classes)}
     unknown = [n for n in names if n not in by_name]
     if unknown:
-        raise ValueError(f"unknown class name(s) {unknown}; the class map's classes are {list(by_name)}")
+        raise InputError(f"unknown class name(s) {unknown}; the class map's classes are {list(by_name)}")
     bad = [n for n in names if n in ("shadow", "cloud")]
     if bad:
-        raise ValueError(
+        raise InputError(
             f"{bad} cannot be accumulation or ablation classes: shadow and cloud are not "
             "observed surface"
         )
@@ -78,7 +79,7 @@ def _bands_stat(cls: np.ndarray, z: np.ndarray, inside: np.ndarray, acc: np.ndar
     lo = np.floor(np.nanmin(z[ok]) / band_width) * band_width
     hi = (np.floor(np.nanmax(z[ok]) / band_width) + 1) * band_width
     if (hi - lo) / band_width > _MAX_BANDS:
-        raise ValueError(
+        raise InputError(
             f"band_width={band_width:g} m cuts the glacier's {np.nanmax(z[ok]) - np.nanmin(z[ok]):g} m of "
             f"elevation into more than {_MAX_BANDS:,} bands; use bands of metres (the default is 20) "
             "or check that the DEM is in metres"
@@ -165,7 +166,7 @@ def snowline_altitude(
         Elevation (m) ``(y, x)`` on the same grid.
     outlines
         Glacier outlines (GeoDataFrame or path) or a glacier index from
-        :func:`xfacies.sources.outlines.rasterize` on the same grid.
+        :func:`xfacies.outlines.rasterize` on the same grid.
     accumulation, include_refrozen
         Accumulation classes, as in :func:`aar_proxy`.
     ablation
@@ -180,7 +181,7 @@ def snowline_altitude(
     min_pixels
         Minimum number of boundary edges / observed pixels for a value.
     all_touched
-        Passed to :func:`~xfacies.sources.outlines.rasterize` when outlines are given.
+        Passed to :func:`~xfacies.outlines.rasterize` when outlines are given.
 
     Returns
     -------
@@ -213,12 +214,12 @@ def snowline_altitude(
     3025.0
     """
     if method not in ("boundary", "bands"):
-        raise ValueError(f"method must be 'boundary' or 'bands', got {method!r}")
+        raise InputError(f"method must be 'boundary' or 'bands', got {method!r}")
     if not (np.isfinite(band_width) and band_width > 0):
-        raise ValueError(f"band_width must be a positive number of metres, got {band_width}")
+        raise InputError(f"band_width must be a positive number of metres, got {band_width}")
     if not isinstance(classes, xr.DataArray) or not isinstance(dem, xr.DataArray):
         raise TypeError("classes and dem must be xarray.DataArrays")
-    names = _accumulation_names(accumulation, include_refrozen)
+    names = accumulation_names(accumulation, include_refrozen)
     acc = np.array(_class_ids(names, classes))
     if ablation is None:
         ablation = ("ice",) + (() if REFROZEN in names else (REFROZEN,))
@@ -226,18 +227,18 @@ def snowline_altitude(
     abl = np.array(_class_ids(ablation, classes))
     both = sorted(set(names) & set(ablation))
     if both:
-        raise ValueError(f"classes {both} are both accumulation and ablation; choose one")
+        raise InputError(f"classes {both} are both accumulation and ablation; choose one")
 
-    classes, squeeze_time = _with_time(classes)
+    classes, squeeze_time = with_time(classes)
     tdim, ydim, xdim = classes.dims
     if dem.ndim != 2 or set(dem.dims) != {ydim, xdim}:
-        raise ValueError(
+        raise InputError(
             f"dem must be 2-D on the class map's spatial dims ({ydim}, {xdim}); got dims {dem.dims}"
         )
     dem = dem.transpose(ydim, xdim)
     spatial.check_same_grid(dem, classes, "the DEM", like_name="the class map")
 
-    index = _glacier_index(classes, outlines, all_touched)
+    index = glacier_index_like(classes, outlines, all_touched)
     ids = [str(i) for i in index.attrs["glacier_ids"]]
     idx_np = np.asarray(index.values)
     nt = classes.sizes[tdim]
@@ -247,7 +248,7 @@ def snowline_altitude(
         if win is None:
             continue
         ys, xs = win
-        cw = _class_codes(np.asarray(classes.isel({ydim: ys, xdim: xs}).values))
+        cw = class_codes(np.asarray(classes.isel({ydim: ys, xdim: xs}).values))
         cw = cw.astype(np.int16)
         zw = np.asarray(dem.isel({ydim: ys, xdim: xs}).values, dtype=np.float64)
         inside = idx_np[ys, xs] == k + 1

@@ -7,7 +7,7 @@ module             concern
 ``stac``           lazy reflectance cubes from STAC APIs (:func:`open_stac`)
 ``rasters``        lazy reflectance cubes from your own files (:func:`open_rasters`)
 ``dem``            DEMs on the working grid (:func:`open_dem`)
-``outlines``       glacier outlines: reading, rasterising, cropping, from a mask
+``outlines``       moved to :mod:`xfacies.outlines` (an alias for one release)
 ``stac_server``    a local STAC API (``rustac``) over your own COGs, items built with pystac
 =================  ==========================================================
 

@@ -18,13 +18,12 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 
-from xfacies import spatial
 from xfacies.errors import InputWarning
-from xfacies.spatial import DEFAULT_BUFFER
+from xfacies.outlines import DEFAULT_BUFFER, geobox_around
 
 from xfacies.sources.sensors import PROVIDERS, CollectionSpec
 from xfacies.sources.stac import (
-    DEFAULT_CHUNKS, SigningDriver, _area, _lonlat_bbox, _resolve_catalog, _search,
+    DEFAULT_CHUNKS, SigningDriver, area_of, lonlat_bbox, resolve_catalog, search_items,
 )
 
 __all__ = ["open_dem", "reproject_dem", "crop_to", "WARP_WINDOW"]
@@ -84,9 +83,9 @@ def open_dem(
     """
     import odc.geo.xr  # noqa: F401
 
-    geom, gbox = _area(like)
+    geom, gbox = area_of(like)
     if gbox is None:  # outlines or a geometry: the working grid around them
-        gbox = spatial.geobox_around(geom, resolution=resolution, crs=crs, buffer=buffer)
+        gbox = geobox_around(geom, resolution=resolution, crs=crs, buffer=buffer)
     ch = {k: v for k, v in {**DEFAULT_CHUNKS, **(chunks or {})}.items() if k in ("y", "x")}
     src = str(source)
     is_table = src in {k for p in PROVIDERS.values() for k, v in p.collections.items() if v.sensor == "dem"} \
@@ -98,12 +97,12 @@ def open_dem(
                 "existing file")
 
         dem = rioxarray.open_rasterio(src, chunks=ch, masked=True).squeeze("band", drop=True)
-        _warn_if_coarse(dem.odc.geobox, gbox, src)
+        warn_if_coarse(dem.odc.geobox, gbox, src)
         out = reproject_dem(dem, gbox, resampling=resampling).rename("elevation")
     else:
         cols = {src: collections[src]} if collections and src in collections else [src]
-        cat = _resolve_catalog(catalog, provider, ("dem",), cols, signer, kinds=("dem",))
-        items = _search(cat, _lonlat_bbox(None, gbox), None, None)
+        cat = resolve_catalog(catalog, provider, ("dem",), cols, signer, kinds=("dem",))
+        items = search_items(cat, lonlat_bbox(None, gbox), None, None)
         spec = cat.specs[src]
         import odc.stac
 
@@ -163,7 +162,7 @@ def _metres(gbox: Any) -> float:
     return max(rx * 111_320.0 * np.cos(np.radians(lat)), ry * 111_320.0)
 
 
-def _warn_if_coarse(src: Any, dst: Any, what: str, factor: float = 4.0) -> None:
+def warn_if_coarse(src: Any, dst: Any, what: str, factor: float = 4.0) -> None:
     if src is None:
         return
     s, d = _metres(src), _metres(dst)

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xfacies.errors import GridError, InputError
 from xfacies.catalog import OPTICAL_FEATURES
 from xfacies.validation import REFLECTANCE_RANGE
 
@@ -99,27 +100,28 @@ def scene_quality(cube: xr.DataArray, outlines: Any = None, *, saturation: float
     (0.75, 0.333, 0.0)
     """
     from xfacies import spatial
+    from xfacies.outlines import glacier_mask
 
     if not isinstance(cube, xr.DataArray) or not {"time", "band"} <= set(cube.dims):
-        raise ValueError("scene_quality needs a reflectance DataArray with 'time' and 'band' dimensions, e.g. "
+        raise InputError("scene_quality needs a reflectance DataArray with 'time' and 'band' dimensions, e.g. "
                          "the cube of xfacies.open_stac")
     optical = [b for b in cube["band"].values.tolist() if b in OPTICAL_FEATURES]
     if not optical:
-        raise ValueError(f"the cube has no optical band (bands {cube['band'].values.tolist()}); name them as in "
+        raise InputError(f"the cube has no optical band (bands {cube['band'].values.tolist()}); name them as in "
                          f"xfacies.catalog.OPTICAL_FEATURES: {list(OPTICAL_FEATURES)}")
     refl = cube.sel(band=optical)
     ydim, xdim = spatial.spatial_dims(refl)
-    mask = spatial.glacier_mask(outlines, refl.isel(time=0, band=0, drop=True)) if outlines is not None else None
+    mask = glacier_mask(outlines, refl.isel(time=0, band=0, drop=True)) if outlines is not None else None
     if mask is not None:
         # once, here, without the cluster: the same lazy mask is part of the classification's graph,
         # and a key sent to the scheduler twice with different task specs can deadlock it
         mask = mask.drop_vars([c for c in mask.coords if c not in mask.dims]).compute(scheduler="synchronous")
         if not bool(mask.any()):
-            raise ValueError("the outlines do not cover any pixel of the cube: check their CRS and the area "
+            raise GridError("the outlines do not cover any pixel of the cube: check their CRS and the area "
                              "searched")
     lo, hi = plausible
     if isinstance(margin, bool) or not isinstance(margin, (int, np.integer)) or margin < 0:
-        raise ValueError(f"margin must be a whole number of pixels >= 0 (the model's receptive-field radius), "
+        raise InputError(f"margin must be a whole number of pixels >= 0 (the model's receptive-field radius), "
                          f"got {margin!r}")
     refl = refl.transpose("time", "band", ydim, xdim)
     if mask is None:
@@ -223,7 +225,7 @@ def rejected_scenes(quality: xr.Dataset, *, min_valid: float = 0.3, max_saturate
     for name, v in (("min_valid", min_valid), ("max_saturated", max_saturated),
                     ("max_implausible", max_implausible)):
         if not 0 <= v <= 1:
-            raise ValueError(f"{name} must be a share within 0..1, got {v!r}")
+            raise InputError(f"{name} must be a share within 0..1, got {v!r}")
     q = quality.compute()
     out: dict[pd.Timestamp, str] = {}
     for i, t in enumerate(pd.DatetimeIndex(q["time"].values)):

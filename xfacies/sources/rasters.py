@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xfacies.errors import GridError, InputError
 from xfacies.validation import require_unique_times
 
 __all__ = ["open_rasters", "DATE_PATTERN", "RASTER_SUFFIXES"]
@@ -61,7 +62,7 @@ def _list(paths: Any) -> list[Path]:
         return [p]
     files = [Path(f) for f in paths]
     if not files:
-        raise ValueError("paths is empty; give a folder, a glob such as 'crops/*.tif' or a list of files")
+        raise InputError("paths is empty; give a folder, a glob such as 'crops/*.tif' or a list of files")
     missing = [str(f) for f in files if not f.exists()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} file(s) do not exist: {missing[:5]}")
@@ -84,7 +85,7 @@ def _date_from_name(path: Path, time: str | Callable[[Path], Any] | None) -> pd.
     try:
         return pd.Timestamp(text)
     except ValueError:
-        raise ValueError(f"{path.name}: {text!r} (matched by {pattern!r}) is not a date") from None
+        raise InputError(f"{path.name}: {text!r} (matched by {pattern!r}) is not a date") from None
 
 
 def _date_from_tags(tags: Mapping[str, str]) -> pd.Timestamp | None:
@@ -110,10 +111,10 @@ def _open_one(path: Path, chunks: Any) -> tuple[xr.DataArray, Mapping[str, str]]
             src.read(window=Window(src.width - 1, src.height - 1, 1, 1))
         da = rioxarray.open_rasterio(path, chunks=chunks, masked=False, lock=False)
     except rasterio.errors.RasterioError as err:
-        raise ValueError(f"{path} cannot be read as a raster ({err}); the file is damaged, truncated or not "
+        raise InputError(f"{path} cannot be read as a raster ({err}); the file is damaged, truncated or not "
                          "a raster GDAL reads") from None
     if da.rio.crs is None:
-        raise ValueError(f"{path} has no CRS; set one, e.g. gdal_edit.py -a_srs EPSG:32632 {path.name}")
+        raise GridError(f"{path} has no CRS; set one, e.g. gdal_edit.py -a_srs EPSG:32632 {path.name}")
     return da, tags
 
 
@@ -196,7 +197,7 @@ def open_rasters(
     else:
         names, tokens = [str(b) for b in bands], None
     if not names or len(set(names)) != len(names):
-        raise ValueError(f"bands must be distinct names, got {list(names)}")
+        raise InputError(f"bands must be distinct names, got {list(names)}")
     extra = [float(v) for v in np.atleast_1d(nodata)] if nodata is not None else []
 
     # ---- group files into dates (and bands)
@@ -209,7 +210,7 @@ def open_rasters(
         if when is None:
             how = "a date in its name (e.g. 2021-08-15 or 20210815) or in its tags" if time is None else \
                 f"a match of time={time!r} in its name"
-            raise ValueError(f"{f}: found no date: it needs {how}; or pass time= (a regex or a callable)")
+            raise InputError(f"{f}: found no date: it needs {how}; or pass time= (a regex or a callable)")
         when = pd.Timestamp(when)
         if when.tz is not None:
             when = when.tz_convert("UTC").tz_localize(None)
@@ -217,23 +218,23 @@ def open_rasters(
         own = da.rio.nodata
         if tokens is None:
             if da.sizes["band"] != len(names):
-                raise ValueError(f"{f} has {da.sizes['band']} band(s) but bands names {len(names)}: {names}; give "
+                raise InputError(f"{f} has {da.sizes['band']} band(s) but bands names {len(names)}: {names}; give "
                                  "one name per band of the file, in file order")
             if "*" in slot:
-                raise ValueError(f"two files of {when.date()}: {slot['*'][0].name} and {f.name}; mosaic them first "
+                raise InputError(f"two files of {when.date()}: {slot['*'][0].name} and {f.name}; mosaic them first "
                                  "(e.g. gdalbuildvrt) or keep one")
             slot["*"] = (f, da.assign_coords(band=names), own)
         else:
             hit = [n for n, tok in zip(names, tokens) if re.search(rf"(?<![0-9A-Za-z]){re.escape(tok)}(?![0-9A-Za-z])",
                                                                    f.stem)]
             if len(hit) != 1:
-                raise ValueError(f"{f.name} names {'none' if not hit else 'several'} of the band tokens "
+                raise InputError(f"{f.name} names {'none' if not hit else 'several'} of the band tokens "
                                  f"{dict(zip(names, tokens))}; each single-band file must name exactly one")
             if da.sizes["band"] != 1:
-                raise ValueError(f"{f} has {da.sizes['band']} bands; with bands given as {{name: token}} each file "
+                raise InputError(f"{f} has {da.sizes['band']} bands; with bands given as {{name: token}} each file "
                                  "holds one band (give a list of names for multi-band files)")
             if hit[0] in slot:
-                raise ValueError(f"two files of {when.date()} for band {hit[0]!r}: {slot[hit[0]][0].name} and {f.name}")
+                raise InputError(f"two files of {when.date()} for band {hit[0]!r}: {slot[hit[0]][0].name} and {f.name}")
             slot[hit[0]] = (f, da.assign_coords(band=[hit[0]]), own)
 
     # ---- one grid
@@ -250,7 +251,7 @@ def open_rasters(
         if tokens is not None:
             missing = [n for n in names if n not in slot]
             if missing:
-                raise ValueError(f"{when.date()} has no file for band(s) {missing} (tokens "
+                raise InputError(f"{when.date()} has no file for band(s) {missing} (tokens "
                                  f"{[bands[n] for n in missing]}); every date needs every band")
             parts = [slot[n] for n in names]
         else:

@@ -62,6 +62,8 @@ import xarray as xr
 import rioxarray  # noqa: F401  (registers .rio)
 
 from xfacies import spatial
+from xfacies.errors import GridError, InputError, MissingAssetError, RequesterPaysError
+from xfacies.outlines import geobox_around
 from xfacies.catalog import OPTICAL_FEATURES
 from xfacies.sources.retry import http_retry, retrying
 from xfacies.sources.retry import settings as retry_settings
@@ -90,17 +92,6 @@ DEFAULT_CHUNKS: dict[str, int] = {"time": 1, "y": 2048, "x": 2048}
 
 _PER_TIME = ("platform", "instrument", "collection", "item_ids", "sun_azimuth",
              "sun_elevation", "cloud_cover")
-
-
-class MissingAssetError(KeyError):
-    """A STAC item lacks an asset that the collection table needs."""
-
-    def __str__(self) -> str:  # KeyError would print the repr of the message
-        return str(self.args[0]) if self.args else ""
-
-
-class RequesterPaysError(PermissionError):
-    """Assets are in a requester-pays bucket and no AWS credentials are configured."""
 
 
 # --------------------------------------------------------------------------- signing
@@ -194,7 +185,7 @@ class SigningDriver:
         return self._rio.finalise_load(load_state)
 
     def capture_env(self) -> dict[str, Any]:
-        from odc.loader._rio import get_rio_env
+        import rasterio.env
 
         env = self._rio.capture_env()
         # GDAL retries HTTP 429/5xx of remote assets itself (and remembers a failed URL for the rest of
@@ -202,7 +193,7 @@ class SigningDriver:
         # unless the rasterio environment sets its own.  A stalled server ends as a timeout.
         ours = {"GDAL_HTTP_MAX_RETRY": str(self.retries), "GDAL_HTTP_RETRY_DELAY": f"{self.wait:g}",
                 **GDAL_TIMEOUTS}
-        user = get_rio_env(sanitize=False)
+        user = rasterio.env.getenv() if rasterio.env.hasenv() else {}  # what the user's rasterio.Env sets
         env.update({k: v for k, v in ours.items() if k not in user})
         return env
 
@@ -248,7 +239,7 @@ def _how_to_supply() -> str:
             "mask=(xfacies.sources.sensors.S2_SCL_MASK,))} (see xfacies.sources.sensors)")
 
 
-def _resolve_catalog(catalog: str, provider: str | None, sensors: Sequence[str],
+def resolve_catalog(catalog: str, provider: str | None, sensors: Sequence[str],
                      collections: Mapping[str, CollectionSpec] | Sequence[str] | None,
                      signer: Callable[[str], str] | None, kinds: Sequence[str] | None = None) -> _Catalog:
     if isinstance(sensors, str):
@@ -256,25 +247,25 @@ def _resolve_catalog(catalog: str, provider: str | None, sensors: Sequence[str],
     kinds = tuple(kinds) if kinds is not None else tuple(sensors)
     unknown_sensors = [s for s in kinds if s not in SENSORS + ("dem",)]
     if unknown_sensors:
-        raise ValueError(f"unknown sensor(s) {unknown_sensors}; use any of {list(SENSORS)}")
+        raise InputError(f"unknown sensor(s) {unknown_sensors}; use any of {list(SENSORS)}")
     if catalog in PROVIDERS:
         prov: Provider | None = PROVIDERS[catalog]
         url = prov.url
     else:
         url = catalog
         if provider is not None and provider not in PROVIDERS:
-            raise ValueError(f"unknown provider {provider!r}; known providers: {sorted(PROVIDERS)} "
+            raise InputError(f"unknown provider {provider!r}; known providers: {sorted(PROVIDERS)} "
                              "(or pass your own collections= table)")
         prov = PROVIDERS[provider] if provider else None
         if prov is None:
             prov = next((p for p in PROVIDERS.values() if url.rstrip("/") == p.url), None)
     if "://" not in url:
-        raise ValueError(f"catalog={catalog!r} is neither a known provider ({sorted(PROVIDERS)}) "
+        raise InputError(f"catalog={catalog!r} is neither a known provider ({sorted(PROVIDERS)}) "
                          "nor a STAC API URL")
     known = dict(prov.collections) if prov else {}
     if collections is None:
         if prov is None:
-            raise ValueError(
+            raise InputError(
                 f"xfacies has no collection table for the STAC API {url}; pass provider="
                 f"{sorted(PROVIDERS)} if it follows one of those conventions, or " + _how_to_supply())
         specs = {k: v for k, v in known.items() if v.sensor in kinds}
@@ -292,7 +283,7 @@ def _resolve_catalog(catalog: str, provider: str | None, sensors: Sequence[str],
                 raise _unknown_collection(k, prov, known)
             specs[k] = known[k]
     if not specs:
-        raise ValueError(f"no collection of sensors {list(kinds)} in the table of "
+        raise InputError(f"no collection of sensors {list(kinds)} in the table of "
                          f"{prov.name if prov else url}; known: {sorted(known)}")
     sign = signer if signer is not None else _default_signer(prov.signing if prov else None)
     return _Catalog(url, prov, specs, sign)
@@ -309,7 +300,7 @@ def _unknown_collection(name: str, prov: Provider | None, known: Mapping[str, An
 
 
 # --------------------------------------------------------------------------- area and grid
-def _area(where: Any) -> tuple[Any, Any]:
+def area_of(where: Any) -> tuple[Any, Any]:
     """``where`` -> (odc Geometry or None, GeoBox or None)."""
     from odc.geo.geobox import GeoBox
     from odc.geo.geom import Geometry, box
@@ -320,7 +311,7 @@ def _area(where: Any) -> tuple[Any, Any]:
         try:
             return None, spatial.geobox(where)
         except ValueError as err:
-            raise ValueError(f"the xarray object given as `where` has no usable grid ({err}); "
+            raise GridError(f"the xarray object given as `where` has no usable grid ({err}); "
                              "or pass outlines, a geometry or a bbox") from None
     if isinstance(where, (str, os.PathLike)):
         import geopandas as gpd
@@ -330,9 +321,9 @@ def _area(where: Any) -> tuple[Any, Any]:
         return where, None
     if hasattr(where, "geometry") and hasattr(where, "crs"):  # GeoDataFrame / GeoSeries
         if len(where) == 0:
-            raise ValueError("the outlines given as `where` are empty")
+            raise InputError("the outlines given as `where` are empty")
         if where.crs is None:
-            raise ValueError("the outlines given as `where` have no CRS; set one with .set_crs(...)")
+            raise GridError("the outlines given as `where` have no CRS; set one with .set_crs(...)")
         geoms = where.geometry if hasattr(where, "geometry") else where
         return Geometry(geoms.union_all(), crs=where.crs), None
     if isinstance(where, (tuple, list, np.ndarray)) and len(where) == 4:
@@ -351,7 +342,7 @@ def _area(where: Any) -> tuple[Any, Any]:
         f"(lon_min, lat_min, lon_max, lat_max) bbox or an xarray object with a grid; got {type(where).__name__}")
 
 
-def _lonlat_bbox(geom: Any, gbox: Any) -> tuple[float, float, float, float]:
+def lonlat_bbox(geom: Any, gbox: Any) -> tuple[float, float, float, float]:
     g = gbox.extent if gbox is not None else geom
     bb = g.to_crs("EPSG:4326").boundingbox
     return (float(bb.left), float(bb.bottom), float(bb.right), float(bb.top))
@@ -364,13 +355,13 @@ def _target_geobox(geom: Any, gbox: Any, crs: Any, resolution: float, buffer: fl
     if crs is None:
         codes = sorted({_item_crs(it) for it in items} - {None})
         if len(codes) > 1:
-            raise ValueError(
+            raise GridError(
                 f"the items are in different CRSs {codes} and crs=None asks for their native CRS; "
                 "pass a target CRS: crs='utm' (the UTM zone of the area) or crs='EPSG:xxxxx'")
         if not codes:
-            raise ValueError("the items declare no CRS (proj:code / proj:epsg); pass crs='utm' or an EPSG code")
+            raise GridError("the items declare no CRS (proj:code / proj:epsg); pass crs='utm' or an EPSG code")
         crs = codes[0]
-    return spatial.geobox_around(geom, resolution=resolution, crs=crs, buffer=buffer)
+    return geobox_around(geom, resolution=resolution, crs=crs, buffer=buffer)
 
 
 def _item_crs(item: Any) -> str | None:
@@ -435,12 +426,12 @@ def search(
     >>> items = search((10.7, 46.7, 10.9, 46.9), "2022-08", ("sentinel-2",),
     ...                "planetary-computer")                            # doctest: +SKIP
     """
-    cat = _resolve_catalog(catalog, provider, sensors, collections, signer=_no_sign)
-    geom, gbox = _area(where)
-    return _search(cat, _lonlat_bbox(geom, gbox), time, max_cloud)
+    cat = resolve_catalog(catalog, provider, sensors, collections, signer=_no_sign)
+    geom, gbox = area_of(where)
+    return search_items(cat, lonlat_bbox(geom, gbox), time, max_cloud)
 
 
-def _search(cat: _Catalog, bbox: tuple[float, ...], time: Any, max_cloud: float | None) -> list[Any]:
+def search_items(cat: _Catalog, bbox: tuple[float, ...], time: Any, max_cloud: float | None) -> list[Any]:
     client = _client(cat.url)
     names = list(cat.specs)
     kwargs: dict[str, Any] = {"collections": names, "bbox": list(bbox)}
@@ -478,7 +469,7 @@ def _search(cat: _Catalog, bbox: tuple[float, ...], time: Any, max_cloud: float 
         why = "" if not found else (
             f" ({len(found)} item(s) found, dropped: {dropped['cloud']} above max_cloud, "
             f"{dropped['platform']} of platforms without a table, {dropped['collection']} of other collections)")
-        raise ValueError("no STAC items matched the query " + _query_text(cat.url, names, bbox, time, max_cloud)
+        raise InputError("no STAC items matched the query " + _query_text(cat.url, names, bbox, time, max_cloud)
                          + why + "; widen the time range or the area, raise max_cloud, or check the collections")
     kept.sort(key=lambda it: (it.datetime or _dt.datetime.min.replace(tzinfo=_dt.timezone.utc), it.id))
     return kept
@@ -743,9 +734,9 @@ def open_stac(
     ...                          catalog="planetary-computer")              # doctest: +SKIP
     >>> cube.sel(band=list(xfacies.catalog.OPTICAL_FEATURES))               # doctest: +SKIP
     """
-    cat = _resolve_catalog(catalog, provider, sensors, collections, signer)
-    geom, gbox = _area(where)
-    items = _search(cat, _lonlat_bbox(geom, gbox), time, max_cloud)
+    cat = resolve_catalog(catalog, provider, sensors, collections, signer)
+    geom, gbox = area_of(where)
+    items = search_items(cat, lonlat_bbox(geom, gbox), time, max_cloud)
     gbox = _target_geobox(geom, gbox, crs, resolution, buffer, items)
     chunks = {**DEFAULT_CHUNKS, **(chunks or {})}
     lon = float(gbox.extent.centroid.to_crs("EPSG:4326").points[0][0])

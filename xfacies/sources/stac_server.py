@@ -70,6 +70,7 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 from pystac.extensions.view import ViewExtension
 
+from xfacies.errors import GridError, InputError
 from xfacies.catalog import OPTICAL_FEATURES
 from xfacies.sources.sensors import PROVIDERS, SENSORS, UNSUPPORTED, CollectionSpec
 
@@ -122,11 +123,11 @@ def _table(collection: str | CollectionSpec, provider: str) -> CollectionSpec:
     if isinstance(collection, CollectionSpec):
         return collection
     if provider not in PROVIDERS:
-        raise ValueError(f"unknown provider {provider!r}; known providers: {sorted(PROVIDERS)}")
+        raise InputError(f"unknown provider {provider!r}; known providers: {sorted(PROVIDERS)}")
     known = PROVIDERS[provider].collections
     if collection not in known:
         why = UNSUPPORTED.get((provider, collection))
-        raise ValueError(f"xfacies has no table for collection {collection!r} of provider {provider!r}"
+        raise InputError(f"xfacies has no table for collection {collection!r} of provider {provider!r}"
                          + (f" ({why})" if why else "") + f"; known collections: {sorted(known)}, "
                          + _SPEC_FIX)
     return known[collection]
@@ -135,7 +136,7 @@ def _table(collection: str | CollectionSpec, provider: str) -> CollectionSpec:
 def _sensor_table(provider: str, sensor: str) -> CollectionSpec:
     specs = PROVIDERS[provider].for_sensors((sensor,)) if provider in PROVIDERS else {}
     if not specs:
-        raise ValueError(f"provider {provider!r} has no {sensor} table; known providers: {sorted(PROVIDERS)}")
+        raise InputError(f"provider {provider!r} has no {sensor} table; known providers: {sorted(PROVIDERS)}")
     return next(iter(specs.values()))
 
 
@@ -144,7 +145,7 @@ def _asset_key(spec: CollectionSpec, name: str) -> str:
     alias = {**{a: a for a in spec.assets()}, **{m.asset.lower(): m.asset for m in spec.mask},
              **dict(spec.bands)}
     if name not in alias:
-        raise ValueError(f"{name!r} is not an asset of collection {spec.collection!r}: use the cube "
+        raise InputError(f"{name!r} is not an asset of collection {spec.collection!r}: use the cube "
                          f"band names {list(spec.bands)} or the asset keys {list(spec.assets())}")
     return alias[name]
 
@@ -188,7 +189,7 @@ def _epsg(crs: Any, what: str = "") -> str:
 
     code = CRS.from_user_input(crs).to_epsg()
     if code is None:
-        raise ValueError(f"CRS {crs!r}{what} has no EPSG code (STAC proj:code needs one); reproject "
+        raise GridError(f"CRS {crs!r}{what} has no EPSG code (STAC proj:code needs one); reproject "
                          "the data to an EPSG CRS, e.g. `gdalwarp -t_srs EPSG:32632`")
     return f"EPSG:{code}"
 
@@ -355,22 +356,22 @@ def _inspect(path: str, key: str, spec: CollectionSpec) -> dict[str, Any]:
                     "nodata": src.nodata, "shape": (src.height, src.width), "transform": src.transform,
                     "cog": src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"}
     except rasterio.errors.RasterioIOError as e:
-        raise ValueError(f"{where} is not a GeoTIFF that GDAL can read ({e}); {_GDAL_FIX}") from None
+        raise InputError(f"{where} is not a GeoTIFF that GDAL can read ({e}); {_GDAL_FIX}") from None
     rule = next((m for m in spec.mask if m.asset == key), None)
     dtype, nodata = (rule.dtype, rule.nodata) if rule else (spec.dtype, spec.nodata)
     if info["driver"] != "GTiff":
-        raise ValueError(f"{where} is a {info['driver']} file, not a GeoTIFF; {_GDAL_FIX}")
+        raise InputError(f"{where} is a {info['driver']} file, not a GeoTIFF; {_GDAL_FIX}")
     if info["count"] != 1:
-        raise ValueError(f"{where} has {info['count']} bands; each asset of collection {spec.collection!r} "
+        raise InputError(f"{where} has {info['count']} bands; each asset of collection {spec.collection!r} "
                          "is one single-band file (open_stac reads band 1): write one file per band, "
                          "e.g. write_cog(path, array[k], transform, crs)")
     if info["crs"] is None:
-        raise ValueError(f"{where} has no CRS; set one, e.g. `gdal_edit.py -a_srs EPSG:32632 file.tif`")
+        raise GridError(f"{where} has no CRS; set one, e.g. `gdal_edit.py -a_srs EPSG:32632 file.tif`")
     if info["dtype"] != dtype:
-        raise ValueError(f"{where} is {info['dtype']} but collection {spec.collection!r} stores {dtype} "
+        raise InputError(f"{where} is {info['dtype']} but collection {spec.collection!r} stores {dtype} "
                          f"(the provider's DN, scaled when read); convert the file to {dtype} DN " + _SPEC_FIX)
     if info["nodata"] is not None and nodata is not None and info["nodata"] != nodata:
-        raise ValueError(f"{where} declares nodata {info['nodata']:g} but collection {spec.collection!r} "
+        raise InputError(f"{where} declares nodata {info['nodata']:g} but collection {spec.collection!r} "
                          f"uses {nodata:g}; rewrite it with nodata {nodata:g} " + _SPEC_FIX)
     return info
 
@@ -447,28 +448,28 @@ def item_from_files(files: Mapping[str, str | os.PathLike], datetime: Any,
     hrefs: dict[str, str] = {}
     for name, path in files.items():
         if _asset_key(spec, str(name)) in hrefs:
-            raise ValueError(f"asset {_asset_key(spec, str(name))!r} is given twice in files")
+            raise InputError(f"asset {_asset_key(spec, str(name))!r} is given twice in files")
         hrefs[_asset_key(spec, str(name))] = str(path)
     missing = [a for a in spec.assets() if a not in hrefs]
     if missing:
-        raise ValueError(f"collection {spec.collection!r} needs one file per asset {list(spec.assets())}; "
+        raise InputError(f"collection {spec.collection!r} needs one file per asset {list(spec.assets())}; "
                          f"missing {missing} (files may be keyed by cube band names {list(spec.bands)})")
     props: dict[str, Any] = dict(properties or {})
     if platform is not None:
         if spec.platforms and platform.lower() not in spec.platforms:
-            raise ValueError(f"platform {platform!r} is not in the table of {spec.collection!r} (open_stac "
+            raise InputError(f"platform {platform!r} is not in the table of {spec.collection!r} (open_stac "
                              f"would drop the item); use one of {sorted(spec.platforms)}")
         props["platform"] = platform
         if spec.instrument(platform):
             props.setdefault("instruments", [spec.instrument(platform)])
     if spec.baseline_property and spec.baseline_property not in props:
-        raise ValueError(f"collection {spec.collection!r} scales DN by the processing baseline: pass "
+        raise InputError(f"collection {spec.collection!r} scales DN by the processing baseline: pass "
                          f"properties={{{spec.baseline_property!r}: '05.00'}} with your files' baseline "
                          f"(from {spec.baseline_min} on, DN carry an offset of {-spec.baseline_offset_dn:g})")
     info = {k: _inspect(h, k, spec) for k, h in hrefs.items()}
     crs = {k: _epsg(v["crs"], f" of asset {k!r} ({hrefs[k]})") for k, v in info.items()}
     if len(set(crs.values())) > 1:
-        raise ValueError(f"the files of one item must share a CRS; got {crs}; reproject them to one")
+        raise GridError(f"the files of one item must share a CRS; got {crs}; reproject them to one")
     first, t = info[spec.assets()[0]], _utc(datetime)
     item = _new_item(item_id or f"{spec.collection}_{t:%Y%m%dT%H%M%S}", t, spec.collection,
                      first["crs"], first["transform"], first["shape"], props, cloud_cover=cloud_cover,
@@ -494,7 +495,7 @@ def make_collection(items: Sequence[ItemLike] = (), collection_id: str | None = 
     dicts = [_as_dict(it) for it in items]
     ids = sorted({d.get("collection") for d in dicts} - {None})
     if collection_id is None and len(ids) != 1:
-        raise ValueError(f"the items belong to collections {ids}; pass collection_id=")
+        raise InputError(f"the items belong to collections {ids}; pass collection_id=")
     bbox: list[float] = [-180.0, -90.0, 180.0, 90.0]
     interval: list[_dt.datetime | None] = [None, None]
     if dicts:

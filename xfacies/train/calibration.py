@@ -58,10 +58,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from xfacies.errors import InputError
 from xfacies.model.calibration import (
     Calibrator, IsotonicCalibrator, KernelCalibrator, calibrator_from_sklearn,
 )
-from xfacies.train.cleaning import _check_labels, _check_probs
+from xfacies.train.cleaning import check_labels, check_probs
 
 __all__ = [
     "calibrate", "fit_kernel", "fit_isotonic", "reliability_points", "binned", "ece", "ece_of",
@@ -84,21 +85,21 @@ RIDGES = ("reference", "per-sample")
 def _check_confidence(confidence: np.ndarray, correct: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     c = np.asarray(confidence, dtype=np.float64)
     if c.ndim != 1:
-        raise ValueError(f"confidence must be one-dimensional; got shape {c.shape}")
+        raise InputError(f"confidence must be one-dimensional; got shape {c.shape}")
     if not np.all(np.isfinite(c)) or (c < 0).any() or (c > 1).any():
-        raise ValueError("confidence must be finite and within [0, 1]")
+        raise InputError("confidence must be finite and within [0, 1]")
     ok = np.asarray(correct if correct is not None else np.zeros(c.shape), dtype=np.float64)
     if ok.shape != c.shape:
-        raise ValueError(f"correct must have one value per confidence ({c.shape}); got {ok.shape}")
+        raise InputError(f"correct must have one value per confidence ({c.shape}); got {ok.shape}")
     if ((ok != 0) & (ok != 1)).any():
-        raise ValueError("correct must be boolean (or 0/1)")
+        raise InputError("correct must be boolean (or 0/1)")
     return c, ok
 
 
 def _edges(bins: int) -> np.ndarray:
     """Bin edges ``b / bins`` (computed by division, so that e.g. ``29 / 100 == 0.29`` exactly)."""
     if int(bins) != bins or bins < 1:
-        raise ValueError(f"bins must be a positive integer; got {bins!r}")
+        raise InputError(f"bins must be a positive integer; got {bins!r}")
     return np.arange(int(bins) + 1) / int(bins)
 
 
@@ -142,7 +143,7 @@ def ece_of(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) ->
     """
     c, ok = _check_confidence(confidence, correct)
     if c.size == 0:
-        raise ValueError("cannot compute a calibration error without samples")
+        raise InputError("cannot compute a calibration error without samples")
     b = _bin_index(c, bins)
     gap = np.bincount(b, weights=c - ok, minlength=bins)  # n_b (conf_b - acc_b)
     return float(np.abs(gap).sum() / c.size)
@@ -151,9 +152,9 @@ def ece_of(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) ->
 def _probs_labels(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     p = np.asarray(probs)
     if p.ndim != 2:
-        raise ValueError(f"probs must have shape (n_samples, n_classes); got {p.shape}")
-    y = _check_labels(labels, n_classes=p.shape[1])
-    return _check_probs(p, y.size).astype(np.float64), y
+        raise InputError(f"probs must have shape (n_samples, n_classes); got {p.shape}")
+    y = check_labels(labels, n_classes=p.shape[1])
+    return check_probs(p, y.size).astype(np.float64), y
 
 
 def ece(probs: np.ndarray, labels: np.ndarray, *, bins: int = ECE_BINS,
@@ -244,7 +245,7 @@ def fit_kernel(confidence: np.ndarray, correct: np.ndarray, *, bins: int = KERNE
     reliability points); ``ridge="per-sample"`` solves ``(K + diag(alpha)) a = y``.
     """
     if ridge not in RIDGES:
-        raise ValueError(f"ridge must be one of {RIDGES}; got {ridge!r}")
+        raise InputError(f"ridge must be one of {RIDGES}; got {ridge!r}")
     pts = reliability_points(confidence, correct, bins)
     x = pts["x"].to_numpy()
     y = pts["y"].to_numpy()
@@ -266,7 +267,7 @@ def fit_isotonic(confidence: np.ndarray, correct: np.ndarray) -> IsotonicCalibra
 
     c, ok = _check_confidence(confidence, correct)
     if c.size == 0:
-        raise ValueError("cannot fit a calibrator without samples")
+        raise InputError("cannot fit a calibrator without samples")
     ir = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(c, ok)
     return IsotonicCalibrator(x=ir.X_thresholds_, y=ir.y_thresholds_)
 
@@ -316,11 +317,11 @@ def calibrate(
     >>> report.pivot_table("value", ["metric", "set"], "calibration")              # doctest: +SKIP
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+        raise InputError(f"method must be one of {METHODS}; got {method!r}")
     p, y = _probs_labels(probs, labels)
     n_classes = len(getattr(model, "classes", ())) or p.shape[1]
     if p.shape[1] != n_classes:
-        raise ValueError(f"probs have {p.shape[1]} classes but the model has {n_classes}: {list(model.classes)}")
+        raise InputError(f"probs have {p.shape[1]} classes but the model has {n_classes}: {list(model.classes)}")
     conf = p.max(axis=1)
     correct = p.argmax(axis=1) == y
     if method == "kernel":
@@ -331,7 +332,7 @@ def calibrate(
     if held_out is not None:
         hp, hy = _probs_labels(*held_out)
         if hp.shape[1] != p.shape[1]:
-            raise ValueError(f"held-out probs have {hp.shape[1]} classes, the fit probs {p.shape[1]}")
+            raise InputError(f"held-out probs have {hp.shape[1]} classes, the fit probs {p.shape[1]}")
         sets.append(("held_out", hp, hy))
     rows = []
     for name, sp, sy in sets:

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from xfacies.errors import InputError
 from xfacies import catalog
 from xfacies.catalog import FACIES_CLASSES
 
@@ -42,37 +43,37 @@ __all__ = ["label_issues", "pruning_report", "FACIES_CLASSES"]
 PROB_SUM_ATOL = 1e-3
 
 
-def _check_labels(labels: np.ndarray | Sequence[int], n_classes: int | None = None) -> np.ndarray:
+def check_labels(labels: np.ndarray | Sequence[int], n_classes: int | None = None) -> np.ndarray:
     y = np.asarray(labels)
     if y.ndim != 1:
-        raise ValueError(f"labels must be one-dimensional (one class id per sample); got shape {y.shape}")
+        raise InputError(f"labels must be one-dimensional (one class id per sample); got shape {y.shape}")
     if y.size and not np.issubdtype(y.dtype, np.integer):
         if not (np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
-            raise ValueError(f"labels must be integer class ids; got dtype {y.dtype} with non-integer values")
+            raise InputError(f"labels must be integer class ids; got dtype {y.dtype} with non-integer values")
     y = y.astype(np.int64)
     hi = len(catalog.CLASSES) if n_classes is None else n_classes
     bad = (y < 0) | (y >= hi)
     if bad.any():
-        raise ValueError(
+        raise InputError(
             f"labels must be class ids in 0..{hi - 1}; {int(bad.sum())} are not (e.g. {y[bad][:5].tolist()}). "
             f"Drop unlabelled samples (xfacies.NODATA = {catalog.NODATA}) first.")
     return y
 
 
-def _check_probs(pred_probs: np.ndarray, n: int) -> np.ndarray:
+def check_probs(pred_probs: np.ndarray, n: int) -> np.ndarray:
     p = np.asarray(pred_probs)
     if p.ndim != 2 or p.shape[0] != n:
-        raise ValueError(f"pred_probs must have shape (n_samples, n_classes) = ({n}, C) to match the "
+        raise InputError(f"pred_probs must have shape (n_samples, n_classes) = ({n}, C) to match the "
                          f"labels; got {p.shape}")
     if p.shape[1] < 2:
-        raise ValueError(f"pred_probs needs at least two classes (columns); got {p.shape[1]}")
+        raise InputError(f"pred_probs needs at least two classes (columns); got {p.shape[1]}")
     if not np.all(np.isfinite(p)) or (p < 0).any() or (p > 1).any():
-        raise ValueError("pred_probs must be probabilities: finite and within [0, 1]")
+        raise InputError("pred_probs must be probabilities: finite and within [0, 1]")
     sums = p.sum(axis=1)
     off = np.abs(sums - 1.0) > PROB_SUM_ATOL
     if off.any():
         i = int(np.argmax(off))
-        raise ValueError(
+        raise InputError(
             f"every row of pred_probs must sum to 1 (within {PROB_SUM_ATOL}); {int(off.sum())} rows do not "
             f"(row {i} sums to {sums[i]:.6g}). Pass softmax probabilities, not logits or scores.")
     return p
@@ -119,13 +120,13 @@ def label_issues(
     """
     from cleanlab.filter import find_label_issues
 
-    y = _check_labels(labels, n_classes=None if np.ndim(pred_probs) != 2 else np.shape(pred_probs)[1])
-    p = _check_probs(pred_probs, y.size)
+    y = check_labels(labels, n_classes=None if np.ndim(pred_probs) != 2 else np.shape(pred_probs)[1])
+    p = check_probs(pred_probs, y.size)
     if classes is None:
         classes = FACIES_CLASSES if p.shape[1] == len(catalog.CLASSES) else range(p.shape[1])
     keep = np.asarray(list(classes), dtype=np.int64).ravel()
     if ((keep < 0) | (keep >= p.shape[1])).any():
-        raise ValueError(f"classes must be class ids in 0..{p.shape[1] - 1}; got {keep.tolist()}")
+        raise InputError(f"classes must be class ids in 0..{p.shape[1] - 1}; got {keep.tolist()}")
     ranked = find_label_issues(labels=y, pred_probs=p, filter_by="confident_learning",
                                return_indices_ranked_by="self_confidence")
     ranked = np.asarray(ranked, dtype=np.int64)
@@ -171,15 +172,15 @@ def pruning_report(
      all   snow         1         0              0.0
      all shadow         1         0              0.0
     """
-    y = _check_labels(labels)
+    y = check_labels(labels)
     idx = np.asarray(issues)
     if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
-        raise ValueError(f"issues must be a one-dimensional array of sample indices; got {idx.dtype} {idx.shape}")
+        raise InputError(f"issues must be a one-dimensional array of sample indices; got {idx.dtype} {idx.shape}")
     if idx.size and (idx.min() < 0 or idx.max() >= y.size):
-        raise ValueError(f"issues must index the {y.size} labels (0..{y.size - 1}); got "
+        raise InputError(f"issues must index the {y.size} labels (0..{y.size - 1}); got "
                          f"values in {int(idx.min())}..{int(idx.max())}")
     if np.unique(idx).size != idx.size:
-        raise ValueError("issues contains repeated indices")
+        raise InputError("issues contains repeated indices")
     pruned = np.zeros(y.size, dtype=bool)
     pruned[idx.astype(np.int64)] = True
     if folds is None:
@@ -187,7 +188,7 @@ def pruning_report(
     else:
         f = np.asarray(folds)
         if f.shape != y.shape:
-            raise ValueError(f"folds must have one value per label ({y.size}); got shape {f.shape}")
+            raise InputError(f"folds must have one value per label ({y.size}); got shape {f.shape}")
         groups = [(v.item() if hasattr(v, "item") else v, f == v) for v in np.unique(f)]
     groups.append(("all", np.ones(y.size, dtype=bool)))
     rows = []

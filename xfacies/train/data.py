@@ -79,7 +79,7 @@ import pandas as pd
 import xarray as xr
 
 from xfacies import catalog, spatial
-from xfacies.errors import XfaciesWarning
+from xfacies.errors import GridError, InputError, XfaciesWarning
 
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
@@ -153,7 +153,7 @@ def _class_ids(values: Iterable[Any], where: str, classes: Sequence[str] | None 
                 out_own.append(-1)
         if bad_own:
             shown = sorted({repr(b) for b in bad_own})[:10]
-            raise ValueError(f"{len(bad_own)} class value(s) in {where} are not among classes={names}: "
+            raise InputError(f"{len(bad_own)} class value(s) in {where} are not among classes={names}: "
                              f"{', '.join(shown)}; add them to classes= or leave those labels out")
         return np.asarray(out_own, dtype=np.int8)
     by_name = {**_CLASS_IDS, **{c.flag_meaning: c.id for c in catalog.CLASSES}}
@@ -174,7 +174,7 @@ def _class_ids(values: Iterable[Any], where: str, classes: Sequence[str] | None 
         out.append(cid)
     if bad:
         shown = sorted({repr(b) for b in bad})[:10]
-        raise ValueError(
+        raise InputError(
             f"{len(bad)} unknown class value(s) in {where}: {', '.join(shown)}; use a class name "
             f"({', '.join(catalog.class_names())}) or its id 0..{len(catalog.CLASSES) - 1}, or name your own "
             "classes with classes=[...]"
@@ -212,20 +212,20 @@ def concat_patches(*sets: xr.Dataset) -> xr.Dataset:
     if len(sets) == 1 and isinstance(sets[0], (list, tuple)):
         sets = tuple(sets[0])
     if not sets:
-        raise ValueError("concat_patches needs at least one patch set")
+        raise InputError("concat_patches needs at least one patch set")
     for k, ds in enumerate(sets):
         if not isinstance(ds, xr.Dataset) or "patches" not in ds.data_vars:
             raise TypeError(f"set {k} is not a patch Dataset (with a 'patches' variable)")
     bands = [str(b) for b in sets[0]["band"].values]
     sizes = {int(ds.sizes["y"]) for ds in sets} | {int(ds.sizes["x"]) for ds in sets}
     if len(sizes) != 1:
-        raise ValueError(f"the patch sets have different patch sizes {sorted(sizes)}; cut them with one patch_size")
+        raise InputError(f"the patch sets have different patch sizes {sorted(sizes)}; cut them with one patch_size")
     parts = []
     for k, ds in enumerate(sets):
         have = [str(b) for b in ds["band"].values]
         missing = [b for b in bands if b not in have]
         if missing:
-            raise ValueError(f"patch set {k} lacks the band(s) {missing} of the first set (its bands: {have})")
+            raise InputError(f"patch set {k} lacks the band(s) {missing} of the first set (its bands: {have})")
         part = ds.sel(band=bands)
         parts.append(part.drop_vars("sample") if "sample" in part.coords else part)
     out = xr.concat(parts, dim="sample", data_vars="minimal", coords="minimal", compat="override",
@@ -278,11 +278,11 @@ def assign_folds(groups: Sequence[Hashable] | np.ndarray | None, n: int | None =
     [4, 4, 4]
     """
     if folds < 1:
-        raise ValueError(f"folds must be >= 1, got {folds}")
+        raise InputError(f"folds must be >= 1, got {folds}")
     rng = np.random.default_rng(seed)
     if groups is None:
         if n is None:
-            raise ValueError("give groups or the number of samples n")
+            raise InputError("give groups or the number of samples n")
         out = np.empty(n, dtype=np.int64)
         out[rng.permutation(n)] = np.arange(n) % folds
         return out
@@ -303,7 +303,7 @@ def _folds_from(values: Any, where: str) -> np.ndarray:
     v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(v) | (v < 0) | (v != np.round(v))
     if bad.any():
-        raise ValueError(f"{where} must hold non-negative integer folds; {int(bad.sum())} value(s) are not "
+        raise InputError(f"{where} must hold non-negative integer folds; {int(bad.sum())} value(s) are not "
                          f"(e.g. {pd.Series(values)[bad].iloc[0]!r})")
     return v.astype(np.int64)
 
@@ -447,14 +447,14 @@ def _cube(features: xr.DataArray | xr.Dataset, names: Sequence[str] | None) -> x
             obj = obj.assign_coords(spatial_ref=features["spatial_ref"])
     if names is None:
         if not isinstance(obj, xr.DataArray) or "band" not in obj.coords:
-            raise ValueError("features need a 'band' coordinate with feature names (or pass feature_names=)")
+            raise InputError("features need a 'band' coordinate with feature names (or pass feature_names=)")
         names = [str(b) for b in obj["band"].values]
     cube = prepare_features(obj, tuple(names), cast=False)
     if "time" not in cube.dims:
         cube = cube.expand_dims("time") if "time" in cube.coords else cube.expand_dims("time", 0)
     extra = [d for d in cube.dims if d not in ("time", "band", "y", "x")]
     if extra:
-        raise ValueError(f"features must have dims (time, band, y, x); {extra} are extra: select one value "
+        raise InputError(f"features must have dims (time, band, y, x); {extra} are extra: select one value "
                          f"of each, e.g. features.isel({extra[0]}=0)")
     return cube.transpose("time", "band", "y", "x")
 
@@ -465,7 +465,7 @@ def _pixel_index(cube: xr.DataArray, dim: str, v: np.ndarray) -> np.ndarray:
     if c.size > 1:
         step = (c[-1] - c[0]) / (c.size - 1)
         if not np.allclose(np.diff(c), step, rtol=1e-6, atol=1e-9 * abs(step)):
-            raise ValueError(f"the cube's {dim} coordinates are not evenly spaced; patches need a regular grid")
+            raise GridError(f"the cube's {dim} coordinates are not evenly spaced; patches need a regular grid")
     else:
         aff = spatial.transform(cube)
         step = aff.a if dim == "x" else aff.e
@@ -498,7 +498,7 @@ def _tolerance_days(tol: Any) -> int:
         td = pd.Timedelta(tol)
         days = int(td / pd.Timedelta(days=1))
     if days < 0:
-        raise ValueError(f"time_tolerance must not be negative, got {tol!r}")
+        raise InputError(f"time_tolerance must not be negative, got {tol!r}")
     return days
 
 
@@ -600,7 +600,7 @@ def patches_from_points(
     Frozen({'sample': 500, 'y': 33, 'x': 33, 'band': 11})
     """
     if int(patch_size) != patch_size or patch_size < 1 or patch_size % 2 == 0:
-        raise ValueError(f"patch_size must be a positive odd number of pixels, got {patch_size!r}")
+        raise InputError(f"patch_size must be a positive odd number of pixels, got {patch_size!r}")
     patch_size = int(patch_size)
     if not hasattr(points, "geometry"):
         raise TypeError(f"points must be a geopandas GeoDataFrame, got {type(points).__name__}")
@@ -609,7 +609,7 @@ def patches_from_points(
     for arg, col in columns.items():
         if col is not None and col not in points.columns:
             hint = " (for a single-scene cube, time_column=None)" if arg == "time_column" else ""
-            raise ValueError(f"{arg}={col!r} is not a column of points{hint}; its columns are "
+            raise InputError(f"{arg}={col!r} is not a column of points{hint}; its columns are "
                              f"{list(points.columns)}")
 
     cube = _cube(features, feature_names)
@@ -619,12 +619,12 @@ def patches_from_points(
     has_geom = ~(geom.isna() | geom.is_empty).to_numpy()
     kinds = set(geom[has_geom].geom_type)
     if kinds - {"Point"}:
-        raise ValueError(f"points must be Point geometries, got {sorted(kinds)}; use e.g. "
+        raise InputError(f"points must be Point geometries, got {sorted(kinds)}; use e.g. "
                          "points.set_geometry(points.representative_point())")
 
     cube_crs = spatial.crs_of(cube)
     if (points.crs is None) != (cube_crs is None):
-        raise ValueError(
+        raise GridError(
             "the points have no CRS; set it with points.set_crs('EPSG:....')" if points.crs is None
             else "the cube has no CRS; write it with cube.rio.write_crs('EPSG:....')")
     proj = points if cube_crs is None else points.to_crs(cube_crs)
@@ -647,7 +647,7 @@ def patches_from_points(
                  else np.array([], dtype="datetime64[D]"))
     if time_column is None:
         if cube.sizes["time"] != 1:
-            raise ValueError(f"the cube has {cube.sizes['time']} scenes: give the points' dates "
+            raise InputError(f"the cube has {cube.sizes['time']} scenes: give the points' dates "
                              "(time_column=) to pick one per point")
         point_day = np.full(n, cube_days[0] if cube_days.size else np.datetime64("NaT"), "datetime64[D]")
         tidx = np.zeros(n, dtype=np.int64)
@@ -660,7 +660,7 @@ def patches_from_points(
         elif cube.sizes["time"] == 1:  # a single scene without a date: every point is on it
             tidx = np.zeros(n, dtype=np.int64)
         else:
-            raise ValueError("the cube's time axis has no dates; give it a datetime64 'time' coordinate")
+            raise InputError("the cube's time axis has no dates; give it a datetime64 'time' coordinate")
 
     reason = np.full(n, "", dtype=object)
     for mask, why in ((~has_geom, "no_geometry"), (~inside, "outside"), (no_date, "no_date"),
@@ -811,13 +811,13 @@ def parse_reference_name(name: str | os.PathLike[str]) -> dict[str, Any]:
     >>> parse_reference_name("hef_20190815_snow.tif")
     Traceback (most recent call last):
     ...
-    ValueError: hef_20190815_snow.tif: not a reference patch name (expected {fold}_{glacier}_{date}_..._{class}.tif, e.g. 0_hintereisferner_20190815_1234_snow.tif: fold an integer, glacier without '_', date YYYYMMDD or YYYY-MM-DD, class one of ice, snow, debris, firn, shadow, refrozen-like, water, cloud)
+    xfacies.errors.InputError: hef_20190815_snow.tif: not a reference patch name (expected {fold}_{glacier}_{date}_..._{class}.tif, e.g. 0_hintereisferner_20190815_1234_snow.tif: fold an integer, glacier without '_', date YYYYMMDD or YYYY-MM-DD, class one of ice, snow, debris, firn, shadow, refrozen-like, water, cloud)
     """
     fname = os.path.basename(os.fspath(name))
     stem = _TIF.sub("", fname)
     parts = stem.split("_")
     if len(parts) < 4 or not parts[0].isdigit() or not all(parts[:3]) or not parts[-1]:
-        raise ValueError(f"{fname}: not a reference patch name ({_NAME_HELP})")
+        raise InputError(f"{fname}: not a reference patch name ({_NAME_HELP})")
     date = parts[2]
     iso = (f"{date[:4]}-{date[4:6]}-{date[6:]}" if len(date) == 8 and date.isdigit()
            else date if re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) else "")
@@ -826,10 +826,10 @@ def parse_reference_name(name: str | os.PathLike[str]) -> dict[str, Any]:
     except ValueError:
         day = np.datetime64("NaT")
     if np.isnat(day):
-        raise ValueError(f"{fname}: {date!r} is not a date YYYYMMDD or YYYY-MM-DD ({_NAME_HELP})")
+        raise InputError(f"{fname}: {date!r} is not a date YYYYMMDD or YYYY-MM-DD ({_NAME_HELP})")
     cls = parts[-1]
     if cls not in _CLASS_IDS and not (cls.isdigit() and int(cls) < len(catalog.CLASSES)):
-        raise ValueError(f"{fname}: unknown class {cls!r}; classes are {', '.join(catalog.class_names())} "
+        raise InputError(f"{fname}: unknown class {cls!r}; classes are {', '.join(catalog.class_names())} "
                          f"(or their ids 0..{len(catalog.CLASSES) - 1}) ({_NAME_HELP})")
     cid = _CLASS_IDS[cls] if cls in _CLASS_IDS else int(cls)
     return {"fold": int(parts[0]), "glacier": parts[1], "date": day,
@@ -848,7 +848,7 @@ def reference_name(fold: int, glacier: str, date: Any, class_: int | str, *extra
     fields = [str(int(fold)), str(glacier), pd.Timestamp(date).strftime("%Y%m%d"), *map(str, extra), name]
     bad = [f for f in fields[1:] if not f or "_" in f or os.sep in f or "/" in f]
     if bad:
-        raise ValueError(f"file-name fields must be non-empty and contain no '_' or '/': {bad!r}")
+        raise InputError(f"file-name fields must be non-empty and contain no '_' or '/': {bad!r}")
     return "_".join(fields) + ".tif"
 
 
@@ -933,7 +933,7 @@ def _read_tiff_rasterio(path: str) -> tuple[np.ndarray, float, float, float, flo
     if wkt not in _EPSG_OF_WKT:
         _EPSG_OF_WKT[wkt] = _epsg(wkt) if wkt else 0
     if a.b or a.d:
-        raise ValueError(f"{Path(path).name}: a rotated grid; reference patches are north-up")
+        raise GridError(f"{Path(path).name}: a rotated grid; reference patches are north-up")
     if not georef:  # no map coordinates: NaN centre
         return arr, np.nan, 1.0, np.nan, -1.0, 0, nodata
     return arr, a.c, a.a, a.f, a.e, _EPSG_OF_WKT[wkt], nodata
@@ -950,7 +950,7 @@ def _read_batch(paths: tuple[str, ...], n_bands: int, size: int) -> tuple[np.nda
         got = _read_tiff_fast(p)
         arr, x0, dx, y0, dy, code, nodata = got if got is not None else _read_tiff_rasterio(p)
         if arr.shape != (n_bands, size, size):
-            raise ValueError(
+            raise InputError(
                 f"{Path(p).name}: {arr.shape[0]} band(s) of {arr.shape[1]} x {arr.shape[2]} pixels; the "
                 f"reference layout has {n_bands} bands ({', '.join(REFERENCE_FEATURES)}) of {size} x {size}")
         band_last = np.moveaxis(arr, 0, -1)
@@ -976,7 +976,7 @@ def _lazy_reference(folder: Path, entries: Sequence[os.DirEntry[str]], key: str)
             bad.append(str(err))
     if bad:
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
-        raise ValueError(f"{len(bad)} file(s) in {folder} do not fit the reference layout{more}:\n  "
+        raise InputError(f"{len(bad)} file(s) in {folder} do not fit the reference layout{more}:\n  "
                          + "\n  ".join(bad[:5]))
     size, nb = REFERENCE_PATCH_SIZE, len(REFERENCE_FEATURES)
     parts = {k: [] for k in ("p", "x", "y", "e")}
@@ -1120,7 +1120,7 @@ def write_reference_patches(ds: xr.Dataset, folder: str | os.PathLike[str], *, r
     bands = [str(b) for b in ds["band"].values]
     size = ds.sizes["y"]
     if bands != list(REFERENCE_FEATURES) or size != REFERENCE_PATCH_SIZE or ds.sizes["x"] != size:
-        raise ValueError(
+        raise InputError(
             f"the reference layout has {len(REFERENCE_FEATURES)} bands {list(REFERENCE_FEATURES)} of "
             f"{REFERENCE_PATCH_SIZE} x {REFERENCE_PATCH_SIZE}; got bands {bands} of {size} x {ds.sizes['x']}")
     folder = Path(folder)

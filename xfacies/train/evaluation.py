@@ -47,9 +47,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xfacies.errors import InputError
 from xfacies import catalog
 from xfacies.catalog import FACIES_CLASSES
-from xfacies.train.cleaning import _check_labels
+from xfacies.train.cleaning import check_labels
 
 __all__ = ["evaluate", "scores", "confusion", "predict_probabilities", "confusion_figure", "METHODS"]
 
@@ -67,12 +68,12 @@ def _is_catalogue(names: Sequence[str]) -> bool:
 
 
 def _pair(y_true: Any, y_pred: Any, n: int = _N) -> tuple[np.ndarray, np.ndarray]:
-    t = _check_labels(y_true, n)
-    p = _check_labels(y_pred, n)
+    t = check_labels(y_true, n)
+    p = check_labels(y_pred, n)
     if t.shape != p.shape:
-        raise ValueError(f"y_true and y_pred must have the same length; got {t.size} and {p.size}")
+        raise InputError(f"y_true and y_pred must have the same length; got {t.size} and {p.size}")
     if t.size == 0:
-        raise ValueError("cannot score zero samples")
+        raise InputError("cannot score zero samples")
     return t, p
 
 
@@ -159,17 +160,17 @@ def _patch_array(model: Any, patches: xr.Dataset | xr.DataArray) -> xr.DataArray
     da = patches["patches"] if isinstance(patches, xr.Dataset) else patches
     want = ("sample", "y", "x", "band")
     if set(da.dims) != set(want):
-        raise ValueError(f"patches must have dims {want}; got {da.dims}")
+        raise InputError(f"patches must have dims {want}; got {da.dims}")
     da = da.transpose(*want)
     feats = list(model.features)
     if "band" in da.coords and da["band"].dtype.kind in "UO":
         missing = [f for f in feats if f not in set(da["band"].values.tolist())]
         if missing:
-            raise ValueError(f"patches lack the model's features {missing} (band coordinate: "
+            raise InputError(f"patches lack the model's features {missing} (band coordinate: "
                              f"{da['band'].values.tolist()})")
         da = da.sel(band=feats)
     elif da.sizes["band"] != len(feats):
-        raise ValueError(f"patches have {da.sizes['band']} bands but the model needs {len(feats)}: {feats}")
+        raise InputError(f"patches have {da.sizes['band']} bands but the model needs {len(feats)}: {feats}")
     return da
 
 
@@ -230,14 +231,14 @@ def evaluate(
     >>> table.query("metric == 'macro_f1' and glacier == 'all'")                 # doctest: +SKIP
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS} (patch-exact scoring of labelled patches); "
+        raise InputError(f"method must be one of {METHODS} (patch-exact scoring of labelled patches); "
                          f"got {method!r}")
     if not isinstance(patches, xr.Dataset) or "patches" not in patches or "class" not in patches.coords:
-        raise ValueError("patches must be an xarray.Dataset with a 'patches' variable (sample, y, x, band) "
+        raise InputError("patches must be an xarray.Dataset with a 'patches' variable (sample, y, x, band) "
                          "and a per-sample 'class' coordinate")
     names = list(model.classes)
     groups = ("all", "facies") if _is_catalogue(names) else ("all",)
-    y_true = _check_labels(patches["class"].values, len(names))
+    y_true = check_labels(patches["class"].values, len(names))
     y_pred = predict_probabilities(model, patches, batch_size=batch_size).argmax(axis=1)
     table = scores(y_true, y_pred, names)
     table.insert(2, "glacier", "all")

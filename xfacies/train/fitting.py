@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xfacies.errors import InputError
 from xfacies import catalog
 
 __all__ = ["new_model", "fit", "cross_validate", "CrossValidation", "focal_loss", "cosine_adam",
@@ -53,17 +54,17 @@ def focal_loss(gamma: float = RECIPE["gamma"]):
     ``alpha=1.0`` because the recipe has no alpha (Keras defaults to 0.25).  Per sample
     ``-sum_c y_c (1 - p_c)^gamma log p_c`` with ``p`` clipped to ``[1e-7, 1 - 1e-7]``.
     """
-    from xfacies.model.architecture import _keras
+    from xfacies.model.runtime import load_keras
 
-    keras = _keras()
+    keras = load_keras()
     return keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=gamma, from_logits=False)
 
 
 def cosine_adam(learning_rate: float, total_steps: int):
     """``keras.optimizers.Adam`` on a ``CosineDecay`` from ``learning_rate`` to 0 over ``total_steps``."""
-    from xfacies.model.architecture import _keras
+    from xfacies.model.runtime import load_keras
 
-    keras = _keras()
+    keras = load_keras()
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, int(total_steps)),
                                                       alpha=0.0)
     return keras.optimizers.Adam(schedule)
@@ -94,10 +95,11 @@ def new_model(architecture: str = "translation-exact", features: Any = 4, seed: 
     >>> m.architecture, m.dense_radius, m.patch_radius, len(m.features)
     ('translation-exact', 16, 16, 11)
     """
-    from xfacies.model.architecture import _keras, build
+    from xfacies.model.architecture import build
+    from xfacies.model.runtime import load_keras
     from xfacies.model.bundle import Model
 
-    keras = _keras()
+    keras = load_keras()
     names = catalog.band_names(features)
     cls = _classes(classes)
     cfg = {"n_features": len(names), "n_classes": len(cls), **config}
@@ -114,7 +116,7 @@ def _classes(classes: Sequence[str] | None) -> tuple[str, ...]:
         return tuple(catalog.class_names())
     out = tuple(str(c) for c in ([classes] if isinstance(classes, str) else classes))
     if len(out) < 2 or len(set(out)) != len(out):
-        raise ValueError(f"classes must be 2 or more distinct names, got {list(out)}")
+        raise InputError(f"classes must be 2 or more distinct names, got {list(out)}")
     catalog.class_flag_attrs(classes=out)  # valid CF flag words, or a clear error
     return out
 
@@ -137,13 +139,13 @@ def class_index(ds: xr.Dataset, classes: Sequence[str] | None = None, what: str 
         known = catalog.class_names()
         bad = sorted(set(ids.tolist()) - set(range(len(known))))
         if bad:
-            raise ValueError(f"{what}: class ids {bad} are not catalogue ids; give a 'class_name' coordinate")
+            raise InputError(f"{what}: class ids {bad} are not catalogue ids; give a 'class_name' coordinate")
         names = np.asarray([known[i] for i in ids], dtype=object)
     index = {c: i for i, c in enumerate(classes)}
     other = sorted(set(names.tolist()) - set(index))
     if other:
         counts = pd.Series(names).value_counts()
-        raise ValueError(f"{what} hold classes {other} ({', '.join(f'{c}: {int(counts[c])}' for c in other)} "
+        raise InputError(f"{what} hold classes {other} ({', '.join(f'{c}: {int(counts[c])}' for c in other)} "
                          f"samples) that are not among the model's classes {list(classes)}: add them to classes=, "
                          "or leave those samples out, e.g. patches.isel(sample=patches.class_name.isin([...]))")
     return np.asarray([index[n] for n in names], dtype=np.int64)
@@ -156,9 +158,9 @@ def _check_patches(ds: xr.Dataset, what: str) -> None:
                         "e.g. from xfacies.train.data.patches_from_points or read_reference_patches")
     need = [c for c in ("class", "glacier", "date") if c not in ds.coords]
     if need:
-        raise ValueError(f"{what} lacks the per-sample coordinates {need}")
+        raise InputError(f"{what} lacks the per-sample coordinates {need}")
     if ds["patches"].dims != ("sample", "y", "x", "band"):
-        raise ValueError(f"{what}['patches'] must have dims (sample, y, x, band), got {ds['patches'].dims}")
+        raise InputError(f"{what}['patches'] must have dims (sample, y, x, band), got {ds['patches'].dims}")
 
 
 def _minmax(x: np.ndarray) -> dict[str, list[float]]:
@@ -196,9 +198,9 @@ def sample_weights(ds: xr.Dataset) -> np.ndarray:
 
 
 def _batches_class():
-    from xfacies.model.architecture import _keras
+    from xfacies.model.runtime import load_keras
 
-    keras = _keras()
+    keras = load_keras()
 
     class Batches(keras.utils.PyDataset):
         """Shuffled, augmented, label-smoothed training batches (or plain ordered ones)."""
@@ -321,10 +323,11 @@ def fit(
     --------
     >>> model = fit(patches.isel(sample=train), patches.isel(sample=val), epochs=50)  # doctest: +SKIP
     """
-    from xfacies.model.architecture import _keras, build
+    from xfacies.model.architecture import build
+    from xfacies.model.runtime import load_keras
     from xfacies.model.bundle import Model
 
-    keras = _keras()
+    keras = load_keras()
     _check_patches(train, "train")
     if validation is not None:
         _check_patches(validation, "validation")
@@ -332,7 +335,7 @@ def fit(
         base = model
         names = tuple(base.features)
         if classes is not None and tuple(classes) != tuple(base.classes):
-            raise ValueError(f"classes={list(classes)} differ from the model's {list(base.classes)}; start from "
+            raise InputError(f"classes={list(classes)} differ from the model's {list(base.classes)}; start from "
                              "new_model(..., classes=...) instead")
         classes = tuple(base.classes)
     else:
@@ -341,7 +344,7 @@ def fit(
         base = None
     missing = [f for f in names if f not in [str(b) for b in train["band"].values]]
     if missing:
-        raise ValueError(f"the training patches lack the features {missing}; their bands are "
+        raise InputError(f"the training patches lack the features {missing}; their bands are "
                          f"{[str(b) for b in train['band'].values]}")
     cls = _classes(classes)
     C = len(cls)
@@ -362,7 +365,7 @@ def fit(
         net.set_weights(base.weights)
     want = tuple(net.inputs[0].shape[1:3])
     if want != tuple(x.shape[1:3]) and None not in want:
-        raise ValueError(f"the patches are {x.shape[1]} x {x.shape[2]} px but the {arch!r} model reads "
+        raise InputError(f"the patches are {x.shape[1]} x {x.shape[2]} px but the {arch!r} model reads "
                          f"{want[0]} x {want[1]} px patches: cut them with patch_size={want[0]}, or give the "
                          f"model config patch_size={x.shape[1]}")
     steps = int(np.ceil(x.shape[0] / batch_size))
@@ -513,7 +516,7 @@ def fold_groups(patches: xr.Dataset, fold_by: str) -> np.ndarray:
         return np.asarray([f"{g} {d}" for g, d in zip(patches["glacier"].values, days)], dtype=object)
     if fold_by not in patches.coords or patches[fold_by].dims != ("sample",):
         known = [c for c in patches.coords if patches[c].dims == ("sample",)]
-        raise ValueError(f"fold_by={fold_by!r} is neither 'scene', 'glacier' nor a per-sample coordinate of the "
+        raise InputError(f"fold_by={fold_by!r} is neither 'scene', 'glacier' nor a per-sample coordinate of the "
                          f"patches ({known})")
     return np.asarray([str(v) for v in patches[fold_by].values], dtype=object)
 
@@ -566,21 +569,21 @@ def cross_validate(patches: xr.Dataset, *, k: int | None = None, test_folds: lis
         n_groups = len(set(groups.tolist()))
         k = int(k or min(6, n_groups))
         if n_groups < k:
-            raise ValueError(f"fold_by={fold_by!r} gives {n_groups} group(s), fewer than k={k} folds: each fold "
+            raise InputError(f"fold_by={fold_by!r} gives {n_groups} group(s), fewer than k={k} folds: each fold "
                              "needs at least one whole group; lower k, or fold by a finer unit (e.g. 'scene')")
         folds = assign_folds(groups, folds=k, seed=int(fit_kw.get("seed", 0)))
         patches = patches.assign_coords(fold=("sample", folds))
     if "fold" not in patches.coords:
-        raise ValueError("patches need a 'fold' coordinate for cross-validation, or pass fold_by='scene' / "
+        raise InputError("patches need a 'fold' coordinate for cross-validation, or pass fold_by='scene' / "
                          "'glacier' / a per-sample coordinate")
     folds = np.asarray(patches["fold"].values).astype(int)
     k = int(k or len(np.unique(folds)))
     if k < 3:
-        raise ValueError(f"cross-validation needs at least 3 folds (a test fold, a validation fold and one to "
+        raise InputError(f"cross-validation needs at least 3 folds (a test fold, a validation fold and one to "
                          f"train on); the patches have {k}: {sorted(np.unique(folds).tolist())}. Give more "
                          "folds (fold_by= with k=3 or more) or more scenes/glaciers")
     if folds.min() < 0 or folds.max() >= k:
-        raise ValueError(f"fold ids must be 0..{k - 1}; got {sorted(np.unique(folds).tolist())}")
+        raise InputError(f"fold ids must be 0..{k - 1}; got {sorted(np.unique(folds).tolist())}")
     cls = _classes(fit_kw.get("classes")) if fit_kw.get("model") is None else tuple(fit_kw["model"].classes)
     C = len(cls)
     probs = np.full((folds.size, C), np.nan, dtype=np.float32)

@@ -39,7 +39,8 @@ import pandas as pd
 import xarray as xr
 
 from xfacies import catalog, spatial
-from xfacies.errors import InputWarning
+from xfacies.outlines import glacier_index, glacier_mask
+from xfacies.errors import GridError, InputError, InputWarning
 
 __all__ = ["rasterize_labels", "sample_points", "DATE_COLUMNS"]
 
@@ -54,7 +55,7 @@ def _class_list(names: list[str], classes: Sequence[str] | None) -> list[str]:
         classes = [str(c) for c in classes]
         missing = [n for n in names if n not in classes]
         if missing:
-            raise ValueError(f"classes={classes} misses {missing}, which the polygons or background use")
+            raise InputError(f"classes={classes} misses {missing}, which the polygons or background use")
         return classes
     known = catalog.class_names()
     if all(n in known for n in names):
@@ -133,24 +134,24 @@ def rasterize_labels(
     if not isinstance(polygons, gpd.GeoDataFrame):
         raise TypeError(f"polygons must be a GeoDataFrame or a file, got {type(polygons).__name__}")
     if polygons.crs is None:
-        raise ValueError("the label polygons have no CRS; set it with gdf = gdf.set_crs('EPSG:....')")
+        raise GridError("the label polygons have no CRS; set it with gdf = gdf.set_crs('EPSG:....')")
     if column is not None and value is not None:
-        raise ValueError("give column= (a class per polygon) or value= (one class for all), not both")
+        raise InputError("give column= (a class per polygon) or value= (one class for all), not both")
     if column is None and value is None:
         if "class" not in polygons.columns:
-            raise ValueError("say which class the polygons are: value='snow' (all of them) or column=<name of "
+            raise InputError("say which class the polygons are: value='snow' (all of them) or column=<name of "
                              f"a class column>; the polygons' columns are {list(polygons.columns)}")
         column = "class"
     if column is not None and column not in polygons.columns:
-        raise ValueError(f"column {column!r} is not in the polygons (columns {list(polygons.columns)})")
+        raise InputError(f"column {column!r} is not in the polygons (columns {list(polygons.columns)})")
     poly = polygons[polygons.geometry.notna() & ~polygons.geometry.is_empty]
     kinds = set(poly.geometry.geom_type)
     if kinds - {"Polygon", "MultiPolygon"}:
-        raise ValueError(f"label polygons must be Polygon or MultiPolygon, got {sorted(kinds)}; buffer lines or "
+        raise InputError(f"label polygons must be Polygon or MultiPolygon, got {sorted(kinds)}; buffer lines or "
                          "points first (gdf.buffer(10)) or use them as points")
     names_of = [str(value)] * len(poly) if value is not None else [str(v) for v in poly[column]]
     if column is not None and poly[column].isna().any():
-        raise ValueError(f"{int(poly[column].isna().sum())} polygon(s) have no class in column {column!r}")
+        raise InputError(f"{int(poly[column].isna().sum())} polygon(s) have no class in column {column!r}")
     names = list(dict.fromkeys(names_of + ([str(background)] if background is not None else [])))
     cls = _class_list(names, classes)
     ids = {n: i for i, n in enumerate(cls)}
@@ -167,11 +168,11 @@ def rasterize_labels(
 
     extent = box(*spatial.bounds(plane))
     if not poly.empty and not poly.geometry.intersects(extent).any():
-        raise ValueError(f"none of the {len(poly)} label polygons touches the grid (bounds {extent.bounds}); "
+        raise GridError(f"none of the {len(poly)} label polygons touches the grid (bounds {extent.bounds}); "
                          "check their CRS and the area of the cube")
     inside = None
     if within is not None:
-        inside = np.asarray(spatial.glacier_mask(within, plane).values, dtype=bool)
+        inside = np.asarray(glacier_mask(within, plane).values, dtype=bool)
 
     tcol = _date_column(poly)
     dated = pd.to_datetime(poly[tcol]).dt.normalize() if tcol is not None else pd.Series(pd.NaT, index=poly.index)
@@ -195,7 +196,7 @@ def rasterize_labels(
                           shape, transform, all_touched) > 0
             clash = burnt & (seen > 0)
             if clash.any():
-                raise ValueError(f"label polygons of class {name!r} overlap polygons of another class on "
+                raise InputError(f"label polygons of class {name!r} overlap polygons of another class on "
                                  f"{int(clash.sum())} pixel(s){'' if day is None else f' on {day.date()}'}; "
                                  "fix the polygons (one class per pixel)")
             seen[burnt] = 1
@@ -262,7 +263,7 @@ def sample_points(
     has_t = "time" in labels.dims
     lab = labels.transpose(*(("time",) if has_t else ()), ydim, xdim)
     if lab.ndim != (3 if has_t else 2):
-        raise ValueError(f"labels must be (y, x) or (time, y, x), got dims {labels.dims}")
+        raise InputError(f"labels must be (y, x) or (time, y, x), got dims {labels.dims}")
     v = np.asarray(lab.values)
     if not np.issubdtype(v.dtype, np.integer):
         raise TypeError(f"labels must hold integer class ids (-1 = nodata), got dtype {v.dtype}")
@@ -277,7 +278,7 @@ def sample_points(
             continue
         n = int(n_per_class.get(name, 0) if isinstance(n_per_class, Mapping) else n_per_class)
         if n < 0:
-            raise ValueError(f"n_per_class must be >= 0, got {n} for {name!r}")
+            raise InputError(f"n_per_class must be >= 0, got {n} for {name!r}")
         if where.size < n:
             short.append(f"{name} ({where.size} < {n})")
         pick = np.sort(rng.choice(where, size=min(n, where.size), replace=False))
@@ -286,7 +287,7 @@ def sample_points(
         warnings.warn(f"fewer labelled pixels than asked for: {', '.join(short)}; all of them are taken",
                       InputWarning, stacklevel=2)
     if not rows:
-        raise ValueError("the labels hold no labelled pixel (every value is nodata)")
+        raise InputError("the labels hold no labelled pixel (every value is nodata)")
     cid = np.concatenate([np.full(p.size, c, np.int16) for c, _, p in rows])
     name = np.concatenate([np.full(p.size, n, dtype=object) for _, n, p in rows])
     idx = np.concatenate([p for _, _, p in rows])
@@ -302,7 +303,7 @@ def sample_points(
         data["scene"] = [str(d.date()) for d in days]
     pts = gpd.GeoDataFrame(data, geometry=gpd.points_from_xy(x, y), crs=spatial.crs_of(labels))
     if outlines is not None:
-        index = spatial.glacier_index(outlines, lab.isel(time=0, drop=True) if has_t else lab)
+        index = glacier_index(outlines, lab.isel(time=0, drop=True) if has_t else lab)
         ids = np.asarray([""] + [str(i) for i in index.attrs["glacier_ids"]], dtype=object)
         pts["glacier"] = ids[np.asarray(index.values)[r, c]]
     return pts.sort_values(["class_id", "row", "col"] + (["date"] if has_t else []), kind="stable").reset_index(

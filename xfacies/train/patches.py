@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import xarray as xr
 
+from xfacies.errors import InputError
 from xfacies import catalog
 
 __all__ = ["sample_patches", "patch_dataset", "macro_f1", "confusion"]
@@ -60,7 +61,7 @@ def sample_patches(
     if f.ndim == 3:
         f, lab = f[None], lab[None]
     if lab.shape != (f.shape[0],) + f.shape[2:]:
-        raise ValueError(f"labels shape {lab.shape} does not match features {f.shape} (time, band, y, x)")
+        raise InputError(f"labels shape {lab.shape} does not match features {f.shape} (time, band, y, x)")
     rng = np.random.default_rng(seed)
     h = patch_size // 2
     padded = np.pad(f, ((0, 0), (0, 0), (h, h), (h, h)), constant_values=np.nan)
@@ -75,7 +76,7 @@ def sample_patches(
             Y.append(c)
             T.append(t[i])
     if not X:
-        raise ValueError("no labelled pixels to sample patches from")
+        raise InputError("no labelled pixels to sample patches from")
     X = np.moveaxis(np.stack(X), 1, -1).astype(np.float32)
     if return_time:
         return X, np.asarray(Y, dtype=np.int64), np.asarray(T, dtype=np.int64)
