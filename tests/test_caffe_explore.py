@@ -167,7 +167,7 @@ def test_overlay_truth_and_prediction_side_by_side(tree, tmp_path):
     assert np.array_equal(red, mine)
     with pytest.raises(ValueError, match="prediction"):
         explore.overlay(node, pred_zones[:, :-1])
-    out = explore.overlay(node, pred_zones, height=24, path=tmp_path / "o.png")
+    out = explore.overlay(node, pred_zones, height=24, out=tmp_path / "o.png")
     assert out.is_file()
 
 

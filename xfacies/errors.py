@@ -22,6 +22,14 @@ The messages name the input and the fix; the types say which kind of problem it 
 
 Warnings
 --------
+::
+
+    XfaciesWarning (UserWarning)
+    ├── InputWarning                  input used, but probably not as meant (units, resolution, matches)
+    ├── RunWarning                    a run's bookkeeping (a stale lock taken over)
+    ├── MovedWarning (FutureWarning)  a renamed keyword or a moved module: the old one works one more release
+    └── the specific ones, next to the code that raises them (DomainWarning, ChunkWarning, ...)
+
 
 Every warning that xfacies itself emits is an instance of :class:`XfaciesWarning`
 (a :class:`UserWarning`), so a user or a test suite can treat them as a group::

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xfacies.compat import renamed_keywords
 from xfacies.catalog import NODATA as _NODATA
 from xfacies.errors import GridError, InputError, InputWarning
 from xfacies.spatial import same_crs, crs_of
@@ -351,9 +352,10 @@ def _check_static(existing: xr.Dataset, ds: xr.Dataset, store: Path) -> None:
 
 
 # --------------------------------------------------------------------------- writing
+@renamed_keywords(store="out")
 def to_zarr(
     obj: xr.DataArray | xr.Dataset,
-    store: str | os.PathLike,
+    out: str | os.PathLike,
     *,
     zarr_format: Literal[2, 3] = 3,
     mode: Literal["auto", "w", "w-"] = "auto",
@@ -366,7 +368,7 @@ def to_zarr(
     obj
         A named DataArray (its name becomes the variable name) or a Dataset,
         numpy- or dask-backed (dask arrays are written chunk by chunk).
-    store
+    out
         Path of the Zarr store (a directory).
     zarr_format
         3 (default) or 2, for a new store; an existing store keeps its format.
@@ -428,7 +430,7 @@ def to_zarr(
         raise InputError(f"zarr_format must be 2 or 3, got {zarr_format!r}")
     if mode not in ("auto", "a", "w", "w-"):
         raise InputError(f"mode must be 'auto', 'w' or 'w-', got {mode!r}")
-    path = Path(store)
+    path = Path(out)
     ds = _naive_utc_times(_as_dataset(obj))
     require_unique_times(ds, f"the data for {str(path)!r}")
     ds = _regular_chunks(_prepare(ds))

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xfacies.compat import renamed_keywords
 from xfacies.errors import GridError, InputError
 from xfacies.catalog import CLASSES, NODATA, class_color, map_classes
 
@@ -531,10 +532,11 @@ def fraction_timeseries(
     return ax
 
 
+@renamed_keywords(outdir="out")
 def save_quicklooks(
     classes: xr.DataArray,
     frac: xr.Dataset | xr.DataArray | None,
-    outdir: str | os.PathLike,
+    out: str | os.PathLike,
     *,
     dpi: int = 100,
     outlines: Any = None,
@@ -548,7 +550,7 @@ def save_quicklooks(
     frac
         Fractions from :func:`xfacies.products.fractions`, or ``None`` to skip
         the time-series figure.
-    outdir
+    out
         Directory (created if needed).
     dpi
         Resolution of the PNGs.
@@ -571,7 +573,7 @@ def save_quicklooks(
     """
     from matplotlib.figure import Figure
 
-    out = Path(outdir)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
 

@@ -25,11 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from xfacies.compat import renamed_keywords
+
 __all__ = ["run_demo", "demo_config"]
 
 
+@renamed_keywords(outdir="out")
 def demo_config(
-    outdir: str | Path = "xfacies-demo",
+    out: str | Path = "xfacies-demo",
     *,
     size: int = 512,
     dates: int = 6,
@@ -43,7 +46,7 @@ def demo_config(
 
     Parameters
     ----------
-    outdir
+    out
         Output folder (the run's ``[output] dir``).
     size, dates, year, seed
         The synthetic season: ``size`` x ``size`` pixels of 10 m, ``dates``
@@ -61,17 +64,18 @@ def demo_config(
         "model": {"path": str(model), "method": method},
         "products": {"window": ["06-01", "10-15"]},
         "cluster": {"scheduler": "threads"},
-        "output": {"dir": str(outdir), "quicklooks": True},
+        "output": {"dir": str(out), "quicklooks": True},
     }
 
 
-def run_demo(outdir: str | Path = "xfacies-demo", *, progress: bool = True, verbose: bool = True,
+@renamed_keywords(outdir="out")
+def run_demo(out: str | Path = "xfacies-demo", *, progress: bool = True, verbose: bool = True,
              **preset: Any) -> dict[str, Any]:
     """Run the demo preset and return a summary dict (paths, timings, scores).
 
     Parameters
     ----------
-    outdir
+    out
         Output folder.
     progress, verbose
         Show a progress bar; print the run's summary and the score against the synthetic truth.
@@ -84,7 +88,7 @@ def run_demo(outdir: str | Path = "xfacies-demo", *, progress: bool = True, verb
     from xfacies.products import aar_proxy
     from xfacies.train.patches import macro_f1
 
-    config = demo_config(outdir, **preset)
+    config = demo_config(out, **preset)
     res = run(config, progress=progress, verbose=verbose)
     size, seed = config["area"]["synthetic"]["size"], config["area"]["synthetic"]["seed"]
     maps = io.open_zarr(res.store)

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xfacies.compat import renamed_keywords
 from xfacies.errors import InputError
 from xfacies.caffe.metrics import finite_or_none
 from xfacies.catalog import ZONES
@@ -238,7 +239,8 @@ def _resize_grey(grey: np.ndarray, height: int, width: int) -> np.ndarray:
 # thumbnail
 
 
-def thumbnail(node_or_sar: Any, path: str | os.PathLike[str] | None = None, *, height: int = 128,
+@renamed_keywords(path="out")
+def thumbnail(node_or_sar: Any, out: str | os.PathLike[str] | None = None, *, height: int = 128,
               cache_dir: str | os.PathLike[str] | None = None) -> Path | PILImage.Image:
     """A greyscale SAR preview of fixed height with the image's aspect ratio.
 
@@ -247,7 +249,7 @@ def thumbnail(node_or_sar: Any, path: str | os.PathLike[str] | None = None, *, h
     node_or_sar
         An image node of :func:`xfacies.caffe.open_dataset` (DataTree node or Dataset with
         ``sar``), a SAR DataArray, a 2-D uint8 array or the path of a SAR PNG.
-    path
+    out
         Write the thumbnail to this PNG file and return its path.
     height
         Height in pixels; the width is ``round(height * W / H)`` for an ``H x W`` image
@@ -261,12 +263,12 @@ def thumbnail(node_or_sar: Any, path: str | os.PathLike[str] | None = None, *, h
     Returns
     -------
     pathlib.Path or PIL.Image.Image
-        The PNG's path when ``path`` or ``cache_dir`` is given, else the image (mode ``"L"``).
+        The PNG's path when ``out`` or ``cache_dir`` is given, else the image (mode ``"L"``).
 
     Raises
     ------
     ValueError
-        For a bad ``height``, a node without ``sar``, or both ``path`` and ``cache_dir``.
+        For a bad ``height``, a node without ``sar``, or both ``out`` and ``cache_dir``.
 
     Examples
     --------
@@ -282,7 +284,7 @@ def thumbnail(node_or_sar: Any, path: str | os.PathLike[str] | None = None, *, h
     True
     """
     height = _check_height(height)
-    if path is not None and cache_dir is not None:
+    if out is not None and cache_dir is not None:
         raise InputError("give either path (write there) or cache_dir (cache by source), not both")
     sar = _Sar(node_or_sar)
 
@@ -295,8 +297,8 @@ def thumbnail(node_or_sar: Any, path: str | os.PathLike[str] | None = None, *, h
     if cache_dir is not None:
         return _cached(Path(cache_dir), sar.name, f"h{height}", sar.key(height), render)
     image = render()
-    if path is not None:
-        return _save(image, Path(path))
+    if out is not None:
+        return _save(image, Path(out))
     return image
 
 
@@ -381,8 +383,9 @@ def _panel(grey: np.ndarray, zones: np.ndarray | None, front: np.ndarray | None,
     return out
 
 
+@renamed_keywords(path="out")
 def overlay(node: Any, prediction: Any = None, *, height: int | None = None, alpha: float = 0.45,
-            path: str | os.PathLike[str] | None = None) -> Path | PILImage.Image:
+            out: str | os.PathLike[str] | None = None) -> Path | PILImage.Image:
     """The SAR image with the zone colours blended in and the calving front drawn.
 
     Parameters
@@ -404,13 +407,13 @@ def overlay(node: Any, prediction: Any = None, *, height: int | None = None, alp
         Opacity of the zone colours: each pixel is
         ``rint((1 - alpha) * sar + alpha * colour)`` per channel with the colours of
         :data:`xfacies.catalog.ZONES`; front pixels are :data:`FRONT_COLOR`.
-    path
+    out
         Write a PNG there and return its path.
 
     Returns
     -------
     pathlib.Path or PIL.Image.Image
-        The path when ``path`` is given, else an RGB image.
+        The path when ``out`` is given, else an RGB image.
 
     Examples
     --------
@@ -453,8 +456,8 @@ def overlay(node: Any, prediction: Any = None, *, height: int | None = None, alp
         rgb[:, :w] = panels[0]
         rgb[:, w + _GAP:] = panels[1]
     image = Image.fromarray(rgb, mode="RGB")
-    if path is not None:
-        return _save(image, Path(path))
+    if out is not None:
+        return _save(image, Path(out))
     return image
 
 
@@ -810,7 +813,8 @@ __FILTERS__
 """
 
 
-def gallery(dataset: xr.DataTree, out_dir: str | os.PathLike[str], *, predictions: Any = None,
+@renamed_keywords(out_dir="out")
+def gallery(dataset: xr.DataTree, out: str | os.PathLike[str], *, predictions: Any = None,
             scores: pd.DataFrame | None = None, height: int = 128, overlay_height: int | None = 512,
             alpha: float = 0.45, title: str = "CaFFe calving-front images") -> Path:
     """Write a static HTML gallery of the images, to filter and browse in any web browser.
@@ -837,7 +841,7 @@ def gallery(dataset: xr.DataTree, out_dir: str | os.PathLike[str], *, prediction
     ----------
     dataset
         A tree of :func:`xfacies.caffe.open_dataset` (or :func:`~xfacies.caffe.select`).
-    out_dir
+    out
         Folder to write into (created).  Thumbnails and truth-only overlays are cached there by
         source file (see :func:`thumbnail`), so writing the gallery again is quick.
     predictions
@@ -882,7 +886,7 @@ def gallery(dataset: xr.DataTree, out_dir: str | os.PathLike[str], *, prediction
     if not isinstance(dataset, xr.DataTree):
         raise TypeError(f"dataset must be a DataTree of xfacies.caffe.open_dataset, got "
                         f"{type(dataset).__name__}")
-    out = Path(out_dir)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     thumbs, overs = out / "thumbnails", out / "overlays"
     df = index(dataset)
@@ -905,10 +909,10 @@ def gallery(dataset: xr.DataTree, out_dir: str | os.PathLike[str], *, prediction
                 over = _cached(overs, stem, f"o{oh}", key,
                                lambda ds=ds, oh=oh: overlay(ds, height=oh, alpha=alpha))
             else:
-                over = overlay(ds, height=oh, alpha=alpha, path=overs / f"{_safe(stem)}_o{oh}.png")
+                over = overlay(ds, height=oh, alpha=alpha, out=overs / f"{_safe(stem)}_o{oh}.png")
         else:
             over = overlay(ds, pred, height=oh, alpha=alpha,
-                           path=overs / f"{_safe(stem)}_pred_o{oh}.png")
+                           out=overs / f"{_safe(stem)}_pred_o{oh}.png")
         score_row = table.loc[stem] if table is not None and stem in table.index else None
         rel = [quote(Path(p).relative_to(out).as_posix()) for p in (thumb, over)]
         cards.append(_card(str(stem), row, rel[0], rel[1], size, pred is not None, score_cols, score_row))

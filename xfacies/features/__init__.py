@@ -12,14 +12,54 @@ module         concern
 ``sun``        sun angles read and checked (degrees, above the horizon)
 ``dem_input``  a DEM on the cube's grid (voids masked, reprojected with odc-geo)
 =============  ==================================================================
+
+``xfacies.features`` is also what users call: ``xfacies.features(cube, dem, outlines)`` is
+:func:`xfacies.features.compute.features` (same signature and docstring).  Importing the
+package imports none of its modules, so ``import xfacies.features.terrain`` (NumPy kernels)
+loads no GDAL stack.
 """
 
-from xfacies.features.compute import (
-    DEFAULT_SHADOW_CAP, STATIC_FEATURES, ShadowCapWarning, features, static_features, terrain_features,
-)
-from xfacies.features.dem_input import DemVoidWarning
-from xfacies.features.elevation import ElevationRangeWarning
-from xfacies.features.proximity import edge_distance
+from __future__ import annotations
 
-__all__ = ["features", "terrain_features", "static_features", "STATIC_FEATURES", "DEFAULT_SHADOW_CAP",
-           "ShadowCapWarning", "ElevationRangeWarning", "DemVoidWarning", "edge_distance"]
+import sys
+import types
+from typing import Any
+
+from xfacies._lazy import names as _lazy_names
+
+#: Public name -> module that defines it (imported on first access).
+_LAZY: dict[str, str] = {
+    "features": "xfacies.features.compute",
+    "terrain_features": "xfacies.features.compute",
+    "static_features": "xfacies.features.compute",
+    "STATIC_FEATURES": "xfacies.features.compute",
+    "DEFAULT_SHADOW_CAP": "xfacies.features.compute",
+    "ShadowCapWarning": "xfacies.features.compute",
+    "ElevationRangeWarning": "xfacies.features.elevation",
+    "DemVoidWarning": "xfacies.features.dem_input",
+    "edge_distance": "xfacies.features.proximity",
+}
+
+__all__ = list(_LAZY)
+
+__getattr__, __dir__ = _lazy_names(__name__, _LAZY, globals())
+
+
+class _FeaturesPackage(types.ModuleType):
+    """The ``xfacies.features`` package, callable as :func:`xfacies.features.compute.features`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from xfacies.features.compute import features
+
+        return features(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> Any:
+        import inspect
+
+        from xfacies.features.compute import features
+
+        return inspect.signature(features)
+
+
+sys.modules[__name__].__class__ = _FeaturesPackage

@@ -98,6 +98,7 @@ import xarray as xr
 import rioxarray  # noqa: F401  (registers .rio)
 from numpy.typing import NDArray
 
+from xfacies.compat import renamed_keywords
 from xfacies import catalog, spatial
 from xfacies.outlines import as_outlines
 from xfacies.errors import GridError, InputError, XfaciesWarning
@@ -427,10 +428,11 @@ def features(
     return out
 
 
+@renamed_keywords(grid="like")
 def terrain_features(
     dem: xr.DataArray | str | os.PathLike,
     outlines: Any,
-    grid: xr.DataArray | xr.Dataset,
+    like: xr.DataArray | xr.Dataset,
     *,
     sun_azimuth: float | Sequence[float] | None = None,
     sun_elevation: float | Sequence[float] | None = None,
@@ -449,7 +451,7 @@ def terrain_features(
         Elevation (a DataArray on any grid, or a raster path), e.g. from :func:`xfacies.open_dem`.
     outlines
         Glacier outlines (GeoDataFrame or vector file).
-    grid
+    like
         The working grid (e.g. :func:`xfacies.grid`), or any xarray object on it: its y/x
         coordinates, CRS and chunks are the output's.
     sun_azimuth, sun_elevation
@@ -483,7 +485,7 @@ def terrain_features(
     """
     import dask.array as da
 
-    ydim, xdim = spatial.spatial_dims(grid)
+    ydim, xdim = spatial.spatial_dims(like)
     if (sun_azimuth is None) != (sun_elevation is None):
         raise InputError("give both sun_azimuth and sun_elevation (degrees), or neither")
     has_sun = sun_azimuth is not None
@@ -496,14 +498,14 @@ def terrain_features(
         if optical:
             raise InputError(f"{optical} are optical bands: terrain_features computes {terrain_names}; "
                              "use xfacies.features.features(cube, ...) with a reflectance cube for those")
-    ny, nx = grid.sizes[ydim], grid.sizes[xdim]
-    chunks = grid.chunksizes if isinstance(grid, xr.DataArray) else {}
+    ny, nx = like.sizes[ydim], like.sizes[xdim]
+    chunks = like.chunksizes if isinstance(like, xr.DataArray) else {}
     ych = tuple(chunks.get(ydim, (ny,)))
     xch = tuple(chunks.get(xdim, (nx,)))
-    coords = {"band": ("band", np.array([], dtype=object)), "y": grid[ydim].values, "x": grid[xdim].values}
+    coords = {"band": ("band", np.array([], dtype=object)), "y": like[ydim].values, "x": like[xdim].values}
     cube = xr.DataArray(da.zeros((0, ny, nx), dtype=np.float32, chunks=(-1, ych, xch)), dims=("band", "y", "x"),
                         coords=coords)
-    crs = spatial.crs_of(grid)
+    crs = spatial.crs_of(like)
     if crs is not None:
         cube = cube.rio.write_crs(crs)
     if has_sun:
@@ -525,10 +527,11 @@ def terrain_features(
                     shadow_cap=shadow_cap, all_touched=all_touched, **sun)
 
 
+@renamed_keywords(grid="like")
 def static_features(
     dem: xr.DataArray | str | os.PathLike,
     outlines: Any,
-    grid: xr.DataArray | xr.Dataset,
+    like: xr.DataArray | xr.Dataset,
     *,
     feature_set: int | str | Sequence[str] = 4,
     per_glacier_elevation: bool = False,
@@ -548,7 +551,7 @@ def static_features(
         Elevation (a DataArray on any grid, or a raster path), as for :func:`features`.
     outlines
         Glacier outlines (GeoDataFrame or vector file).
-    grid
+    like
         The working grid, or any xarray object on it (the cube itself): its y/x coordinates,
         CRS and chunks are the output's.
     feature_set
@@ -584,7 +587,7 @@ def static_features(
     if not names:
         raise InputError(f"feature set {feature_set!r} ({list(catalog.feature_set(feature_set))}) has no "
                          f"date-independent feature; those are {list(STATIC_FEATURES)}")
-    return terrain_features(dem, outlines, grid, feature_set=names, per_glacier_elevation=per_glacier_elevation,
+    return terrain_features(dem, outlines, like, feature_set=names, per_glacier_elevation=per_glacier_elevation,
                             all_touched=all_touched)
 
 

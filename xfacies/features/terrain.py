@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 
+from xfacies.compat import renamed_keywords
 from xfacies.errors import InputError
 
 __all__ = [
@@ -57,14 +58,15 @@ def _as_dem(dem: ArrayLike) -> NDArray[np.floating]:
     return arr
 
 
-def horn_gradient(dem: ArrayLike, res: float) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+@renamed_keywords(res="resolution")
+def horn_gradient(dem: ArrayLike, resolution: float) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
     """Terrain gradient by Horn's (1981) 3x3 weighted differences.
 
     Parameters
     ----------
     dem
         2-D elevation array (metres), row 0 = north.
-    res
+    resolution
         Pixel size in metres.
 
     Returns
@@ -87,20 +89,21 @@ def horn_gradient(dem: ArrayLike, res: float) -> tuple[NDArray[np.floating], NDA
     a, b, c = p[:-2, :-2], p[:-2, 1:-1], p[:-2, 2:]
     d, f = p[1:-1, :-2], p[1:-1, 2:]
     g, h, i = p[2:, :-2], p[2:, 1:-1], p[2:, 2:]
-    scale = 1.0 / (8.0 * float(res))
+    scale = 1.0 / (8.0 * float(resolution))
     dz_deast = ((c + 2 * f + i) - (a + 2 * d + g)) * scale
     dz_dnorth = ((a + 2 * b + c) - (g + 2 * h + i)) * scale  # row 0 is north
     return dz_deast, dz_dnorth
 
 
-def slope_horn(dem: ArrayLike, res: float) -> NDArray[np.floating]:
+@renamed_keywords(res="resolution")
+def slope_horn(dem: ArrayLike, resolution: float) -> NDArray[np.floating]:
     """Slope in degrees (0 = flat) by Horn's method.
 
     Parameters
     ----------
     dem
         2-D elevation array in metres, row 0 = north.
-    res
+    resolution
         Pixel size in metres.
 
     Returns
@@ -115,11 +118,12 @@ def slope_horn(dem: ArrayLike, res: float) -> NDArray[np.floating]:
     >>> float(slope_horn(dem, 10.0)[2, 2])
     45.0
     """
-    gx, gy = horn_gradient(dem, res)
+    gx, gy = horn_gradient(dem, resolution)
     return np.degrees(np.arctan(np.hypot(gx, gy)))
 
 
-def aspect_horn(dem: ArrayLike, res: float) -> NDArray[np.floating]:
+@renamed_keywords(res="resolution")
+def aspect_horn(dem: ArrayLike, resolution: float) -> NDArray[np.floating]:
     """Aspect: the downslope direction in degrees clockwise from north.
 
     0 = the slope faces (drains towards) north, 90 = east, 180 = south,
@@ -130,7 +134,7 @@ def aspect_horn(dem: ArrayLike, res: float) -> NDArray[np.floating]:
     ----------
     dem
         2-D elevation array in metres, row 0 = north.
-    res
+    resolution
         Pixel size in metres.
 
     Examples
@@ -140,7 +144,7 @@ def aspect_horn(dem: ArrayLike, res: float) -> NDArray[np.floating]:
     >>> float(aspect_horn(dem, 10.0)[2, 2])
     90.0
     """
-    gx, gy = horn_gradient(dem, res)
+    gx, gy = horn_gradient(dem, resolution)
     asp = np.degrees(np.arctan2(-gx, -gy)) % 360.0
     return np.where((gx == 0) & (gy == 0), np.nan, asp)
 
@@ -150,7 +154,8 @@ def _sun_vector(azimuth: float, elevation: float) -> tuple[float, float, float]:
     return math.sin(az) * math.cos(el), math.cos(az) * math.cos(el), math.sin(el)
 
 
-def hillshade(dem: ArrayLike, res: float, azimuth: float, elevation: float) -> NDArray[np.floating]:
+@renamed_keywords(res="resolution")
+def hillshade(dem: ArrayLike, resolution: float, azimuth: float, elevation: float) -> NDArray[np.floating]:
     """Hillshade = ``max(0, cos(incidence angle))`` for a given sun position.
 
     The incidence angle is the angle between the (Horn) surface normal and
@@ -164,7 +169,7 @@ def hillshade(dem: ArrayLike, res: float, azimuth: float, elevation: float) -> N
     ----------
     dem
         2-D elevation array in metres, row 0 = north.
-    res
+    resolution
         Pixel size in metres.
     azimuth
         Sun azimuth, degrees clockwise from north.
@@ -183,7 +188,7 @@ def hillshade(dem: ArrayLike, res: float, azimuth: float, elevation: float) -> N
     >>> round(float(hillshade(flat, 10.0, 150.0, 30.0)[0, 0]), 6)
     0.5
     """
-    gx, gy = horn_gradient(dem, res)
+    gx, gy = horn_gradient(dem, resolution)
     se, sn, su = _sun_vector(azimuth, elevation)
     cos_i = (su - gx * se - gy * sn) / np.sqrt(1.0 + gx * gx + gy * gy)
     return np.clip(cos_i, 0.0, 1.0)
@@ -205,9 +210,10 @@ def shadow_length_bound(relief: ArrayLike, elevation: ArrayLike) -> NDArray[np.f
     return float(out) if out.ndim == 0 else out
 
 
+@renamed_keywords(res="resolution")
 def cast_shadow(
     dem: ArrayLike,
-    res: float,
+    resolution: float,
     azimuth: float,
     elevation: float,
     max_distance: float | None = None,
@@ -236,7 +242,7 @@ def cast_shadow(
     ----------
     dem
         2-D elevation array in metres, row 0 = north.
-    res
+    resolution
         Pixel size in metres.
     azimuth
         Sun azimuth, degrees clockwise from north.
@@ -281,14 +287,14 @@ def cast_shadow(
     se, sn = math.sin(az), math.cos(az)  # towards the sun: east, north components
     dominant = max(abs(se), abs(sn))
     step_px = 1.0 / dominant  # ray length per step, pixels (1 .. sqrt(2))
-    rise = step_px * float(res) * math.tan(math.radians(elevation))  # metres per step
+    rise = step_px * float(resolution) * math.tan(math.radians(elevation))  # metres per step
     n = max(ny, nx) + 1
     if relief > 0:
         n = min(n, math.ceil(relief / rise))
     else:
         n = 0
     if max_distance is not None:
-        n = min(n, int(math.floor(max_distance / (step_px * float(res)) + 1e-9)))
+        n = min(n, int(math.floor(max_distance / (step_px * float(resolution)) + 1e-9)))
     if n <= 0:
         return np.ones(z.shape, dtype=np.uint8)
 
@@ -339,21 +345,22 @@ def cast_shadow(
     return (best <= zf).astype(np.uint8)
 
 
-def distance_to_edge(mask: ArrayLike, res: float | tuple[float, float]) -> NDArray[np.float64]:
+@renamed_keywords(res="resolution")
+def distance_to_edge(mask: ArrayLike, resolution: float | tuple[float, float]) -> NDArray[np.float64]:
     """Exact Euclidean distance (metres) to the nearest pixel of the other class.
 
     For a pixel inside ``mask`` this is the distance from its centre to the
     centre of the nearest pixel outside, and vice versa (an exact Euclidean
     distance transform, :func:`scipy.ndimage.distance_transform_edt`, run on
     the mask and on its complement).  Neighbouring pixels of different
-    classes are therefore ``res`` apart, never 0.  If the mask holds a single
+    classes are therefore ``resolution`` apart, never 0.  If the mask holds a single
     class the distance is ``inf`` everywhere.
 
     Parameters
     ----------
     mask
         2-D boolean (or 0/non-zero) array.
-    res
+    resolution
         Pixel size in metres, or ``(row_size, column_size)``.
 
     Examples
@@ -366,7 +373,7 @@ def distance_to_edge(mask: ArrayLike, res: float | tuple[float, float]) -> NDArr
     m = np.asarray(mask).astype(bool)
     if m.all() or not m.any():
         return np.full(m.shape, np.inf)
-    sampling = (float(res), float(res)) if np.ndim(res) == 0 else tuple(float(r) for r in res)  # type: ignore[union-attr]
+    sampling = (float(resolution), float(resolution)) if np.ndim(resolution) == 0 else tuple(float(r) for r in resolution)  # type: ignore[union-attr]
     inside = ndimage.distance_transform_edt(m, sampling=sampling)
     outside = ndimage.distance_transform_edt(~m, sampling=sampling)
     return np.where(m, inside, outside)

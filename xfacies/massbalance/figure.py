@@ -12,12 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xfacies.compat import renamed_keywords
 from xfacies.errors import InputError
 
 __all__ = ["regression_figure"]
 
 
-def regression_figure(self: Any, path: str | Path | None = None, *, dpi: int = 100,
+@renamed_keywords(path="out")
+def regression_figure(self: Any, out: str | Path | None = None, *, dpi: int = 100,
                       max_size: float = 24.0, max_panels: int | None = 30) -> Any:
     """Draw :class:`xfacies.massbalance.regression.RegressionResult` ``self`` (see its ``plot``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -122,8 +124,8 @@ def regression_figure(self: Any, path: str | Path | None = None, *, dpi: int = 1
         fig.text((gx + (lay.ncols * lay.cell_w - lay.gap_w) / 2) / W, 0.08 / H,
                  f"{self.predictor_name}  (per glacier; shared axes)", ha="center", va="bottom",
                  fontsize=9)
-    if path is not None:
-        fig.savefig(path, dpi=dpi)
+    if out is not None:
+        fig.savefig(out, dpi=dpi)
     return fig
 
 

@@ -63,7 +63,7 @@ import rioxarray  # noqa: F401  (registers .rio)
 
 from xfacies import spatial
 from xfacies.errors import GridError, InputError, MissingAssetError, RequesterPaysError
-from xfacies.outlines import geobox_around
+from xfacies.outlines import geobox_around, read_outlines
 from xfacies.catalog import OPTICAL_FEATURES
 from xfacies.sources.retry import http_retry, retrying
 from xfacies.sources.retry import settings as retry_settings
@@ -300,23 +300,33 @@ def _unknown_collection(name: str, prov: Provider | None, known: Mapping[str, An
 
 
 # --------------------------------------------------------------------------- area and grid
-def area_of(where: Any) -> tuple[Any, Any]:
-    """``where`` -> (odc Geometry or None, GeoBox or None)."""
+def area_of(where: Any, like: Any = None) -> tuple[Any, Any]:
+    """``where`` (an area) or ``like`` (a grid) -> (odc Geometry or None, GeoBox or None)."""
     from odc.geo.geobox import GeoBox
     from odc.geo.geom import Geometry, box
 
+    if like is not None:
+        if where is not None:
+            raise InputError("give the area as where= or the grid as like=, not both: like= loads the "
+                             "imagery on exactly that grid (its footprint is the area searched)")
+        if not isinstance(like, (GeoBox, xr.DataArray, xr.Dataset)):
+            raise GridError(f"like= must be a grid: an xarray object with y/x coordinates and a CRS (e.g. "
+                            f"xfacies.grid(outlines)) or an odc-geo GeoBox; got {type(like).__name__}; pass "
+                            "outlines, a geometry or a bbox as where=")
+        where = like
+    if where is None:
+        raise InputError("say where to search: where= (glacier outlines, a geometry, a lon/lat bbox) or "
+                         "like= (a grid, e.g. xfacies.grid(outlines))")
     if isinstance(where, GeoBox):
         return None, where
     if isinstance(where, (xr.DataArray, xr.Dataset)):
         try:
             return None, spatial.geobox(where)
         except ValueError as err:
-            raise GridError(f"the xarray object given as `where` has no usable grid ({err}); "
-                             "or pass outlines, a geometry or a bbox") from None
-    if isinstance(where, (str, os.PathLike)):
-        import geopandas as gpd
-
-        where = gpd.read_file(where)
+            raise GridError(f"the xarray object given as the grid has no usable grid ({err}); "
+                            "or pass outlines, a geometry or a bbox as where=") from None
+    if isinstance(where, (str, os.PathLike)):  # a vector file, read and checked as outlines
+        where = read_outlines(where)
     if isinstance(where, Geometry):
         return where, None
     if hasattr(where, "geometry") and hasattr(where, "crs"):  # GeoDataFrame / GeoSeries
@@ -401,7 +411,7 @@ def _query_text(url: str, collections: Sequence[str], bbox: Any, time: Any, max_
 
 
 def search(
-    where: Any,
+    where: Any = None,
     time: Any = None,
     sensors: Sequence[str] = ("sentinel-2", "landsat"),
     catalog: str = "earth-search",
@@ -409,6 +419,7 @@ def search(
     provider: str | None = None,
     collections: Mapping[str, CollectionSpec] | Sequence[str] | None = None,
     max_cloud: float | None = None,
+    like: Any = None,
 ) -> list[Any]:
     """Search a STAC API for the items :func:`open_stac` would load.
 
@@ -427,7 +438,7 @@ def search(
     ...                "planetary-computer")                            # doctest: +SKIP
     """
     cat = resolve_catalog(catalog, provider, sensors, collections, signer=_no_sign)
-    geom, gbox = area_of(where)
+    geom, gbox = area_of(where, like)
     return search_items(cat, lonlat_bbox(geom, gbox), time, max_cloud)
 
 
@@ -642,7 +653,7 @@ def _fuse_first_valid(parts: Sequence[xr.DataArray]) -> xr.DataArray:
 
 
 def open_stac(
-    where: Any,
+    where: Any = None,
     time: Any = None,
     sensors: Sequence[str] = ("sentinel-2", "landsat"),
     catalog: str = "earth-search",
@@ -656,6 +667,7 @@ def open_stac(
     buffer: float = 0.0,
     resampling: str | None = None,
     signer: Callable[[str], str] | None = None,
+    like: Any = None,
 ) -> xr.DataArray:
     """A lazy surface-reflectance cube ``(time, band, y, x)`` from a STAC API.
 
@@ -665,9 +677,7 @@ def open_stac(
         The area: glacier outlines (GeoDataFrame, e.g. RGI rows already
         selected, or a path to a vector file), an odc-geo ``Geometry``, a
         shapely geometry or GeoJSON dict in lon/lat, a
-        ``(lon_min, lat_min, lon_max, lat_max)`` bbox, or an xarray object or
-        ``GeoBox`` whose grid is used as it is (``crs``, ``resolution`` and
-        ``buffer`` are then ignored).
+        ``(lon_min, lat_min, lon_max, lat_max)`` bbox, or a grid as for ``like``.
     time
         STAC datetime: ``"2022-06/2022-09"``, ``"2022"``, a ``(start, end)``
         pair or a ``slice``; ``None`` for all.
@@ -701,6 +711,12 @@ def open_stac(
     signer
         ``url -> signed url`` called at read time; default
         ``planetary_computer.sign`` for Planetary Computer, none otherwise.
+    like
+        Instead of ``where``: a grid to load the imagery on exactly, an xarray object with y/x
+        coordinates and a CRS (e.g. :func:`xfacies.grid`, or the DEM or cube of another run) or
+        an odc-geo ``GeoBox``; its footprint is the area searched, and ``crs``,
+        ``resolution`` and ``buffer`` are not used.  (A grid given as ``where`` is taken the
+        same way.)
 
     Returns
     -------
@@ -735,7 +751,7 @@ def open_stac(
     >>> cube.sel(band=list(xfacies.catalog.OPTICAL_FEATURES))               # doctest: +SKIP
     """
     cat = resolve_catalog(catalog, provider, sensors, collections, signer)
-    geom, gbox = area_of(where)
+    geom, gbox = area_of(where, like)
     items = search_items(cat, lonlat_bbox(geom, gbox), time, max_cloud)
     gbox = _target_geobox(geom, gbox, crs, resolution, buffer, items)
     chunks = {**DEFAULT_CHUNKS, **(chunks or {})}

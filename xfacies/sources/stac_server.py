@@ -70,6 +70,7 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 from pystac.extensions.view import ViewExtension
 
+from xfacies.compat import renamed_keywords
 from xfacies.errors import GridError, InputError
 from xfacies.catalog import OPTICAL_FEATURES
 from xfacies.sources.sensors import PROVIDERS, SENSORS, UNSUPPORTED, CollectionSpec
@@ -84,13 +85,14 @@ _SPEC_FIX = "or pass collection=xfacies.sources.sensors.CollectionSpec(...) desc
 
 
 # --------------------------------------------------------------------------- COGs
-def write_cog(path: str | Path, array: np.ndarray, transform: Any, crs: Any,
+@renamed_keywords(path="out")
+def write_cog(out: str | Path, array: np.ndarray, transform: Any, crs: Any,
               nodata: float | None = 0) -> str:
     """Write a ``(y, x)`` (or ``(band, y, x)``) array, in its dtype, as a Cloud-Optimised GeoTIFF.
 
     Parameters
     ----------
-    path
+    out
         Output file (parent folders are created); the absolute path is returned.
     array, transform, crs, nodata
         Pixels, affine transform of the top-left corner, CRS (``"EPSG:32632"``)
@@ -109,13 +111,13 @@ def write_cog(path: str | Path, array: np.ndarray, transform: Any, crs: Any,
 
     arr = np.asarray(array)
     arr = arr[None] if arr.ndim == 2 else arr
-    path = Path(path).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(path, "w", driver="COG", width=arr.shape[-1], height=arr.shape[-2],
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(out, "w", driver="COG", width=arr.shape[-1], height=arr.shape[-2],
                        count=arr.shape[0], dtype=arr.dtype.name, crs=crs, transform=transform,
                        nodata=nodata, compress="deflate", blocksize=256) as dst:
         dst.write(arr)
-    return str(path)
+    return str(out)
 
 
 # --------------------------------------------------------------------------- tables, grids, pystac
@@ -509,7 +511,8 @@ def make_collection(items: Sequence[ItemLike] = (), collection_id: str | None = 
     return pystac.Collection(cid, description or f"xfacies collection {cid}", extent, license=license)
 
 
-def write_collection(path: str | Path, collection_id: str, items: Sequence[ItemLike] = (),
+@renamed_keywords(path="out")
+def write_collection(out: str | Path, collection_id: str, items: Sequence[ItemLike] = (),
                      description: str = "") -> str:
     """Write a STAC Collection JSON (:func:`make_collection`) covering ``items``; returns the path.
 
@@ -520,19 +523,20 @@ def write_collection(path: str | Path, collection_id: str, items: Sequence[ItemL
     >>> json.loads(Path(p).read_text())["id"]
     'sentinel-2-c1-l2a'
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_as_dict(make_collection(items, collection_id, description))))
-    return str(path)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(_as_dict(make_collection(items, collection_id, description))))
+    return str(out)
 
 
-def write_items(path: str | Path, items: Sequence[ItemLike]) -> str:
+@renamed_keywords(path="out")
+def write_items(out: str | Path, items: Sequence[ItemLike]) -> str:
     """Write items (``pystac.Item`` objects or dicts) as the GeoJSON FeatureCollection that
     ``rustac serve`` loads; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": [_as_dict(it) for it in items]}))
-    return str(path)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"type": "FeatureCollection", "features": [_as_dict(it) for it in items]}))
+    return str(out)
 
 
 # --------------------------------------------------------------------------- server
@@ -650,7 +654,8 @@ def _scl_from_truth(truth: np.ndarray) -> np.ndarray:
     return scl
 
 
-def synthetic_catalog(season: Any, outdir: str | Path, provider: str = "earth-search",
+@renamed_keywords(outdir="out")
+def synthetic_catalog(season: Any, out: str | Path, provider: str = "earth-search",
                       baseline: str = "05.00") -> tuple[str, str]:
     """Write a synthetic season as COGs plus a STAC collection and items.
 
@@ -673,7 +678,7 @@ def synthetic_catalog(season: Any, outdir: str | Path, provider: str = "earth-se
     scale, offset = spec.radiometry({spec.baseline_property or "": baseline})
     nodata = 0 if spec.nodata is None else int(spec.nodata)
     lim = np.iinfo(np.dtype(spec.dtype))
-    outdir, crs, transform = Path(outdir), season.rio.crs, season.rio.transform()
+    out, crs, transform = Path(out), season.rio.crs, season.rio.transform()
     ny, nx = season.sizes["y"], season.sizes["x"]
     refl = season["features"].sel(band=list(OPTICAL_FEATURES))
     truth = season["truth"] if "truth" in season else None
@@ -686,7 +691,7 @@ def synthetic_catalog(season: Any, outdir: str | Path, provider: str = "earth-se
         r = np.asarray(refl.isel(time=t).values, dtype=np.float64)
         dn = np.clip(np.round((r - offset) / scale), max(lim.min, nodata + 1), lim.max)
         dn = np.where(np.isfinite(r).all(axis=0), dn, nodata).astype(spec.dtype)
-        folder = outdir / "cogs" / item_id
+        folder = out / "cogs" / item_id
         hrefs = {b: write_cog(folder / f"{b}.tif", dn[k], transform, crs, nodata)
                  for k, b in enumerate(OPTICAL_FEATURES)}
         scl = _scl_from_truth(truth.isel(time=t).values if truth is not None else np.full((ny, nx), -1))
@@ -697,6 +702,6 @@ def synthetic_catalog(season: Any, outdir: str | Path, provider: str = "earth-se
             sun_azimuth=float(season["sun_azimuth"].values[t]),
             sun_elevation=float(season["sun_elevation"].values[t])))
         items[-1]["properties"]["xfacies:imagery"] = "synthetic"  # open_stac passes it on
-    coll = write_collection(outdir / "collection.json", items[0]["collection"], items,
+    coll = write_collection(out / "collection.json", items[0]["collection"], items,
                             "xfacies synthetic season")
-    return coll, write_items(outdir / "items.json", items)
+    return coll, write_items(out / "items.json", items)

@@ -58,6 +58,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from xfacies.compat import renamed_keywords
 from xfacies.errors import InputError
 from xfacies.model.calibration import (
     Calibrator, IsotonicCalibrator, KernelCalibrator, calibrator_from_sklearn,
@@ -354,10 +355,11 @@ def calibrate(
 
 
 # ---------------------------------------------------------------------------- plotting
+@renamed_keywords(path="out")
 def reliability_diagram(
     probs: np.ndarray,
     labels: np.ndarray,
-    path: str | os.PathLike,
+    out: str | os.PathLike,
     *,
     calibrated: Any = None,
     bins: int = KERNEL_BINS,
@@ -367,7 +369,7 @@ def reliability_diagram(
     Top: accuracy against mean confidence per bin, the diagonal (perfect calibration) and the
     calibration curve itself; the legend gives the 100-bin ECEs.  Bottom: samples per bin.
     ``calibrated`` is a calibrator (any callable on confidences) or a model with one.
-    Returns ``path``.
+    Returns ``out``.
     """
     import matplotlib
 
@@ -407,6 +409,6 @@ def reliability_diagram(
     bottom.set(xlabel="confidence (maximum probability)", ylabel="samples")
     bottom.grid(alpha=0.3)
     bottom.legend(loc="upper left", fontsize=8)
-    path = Path(path)
-    fig.savefig(path)
-    return path
+    out = Path(out)
+    fig.savefig(out)
+    return out

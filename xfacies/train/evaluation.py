@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xfacies.compat import renamed_keywords
 from xfacies.errors import InputError
 from xfacies import catalog
 from xfacies.catalog import FACIES_CLASSES
@@ -265,9 +266,10 @@ def evaluate(
     return out
 
 
-def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, path: str | os.PathLike,
+@renamed_keywords(path="out")
+def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, out: str | os.PathLike,
                      classes: Sequence[str] | None = None) -> Path:
-    """Draw the row-normalised confusion matrix (PNG, matplotlib Agg); returns ``path``."""
+    """Draw the row-normalised confusion matrix (PNG, matplotlib Agg); returns ``out``."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -295,6 +297,6 @@ def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, path: str | os.Path
     ax.set_title(f"Confusion, % of each true class; macro F1 {100 * t[('macro_f1', 'all')]:.1f} % "
                  f"{facies}accuracy {100 * t[('accuracy', 'all')]:.1f} %", fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of the true class")
-    path = Path(path)
-    fig.savefig(path)
-    return path
+    out = Path(out)
+    fig.savefig(out)
+    return out
