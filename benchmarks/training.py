@@ -11,7 +11,7 @@ same way (a function and an entry in ``MEASUREMENTS``).
 
 Data measurements:
 
-``write``        ``xfacies.train.data.write_reference_patches``: N synthetic patches in the
+``write``        ``xfacies.train.reference_patches.write_reference_patches``: N synthetic patches in the
                  reference layout (11-band 33 x 33 GeoTIFFs, ``{fold}_{glacier}_{date}_..._{class}.tif``);
 ``first read``   ``read_reference_patches`` on that folder with an empty cache: read every file
                  and write the Zarr cache, then load the patches (the files are in the OS page
@@ -97,12 +97,13 @@ def measure_write(args: argparse.Namespace, work: Path) -> Result:
 
     from xfacies import catalog
     from xfacies.train import data as td
+    from xfacies.train import reference_patches as rp
 
-    n, p = args.n, td.REFERENCE_PATCH_SIZE
+    n, p = args.n, rp.REFERENCE_PATCH_SIZE
     rng = np.random.default_rng(0)
-    vals = rng.normal(0.3, 0.2, (n, p, p, len(td.REFERENCE_FEATURES))).astype(np.float32)
-    ds = td._dataset(
-        vals, td.REFERENCE_FEATURES, rng.integers(0, len(catalog.CLASSES), n),
+    vals = rng.normal(0.3, 0.2, (n, p, p, len(rp.REFERENCE_FEATURES))).astype(np.float32)
+    ds = td.patch_set(
+        vals, rp.REFERENCE_FEATURES, rng.integers(0, len(catalog.CLASSES), n),
         np.array([f"glacier{g}" for g in rng.integers(0, 31, n)]),
         np.datetime64("2019-06-01") + rng.integers(0, 120, n).astype("timedelta64[D]"),
         rng.integers(0, 6, n), np.arange(n).astype(str),
@@ -110,14 +111,14 @@ def measure_write(args: argparse.Namespace, work: Path) -> Result:
         np.full(n, 32632, np.int32), {})
     folder = _reference_folder(work)
     with Timer() as tm:
-        td.write_reference_patches(ds, folder)
+        rp.write_reference_patches(ds, folder)
     mib = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
     return Result("write", n, tm.wall, tm.cpu, _peak_mib(), f"{mib:.0f} MiB of GeoTIFFs")
 
 
 def _warm_up(work: Path) -> None:
     """Read a one-file folder first: first-call imports are not part of the measurement."""
-    from xfacies.train import data as td
+    from xfacies.train import reference_patches as rp
 
     one = work / "warm-up"
     if not one.exists():
@@ -125,15 +126,15 @@ def _warm_up(work: Path) -> None:
         first = sorted(_reference_folder(work).iterdir())[0]
         shutil.copy(first, one / first.name)
     shutil.rmtree(work / "warm-up-cache", ignore_errors=True)
-    td.read_reference_patches(one, cache_dir=work / "warm-up-cache").patches.load()
+    rp.read_reference_patches(one, cache_dir=work / "warm-up-cache").patches.load()
 
 
 def _read(name: str, work: Path) -> Result:
-    from xfacies.train import data as td
+    from xfacies.train import reference_patches as rp
 
     _warm_up(work)
     with Timer() as tm:
-        ds = td.read_reference_patches(_reference_folder(work), cache_dir=work / "cache")
+        ds = rp.read_reference_patches(_reference_folder(work), cache_dir=work / "cache")
         ds.patches.load()
     store = Path(ds.attrs["cache"])
     mib = sum(f.stat().st_size for f in store.rglob("*") if f.is_file()) / 2**20
@@ -179,11 +180,12 @@ def measure_points_zarr(args: argparse.Namespace, work: Path) -> Result:
     import xarray as xr
 
     from xfacies.train import data as td
+    from xfacies.train import reference_patches as rp
 
     importlib.import_module("rioxarray")  # registers .rio
     size, nt = 1024, 2
     store = work / "cube.zarr"
-    bands = list(td.REFERENCE_FEATURES)
+    bands = list(rp.REFERENCE_FEATURES)
     if not store.exists():
         data = da.random.default_rng(0).random((nt, len(bands), size, size), chunks=(1, len(bands), 256, 256),
                                                dtype=np.float32)

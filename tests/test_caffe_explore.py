@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xfacies.caffe import explore
+from xfacies.caffe import explore, fiftyone_export, webpage
 from xfacies.caffe.dataset import index, open_dataset, select
 from xfacies.caffe.postprocess import zones_to_front
 from xfacies.caffe.synthetic import make_synthetic
@@ -243,7 +243,7 @@ def site(tree, tmp_path_factory):
     preds = {s: n["zones"].roll(x=2).to_dataset() for s, n in tree.children.items()}
     scores = evaluate(preds, tree, per_image=True)
     out = tmp_path_factory.mktemp("site")
-    page = explore.gallery(tree, out, predictions=preds, scores=scores, height=40, title="Test <gallery>")
+    page = webpage.gallery(tree, out, predictions=preds, scores=scores, height=40, title="Test <gallery>")
     return page, scores
 
 
@@ -285,10 +285,10 @@ def test_gallery_files_and_cards(tree, site):
 
 def test_gallery_again_reuses_the_thumbnails(tree, tmp_path):
     sub = select(tree, list(tree.children)[:3])
-    explore.gallery(sub, tmp_path, height=32)
+    webpage.gallery(sub, tmp_path, height=32)
     stamps = {p.name: p.stat().st_mtime_ns for p in tmp_path.rglob("*.png")}
     assert len(stamps) == 6
-    explore.gallery(sub, tmp_path, height=32)
+    webpage.gallery(sub, tmp_path, height=32)
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.rglob("*.png")} == stamps
 
 
@@ -380,7 +380,7 @@ def test_real_images_thumbnail_overlay_and_gallery(tmp_path):
     img = np.asarray(explore.overlay(node))
     front = node["front"].values
     assert front.any() and (img[front] == _hex(explore.FRONT_COLOR)).all()
-    page = explore.gallery(sub, tmp_path, height=64)
+    page = webpage.gallery(sub, tmp_path, height=64)
     parsed = _parse(page.read_text(encoding="utf-8"))
     assert len(parsed.cards) == len(picks)
     assert {c["attrs"]["data-glacier"] for c in parsed.cards} == set(df.glacier)
@@ -401,7 +401,7 @@ def test_to_fiftyone_without_fiftyone_says_how_to_install(tree, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_fiftyone)
     with pytest.raises(ImportError, match="pip install fiftyone"):
-        explore.to_fiftyone(tree)
+        fiftyone_export.to_fiftyone(tree)
 
 
 def test_to_fiftyone(tree, tmp_path):
@@ -414,7 +414,7 @@ def test_to_fiftyone(tree, tmp_path):
     preds = {s: n["zones"].roll(x=2).to_dataset() for s, n in tree.children.items()}
     scores = evaluate(preds, tree, per_image=True)
     name = f"xfacies-test-{os.getpid()}"
-    ds = explore.to_fiftyone(tree, name, predictions=preds, scores=scores, height=32,
+    ds = fiftyone_export.to_fiftyone(tree, name, predictions=preds, scores=scores, height=32,
                              media_dir=tmp_path, overwrite=True)
     import fiftyone as fo  # imported by to_fiftyone (after dask, which needs a work-around)
 
@@ -442,6 +442,6 @@ def test_to_fiftyone(tree, tmp_path):
         assert ds.match(fo.ViewField("glacier") == df.glacier.iloc[0]).count() == int(
             (df.glacier == df.glacier.iloc[0]).sum())
         with pytest.raises(ValueError, match="exists"):
-            explore.to_fiftyone(tree, name, media_dir=tmp_path)
+            fiftyone_export.to_fiftyone(tree, name, media_dir=tmp_path)
     finally:
         ds.delete()

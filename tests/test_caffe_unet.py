@@ -81,6 +81,30 @@ def test_unet_config_errors_name_the_fix():
         UNetConfig(tile=256, overlap=200)
     with pytest.raises(ValueError, match="downsample"):
         UNetConfig(downsample=3)
+    with pytest.raises(ValueError, match="normalise must be 'none' or 'image'"):
+        UNetConfig(normalise="percentile")
+
+
+def test_image_normalisation_standardises_each_image_over_its_valid_pixels():
+    """``normalise="image"``: the network sees ``(x - mean) / std`` of each image's valid pixels
+    (a NumPy computation of the same), so a brighter or higher-contrast copy of a scene gives the
+    same zones; no-data pixels stay 0 and add no parameter."""
+    cfg = {**TINY, "normalise": "image"}
+    km = build("unet", cfg)
+    assert UNetConfig(**cfg).n_params() == km.count_params() == build("unet", TINY).count_params()
+    x = (_smooth_image(64, seed=3)[None, ..., None] / 255.0).astype(np.float32)
+    x[0, :10, :20] = 0.0  # no data
+    layer = km.get_layer("standardise")
+    got = np.asarray(layer(x))[0, ..., 0]
+    v = x[0, ..., 0][x[0, ..., 0] > 0]
+    want = np.where(x[0, ..., 0] > 0, (x[0, ..., 0] - v.mean()) / np.sqrt(v.var() + 1e-6), 0.0)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    a = km.predict(x, verbose=0)
+    b = km.predict(np.where(x > 0, 1.8 * x + 0.05, 0.0).astype(np.float32), verbose=0)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    plain = build("unet", TINY)
+    plain.set_weights(km.get_weights())
+    assert np.abs(plain.predict(x, verbose=0) - a).max() > 1e-3  # the layer does something
 
 
 # --------------------------------------------------------------------------- tiles
@@ -401,7 +425,7 @@ def test_overlay_draws_the_front_that_was_scored(tmp_path):
     """For a resized image the overlay's predicted front is the one ``evaluate`` scores: the same
     post-processing with the same pixel size (the glacier's extent, not the file name's
     resolution, which would delete every front piece under 750 m / 20 m = 37.5 px)."""
-    from xfacies.caffe.explore import _prediction
+    from xfacies.caffe.explore import predicted_pair as _prediction
     from xfacies.caffe.postprocess import zones_to_front
 
     root = caffe.make_synthetic(tmp_path / "c", layout="resized", n=3, seed=6, size=(64, 64))

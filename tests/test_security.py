@@ -20,7 +20,7 @@ def test_a_runs_local_cluster_and_its_dashboard_listen_on_loopback_only():
     """The default [cluster] of a run: the scheduler, the dashboard and the workers (every
     listening socket of this process and of its children) are bound to loopback addresses."""
     pytest.importorskip("distributed")
-    from xfacies.app.pipeline import _scheduler
+    from xfacies.app.cluster import scheduler as _scheduler
 
     me = psutil.Process(os.getpid())
     before = set(_listening({me.pid}))

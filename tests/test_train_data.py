@@ -24,6 +24,7 @@ from pyproj import Transformer  # noqa: E402
 
 from xfacies import catalog  # noqa: E402
 from xfacies.train import data as td  # noqa: E402
+from xfacies.train import reference_patches as rp  # noqa: E402
 
 NT, NY, NX = 3, 40, 50
 BANDS = list(catalog.FEATURE_SETS[4])
@@ -284,12 +285,12 @@ def test_a_synthetic_scene_without_time_dimension():
 def random_patches(n, seed=0) -> xr.Dataset:
     """n reference-layout samples with random values (some NaN) and metadata."""
     rng = np.random.default_rng(seed)
-    p = td.REFERENCE_PATCH_SIZE
+    p = rp.REFERENCE_PATCH_SIZE
     vals = rng.normal(0.3, 0.2, (n, p, p, NB)).astype(np.float32)
     vals[rng.random(vals.shape) < 0.01] = np.nan
     cls = rng.integers(0, len(catalog.CLASSES), n)
     day = np.datetime64("2019-07-01") + rng.integers(0, 90, n).astype("timedelta64[D]")
-    return td._dataset(
+    return td.patch_set(
         vals, BANDS, cls, np.array([f"glacier{g}" for g in rng.integers(0, 5, n)]), day,
         rng.integers(0, 6, n), np.array([str(i) for i in range(n)]),
         X0 + RES * rng.integers(0, 1000, n) + 5, Y0 - RES * rng.integers(0, 1000, n) - 5,
@@ -298,7 +299,7 @@ def random_patches(n, seed=0) -> xr.Dataset:
 
 def _by_number(ds: xr.Dataset) -> xr.Dataset:
     """Reference reads are sorted by file name; put them back in sample order (the `...` field)."""
-    number = [int(td.parse_reference_name(s + ".tif")["extra"][0]) for s in ds["label_id"].values]
+    number = [int(rp.parse_reference_name(s + ".tif")["extra"][0]) for s in ds["label_id"].values]
     return ds.isel(sample=np.argsort(number))
 
 
@@ -312,7 +313,7 @@ def assert_same_samples(read: xr.Dataset, orig: xr.Dataset) -> None:
 
 def test_written_files_follow_the_reference_layout(tmp_path):
     orig = random_patches(12)
-    files = td.write_reference_patches(orig, tmp_path)
+    files = rp.write_reference_patches(orig, tmp_path)
     assert len(files) == 12 and sorted(os.listdir(tmp_path)) == sorted(f.name for f in files)
     pattern = re.compile(r"^[0-5]_glacier[0-4]_2019\d{4}_\d+_(" + "|".join(catalog.class_names()) + r")\.tif$")
     assert all(pattern.match(f.name) for f in files), [f.name for f in files]
@@ -325,11 +326,11 @@ def test_written_files_follow_the_reference_layout(tmp_path):
 
 def test_reference_patches_round_trip_values_and_metadata(tmp_path):
     orig = random_patches(40)
-    td.write_reference_patches(orig, tmp_path / "patches")
-    lazy = td.read_reference_patches(tmp_path / "patches", cache=False)
+    rp.write_reference_patches(orig, tmp_path / "patches")
+    lazy = rp.read_reference_patches(tmp_path / "patches", cache=False)
     assert lazy.patches.chunks is not None  # nothing read yet
     assert_same_samples(lazy, orig)
-    cached = td.read_reference_patches(tmp_path / "patches", cache_dir=tmp_path / "cache")
+    cached = rp.read_reference_patches(tmp_path / "patches", cache_dir=tmp_path / "cache")
     xr.testing.assert_identical(cached.load().drop_attrs(), lazy.load().drop_attrs())
 
 
@@ -337,8 +338,8 @@ def test_patches_from_points_survive_the_reference_layout(tmp_path):
     """Patches cut from a cube (NaN beyond its edge) written and read back are the same."""
     t, r, c = sample_pixels(30, seed=5)
     cut = td.patches_from_points(ramp_cube(), lonlat_points(t, r, c), glacier_column="glacier")
-    td.write_reference_patches(cut, tmp_path)
-    back = td.read_reference_patches(tmp_path, cache=False)
+    rp.write_reference_patches(cut, tmp_path)
+    back = rp.read_reference_patches(tmp_path, cache=False)
     assert_same_samples(back, cut)
 
 
@@ -354,9 +355,9 @@ def test_the_cache_is_written_once_and_the_second_read_does_not_touch_the_files(
     n = 600
     orig = random_patches(n, seed=1)
     folder, cache = tmp_path / "patches", tmp_path / "cache"
-    td.write_reference_patches(orig, folder)
+    rp.write_reference_patches(orig, folder)
     t0 = time.perf_counter()
-    first = td.read_reference_patches(folder, cache_dir=cache).load()
+    first = rp.read_reference_patches(folder, cache_dir=cache).load()
     t1 = time.perf_counter()
     stores = sorted(p.name for p in cache.iterdir())
     assert len(stores) == 1 and stores[0].endswith(".zarr")
@@ -367,7 +368,7 @@ def test_the_cache_is_written_once_and_the_second_read_does_not_touch_the_files(
 
     monkeypatch.setattr(td, "_read_batch", no_reading)
     t2 = time.perf_counter()
-    second = td.read_reference_patches(folder, cache_dir=cache).load()
+    second = rp.read_reference_patches(folder, cache_dir=cache).load()
     t3 = time.perf_counter()
     print(f"\nreference patches: first read {n / (t1 - t0):,.0f} patches/s, "
           f"cached read {n / (t3 - t2):,.0f} patches/s")
@@ -379,15 +380,15 @@ def test_the_cache_is_written_once_and_the_second_read_does_not_touch_the_files(
     one = random_patches(1, seed=9).assign_coords(fold=("sample", [0]))
     for f in folder.iterdir():
         f.unlink()
-    td.write_reference_patches(one, folder)
-    third = td.read_reference_patches(folder, cache_dir=cache)
+    rp.write_reference_patches(one, folder)
+    third = rp.read_reference_patches(folder, cache_dir=cache)
     np.testing.assert_array_equal(third.patches.values, one.patches.values)
     assert len(list(cache.iterdir())) == 2
 
 
 def test_the_default_cache_lives_under_the_xfacies_cache(tmp_path):
-    td.write_reference_patches(random_patches(3), tmp_path / "p")
-    ds = td.read_reference_patches(tmp_path / "p")
+    rp.write_reference_patches(random_patches(3), tmp_path / "p")
+    ds = rp.read_reference_patches(tmp_path / "p")
     assert ds.attrs["cache"].startswith(os.environ["XFACIES_CACHE"])
 
 
@@ -439,17 +440,17 @@ def _write_tif(path, count, size):
 
 def test_layout_errors_name_the_file_and_the_pattern(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a folder"):
-        td.read_reference_patches(tmp_path / "nowhere")
+        rp.read_reference_patches(tmp_path / "nowhere")
     (tmp_path / "README.txt").write_text("not a patch")
     with pytest.raises(FileNotFoundError, match="holds no .tif"):
-        td.read_reference_patches(tmp_path)
+        rp.read_reference_patches(tmp_path)
     for name in ("0_hef_20190815_1_ice.tif", "hef_20190815_1_ice.tif", "1_hef_2019-8-15_1_snow.tif",
                  "2_hef_20190815_7_slush.tif"):
         _tif(tmp_path / name)
     with pytest.raises(ValueError) as err:
-        td.read_reference_patches(tmp_path, cache=False)
+        rp.read_reference_patches(tmp_path, cache=False)
     msg = str(err.value)
-    assert msg.startswith("3 file(s)") and td.REFERENCE_PATTERN in msg
+    assert msg.startswith("3 file(s)") and rp.REFERENCE_PATTERN in msg
     assert "hef_20190815_1_ice.tif: not a reference patch name" in msg
     assert "'2019-8-15' is not a date" in msg and "unknown class 'slush'" in msg
 
@@ -459,23 +460,23 @@ def test_a_file_of_the_wrong_shape_is_named(tmp_path, count, size, what):
     _tif(tmp_path / "0_hef_20190815_1_ice.tif")
     _tif(tmp_path / "0_hef_20190815_2_snow.tif", count=count, size=size)
     with pytest.raises(ValueError, match=f"0_hef_20190815_2_snow.tif: {what}.*reference layout has 11 bands"):
-        td.read_reference_patches(tmp_path, cache_dir=tmp_path / "cache")
+        rp.read_reference_patches(tmp_path, cache_dir=tmp_path / "cache")
     assert not any((tmp_path / "cache").glob("*.zarr")), "a failed read left a cache behind"
 
 
 def test_writing_needs_the_reference_bands_and_glacier_names(tmp_path):
     ds = random_patches(2)
     with pytest.raises(ValueError, match="11 bands"):
-        td.write_reference_patches(ds.isel(band=slice(0, 6)), tmp_path)
+        rp.write_reference_patches(ds.isel(band=slice(0, 6)), tmp_path)
     with pytest.raises(ValueError, match="contain no '_'"):
-        td.write_reference_patches(ds.assign_coords(glacier=("sample", ["a_b", "c"])), tmp_path)
+        rp.write_reference_patches(ds.assign_coords(glacier=("sample", ["a_b", "c"])), tmp_path)
 
 
 def test_reference_names_parse_to_their_fields():
-    f = td.parse_reference_name("12_RGI60-11.00897_2019-08-15_a_b_4.tiff")
+    f = rp.parse_reference_name("12_RGI60-11.00897_2019-08-15_a_b_4.tiff")
     assert f == {"fold": 12, "glacier": "RGI60-11.00897", "date": np.datetime64("2019-08-15"),
                  "class": 4, "class_name": "shadow", "extra": ["a", "b"]}
-    assert td.reference_name(1, "hef", np.datetime64("2019-08-15T10:00"), "water") == "1_hef_20190815_water.tif"
+    assert rp.reference_name(1, "hef", np.datetime64("2019-08-15T10:00"), "water") == "1_hef_20190815_water.tif"
 
 
 def test_large_patch_reads_show_progress_unless_quiet(monkeypatch, capsys):

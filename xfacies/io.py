@@ -53,7 +53,7 @@ from xfacies.compat import renamed_keywords
 from xfacies.catalog import NODATA as _NODATA
 from xfacies.errors import GridError, InputError, InputWarning
 from xfacies.spatial import same_crs, crs_of
-from xfacies.validation import require_unique_times
+from xfacies.validation import class_codes, require_unique_times
 
 __all__ = ["to_zarr", "open_zarr", "zarr_format_of", "layout_regions", "region_writes",
            "complete_dates", "mark_complete", "COMPLETE_ATTR", "record_dates", "recorded_dates",
@@ -271,17 +271,9 @@ def _check_crs(existing: xr.Dataset, ds: xr.Dataset, store: Path) -> None:
 def _class_codes(block: np.ndarray, *, nodata: int, valid: tuple[int, ...], dtype: Any, name: str,
                  store: str) -> np.ndarray:
     """A float class-map block as the store's integer codes: NaN -> ``nodata``; refuse others."""
-    b = np.asarray(block)
-    nan = np.isnan(b)
-    vals = b[~nan]
-    bad = (vals != np.round(vals)) | ~np.isin(vals, np.asarray(valid, dtype=float))
-    if bad.any():
-        raise InputError(
-            f"variable {name!r} is a float class map with values that are not class codes of the store "
-            f"{store!r} ({sorted(set(np.unique(vals[bad]).tolist()))[:10]}; its flag_values are "
-            f"{list(valid)}); write class ids (NaN for nodata) or convert the map first"
-        )
-    return np.where(nan, nodata, b).astype(dtype)
+    return class_codes(block, nodata=nodata, valid=valid, what=f"variable {name!r}",
+                       fix=(f"the store {store!r} holds the flag_values {list(valid)}; write class ids (NaN for "
+                            "nodata) or convert the map first")).astype(dtype)
 
 
 def _to_store_dtypes(existing: xr.Dataset, ds: xr.Dataset, store: Path, *, eager: bool = False) -> xr.Dataset:

@@ -39,19 +39,29 @@ from xfacies.errors import GridError, MovedWarning
 if TYPE_CHECKING:  # pragma: no cover
     from odc.geo.geobox import GeoBox
 
-__all__ = ["utm_crs", "geobox", "transform", "bounds", "crs_of", "require_north_up", "same_grid",
+__all__ = ["utm_crs", "epsg_code", "geobox_differences", "geobox", "transform", "bounds", "crs_of", "require_north_up", "same_grid",
            "check_same_grid", "spatial_dims"]
 
 def utm_crs(lon: float, lat: float) -> str:
-    """The WGS 84 / UTM zone CRS of a point, e.g. ``"EPSG:32632"``.
+    """The WGS 84 / UTM zone CRS of a point, e.g. ``"EPSG:32632"``, from the PROJ database
+    (``pyproj.database.query_utm_crs_info``, which GeoPandas' ``estimate_utm_crs`` uses too).
 
     Examples
     --------
     >>> utm_crs(10.8, 46.8), utm_crs(-73.5, -49.3)
     ('EPSG:32632', 'EPSG:32718')
     """
-    zone = min(int((lon + 180.0) // 6.0) + 1, 60)
-    return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
+    from pyproj.aoi import AreaOfInterest
+    from pyproj.database import query_utm_crs_info
+
+    found = query_utm_crs_info(datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat))
+    if not found:
+        raise GridError(f"no UTM zone contains lon {lon}, lat {lat} (UTM covers -80..84 degrees of latitude); "
+                        "pass a projected crs= (e.g. a polar stereographic EPSG code)")
+    south = lat < 0
+    # a point on a zone border lies in two zones: the hemisphere's, lowest zone number first
+    codes = sorted(int(c.code) for c in found if (int(c.code) >= 32700) == south) or [int(found[0].code)]
+    return f"EPSG:{codes[0]}"
 
 
 def spatial_dims(obj: xr.DataArray | xr.Dataset) -> tuple[str, str]:
@@ -90,6 +100,24 @@ def same_crs(a: str, b: str) -> bool:
     except ImportError:  # no GDAL stack: WKT strings that differ are treated as different
         return False
     return CRS.from_user_input(a) == CRS.from_user_input(b)
+
+
+def epsg_code(crs: Any) -> int | None:
+    """The EPSG code of a CRS (anything pyproj understands), or ``None`` when it has none.
+
+    Examples
+    --------
+    >>> epsg_code("EPSG:32632"), epsg_code("+proj=utm +zone=32 +datum=WGS84 +units=m +no_defs")
+    (32632, 32632)
+    >>> epsg_code(None) is None
+    True
+    """
+    if crs is None:
+        return None
+    from pyproj import CRS
+
+    code = CRS.from_user_input(crs).to_epsg()
+    return int(code) if code else None
 
 
 def geobox(obj: xr.DataArray | xr.Dataset) -> "GeoBox":
@@ -242,6 +270,32 @@ def _grid_mismatch(obj: xr.DataArray | xr.Dataset, like: xr.DataArray | xr.Datas
     if ca is not None and cb is not None and not same_crs(ca, cb):
         return f"{what} is in another CRS than {like_name}; reproject it: raster.rio.reproject_match(features)"
     return None
+
+
+def geobox_differences(gbox: "GeoBox", like: "GeoBox") -> list[str]:
+    """How the odc-geo GeoBox ``gbox`` differs from ``like`` (size, CRS, pixel grid), one phrase
+    each; empty when they are the same grid (transforms equal within 1e-6 of a pixel).  For files
+    whose headers are compared before any pixel is read (``xfacies apply``).
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> from odc.geo.geobox import GeoBox
+    >>> a = GeoBox((3, 4), Affine(10, 0, 0, 0, -10, 30), "EPSG:32632")
+    >>> geobox_differences(GeoBox((3, 4), Affine(10, 0, 5, 0, -10, 30), "EPSG:32633"), a)
+    ['CRS EPSG:32633 instead of EPSG:32632', 'transform (10.0, 0.0, 5.0, 0.0, -10.0, 30.0) instead of (10.0, 0.0, 0.0, 0.0, -10.0, 30.0)']
+    """
+    problems = []
+    (h0, w0), (h1, w1) = like.shape, gbox.shape
+    if (h0, w0) != (h1, w1):
+        problems.append(f"size {w1} x {h1} px instead of {w0} x {h0}")
+    c0, c1 = like.crs, gbox.crs
+    if (c0 is None) != (c1 is None) or (c0 is not None and not same_crs(str(c0), str(c1))):
+        problems.append(f"CRS {c1} instead of {c0}")
+    t0, t1 = like.affine, gbox.affine
+    if not t0.almost_equals(t1, precision=1e-6 * max(abs(t0.a), abs(t0.e), 1e-12)):
+        problems.append(f"transform {tuple(t1)[:6]} instead of {tuple(t0)[:6]}")
+    return problems
 
 
 def same_grid(obj: xr.DataArray | xr.Dataset, like: xr.DataArray | xr.Dataset) -> bool:

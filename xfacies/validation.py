@@ -29,7 +29,7 @@ import xarray as xr
 
 from xfacies.errors import InputError, UnitsError
 
-__all__ = ["require_float", "check_reflectance", "check_reflectance_values", "require_unique_times",
+__all__ = ["class_codes", "require_float", "check_reflectance", "check_reflectance_values", "require_unique_times",
            "REFLECTANCE_RANGE", "MAX_IMPLAUSIBLE_SHARE", "mark_reflectance_checked",
            "reflectance_checked", "mask_fill", "FILL_VALUES"]
 
@@ -398,3 +398,38 @@ def require_unique_times(obj: xr.DataArray | xr.Dataset, what: str, dim: str = "
         f"first). Keep one of each with obj.drop_duplicates({dim!r}), or mosaic them, e.g. "
         f"obj.groupby({dim!r}).first() (first valid pixel) or obj.groupby({dim!r}).mean()"
     )
+
+
+# --------------------------------------------------------------------------- class maps
+def class_codes(block: np.ndarray, *, nodata: int, valid: Any = None, what: str = "the class map",
+                fix: str = "round it first: classes.round().astype('int8')") -> np.ndarray:
+    """A class-map block as integer class codes: a float map's NaN becomes ``nodata``; float values
+    that are not whole numbers (1.5, inf), or not in ``valid`` when given, are refused rather than
+    truncated into another class.  Integer maps are returned as they are; boolean maps (a mask?)
+    are refused.
+
+    Examples
+    --------
+    >>> class_codes(np.array([0.0, 2.0, np.nan]), nodata=-1)
+    array([ 0.,  2., -1.])
+    >>> class_codes(np.array([0.0, 1.5]), nodata=-1)
+    Traceback (most recent call last):
+    ...
+    xfacies.errors.InputError: the class map is a float class map with values that are not class codes [1.5]; round it first: classes.round().astype('int8')
+    """
+    b = np.asarray(block)
+    if b.dtype == bool:
+        raise TypeError(f"{what} is boolean (a mask?); a class map holds class ids ({nodata} = nodata), "
+                        "e.g. from xfacies.classify")
+    if not np.issubdtype(b.dtype, np.floating):
+        return b
+    nan = np.isnan(b)
+    with np.errstate(invalid="ignore"):
+        bad = ~nan & ~(np.isfinite(b) & (b == np.round(b)))
+        if valid is not None:
+            bad |= ~nan & ~np.isin(b, np.asarray(valid, dtype=float))
+    if bad.any():
+        vals = sorted(set(b[bad].tolist()))
+        raise InputError(f"{what} is a float class map with values that are not class codes {vals[:10]}"
+                         f"{' ...' if len(vals) > 10 else ''}; {fix}")
+    return np.where(nan, nodata, b)

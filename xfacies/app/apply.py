@@ -83,6 +83,7 @@ from typing import Any, Literal
 import numpy as np
 import rioxarray  # noqa: F401  (registers .rio)
 
+from xfacies import spatial
 from xfacies.errors import GridError, InputError, InputWarning
 
 __all__ = ["apply_scene", "ApplyResult", "NODATA_OUT", "scene_features"]
@@ -171,20 +172,15 @@ def _feature_set(given: dict[str, Any]) -> int:
     return 1
 
 
-def _grid(src: Any) -> tuple[Any, Any, int, int]:
-    return src.crs, src.transform, src.height, src.width
+def _geobox(src: Any) -> Any:
+    """The grid of an open rasterio dataset, from its header."""
+    from odc.geo.geobox import GeoBox
+
+    return GeoBox((src.height, src.width), src.transform, src.crs)
 
 
 def _same_grid(ref: Any, ref_path: str, other: Any, other_path: str, what: str) -> None:
-    crs0, tr0, h0, w0 = _grid(ref)
-    crs1, tr1, h1, w1 = _grid(other)
-    problems = []
-    if (h0, w0) != (h1, w1):
-        problems.append(f"size {w1} x {h1} px instead of {w0} x {h0}")
-    if crs0 != crs1:
-        problems.append(f"CRS {crs1} instead of {crs0}")
-    if not tr0.almost_equals(tr1, precision=1e-6 * max(abs(tr0.a), abs(tr0.e), 1e-12)):
-        problems.append(f"transform {tuple(tr1)[:6]} instead of {tuple(tr0)[:6]}")
+    problems = spatial.geobox_differences(_geobox(other), _geobox(ref))
     if problems:
         raise GridError(
             f"--{what} {other_path} is not on the grid of the optical raster {ref_path}: "

@@ -76,13 +76,14 @@ __all__ = [
 DateLike = Union[str, int, _dt.date]
 
 
-class _Section(BaseModel):
-    """A TOML section: strict types, no unknown keys."""
+class Section(BaseModel):
+    """A TOML section: strict types, no unknown keys (the base of every section of the run and
+    training configurations)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class SyntheticArea(_Section):
+class SyntheticArea(Section):
     """Synthetic glaciers (``[area] synthetic = {...}``): no download at all.
 
     Attributes
@@ -104,7 +105,7 @@ class SyntheticArea(_Section):
     dates: Union[int, list[DateLike]] = 6
 
 
-class AreaConfig(_Section):
+class AreaConfig(Section):
     """``[area]``: which glaciers.
 
     Attributes
@@ -125,14 +126,14 @@ class AreaConfig(_Section):
     id_column: str | None = None
 
 
-class TimeConfig(_Section):
+class TimeConfig(Section):
     """``[time]``: first and last day, as dates or years (``end = 2023`` is 31 Dec 2023)."""
 
     start: DateLike = ""
     end: DateLike = ""
 
 
-class StacConfig(_Section):
+class StacConfig(Section):
     """``[stac]``: where the imagery comes from (see :func:`xfacies.open_stac`).
 
     Attributes
@@ -166,7 +167,7 @@ class StacConfig(_Section):
     retry_wait: float = Field(default=1.0, ge=0)
 
 
-class QualityConfig(_Section):
+class QualityConfig(Section):
     """``[quality]``: which scenes enter the series (:func:`xfacies.sources.quality.rejected_scenes`).
 
     Every date is measured over the glacier pixels before it is classified; a
@@ -193,13 +194,13 @@ class QualityConfig(_Section):
     max_implausible: float = Field(default=0.01, ge=0, le=1)
 
 
-class DemConfig(_Section):
+class DemConfig(Section):
     """``[dem]``: ``source`` = a DEM collection (``"cop-dem-glo-30"``), a raster path, or ``"synthetic"``."""
 
     source: str = "cop-dem-glo-30"
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     """``[model]``: bundle (``path``: ``"demo"`` or a ``.xfacies`` file) and inference options."""
 
     path: str = "demo"
@@ -208,7 +209,7 @@ class ModelConfig(_Section):
     batch_size: int | None = Field(default=None, ge=1)
 
 
-class ProductsConfig(_Section):
+class ProductsConfig(Section):
     """``[products]``: end-of-season selection (see :func:`xfacies.products.end_of_season`).
 
     Attributes
@@ -232,7 +233,7 @@ class ProductsConfig(_Section):
     hydrological_year_start_month: int = Field(default=10, ge=1, le=12)
 
 
-class MassBalanceConfig(_Section):
+class MassBalanceConfig(Section):
     """``[massbalance]``: the regression against measured balances.
 
     Attributes
@@ -256,7 +257,7 @@ class MassBalanceConfig(_Section):
     by: Literal["global", "glacier"] = "global"
 
 
-class OutputConfig(_Section):
+class OutputConfig(Section):
     """``[output]``: ``dir`` holds ``facies.zarr``, ``fractions.zarr``, ``products.zarr``, ``report/`` and the log.
 
     Attributes
@@ -298,7 +299,7 @@ class OutputConfig(_Section):
         return self.path / "xfacies-run.log"
 
 
-class ClusterConfig(_Section):
+class ClusterConfig(Section):
     """``[cluster]``: where the work runs.
 
     Attributes
@@ -333,7 +334,7 @@ class ClusterConfig(_Section):
     no_worker_timeout: float = Field(default=300.0, gt=0)
 
 
-class RunConfig(_Section):
+class RunConfig(Section):
     """The whole run configuration (one attribute per TOML section).
 
     Build it with :func:`load_config` (TOML), :meth:`from_dict` (a mapping,

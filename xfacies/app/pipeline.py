@@ -46,7 +46,6 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -59,133 +58,18 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from xfacies.app.config import ClusterConfig, MassBalanceConfig, RunConfig, SyntheticArea, load_config
+from xfacies.app.config import MassBalanceConfig, RunConfig, SyntheticArea, load_config
 from xfacies.app.report import RunResult, end_of_season_table
-from xfacies.errors import InputError, NoWorkersError, RunLockedError, RunWarning
+from xfacies.app import cluster
+from xfacies.app.cluster import dates_per_batch, first_done
+from xfacies.app.lock import prepare_output, run_lock
+from xfacies.app.logs import logging_to
+from xfacies.errors import InputError, NoWorkersError, RunLockedError
 
 __all__ = ["run", "run_config", "RunConfig", "RunResult", "RunLockedError", "NoWorkersError", "load_config",
            "dates_per_batch", "prepare_synthetic_catalog"]
 
 log = logging.getLogger("xfacies.app.pipeline")
-
-
-def _prepare_output(folder: Path) -> None:
-    """Create the output folder, or say why it cannot be one (a file, not writable)."""
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"[output] dir {folder} is a file, not a folder: choose a folder for the run's stores "
-                         "and report")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".xfacies-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except (NotADirectoryError, FileExistsError) as err:
-        raise InputError(f"[output] dir {folder} cannot be created: a part of that path is a file ({err})") from None
-    except PermissionError as err:
-        raise InputError(f"[output] dir {folder} is not writable ({err}); choose a folder you can write to") from None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-@contextlib.contextmanager
-def _run_lock(folder: Path) -> Iterator[None]:
-    """One run per output folder: ``<dir>/.xfacies-run.lock`` (pid, host, start) is created
-    atomically and removed at the end.  A second run is refused with the first one's details; a
-    lock left by a run that died on this host (its pid is gone) is taken over with a warning."""
-    import socket
-    import warnings
-
-    lock = folder / ".xfacies-run.lock"
-    me = {"pid": os.getpid(), "host": socket.gethostname(),
-          "started": _time.strftime("%Y-%m-%d %H:%M:%S")}
-    for attempt in (1, 2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                other = json.loads(lock.read_text())
-            except (OSError, ValueError):
-                other = {}
-            same_host = other.get("host") == me["host"]
-            if attempt == 1 and same_host and isinstance(other.get("pid"), int) and not _pid_alive(other["pid"]):
-                warnings.warn(f"{lock} was left by an xfacies run (pid {other['pid']}) that is no longer "
-                              "running; taking it over", RunWarning, stacklevel=4)
-                lock.unlink(missing_ok=True)
-                continue
-            raise RunLockedError(
-                f"another xfacies run (pid {other.get('pid', '?')} on {other.get('host', '?')}, started "
-                f"{other.get('started', '?')}) is writing to {folder}; wait for it to finish, or use another "
-                f"[output] dir. If that run is dead (e.g. its machine was lost), delete {lock}") from None
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
-        break
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _logging_to(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    root = logging.getLogger("xfacies")
-    old = root.level
-    root.addHandler(handler)
-    if root.level == logging.NOTSET or root.level > logging.INFO:
-        root.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old)
-        handler.close()
-
-
-@contextlib.contextmanager
-def _scheduler(c: ClusterConfig, verbose: bool) -> Iterator[tuple[Any, str | None]]:
-    """Yield ``(client or None, dashboard link or None)`` for the configured scheduler."""
-    import dask
-
-    if c.scheduler in ("threads", "synchronous", "sync", "single-threaded"):
-        log.info("dask scheduler: local %s", c.scheduler)
-        with dask.config.set(scheduler=c.scheduler):
-            yield None, None
-        return
-    from distributed import Client, LocalCluster
-
-    if c.scheduler:
-        log.info("connecting to the Dask scheduler at %s", c.scheduler)
-        try:
-            client = Client(c.scheduler, timeout="20s")
-        except (OSError, TimeoutError) as e:
-            raise ConnectionError(f"could not connect to the Dask scheduler at {c.scheduler!r}: {e}") from e
-        cluster = None
-    else:
-        cluster = LocalCluster(n_workers=c.n_workers, threads_per_worker=c.threads_per_worker,
-                               processes=True, memory_limit=c.memory_limit,
-                               dashboard_address=c.dashboard_address)
-        client = Client(cluster)
-    link = client.dashboard_link
-    log.info("dask client %s, %d workers, dashboard %s", client.id, len(client.scheduler_info()["workers"]), link)
-    if verbose:
-        print(f"Dask dashboard: {link}", flush=True)
-    try:
-        yield client, link
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def _synthetic_dates(s: SyntheticArea, start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
@@ -273,46 +157,6 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="date", disable=not enabled, file=sys.stderr)
-
-
-def dates_per_batch(client: Any, pixels: int, layers: int, *, override: int | None = None) -> int:
-    """How many dates a run submits at a time, from the workers' memory.
-
-    A date's working set is bounded by ``pixels x layers x 4`` bytes (its
-    reflectance bands, features and class probabilities as float32, were they
-    all in memory at once); a batch may use a quarter of the memory of all
-    workers (of this machine for the local schedulers).  The result is kept
-    within 1 .. 4 x the worker threads, so the workers always have a next date
-    and the scheduler never holds the graph of the whole record.  At most two
-    batches are in flight.
-
-    Parameters
-    ----------
-    client
-        A ``distributed.Client`` or ``None`` (local schedulers).
-    pixels, layers
-        Pixels per date, float32 layers per pixel.
-    override
-        ``[cluster] batch_dates``: used as is when given.
-
-    Examples
-    --------
-    >>> dates_per_batch(None, 2048 * 2048, 27, override=6)
-    6
-    """
-    if override is not None:
-        return max(1, int(override))
-    import psutil
-
-    if client is not None:
-        workers = client.scheduler_info(n_workers=-1)["workers"].values()
-        memory = sum(int(w.get("memory_limit") or 0) or psutil.virtual_memory().total // max(len(workers), 1)
-                     for w in workers)
-        threads = sum(int(w.get("nthreads", 1)) for w in workers) or 1
-    else:
-        memory, threads = psutil.virtual_memory().total, os.cpu_count() or 1
-    per_date = max(1, pixels * layers * 4)
-    return int(min(max(1, (memory // 4) // per_date), 4 * threads))
 
 
 def _batches(todo: list[pd.Timestamp], size: int) -> Iterator[list[pd.Timestamp]]:
@@ -426,10 +270,10 @@ def run(
     if scheduler is not False:
         cfg.cluster = cfg.cluster.model_copy(update={"scheduler": scheduler})
     out = cfg.output
-    _prepare_output(out.path)
+    prepare_output(out.path)
     out.report.mkdir(parents=True, exist_ok=True)
     t0 = _time.perf_counter()
-    with _run_lock(out.path), _logging_to(out.log):
+    with run_lock(out.path), logging_to(out.log):
         log.info("xfacies run started: %s", json.dumps(cfg.to_dict()))
         (out.path / "run-config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
         try:
@@ -437,7 +281,7 @@ def run(
 
             # the readers built for this run carry these to the workers (xfacies.sources.retry)
             with set_options(retries=cfg.stac.retries, retry_wait=cfg.stac.retry_wait), \
-                    _scheduler(cfg.cluster, verbose) as (client, link):
+                    cluster.scheduler(cfg.cluster, verbose) as (client, link):
                 res = _run(cfg, resume, client, progress)
         except Exception:
             log.exception("xfacies run failed")
@@ -482,7 +326,7 @@ def _run(cfg: RunConfig, resume: bool, client: Any, progress: bool) -> RunResult
     todo = [t for t in dates if not resume or t not in done]
     skipped = [t for t in dates if resume and t in done]
     log.info("dates to classify: %d, already complete: %d", len(todo), len(skipped))
-    step4 = _classify_dates(cfg, cube, dem, outlines, model, todo, client, progress)  # 4. maps
+    step4 = DateBatches(cfg, cube, dem, outlines, model, client, progress).run(todo)  # 4. maps
     written = step4.written
     complete = set(_done_dates(out.store)) & set(dates)
     if not complete:
@@ -625,49 +469,57 @@ class _Outcome:
         self.quality: list[Any] = []
 
 
-def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: Any,
-                    todo: list[pd.Timestamp], client: Any, progress: bool) -> _Outcome:
-    """Quality check -> features -> classify -> Zarr for the dates ``todo``, batch by batch.
+class DateBatches:
+    """Step 4 of a run: quality check -> features -> classify -> Zarr for the dates to do, batch by batch.
 
-    Each batch's scenes are measured first (:func:`xfacies.sources.quality.scene_quality`) and the
-    rejected ones left out; the rest get one region write per date, computed in parallel.  A date
+    Each batch's scenes are read once into the workers' memory and measured
+    (:func:`xfacies.sources.quality.scene_quality`); the rejected ones are left out and the rest get
+    one region write per date, computed in parallel (two batches in flight on a cluster).  A date
     whose computation fails (after the reader's retries) is recorded and skipped, and the run goes
-    on; only when every date failed is the first error raised."""
-    from xfacies import graphs, io
-    from xfacies.sources.quality import rejected_scenes, scene_quality
+    on.  The state the steps share (the outcome, the imagery held for the batches in flight, the
+    progress bar) lives on the instance.
+    """
 
-    res = _Outcome()
-    if not todo:
-        return res
-    q = cfg.quality
-    store, fmt = cfg.output.store, cfg.output.zarr_format
-    patience = cfg.cluster.no_worker_timeout
-    size = dates_per_batch(client, cube.sizes["y"] * cube.sizes["x"],
-                           cube.sizes.get("band", 6) + len(model.features) + len(model.classes) + 2,
-                           override=cfg.cluster.batch_dates)
-    log.info("dates per batch: %d (%d batch(es))", size, -(-len(todo) // size))
+    def __init__(self, cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: Any, client: Any,
+                 progress: bool) -> None:
+        self.cfg, self.cube, self.dem, self.outlines, self.model = cfg, cube, dem, outlines, model
+        self.client, self.progress = client, progress
+        self.store, self.fmt = cfg.output.store, cfg.output.zarr_format
+        self.patience = cfg.cluster.no_worker_timeout
+        self.outcome = _Outcome()
+        self.static: Any = None
+        self.static_done = False
+        self.held: dict[pd.Timestamp, Any] = {}  # the reflectance of the batches in flight, read once
+        self.bar: Any = None
 
-    cache: dict[str, Any] = {}
+    # ------------------------------------------------------------------ the steps of one batch
+    def measure(self, sub: Any) -> Any:
+        """The quality table of the scenes of ``sub`` (computed)."""
+        from xfacies import graphs
+        from xfacies.sources.quality import scene_quality
 
-    held: dict[pd.Timestamp, Any] = {}  # the reflectance of the batches in flight, read once
-
-    def measure(sub: Any) -> Any:
-        lazy = scene_quality(sub, outlines, saturation=q.saturation, margin=model.halo(cfg.model.method))
-        if client is None:
+        lazy = scene_quality(sub, self.outlines, saturation=self.cfg.quality.saturation,
+                             margin=self.model.halo(self.cfg.model.method))
+        if self.client is None:
             return lazy.compute()
-        (fut,) = graphs.compute(lazy, client=client)
-        _first_done(client, [fut], patience, store)
+        (fut,) = graphs.compute(lazy, client=self.client)
+        first_done(self.client, [fut], self.patience, self.store)
         return fut.result()
 
-    def prepare(batch: list[pd.Timestamp]) -> dict[pd.Timestamp, Any]:
+    def prepare(self, batch: list[pd.Timestamp]) -> dict[pd.Timestamp, Any]:
+        """Read and check a batch; the region writes (lazy) of its accepted dates."""
         import xarray as xr
 
+        from xfacies import graphs, io
+        from xfacies.sources.quality import rejected_scenes
+
+        client, res, q = self.client, self.outcome, self.cfg.quality
         # the batch's imagery is read once into the workers' memory, then checked and classified
         # from there (the same read keys never go to the scheduler twice)
-        sub = lazy = cube.sel(time=np.array(batch, dtype="datetime64[ns]"))
+        sub = lazy = self.cube.sel(time=np.array(batch, dtype="datetime64[ns]"))
         try:
             sub = graphs.persist(lazy, client) if client is not None else lazy
-            quality = measure(sub)
+            quality = self.measure(sub)
         except Exception:  # noqa: BLE001 - a date that cannot be read: find it, record it, go on
             parts = []
             sub = lazy
@@ -675,9 +527,9 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
                 try:
                     one = sub.sel(time=[np.datetime64(t, "ns")])
                     one = graphs.persist(one, client) if client is not None else one
-                    parts.append(measure(one))
+                    parts.append(self.measure(one))
                 except Exception as e:  # noqa: BLE001
-                    done(t, e)
+                    self.finished([(t, e)])
             batch = [t for t in batch if t not in res.failed]
             if not parts:
                 return {}
@@ -691,25 +543,25 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
         keep = [t for t in batch if t not in bad]
         if not keep:
             return {}
-        if "static" not in cache:
-            cache["static"] = _static(cfg, cube, dem, outlines, model)
+        if not self.static_done:
+            self.static, self.static_done = _static(self.cfg, self.cube, self.dem, self.outlines, self.model), True
         kept = sub.sel(time=np.array(keep, dtype="datetime64[ns]"))
         for t in keep:
-            held[t] = kept
-        result = _maps(cfg, kept, dem, outlines, model, cache["static"])
-        io.layout_regions(result, store, zarr_format=fmt)
-        return io.region_writes(result, store)
+            self.held[t] = kept
+        result = _maps(self.cfg, kept, self.dem, self.outlines, self.model, self.static)
+        io.layout_regions(result, self.store, zarr_format=self.fmt)
+        return io.region_writes(result, self.store)
 
-    def done(t: pd.Timestamp, error: BaseException | None) -> None:
-        finished([(t, error)])
+    def finished(self, outcomes: list[tuple[pd.Timestamp, BaseException | None]]) -> None:
+        """Record dates whose writes ended (together: one update of the store) or failed."""
+        from xfacies import io
 
-    def finished(outcomes: list[tuple[pd.Timestamp, BaseException | None]]) -> None:
-        # the dates whose writes ended together are recorded with one update of the store
+        res = self.outcome
         ok = [t for t, error in outcomes if error is None]
         if ok:
-            io.mark_complete(store, ok)
+            io.mark_complete(self.store, ok)
         for t, error in outcomes:
-            held.pop(t, None)  # the batch's imagery is released with its last date
+            self.held.pop(t, None)  # the batch's imagery is released with its last date
             if error is None:
                 res.written.append(t)
                 log.info("wrote %s", t.strftime("%Y-%m-%d"))
@@ -718,81 +570,74 @@ def _classify_dates(cfg: RunConfig, cube: Any, dem: Any, outlines: Any, model: A
                 res.errors.append(error)
                 log.error("date %s failed and is skipped (the next run tries it again): %s",
                           t.strftime("%Y-%m-%d"), res.failed[t])
-        bar.update(len(outcomes))
+        self.bar.update(len(outcomes))
 
-    bar = _progress(len(todo), "classify + write", progress)
-    try:
-        batches = _batches(todo, size)
-        if client is None:
-            import dask
+    # ------------------------------------------------------------------ the loop
+    def run(self, todo: list[pd.Timestamp]) -> _Outcome:
+        """Classify and write the dates ``todo``; the outcome of each."""
+        from xfacies import io
 
-            for batch in batches:
-                writes = prepare(batch)
-                bar.update(sum(t in res.rejected for t in batch))
-                for t, w in writes.items():
-                    try:
-                        dask.compute(w)
-                    except Exception as e:  # noqa: BLE001 - recorded (run raises it when no date is complete)
-                        done(t, e)
-                    else:
-                        done(t, None)
-        else:
-            flight: dict[Any, pd.Timestamp] = {}  # future -> its date
-
-            def submit() -> bool:
-                batch = next(batches, None)
-                if batch is None:
-                    return False
-                writes = prepare(batch)
-                bar.update(sum(t in res.rejected for t in batch))
-                futures = graphs.compute(*writes.values(), client=client)
-                flight.update(zip(futures, writes))
-                return True
-
-            more = submit() and submit()  # two batches in flight
-            while flight or more:
-                if not flight:
-                    more = submit()
-                    continue
-                ended = _first_done(client, list(flight), patience, store)
-                finished([(flight.pop(f), f.exception() if f.status == "error" else None)
-                          for f in sorted(ended, key=flight.__getitem__)])
-                if more and len(flight) <= size:
-                    more = submit()
-    finally:
-        bar.close()
-        if io.zarr_format_of(store) is not None:
-            io.record_dates(store, "failed", res.failed, clear=res.written + list(res.rejected))
-            io.record_dates(store, "rejected", res.rejected, clear=res.written)
-    res.written.sort()
-    return res
-
-
-def _first_done(client: Any, futures: list[Any], patience: float, store: Path) -> set[Any]:
-    """Wait until at least one of ``futures`` has finished (or erred), and return those that have.
-
-    A cluster left without any worker (all killed, none restarted) would make the wait endless:
-    after ``patience`` seconds with no worker it raises :class:`NoWorkersError`, which says what
-    is kept and what to do."""
-    from distributed import wait
-
-    alone_since: float | None = None
-    while True:
+        res = self.outcome
+        if not todo:
+            return res
+        cube, model = self.cube, self.model
+        size = dates_per_batch(self.client, cube.sizes["y"] * cube.sizes["x"],
+                               cube.sizes.get("band", 6) + len(model.features) + len(model.classes) + 2,
+                               override=self.cfg.cluster.batch_dates)
+        log.info("dates per batch: %d (%d batch(es))", size, -(-len(todo) // size))
+        self.bar = _progress(len(todo), "classify + write", self.progress)
         try:
-            return set(wait(futures, timeout=min(5.0, patience), return_when="FIRST_COMPLETED").done)
-        except TimeoutError:
-            pass
-        if client.nthreads():
-            alone_since = None
-            continue
-        now = _time.monotonic()
-        alone_since = now if alone_since is None else alone_since
-        if now - alone_since >= patience:
-            raise NoWorkersError(
-                f"the Dask cluster at {client.scheduler.address} has had no worker for {now - alone_since:.0f} s "
-                f"([cluster] no_worker_timeout = {patience:g}), so the run stopped. The dates written so far are "
-                f"recorded in {store}. Start workers again (and look at their logs for why they died: a memory "
-                "limit?), then run the same command: only the missing dates are computed.")
+            if self.client is None:
+                self._run_local(_batches(todo, size))
+            else:
+                self._run_cluster(_batches(todo, size), size)
+        finally:
+            self.bar.close()
+            if io.zarr_format_of(self.store) is not None:
+                io.record_dates(self.store, "failed", res.failed, clear=res.written + list(res.rejected))
+                io.record_dates(self.store, "rejected", res.rejected, clear=res.written)
+        res.written.sort()
+        return res
+
+    def _run_local(self, batches: Iterator[list[pd.Timestamp]]) -> None:
+        import dask
+
+        for batch in batches:
+            writes = self.prepare(batch)
+            self.bar.update(sum(t in self.outcome.rejected for t in batch))
+            for t, w in writes.items():
+                try:
+                    dask.compute(w)
+                except Exception as e:  # noqa: BLE001 - recorded (run raises it when no date is complete)
+                    self.finished([(t, e)])
+                else:
+                    self.finished([(t, None)])
+
+    def _run_cluster(self, batches: Iterator[list[pd.Timestamp]], size: int) -> None:
+        from xfacies import graphs
+
+        flight: dict[Any, pd.Timestamp] = {}  # future -> its date
+
+        def submit() -> bool:
+            batch = next(batches, None)
+            if batch is None:
+                return False
+            writes = self.prepare(batch)
+            self.bar.update(sum(t in self.outcome.rejected for t in batch))
+            futures = graphs.compute(*writes.values(), client=self.client)
+            flight.update(zip(futures, writes))
+            return True
+
+        more = submit() and submit()  # two batches in flight
+        while flight or more:
+            if not flight:
+                more = submit()
+                continue
+            ended = first_done(self.client, list(flight), self.patience, self.store)
+            self.finished([(flight.pop(f), f.exception() if f.status == "error" else None)
+                           for f in sorted(ended, key=flight.__getitem__)])
+            if more and len(flight) <= size:
+                more = submit()
 
 
 STATIC_KEY = "xfacies_static_key"

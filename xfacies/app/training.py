@@ -71,9 +71,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import xarray as xr
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from xfacies import catalog
+from xfacies.app.config import Section
 from xfacies.errors import InputError, XfaciesWarning
 
 __all__ = ["TrainConfig", "load_train_config", "run_training", "TrainingResult", "WeakModelWarning"]
@@ -84,11 +85,7 @@ class WeakModelWarning(XfaciesWarning):
     cannot tell label errors from model errors, so confident learning's flags mean little."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class SyntheticPoints(_Section):
+class SyntheticPoints(Section):
     """Labelled points on synthetic seasons (one glacier per seed, one fold per seed mod k)."""
 
     seeds: list[int] = Field(default_factory=lambda: [100, 101, 102])
@@ -98,7 +95,7 @@ class SyntheticPoints(_Section):
     flip: float = 0.0
 
 
-class DataConfig(_Section):
+class DataConfig(Section):
     """Where the labels come from.  ``points`` and ``features`` may be lists of equal length
     (points file ``i`` is cut from feature store ``i``: glaciers on other grids); the patch sets
     are joined with :func:`xfacies.train.concat_patches`.  A ``fold_column`` in the points is
@@ -116,7 +113,7 @@ class DataConfig(_Section):
     date_column: str = "date"
 
 
-class ModelSection(_Section):
+class ModelSection(Section):
     """The network.  ``features``: the bands of the patches it reads, in your names (default:
     every band of the feature store); ``classes``: the classes it learns (default: the
     catalogue's 8), e.g. ``["snow", "ice"]``: the head, label smoothing and metrics cover those."""
@@ -128,30 +125,30 @@ class ModelSection(_Section):
     classes: list[str] | None = None
 
 
-class FitSection(_Section):
+class FitSection(Section):
     epochs: int = 1000
     batch_size: int = 512
     learning_rate: float = 1e-3
     seed: int = 0
 
 
-class CrossValidationSection(_Section):
+class CrossValidationSection(Section):
     k: int = 6
 
 
-class ConfidentLearningSection(_Section):
+class ConfidentLearningSection(Section):
     enabled: bool = True
 
 
-class CalibrationSection(_Section):
+class CalibrationSection(Section):
     method: Literal["kernel", "isotonic", "none"] = "kernel"
 
 
-class OutputSection(_Section):
+class OutputSection(Section):
     dir: str
 
 
-class TrainConfig(_Section):
+class TrainConfig(Section):
     """The ``xfacies train`` configuration (strict types, unknown keys are errors)."""
 
     data: DataConfig
@@ -216,7 +213,8 @@ def load_train_config(path: str | os.PathLike) -> TrainConfig:
 # --------------------------------------------------------------------------- data
 def load_patches(cfg: TrainConfig) -> xr.Dataset:
     """The configured training patches (a patch Dataset with class, glacier, date and fold)."""
-    from xfacies.train.data import patches_from_points, read_reference_patches
+    from xfacies.train.data import patches_from_points
+    from xfacies.train.reference_patches import read_reference_patches
 
     d = cfg.data
     if d.reference is not None:

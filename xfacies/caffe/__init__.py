@@ -54,8 +54,8 @@ _LAZY: dict[str, str] = {
     "leave_one_glacier_out": "xfacies.caffe.train",
     "thumbnail": "xfacies.caffe.explore",
     "overlay": "xfacies.caffe.explore",
-    "gallery": "xfacies.caffe.explore",
-    "to_fiftyone": "xfacies.caffe.explore",
+    "gallery": "xfacies.caffe.webpage",
+    "to_fiftyone": "xfacies.caffe.fiftyone_export",
 }
 
 __all__ = list(_LAZY)

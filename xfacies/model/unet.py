@@ -54,6 +54,10 @@ class UNetConfig:
         The network runs on the input averaged over ``downsample x downsample`` pixels and its
         class scores are upsampled back (bilinear, x2 per step) before the softmax: ``downsample**2`` times
         fewer operations, twice the context per level, at the price of sub-pixel detail.
+    normalise
+        ``"none"``: the input as it is; ``"image"``: each image (each tile, when tiled) is
+        standardised per channel over its valid pixels (value > 0), ``(x - mean) / std``, no data
+        staying 0, so that scenes of different brightness and contrast look alike to the network.
     """
 
     n_features: int = 1
@@ -65,11 +69,14 @@ class UNetConfig:
     tile: int = 512
     overlap: int = 128
     downsample: int = 1
+    normalise: str = "none"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "aspp_rates", tuple(int(r) for r in self.aspp_rates))
         if self.n_features < 1 or self.n_classes < 2 or self.base_filters < 1:
             raise InputError("n_features and base_filters must be >= 1 and n_classes >= 2")
+        if self.normalise not in ("none", "image"):
+            raise InputError(f"normalise must be 'none' or 'image', got {self.normalise!r}")
         if self.downsample not in (1, 2, 4):
             raise InputError(f"downsample must be 1, 2 or 4, got {self.downsample}")
         if not 1 <= self.depth <= 6:
@@ -174,6 +181,24 @@ def _bilinear_layer(keras):
     return Bilinear2x
 
 
+def _standardise_layer(keras):
+    """Per image and channel: ``(x - mean) / std`` over the valid pixels (``x > 0``); no data stays 0."""
+
+    class ImageStandardise(keras.layers.Layer):
+        def call(self, x):
+            ops = keras.ops
+            valid = ops.cast(x > 0, x.dtype)
+            n = ops.maximum(ops.sum(valid, axis=(1, 2), keepdims=True), 1.0)
+            mean = ops.sum(x * valid, axis=(1, 2), keepdims=True) / n
+            var = ops.sum(ops.square(x - mean) * valid, axis=(1, 2), keepdims=True) / n
+            return (x - mean) / ops.sqrt(var + 1e-6) * valid
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    return ImageStandardise
+
+
 def unet(config: UNetConfig, dense: bool = True, fused: bool = False, dtype_policy: str | None = None):
     """Build the U-Net, ``(H, W, F) -> (H, W, C)`` softmax, for any ``H, W`` multiple of ``2**depth``.
 
@@ -197,6 +222,8 @@ def unet(config: UNetConfig, dense: bool = True, fused: bool = False, dtype_poli
 
     x_in = keras.Input(shape=(None, None, c.n_features), name="features")
     h, skips = x_in, []
+    if c.normalise == "image":
+        h = _standardise_layer(keras)(name="standardise", dtype="float32")(h)
     if c.downsample > 1:
         h = L.AveragePooling2D(c.downsample, name="downsample", **dt)(h)
     for i, f in enumerate(c.widths[:-1]):

@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 
 from xfacies import spatial
+from xfacies.validation import class_codes as validation_class_codes
 from xfacies.outlines import as_outlines, glacier_index
 from xfacies.catalog import CLASSES, NODATA, map_classes
 from xfacies.errors import GridError, InputError, InputWarning
@@ -77,27 +78,14 @@ def _block_counts(cls: np.ndarray, idx: np.ndarray, n_glaciers: int, n_classes: 
 
 
 def class_codes(cls: np.ndarray, n_classes: int = _NCLS) -> np.ndarray:
-    """Class codes of a block: a float map's NaN becomes NODATA; float values that are not
-    whole numbers (1.5, inf) are refused rather than truncated into another class."""
-    if cls.dtype == bool:
-        raise TypeError(
-            "the class map is boolean (a mask?); a class map holds class ids: -1 (nodata) and "
-            f"0..{n_classes - 1}, e.g. from xfacies.classify"
-        )
-    if not np.issubdtype(cls.dtype, np.floating):
-        return cls
-    nan = np.isnan(cls)
-    with np.errstate(invalid="ignore"):
-        bad = ~nan & ~(np.isfinite(cls) & (cls == np.round(cls)))
-    if bad.any():
-        vals = sorted(set(cls[bad].tolist()))
-        raise InputError(
-            f"float class map with values that are not class codes {vals[:10]}"
-            f"{' ...' if len(vals) > 10 else ''}; valid values are {NODATA} (nodata), NaN (nodata) "
-            f"and the class ids 0..{n_classes - 1}. Pass the map from xfacies.classify, or round it "
-            "first: classes.round().astype('int8')"
-        )
-    return np.where(nan, NODATA, cls)
+    """Class codes of a block (:func:`xfacies.validation.class_codes`): a float map's NaN becomes
+    NODATA; float values that are not whole numbers (1.5, inf) are refused rather than truncated
+    into another class."""
+    out = validation_class_codes(
+        cls, nodata=NODATA, what="the class map",
+        fix=(f"valid values are {NODATA} (nodata), NaN (nodata) and the class ids 0..{n_classes - 1}. Pass the "
+             "map from xfacies.classify, or round it first: classes.round().astype('int8')"))
+    return out
 
 
 def glacier_index_like(classes: xr.DataArray, outlines: Any, all_touched: bool) -> xr.DataArray:

@@ -70,6 +70,7 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 from pystac.extensions.view import ViewExtension
 
+from xfacies import spatial
 from xfacies.compat import renamed_keywords
 from xfacies.errors import GridError, InputError
 from xfacies.catalog import OPTICAL_FEATURES
@@ -187,9 +188,7 @@ def _footprint(transform: Any, shape: tuple[int, int], crs: Any, n: int = 4) -> 
 
 
 def _epsg(crs: Any, what: str = "") -> str:
-    from pyproj import CRS
-
-    code = CRS.from_user_input(crs).to_epsg()
+    code = spatial.epsg_code(crs)
     if code is None:
         raise GridError(f"CRS {crs!r}{what} has no EPSG code (STAC proj:code needs one); reproject "
                          "the data to an EPSG CRS, e.g. `gdalwarp -t_srs EPSG:32632`")

@@ -17,7 +17,7 @@
 =============================================  ==================================================
 
 Each name is imported on first use (importing ``xfacies.train`` loads neither Keras nor cleanlab).
-Modules: :mod:`~xfacies.train.data`, :mod:`~xfacies.train.fitting`, :mod:`~xfacies.train.cleaning`,
+Modules: :mod:`~xfacies.train.data`, :mod:`~xfacies.train.reference_patches`, :mod:`~xfacies.train.fitting`, :mod:`~xfacies.train.cleaning`,
 :mod:`~xfacies.train.calibration`, :mod:`~xfacies.train.evaluation`, :mod:`~xfacies.train.patches`
 (balanced patches from label rasters) and :mod:`~xfacies.train.demo_model` (the shipped demo model).
 """
@@ -31,8 +31,8 @@ _LAZY: dict[str, str] = {
     "sample_points": "xfacies.train.labels",
     "patches_from_points": "xfacies.train.data",
     "concat_patches": "xfacies.train.data",
-    "read_reference_patches": "xfacies.train.data",
-    "write_reference_patches": "xfacies.train.data",
+    "read_reference_patches": "xfacies.train.reference_patches",
+    "write_reference_patches": "xfacies.train.reference_patches",
     "new_model": "xfacies.train.fitting",
     "fit": "xfacies.train.fitting",
     "cross_validate": "xfacies.train.fitting",

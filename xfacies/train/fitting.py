@@ -19,7 +19,7 @@ Keras 3's own pieces:
 
 Inputs are patch Datasets, ``patches`` ``(sample, y, x, band)`` float32 raw features (NaN
 beyond scene edges) with per-sample ``class``, ``glacier``, ``date`` and ``fold`` coordinates
-(:func:`xfacies.train.data.patches_from_points`, :func:`xfacies.train.data.read_reference_patches`).
+(:func:`xfacies.train.data.patches_from_points`, :func:`xfacies.train.reference_patches.read_reference_patches`).
 The global per-feature min/max of the training patches is the model's normalisation; NaN
 becomes 0 after it (the reference's zero padding in normalised space).
 """

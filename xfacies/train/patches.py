@@ -110,26 +110,44 @@ def patch_dataset(patches: np.ndarray, labels: np.ndarray, features: Sequence[st
     return ds
 
 
-def confusion(truth: np.ndarray, pred: np.ndarray, n_classes: int = len(catalog.CLASSES)) -> np.ndarray:
-    """Confusion matrix (rows truth, columns prediction), ignoring NODATA in either."""
+def _valid_pairs(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     t = np.asarray(truth).ravel()
     p = np.asarray(pred).ravel()
     ok = (t >= 0) & (p >= 0)
-    return np.bincount(t[ok] * n_classes + p[ok], minlength=n_classes ** 2).reshape(n_classes, n_classes)
+    return t[ok], p[ok]
+
+
+def confusion(truth: np.ndarray, pred: np.ndarray, n_classes: int = len(catalog.CLASSES)) -> np.ndarray:
+    """Confusion counts (rows truth, columns prediction) of the ids ``0..n_classes-1``, ignoring
+    NODATA in either: scikit-learn's ``confusion_matrix`` (the labelled, normalisable table is
+    :func:`xfacies.train.evaluation.confusion`).
+
+    Examples
+    --------
+    >>> confusion(np.array([0, 1, 1, -1]), np.array([0, 1, 0, 1]), n_classes=2)
+    array([[1, 0],
+           [1, 1]])
+    """
+    from sklearn.metrics import confusion_matrix
+
+    t, p = _valid_pairs(truth, pred)
+    return confusion_matrix(t, p, labels=list(range(n_classes)))
 
 
 def macro_f1(truth: np.ndarray, pred: np.ndarray, n_classes: int = len(catalog.CLASSES)) -> tuple[float, np.ndarray]:
-    """Macro F1 over the classes present in ``truth``, and per-class F1 (NaN for absent classes).
+    """Macro F1 over the classes present in ``truth``, and per-class F1 (NaN for absent classes):
+    scikit-learn's ``f1_score`` per class, NODATA in either ignored.
 
     Examples
     --------
     >>> macro_f1(np.array([0, 1, 1]), np.array([0, 1, 0]))[0]
     0.6666666666666666
     """
-    cm = confusion(truth, pred, n_classes).astype(float)
-    tp = np.diag(cm)
-    support = cm.sum(axis=1)
-    denom = cm.sum(axis=0) + support
-    f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), np.nan)
-    f1[support == 0] = np.nan
-    return float(np.nanmean(f1)), f1
+    from sklearn.metrics import f1_score
+
+    t, p = _valid_pairs(truth, pred)
+    f1 = np.full(n_classes, np.nan)
+    present = np.unique(t[t < n_classes])
+    if present.size:
+        f1[present] = f1_score(t, p, labels=present, average=None, zero_division=0)
+    return float(np.nanmean(f1)) if present.size else float("nan"), f1
