@@ -439,3 +439,21 @@ def test_overlay_draws_the_front_that_was_scored(tmp_path):
         assert int(drawn.sum()) == per.loc[stem, "n_pred_front"]
         np.testing.assert_array_equal(drawn, zones_to_front(zones.values, node.attrs["pixel_size"]))
         assert node.attrs["pixel_size"] != node.attrs["resolution"]
+
+
+def test_inversion_augmentation_flips_grey_values_and_keeps_no_data():
+    """``invert_p=1`` with every other change off: the sample is ``1 + 1/255 - x`` of the plain
+    sample (same seed, same crop, rotation and flip), no-data pixels stay 0, zones unchanged."""
+    from xfacies.caffe.train import AUGMENT, augment_pair
+
+    assert AUGMENT["invert_p"] == 0.0
+    sar = _smooth_image(64, seed=5)
+    sar[:8, :12] = 0
+    zones = (np.arange(64)[:, None] // 16 + np.zeros((1, 64), int)).astype(np.int8)
+    off = {"zoom_p": 0.0, "gamma": 0.0, "contrast": 0.0, "brightness": 0.0, "speckle_p": 0.0}
+    x0, y0 = augment_pair(sar, zones, 64, np.random.default_rng(7), off)
+    x1, y1 = augment_pair(sar, zones, 64, np.random.default_rng(7), {**off, "invert_p": 1.0})
+    np.testing.assert_array_equal(y0, y1)
+    valid = x0 > 0
+    assert (~valid).sum() == 8 * 12 and (x1[~valid] == 0).all()
+    np.testing.assert_allclose(x1[valid], np.clip(1 + 1 / 255 - x0[valid], 1 / 255, 1.0), atol=1e-6)

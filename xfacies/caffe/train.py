@@ -47,9 +47,11 @@ DEFAULT_FIT: dict[str, Any] = {"epochs": 14, "batch_size": 8, "crop": 256, "step
                                "learning_rate": 2e-3}
 #: Augmentation strengths: random resized crops keep ``zoom`` (min, max) of the side, gamma is
 #: ``exp(N(0, gamma))``, contrast a factor in ``1 ± contrast``, speckle a multiplicative
-#: Gamma(L, 1/L) noise with ``L`` looks in ``speckle``.
+#: Gamma(L, 1/L) noise with ``L`` looks in ``speckle``; with probability ``invert_p`` the grey
+#: values are inverted (``1 - x`` on valid pixels), so that bright ice melange and dark open
+#: water both look like ocean to the network.
 AUGMENT: dict[str, Any] = {"zoom": (0.6, 1.0), "zoom_p": 0.5, "gamma": 0.25, "contrast": 0.25,
-                           "brightness": 0.08, "speckle": (3.0, 30.0), "speckle_p": 0.5}
+                           "brightness": 0.08, "speckle": (3.0, 30.0), "speckle_p": 0.5, "invert_p": 0.0}
 
 
 def _images(tree: xr.DataTree) -> list[tuple[str, dict, np.ndarray, np.ndarray]]:
@@ -125,6 +127,8 @@ def augment_pair(sar: np.ndarray, zones: np.ndarray, size: int, rng: np.random.G
     if rng.random() < 0.5:
         x, y = x[:, ::-1], y[:, ::-1]
     nodata = x <= 0
+    if a["invert_p"] and rng.random() < a["invert_p"]:
+        x = np.where(nodata, 0.0, 1.0 + 1.0 / 255.0 - x)
     x = np.clip(x, 1e-4, 1.0) ** np.exp(rng.normal(0.0, a["gamma"]))
     m = float(x[~nodata].mean()) if (~nodata).any() else 0.5
     x = (x - m) * rng.uniform(1 - a["contrast"], 1 + a["contrast"]) + m + rng.uniform(-a["brightness"], a["brightness"])
