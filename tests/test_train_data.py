@@ -366,7 +366,7 @@ def test_the_cache_is_written_once_and_the_second_read_does_not_touch_the_files(
     def no_reading(*args, **kwargs):
         raise AssertionError("the patch files were read again")
 
-    monkeypatch.setattr(td, "_read_batch", no_reading)
+    monkeypatch.setattr(rp, "_read_batch", no_reading)
     t2 = time.perf_counter()
     second = rp.read_reference_patches(folder, cache_dir=cache).load()
     t3 = time.perf_counter()
@@ -415,9 +415,9 @@ def test_the_tifffile_reader_agrees_with_gdal(tmp_path, options, fast):
     with rasterio.open(path, "w", driver="GTiff", width=33, height=33, count=11, dtype=dtype, crs="EPSG:32633",
                        transform=from_origin(500000.0, 5200000.0, 10.0, 10.0), **options) as dst:
         dst.write(arr)
-    assert (td._read_tiff_fast(str(path)) is not None) == fast
-    got = td._read_tiff_rasterio(str(path))
-    patches, cx, cy, epsg = td._read_batch((str(path),), 11, 33)
+    assert (rp._read_tiff_fast(str(path)) is not None) == fast
+    got = rp._read_tiff_rasterio(str(path))
+    patches, cx, cy, epsg = rp._read_batch((str(path),), 11, 33)
     want = np.moveaxis(got[0], 0, -1).astype(np.float32)
     if "nodata" in options:
         want[want == options["nodata"]] = np.nan

@@ -291,7 +291,11 @@ def geobox_differences(gbox: "GeoBox", like: "GeoBox") -> list[str]:
         problems.append(f"size {w1} x {h1} px instead of {w0} x {h0}")
     c0, c1 = like.crs, gbox.crs
     if (c0 is None) != (c1 is None) or (c0 is not None and not same_crs(str(c0), str(c1))):
-        problems.append(f"CRS {c1} instead of {c0}")
+        def label(c: Any) -> str:
+            code = epsg_code(str(c)) if c is not None else None
+            return f"EPSG:{code}" if code else str(c)
+
+        problems.append(f"CRS {label(c1)} instead of {label(c0)}")
     t0, t1 = like.affine, gbox.affine
     if not t0.almost_equals(t1, precision=1e-6 * max(abs(t0.a), abs(t0.e), 1e-12)):
         problems.append(f"transform {tuple(t1)[:6]} instead of {tuple(t0)[:6]}")
