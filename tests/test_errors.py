@@ -238,3 +238,15 @@ def test_every_public_error_type_is_documented_in_the_module():
         if issubclass(obj, Exception) and obj is not XfaciesError:
             assert name in doc, name
     assert importlib.import_module("xfacies.errors") is errors
+
+
+def test_the_moved_tiled_prediction_warns_and_gives_the_same(tmp_path):
+    from conftest import make_tiny_model
+
+    from xfacies.inference.tiles import predict_image
+
+    model = make_tiny_model(n_features=3)
+    x = np.random.default_rng(0).uniform(0, 1, (20, 24, 3)).astype("float32")
+    with pytest.warns(MovedWarning, match="predict_image"):
+        old = model.predict_tiled_normalised(x)
+    np.testing.assert_array_equal(old, predict_image(model, x))

@@ -1,5 +1,8 @@
 """Zarr storage of class maps, confidence maps and fraction tables.
 
+The date records a run keeps in a store (complete, failed, rejected dates) live in
+:mod:`xfacies.zarr_dates`; their functions are also here (``xfacies.io.complete_dates`` ...).
+
 :func:`to_zarr` writes a DataArray or Dataset to a Zarr store on disk and, when
 the store already exists and the data has a ``time`` dimension, *updates* it:
 dates already in the store are replaced in place (region writes), new dates
@@ -40,8 +43,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from contextlib import contextmanager
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +55,10 @@ from xfacies.catalog import NODATA as _NODATA
 from xfacies.errors import GridError, InputError, InputWarning
 from xfacies.spatial import same_crs, crs_of
 from xfacies.validation import class_codes, require_unique_times
+from xfacies.zarr_dates import (
+    COMPLETE_ATTR, FAILED_ATTR, REJECTED_ATTR, RECORDS, complete_dates, consolidate, group_attrs, iso_dates,
+    mark_complete, quiet, record_dates, recorded_dates, zarr_format_of,
+)
 
 __all__ = ["to_zarr", "open_zarr", "zarr_format_of", "layout_regions", "region_writes",
            "complete_dates", "mark_complete", "COMPLETE_ATTR", "record_dates", "recorded_dates",
@@ -61,51 +66,7 @@ __all__ = ["to_zarr", "open_zarr", "zarr_format_of", "layout_regions", "region_w
 
 _SPATIAL_CHUNK = 2048
 
-#: Store attribute listing the dates whose data is completely written (see :func:`layout_regions`).
-COMPLETE_ATTR = "xfacies_complete_dates"
-#: Store attribute ``{date: reason}``: dates whose computation failed persistently (retried next run).
-FAILED_ATTR = "xfacies_failed_dates"
-#: Store attribute ``{date: reason}``: scenes rejected by the quality checks (not classified).
-REJECTED_ATTR = "xfacies_rejected_dates"
-_RECORDS = {"failed": FAILED_ATTR, "rejected": REJECTED_ATTR}
 _KEEP_ENCODING = ("grid_mapping",)
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence zarr's notes on string dtypes and consolidated metadata."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
-        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
-        warnings.filterwarnings("ignore", category=FutureWarning, module="zarr.*")
-        yield
-
-
-def _consolidate(path: str | os.PathLike) -> None:
-    """Refresh the store's consolidated metadata (after every write), so that plain
-    ``xr.open_zarr(store)`` opens it at once and without a warning.  For Zarr format 3
-    consolidated metadata is a zarr-python extension that other readers may ignore; xfacies'
-    own reader (:func:`open_zarr`) reads the live metadata of format 3 stores."""
-    import zarr
-
-    with _quiet():
-        zarr.consolidate_metadata(str(path))
-
-
-def zarr_format_of(store: str | os.PathLike) -> int | None:
-    """Zarr format (2 or 3) of an existing store on disk, or ``None`` if there is none.
-
-    Examples
-    --------
-    >>> zarr_format_of("/nonexistent/store.zarr") is None
-    True
-    """
-    p = Path(store)
-    if (p / "zarr.json").exists():
-        return 3
-    if (p / ".zgroup").exists() or (p / ".zarray").exists():
-        return 2
-    return None
 
 
 # --------------------------------------------------------------------------- preparing
@@ -437,7 +398,7 @@ def to_zarr(
         )
     if fmt is None or mode == "w":
         _write_new(ds, path, zarr_format)
-        _consolidate(path)
+        consolidate(path)
         return path
     if "time" not in ds.dims:
         raise InputError(
@@ -445,13 +406,13 @@ def to_zarr(
             "add; pass mode='w' to overwrite it or write to a new path"
         )
     _update(ds, path, fmt, skip_existing)
-    _consolidate(path)
+    consolidate(path)
     return path
 
 
 def _write_new(ds: xr.Dataset, path: Path, zarr_format: int) -> None:
     enc = _encoding(ds, zarr_format)
-    with _quiet():
+    with quiet():
         ds.to_zarr(
             path,
             mode="w",
@@ -506,7 +467,7 @@ def _update(ds: xr.Dataset, path: Path, fmt: int, skip_existing: bool) -> None:
     payload = _on_store_chunks(payload, existing)
     consolidated = fmt == 2
 
-    with _quiet():
+    with quiet():
         if not skip_existing:
             positions = store_times.get_indexer(times[present])
             for i, t in zip(positions, times[present]):
@@ -518,114 +479,6 @@ def _update(ds: xr.Dataset, path: Path, fmt: int, skip_existing: bool) -> None:
 
 
 # --------------------------------------------------------------------------- parallel region writes
-def _iso_dates(times: Any) -> list[str]:
-    return [str(np.datetime_as_string(np.datetime64(t, "ns"), unit="ns")) for t in pd.DatetimeIndex(times).values]
-
-
-def complete_dates(store: str | os.PathLike) -> pd.DatetimeIndex | None:
-    """Dates whose data a :func:`region_writes` run has completely written.
-
-    Parameters
-    ----------
-    store
-        Path of the Zarr store.
-
-    Returns
-    -------
-    pandas.DatetimeIndex or None
-        The dates recorded by :func:`mark_complete`, or ``None`` when the store
-        has no such record (a store written by :func:`to_zarr`, where every
-        date in the time axis is complete) or does not exist.
-
-    Examples
-    --------
-    >>> complete_dates("/nonexistent/store.zarr") is None
-    True
-    """
-    if zarr_format_of(store) is None:
-        return None
-    import zarr
-
-    with _quiet():
-        attrs = dict(zarr.open_group(str(store), mode="r").attrs)
-    if COMPLETE_ATTR not in attrs:
-        return None
-    return pd.DatetimeIndex(pd.to_datetime(list(attrs[COMPLETE_ATTR]))).sort_values()
-
-
-def mark_complete(store: str | os.PathLike, dates: Any) -> None:
-    """Record ``dates`` as completely written in the store's attributes.
-
-    Call it from the client after a date's region write finished (never from
-    workers: one writer updates the attribute).  See :func:`layout_regions`.
-    """
-    import zarr
-
-    with _quiet():
-        g = zarr.open_group(str(store), mode="r+")
-        done = set(g.attrs.get(COMPLETE_ATTR, []))
-        done.update(_iso_dates(dates))
-        g.attrs[COMPLETE_ATTR] = sorted(done)
-    _consolidate(store)
-
-
-def _group_attrs(store: str | os.PathLike) -> dict[str, Any]:
-    import zarr
-
-    with _quiet():
-        return dict(zarr.open_group(str(store), mode="r").attrs)
-
-
-def record_dates(store: str | os.PathLike, kind: Literal["failed", "rejected"],
-                 reasons: Mapping[Any, str], *, clear: Any = ()) -> None:
-    """Record dates that were not written, and why, in the store's attributes.
-
-    ``kind="failed"``: the computation failed persistently (after retries);
-    ``kind="rejected"``: the scene was refused by the quality checks
-    (:func:`xfacies.sources.quality.scene_quality`).  The record is
-    ``{ISO date: reason}`` under :data:`FAILED_ATTR` / :data:`REJECTED_ATTR`;
-    dates in ``clear`` are removed from it (a date that later succeeded).
-    Like :func:`mark_complete`, call it from the client only.
-
-    Examples
-    --------
-    >>> import tempfile, zarr
-    >>> path = tempfile.mkdtemp() + "/s.zarr"
-    >>> _ = zarr.open_group(path, mode="w")
-    >>> record_dates(path, "failed", {"2024-07-01": "OSError: HTTP 503"})
-    >>> recorded_dates(path, "failed")
-    {Timestamp('2024-07-01 00:00:00'): 'OSError: HTTP 503'}
-    >>> record_dates(path, "failed", {}, clear=["2024-07-01"])
-    >>> recorded_dates(path, "failed")
-    {}
-    """
-    import zarr
-
-    attr = _RECORDS[kind]
-    with _quiet():
-        g = zarr.open_group(str(store), mode="r+")
-        rec = dict(g.attrs.get(attr, {}))
-        for t in _iso_dates(list(clear)) if len(clear) else []:
-            rec.pop(t, None)
-        rec.update({t: str(r) for t, r in zip(_iso_dates(list(reasons)), reasons.values())})
-        g.attrs[attr] = dict(sorted(rec.items()))
-    _consolidate(store)
-
-
-def recorded_dates(store: str | os.PathLike, kind: Literal["failed", "rejected"]) -> dict[pd.Timestamp, str]:
-    """``{date: reason}`` recorded by :func:`record_dates` (empty without a store or record).
-
-    Examples
-    --------
-    >>> recorded_dates("/nonexistent/store.zarr", "rejected")
-    {}
-    """
-    if zarr_format_of(store) is None:
-        return {}
-    rec = _group_attrs(store).get(_RECORDS[kind], {})
-    return {pd.Timestamp(t): str(r) for t, r in sorted(rec.items())}
-
-
 def layout_regions(
     obj: xr.DataArray | xr.Dataset,
     store: str | os.PathLike,
@@ -685,7 +538,7 @@ def layout_regions(
     fmt = zarr_format_of(path)
     if path.exists() and fmt is None:
         raise InputError(f"{str(path)!r} exists but is not a Zarr store; choose another path")
-    with _quiet():
+    with quiet():
         if fmt is None:
             ds.to_zarr(path, mode="w", zarr_format=zarr_format, consolidated=(zarr_format == 2),
                        encoding=_encoding(ds, zarr_format), compute=False)
@@ -702,7 +555,7 @@ def layout_regions(
             # a store written by to_zarr has no record: all its dates are complete
             record = complete_dates(path)
             record = store_times if record is None else record
-            kept = {k: v for k, v in _group_attrs(path).items() if k in _RECORDS.values()}
+            kept = {k: v for k, v in group_attrs(path).items() if k in RECORDS.values()}
             if new.any():
                 static = [n for n, v in ds.variables.items() if "time" not in v.dims]
                 payload = ds.drop_vars(static).isel(time=np.flatnonzero(new)).sortby("time")
@@ -712,8 +565,8 @@ def layout_regions(
             import zarr
 
             zarr.open_group(str(path), mode="r+").attrs.update(
-                {COMPLETE_ATTR: _iso_dates(record.sort_values()), **kept})
-    _consolidate(path)
+                {COMPLETE_ATTR: iso_dates(record.sort_values()), **kept})
+    consolidate(path)
     return pd.DatetimeIndex(_open_raw(path, zarr_format_of(path), chunks=None)["time"].values)
 
 
@@ -772,7 +625,7 @@ def region_writes(
     payload = ds.drop_vars(static)
     payload = _on_store_chunks(payload, existing)
     out: dict[pd.Timestamp, Any] = {}
-    with _quiet():
+    with quiet():
         for k, (t, i) in enumerate(zip(times, pos)):
             one = payload.isel(time=[k])
             out[t] = one.to_zarr(path, region={"time": slice(int(i), int(i) + 1)},
@@ -783,7 +636,7 @@ def region_writes(
 # --------------------------------------------------------------------------- reading
 def _open_raw(path: Path, fmt: int, chunks: Any) -> xr.Dataset:
     consolidated = fmt == 2 and (path / ".zmetadata").exists()
-    with _quiet():
+    with quiet():
         ds = xr.open_zarr(
             path,
             chunks=chunks,

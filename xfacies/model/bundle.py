@@ -39,7 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from xfacies import catalog
-from xfacies.errors import BundleError, InputError, XfaciesWarning
+from xfacies.errors import BundleError, InputError, MovedWarning, XfaciesWarning
 from xfacies.model.calibration import Calibrator, calibrator_from_dict
 from xfacies.model.runtime import (
     DEFAULT_PRECISION, bucket, check_precision, compiled_dense_block, compiled_exact, compiled_forward,
@@ -271,6 +271,18 @@ class Model:
         if not hasattr(c, "tile"):
             return None
         return {"tile": int(c.tile), "overlap": int(c.overlap), "pool": int(c.pool)}
+
+    def predict_tiled_normalised(self, x: np.ndarray, tta: str | None = None,
+                                 precision: str = DEFAULT_PRECISION) -> np.ndarray:
+        """Moved to :func:`xfacies.inference.tiles.predict_image` (``predict_image(model, x, tta)``);
+        this name works for one more release, with a :class:`~xfacies.errors.MovedWarning`."""
+        import importlib
+        import warnings
+
+        warnings.warn("Model.predict_tiled_normalised(x) moved to xfacies.inference.tiles.predict_image(model, x); "
+                      "the old name goes in the next release", MovedWarning, stacklevel=2)
+        tiles = importlib.import_module("xfacies.inference.tiles")  # the layer above, at call time only
+        return tiles.predict_image(self, x, tta=tta, precision=precision)
 
     def halo(self, method: str) -> int:
         """Halo needed around a chunk for ``method`` ("dense" or "exact")."""
