@@ -100,7 +100,7 @@ from numpy.typing import NDArray
 
 from xfacies.compat import renamed_keywords
 from xfacies import catalog, spatial
-from xfacies.outlines import as_outlines
+from xfacies.outlines import as_outlines, glacier_index
 from xfacies.errors import GridError, InputError, XfaciesWarning
 from xfacies.features import terrain
 from xfacies.features.proximity import proximity_block, edge_distance
@@ -336,8 +336,6 @@ def features(
     gid = None
     outl = None
     if need_outl:
-        from xfacies.outlines import rasterize
-
         if crs is None:
             raise GridError(
                 "the cube has no CRS, so outlines cannot be placed on it; attach one with "
@@ -350,8 +348,7 @@ def features(
             da.zeros((ny, nx), chunks=(ych, xch), dtype=np.int8),
             dims=("y", "x"), coords={"y": cube["y"].variable, "x": cube["x"].variable},
         ).rio.write_crs(crs)
-        gidx = rasterize(outl, template, all_touched=all_touched)  # raises if they miss the cube
-        gid = gidx.data
+        gid = glacier_index(outl, template, all_touched=all_touched).data  # raises if they miss the cube
     # ---- one pass over the DEM now: voids, relief (shadow halo), elevation min/max
     relief, table = _dem_statistics(
         dem_arr, gid, len(outl) if outl is not None else 0, voids,
