@@ -272,6 +272,12 @@ def _grid_mismatch(obj: xr.DataArray | xr.Dataset, like: xr.DataArray | xr.Datas
     return None
 
 
+def _crs_label(crs: Any) -> str:
+    """``EPSG:nnnn`` where the CRS has a code, else its text (``None`` for none)."""
+    code = epsg_code(str(crs)) if crs is not None else None
+    return f"EPSG:{code}" if code else str(crs)
+
+
 def geobox_differences(gbox: "GeoBox", like: "GeoBox") -> list[str]:
     """How the odc-geo GeoBox ``gbox`` differs from ``like`` (size, CRS, pixel grid), one phrase
     each; empty when they are the same grid (transforms equal within 1e-6 of a pixel).  For files
@@ -291,11 +297,7 @@ def geobox_differences(gbox: "GeoBox", like: "GeoBox") -> list[str]:
         problems.append(f"size {w1} x {h1} px instead of {w0} x {h0}")
     c0, c1 = like.crs, gbox.crs
     if (c0 is None) != (c1 is None) or (c0 is not None and not same_crs(str(c0), str(c1))):
-        def label(c: Any) -> str:
-            code = epsg_code(str(c)) if c is not None else None
-            return f"EPSG:{code}" if code else str(c)
-
-        problems.append(f"CRS {label(c1)} instead of {label(c0)}")
+        problems.append(f"CRS {_crs_label(c1)} instead of {_crs_label(c0)}")
     t0, t1 = like.affine, gbox.affine
     if not t0.almost_equals(t1, precision=1e-6 * max(abs(t0.a), abs(t0.e), 1e-12)):
         problems.append(f"transform {tuple(t1)[:6]} instead of {tuple(t0)[:6]}")

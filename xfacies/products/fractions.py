@@ -81,11 +81,10 @@ def class_codes(cls: np.ndarray, n_classes: int = _NCLS) -> np.ndarray:
     """Class codes of a block (:func:`xfacies.validation.class_codes`): a float map's NaN becomes
     NODATA; float values that are not whole numbers (1.5, inf) are refused rather than truncated
     into another class."""
-    out = validation_class_codes(
+    return validation_class_codes(
         cls, nodata=NODATA, what="the class map",
         fix=(f"valid values are {NODATA} (nodata), NaN (nodata) and the class ids 0..{n_classes - 1}. Pass the "
              "map from xfacies.classify, or round it first: classes.round().astype('int8')"))
-    return out
 
 
 def glacier_index_like(classes: xr.DataArray, outlines: Any, all_touched: bool) -> xr.DataArray:
