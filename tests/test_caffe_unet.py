@@ -20,6 +20,7 @@ import xarray as xr
 import xfacies
 import xfacies.caffe as caffe
 from xfacies import catalog
+from xfacies.errors import InputError
 from xfacies.caffe.names import GLACIER_EXTENT_KM
 from xfacies.inference.tiles import hann_weight, predict_image, predict_tiled, tile_starts
 from xfacies.model.architecture import build
@@ -244,14 +245,35 @@ def test_trainer_keeps_the_best_validation_epoch(tmp_path):
     val = caffe.select(ds, idx.iloc[:2])
     train = caffe.select(ds, idx.iloc[2:])
     m = caffe.train_zone_model(train, validation=val, epochs=3, crop=64, batch_size=2, steps_per_epoch=2,
-                               config=TINY, checkpoints=tmp_path / "ck", verbose=0)
+                               config=TINY, checkpoints=tmp_path / "ck", loss="focal", verbose=0)
     hist = m.metadata["history"]["val_zone_iou"]
     assert len(hist) == 3 and m.metadata["training"]["kept"] == "best validation zone IoU"
+    assert m.metadata["training"]["loss"] == "categorical focal cross-entropy (gamma 2)"
     # the kept weights score the best epoch's validation IoU, computed here with the benchmark's
     # zone scores (xfacies.caffe.evaluate) on the engine's zones
     pred = caffe.segment(val, m)
     table = caffe.evaluate(pred, val)
     assert table.loc[0, "iou"] == pytest.approx(max(hist), abs=1e-6), (table.loc[0, "iou"], hist)
+
+
+def test_zone_losses_are_their_closed_forms():
+    """The trainer's losses against NumPy: cross-entropy, focal cross-entropy (Keras' alpha 0.25,
+    gamma 2) and cross-entropy + Dice per class over the batch; an unknown name is refused."""
+    from xfacies.caffe.train import zone_loss
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 5, 6, 4))
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    y = np.eye(4)[rng.integers(0, 4, size=(2, 5, 6))]
+    ce = float(np.mean(-(y * np.log(p)).sum(-1)))
+    focal = float(np.mean(-(0.25 * y * (1 - p) ** 2 * np.log(p)).sum(-1)))
+    inter, total = (y * p).sum(axis=(0, 1, 2)), (y + p).sum(axis=(0, 1, 2))
+    dice = float(np.mean(1 - 2 * inter / total))
+    for name, want in (("ce", ce), ("focal", focal), ("dice_ce", ce + dice)):
+        got = float(np.asarray(zone_loss(name)(y.astype("float32"), p.astype("float32"))))
+        assert got == pytest.approx(want, rel=1e-4), name
+    with pytest.raises(InputError, match="loss='dice' is not one of"):
+        zone_loss("dice")
 
 
 def _tree_state(folder: Path) -> dict[str, str]:
@@ -276,12 +298,14 @@ def test_cli_train_never_touches_the_package(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(pkg.parent), "PYTHONDONTWRITEBYTECODE": "1"}
     cmd = [sys.executable, "-c", "import sys, xfacies.app.cli as c; sys.exit(c.main(sys.argv[1:]))",
            "caffe", "train", str(root), "--epochs", "1", "--steps", "1", "--crop", "64", "--batch-size", "2",
-           "--quiet"]
+           "--loss", "ce", "--quiet"]
     try:
         r = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-3000:]
         assert (work / "caffe-zones.xfacies").is_file()
         assert "caffe-zones.xfacies" in r.stdout
+        trained = xfacies.load_model(work / "caffe-zones.xfacies").metadata["training"]
+        assert trained["loss"] == "categorical cross-entropy"
         r2 = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=600)
         assert r2.returncode != 0 and "--overwrite" in r2.stderr
     finally:

@@ -18,7 +18,9 @@ import xfacies
 from xfacies import synthetic
 from xfacies.features import terrain
 from xfacies.catalog import FEATURE_SETS, OPTICAL_FEATURES
+from xfacies.errors import InputError
 from xfacies.features import ShadowCapWarning, edge_distance, features, static_features
+from xfacies.features.elevation import ElevationRangeWarning
 
 RES = 10.0
 X0, Y0 = 630000.0, 5190000.0
@@ -263,10 +265,10 @@ def test_reproduces_the_synthetic_features(chunks):
     f = features(cube, dem=ds.dem, outlines=synthetic.outlines(160, seed=4))
     assert f.dims == ("time", "band", "y", "x") and f.dtype == np.float32
     assert tuple(f.band.values) == FEATURE_SETS[4]
-    # identical, border included: the generator pads its DEM like terrain.slope_horn and treats
-    # terrain beyond the scene as absent for cast shadows, as features() does
-    np.testing.assert_array_equal(f.values[:, :9], ds.features.values[:, :9])
-    np.testing.assert_allclose(f.values[:, 9:], ds.features.values[:, 9:], rtol=1e-6, atol=1e-7)
+    # identical, border included: the generator pads its DEM like terrain.slope_horn, treats
+    # terrain beyond the scene as absent for cast shadows, and measures proximity and normalises
+    # elevation with features()' own functions (xfacies.features.proximity / .elevation)
+    np.testing.assert_array_equal(f.values, ds.features.values)
     assert 0 < float((f.sel(band="shadow_mask") == 0).mean()) < 0.5
 
 
@@ -389,3 +391,52 @@ def test_dem_in_degrees_is_reprojected_onto_the_cube(tmp_path):
     geo.rio.to_raster(path)
     s2 = features(cube, dem=path, feature_set=["slope"]).values[0]
     np.testing.assert_allclose(s2, s, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- the one assembly
+def test_stack_features_orders_the_layers_and_masks_missing_observations():
+    """Against a stack built by hand: the feature set's order, float32, every band NaN where an
+    optical band is NaN (and only there), NumPy and dask alike."""
+    import dask.array as da
+
+    from xfacies.features.assemble import stack_features
+
+    rng = np.random.default_rng(0)
+    names = list(FEATURE_SETS[4])
+    layers = {n: rng.random((6, 7)) for n in names}
+    layers["green"][2, 3] = np.nan
+    layers["slope"][4, 4] = np.nan                       # a terrain NaN masks only its own band
+    want = np.array([layers[n] for n in reversed(names)], dtype=np.float32)
+    want[:, 2, 3] = np.nan
+    got = stack_features(list(reversed(names)), layers)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    lazy = stack_features(list(reversed(names)), {k: da.from_array(v, chunks=3) for k, v in layers.items()})
+    assert isinstance(lazy, da.Array)
+    np.testing.assert_array_equal(lazy.compute(), want)
+    with pytest.raises(InputError, match=r"no layer for feature\(s\) \['proximity'\]"):
+        stack_features(names, {k: v for k, v in layers.items() if k != "proximity"})
+
+
+def test_elevation_inside_is_the_rule_of_features():
+    """The NumPy elevation of ``xfacies apply`` against the slow obvious loop, and against
+    features() on the same DEM and outlines, per glacier too."""
+    from xfacies.features.elevation import elevation_inside
+
+    rng = np.random.default_rng(3)
+    z = 2000.0 + 1000.0 * rng.random((30, 40))
+    g = np.zeros((30, 40), int)
+    g[2:12, 3:15], g[15:28, 20:38] = 1, 2
+    joint = elevation_inside(z, g, ["A", "B"])
+    lo, hi = z[g > 0].min(), z[g > 0].max()
+    np.testing.assert_allclose(joint, (z - lo) / (hi - lo), rtol=1e-6)
+    each = elevation_inside(z, g, ["A", "B"], per_glacier=True)
+    for k in (1, 2):
+        zk = z[g == k]
+        np.testing.assert_allclose(each[g == k], (zk - zk.min()) / (zk.max() - zk.min()), rtol=1e-6)
+    np.testing.assert_allclose(each[g == 0], joint[g == 0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        flat = elevation_inside(np.full((5, 5), 2500.0), np.ones((5, 5), int), ["flat"])
+    assert (flat == 0.5).all()
+    assert any(issubclass(w.category, ElevationRangeWarning) and "'flat'" in str(w.message) for w in caught)

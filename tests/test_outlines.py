@@ -10,6 +10,7 @@ import shapely
 import xarray as xr
 from shapely.geometry import Point, Polygon, box
 
+from xfacies.errors import InputError
 from xfacies.outlines import glacier_bboxes, rasterize, read_outlines
 
 CRS = "EPSG:32632"
@@ -141,6 +142,20 @@ def test_rasterize_is_chunk_invariant(outlines, chunks, all_touched):
     assert lazy.data.chunks == make_grid(chunks=chunks).data.chunks
     np.testing.assert_array_equal(lazy.values, eager.values)
     assert lazy.attrs == eager.attrs
+
+
+@pytest.mark.filterwarnings("ignore::xfacies.outlines.OverlapWarning")  # overlapping on purpose
+def test_rasterize_takes_the_chunks_it_is_given(outlines):
+    """``chunks=`` (what features() passes: the cube's) gives the lazy result of a grid chunked that
+    way, from an eager grid, and refuses chunks that do not tile the grid."""
+    chunks = ((10, 3, 24), (20, 1, 32))
+    eager = rasterize(outlines, make_grid())
+    lazy = rasterize(outlines, make_grid(), chunks=chunks)
+    assert lazy.data.chunks == chunks
+    np.testing.assert_array_equal(lazy.values, eager.values)
+    assert lazy.data.chunks == make_grid(chunks={"y": chunks[0], "x": chunks[1]}).data.chunks
+    with pytest.raises(InputError, match="do not add up"):
+        rasterize(outlines, make_grid(), chunks=((10,), (53,)))
 
 
 def test_rasterize_all_touched_is_a_superset():

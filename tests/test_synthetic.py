@@ -238,14 +238,15 @@ def test_bad_arguments_raise_helpful_errors():
 
 
 def test_cloud_quantile_table_matches_the_cloud_field():
-    """The thresholds in synthetic._CLOUD_Q give the cloud cover they stand for: on cloud fields
+    """The thresholds in synthetic.acquisition.CLOUD_QUANTILES give the cloud cover they stand for: on cloud fields
     of several dates (fBm, 3 octaves, scale 96 px), the share of pixels above the threshold for
     cover c is c, to the sampling spread of a 1024 x 1024 scene."""
-    from xfacies.synthetic import _CLOUD_Q, _S_CLOUD, _fbm
+    from xfacies.synthetic.acquisition import CLOUD_QUANTILES
+    from xfacies.synthetic.noise import S_CLOUD, fbm
 
     rows = np.arange(1024)
-    covers = np.linspace(0, 0.5, _CLOUD_Q.size)
-    shares = np.mean([[np.mean(field > q) for q in _CLOUD_Q]
-                      for field in (_fbm(seed, _S_CLOUD * 1000 + day, rows, rows, 96.0, 3)
+    covers = np.linspace(0, 0.5, CLOUD_QUANTILES.size)
+    shares = np.mean([[np.mean(field > q) for q in CLOUD_QUANTILES]
+                      for field in (fbm(seed, S_CLOUD * 1000 + day, rows, rows, 96.0, 3)
                                     for seed, day in ((7, 150), (3, 200), (11, 230), (5, 260)))], axis=0)
     np.testing.assert_allclose(shares, covers, atol=0.03)

@@ -478,6 +478,7 @@ def rasterize(
     like: xr.DataArray | xr.Dataset,
     *,
     all_touched: bool = False,
+    chunks: tuple[Sequence[int], Sequence[int]] | None = None,
 ) -> xr.DataArray:
     """Burn glacier outlines onto the grid of ``like`` as a glacier index.
 
@@ -496,6 +497,9 @@ def rasterize(
     all_touched
         Burn every pixel a polygon touches, not only those whose centre lies
         inside it.
+    chunks
+        ``(y chunks, x chunks)`` of a lazy result (e.g. a cube's ``chunks[-2:]``); default:
+        those of ``like`` when it is dask-backed, else an eager result.
 
     Returns
     -------
@@ -569,7 +573,12 @@ def rasterize(
     geoms = outlines.geometry.to_numpy()
     values = np.arange(1, len(outlines) + 1)
     wkb = shapely.to_wkb(geoms)
-    chunks = _spatial_chunks(like, ydim, xdim)
+    if chunks is None:
+        chunks = _spatial_chunks(like, ydim, xdim)
+    else:
+        chunks = (tuple(int(c) for c in chunks[0]), tuple(int(c) for c in chunks[1]))
+        if (sum(chunks[0]), sum(chunks[1])) != (ny, nx):
+            raise InputError(f"chunks {chunks} do not add up to the grid's {ny} x {nx} pixels")
 
     if chunks is None:
         data: Any = _burn(list(zip(wkb, values)), transform, (ny, nx), all_touched)
@@ -831,12 +840,13 @@ def _checked_key(gdf: Any) -> tuple[int, str, int]:
 
 
 def glacier_index(outlines: Any, like: xr.DataArray | xr.Dataset, *,
-                  all_touched: bool = False) -> xr.DataArray:
+                  all_touched: bool = False,
+                  chunks: tuple[Sequence[int], Sequence[int]] | None = None) -> xr.DataArray:
     """Outlines as a glacier index on the grid of ``like`` (0 outside, ``k`` in glacier ``k``).
 
-    ``outlines`` are vectors (rasterised with :func:`xfacies.outlines.rasterize`) or
-    an index raster made that way (``attrs["glacier_ids"]``), which must lie on the grid of
-    ``like`` (:func:`check_same_grid`).
+    ``outlines`` are vectors (rasterised with :func:`xfacies.outlines.rasterize`, with its
+    ``all_touched`` and ``chunks``) or an index raster made that way (``attrs["glacier_ids"]``),
+    which must lie on the grid of ``like`` (:func:`check_same_grid`).
     """
     if isinstance(outlines, xr.DataArray):
         if "glacier_ids" not in outlines.attrs:
@@ -845,8 +855,9 @@ def glacier_index(outlines: Any, like: xr.DataArray | xr.Dataset, *,
                 "order); make it with xfacies.outlines.rasterize(outlines, like)")
         ydim, xdim = spatial.spatial_dims(like)
         spatial.check_same_grid(outlines, like, "the glacier index", like_name="the class map")
-        return outlines.transpose(ydim, xdim)
-    return rasterize(outlines, like, all_touched=all_touched)
+        out = outlines.transpose(ydim, xdim)
+        return out if chunks is None else out.chunk({ydim: tuple(chunks[0]), xdim: tuple(chunks[1])})
+    return rasterize(outlines, like, all_touched=all_touched, chunks=chunks)
 
 
 def glacier_mask(outlines: Any, like: xr.DataArray) -> xr.DataArray | None:

@@ -234,23 +234,6 @@ def _expects_reflectance(model: Any) -> bool:
     return model.expects_reflectance()
 
 
-def _normalise_dem(z: np.ndarray, glaciers: np.ndarray, ids: list[str]) -> np.ndarray:
-    """Elevation min-max scaled inside the outlines (all glaciers together), the rule of
-    :func:`xfacies.features.features` (0.5 and a warning when the range is below 1 m)."""
-    from xfacies.features.elevation import MIN_ELEVATION_RANGE, normalise_elevation, warn_elevation_range
-
-    zin = z[glaciers > 0]
-    zin = zin[np.isfinite(zin)]
-    lo, hi = (float(zin.min()), float(zin.max())) if zin.size else (np.nan, np.nan)
-    if not (np.isfinite(hi - lo) and hi - lo >= MIN_ELEVATION_RANGE):
-        ranges = []
-        for k in range(1, len(ids) + 1):
-            zk = z[(glaciers == k) & np.isfinite(z)]
-            ranges.append(float(zk.max() - zk.min()) if zk.size else float("nan"))
-        warn_elevation_range(ids, ranges, joint_range=hi - lo, stacklevel=4)
-    return normalise_elevation(z, lo, hi)
-
-
 def _check_paths(paths: dict[str, Any]) -> None:
     for name, p in paths.items():
         if p is not None and not Path(p).exists():
@@ -343,7 +326,10 @@ def scene_features(
     """
     import xarray as xr
 
-    from xfacies.catalog import FEATURE_SETS
+    from xfacies.catalog import FEATURE_SETS, OPTICAL_FEATURES
+    from xfacies.features.assemble import stack_features
+    from xfacies.features.elevation import elevation_inside
+    from xfacies.features.proximity import normalise_proximity
     from xfacies.outlines import rasterize, read_outlines
     from xfacies.validation import check_reflectance_values
 
@@ -386,18 +372,17 @@ def scene_features(
         raise GridError(f"the outlines ({len(gdf)} glaciers) cover no pixel of the optical raster {optical}; "
                          "check that they overlap the scene (they were reprojected to its CRS)")
     names = list(FEATURE_SETS[fs])
-    if fs >= 2:
-        aux["dem"] = _normalise_dem(aux["dem"], glaciers.values, [str(i) for i in gdf["glacier_id"]])
-    if fs == 4:
-        pmax = float(np.nanmax(aux["proximity"]))
-        aux["proximity"] = (aux["proximity"] / pmax if pmax > 0 else aux["proximity"]).astype(np.float32)
-    for name in _AUX:
-        if aux[name] is not None:
-            layers.append(aux[name])
-    feats = xr.DataArray(np.stack(layers).astype(np.float32), dims=("band", "y", "x"),
-                         coords={"band": names, **coords}, name="features",
+    given = {_AUX_FEATURE[k]: v for k, v in aux.items() if v is not None}
+    if "elevation" in given:
+        given["elevation"] = elevation_inside(given["elevation"], glaciers.values,
+                                              [str(i) for i in gdf["glacier_id"]], stacklevel=3)
+    if "proximity" in given:
+        given["proximity"] = normalise_proximity(given["proximity"], np.nanmax(given["proximity"]))
+    # as the reference script: the features where an input is nodata are NaN (the optical ones
+    # mark the pixel as unobserved; a NaN terrain layer stays NaN in its own band)
+    stack = stack_features(names, {**dict(zip(OPTICAL_FEATURES, layers)), **given})
+    feats = xr.DataArray(stack, dims=("band", "y", "x"), coords={"band": names, **coords}, name="features",
                          attrs={"optical_dtype": optical_dtype}).rio.write_crs(crs)
-    assert [_AUX_FEATURE.get(k, k) for k in _AUX if aux[k] is not None] == names[6:]
     return feats, glaciers
 
 

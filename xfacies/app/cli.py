@@ -96,7 +96,7 @@ def _cmd_caffe_train(a: argparse.Namespace) -> int:
     out = check_output(a.out, a.overwrite)  # before hours of training: never the package, no silent overwrite
     ds = open_dataset(a.root, split="train", metadata=a.metadata)
     fit = dict(epochs=a.epochs, seed=a.seed, crop=a.crop, batch_size=a.batch_size,
-               steps_per_epoch=a.steps or None, verbose=0 if a.quiet else 1)
+               steps_per_epoch=a.steps or None, loss=a.loss, verbose=0 if a.quiet else 1)
     if a.logo:
         table = leave_one_glacier_out(ds, resolution=a.resolution, pixel_size=a.resolution,
                                       models_dir=a.logo_models, **fit)
@@ -140,7 +140,7 @@ def _cmd_caffe_gallery(a: argparse.Namespace) -> int:
 
 
 def _add_caffe(sub) -> None:
-    from xfacies.caffe.train import DEFAULT_FIT
+    from xfacies.caffe.train import DEFAULT_FIT, LOSSES
 
     c = sub.add_parser("caffe", help="the CaFFe SAR calving-front benchmark: train, evaluate, browse")
     cs = c.add_subparsers(dest="caffe_command", required=True)
@@ -173,6 +173,8 @@ def _add_caffe(sub) -> None:
     t.add_argument("--steps", type=int, default=DEFAULT_FIT["steps_per_epoch"],
                    help="batches per epoch (0: one pass over the images)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--loss", choices=sorted(LOSSES), default="dice_ce",
+                   help="dice_ce: cross-entropy + Dice (default); ce: cross-entropy; focal: focal cross-entropy")
     t.add_argument("--log", default=None, help="CSV log of the training (per epoch)")
     t.add_argument("--logo", action="store_true", help="first score leave-one-glacier-out models")
     t.add_argument("--logo-csv", default=None, help="write the leave-one-glacier-out table there")

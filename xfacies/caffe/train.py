@@ -24,7 +24,7 @@ import xarray as xr
 from xfacies.errors import InputError
 from xfacies import catalog
 
-__all__ = ["train_zone_model", "leave_one_glacier_out", "CITATION"]
+__all__ = ["CITATION", "LOSSES", "leave_one_glacier_out", "train_zone_model", "zone_loss"]
 
 #: Attribution carried by every zone model trained on CaFFe (CC BY 4.0).
 CITATION = ("Gourmelon, N., Seehaus, T., Braun, M., Maier, A. and Christlein, V. (2022): Calving fronts "
@@ -208,6 +208,14 @@ def _dataset_class():
     return Samples, EpochOf, ValidationIoU
 
 
+#: Losses of :func:`train_zone_model` by name (all Keras 3 losses on one-hot zones).
+LOSSES = {
+    "dice_ce": "categorical cross-entropy + Dice per class over the batch",
+    "ce": "categorical cross-entropy",
+    "focal": "categorical focal cross-entropy (gamma 2)",
+}
+
+
 def dice_ce_loss():
     """Categorical cross-entropy plus Keras' Dice loss per class over the batch (mean over
     classes): the Dice term weighs rare zones (rock, narrow ocean) as much as common ones."""
@@ -227,6 +235,26 @@ def dice_ce_loss():
     return DiceCE()
 
 
+def zone_loss(name: str = "dice_ce"):
+    """The Keras loss called ``name`` in :data:`LOSSES`.
+
+    Examples
+    --------
+    >>> type(zone_loss("focal")).__name__
+    'CategoricalFocalCrossentropy'
+    """
+    from xfacies.model.runtime import load_keras
+
+    if name not in LOSSES:
+        raise InputError(f"loss={name!r} is not one of {sorted(LOSSES)}")
+    keras = load_keras()
+    if name == "ce":
+        return keras.losses.CategoricalCrossentropy()
+    if name == "focal":
+        return keras.losses.CategoricalFocalCrossentropy(gamma=2.0)
+    return dice_ce_loss()
+
+
 def train_zone_model(
     dataset: xr.DataTree,
     *,
@@ -238,6 +266,7 @@ def train_zone_model(
     architecture: str = DEFAULT_ARCHITECTURE,
     config: dict[str, Any] | None = None,
     augment: dict[str, Any] | None = None,
+    loss: str = "dice_ce",
     seed: int = 0,
     validation: xr.DataTree | None = None,
     patience: int | None = None,
@@ -268,6 +297,8 @@ def train_zone_model(
         network) and its config fields; default :data:`DEFAULT_CONFIG`.
     augment
         Overrides of :data:`AUGMENT` (e.g. ``{"speckle_p": 0}``).
+    loss
+        ``"dice_ce"`` (default), ``"ce"`` or ``"focal"`` (:data:`LOSSES`, :func:`zone_loss`).
     seed
         Seeds weights, sample order and augmentation: the same seed gives the same model.
     validation
@@ -317,6 +348,7 @@ def train_zone_model(
     if out is not None:
         out = check_output(out, overwrite)
     keras = load_keras()
+    loss_fn = zone_loss(loss)
     defaults = DEFAULT_CONFIG if architecture == DEFAULT_ARCHITECTURE else (
         DILATED_CONFIG if architecture == "dilated-fcn" else {})
     cfg = dict({**defaults, **(config or {})})
@@ -330,7 +362,7 @@ def train_zone_model(
     keras.utils.set_random_seed(seed)
     net = build(architecture, cfg, dense=True)
     iou = keras.metrics.OneHotMeanIoU(num_classes=n_classes, name="zone_iou")
-    net.compile(optimizer=cosine_adam(learning_rate, epochs * steps), loss=dice_ce_loss(), metrics=[iou])
+    net.compile(optimizer=cosine_adam(learning_rate, epochs * steps), loss=loss_fn, metrics=[iou])
     Samples, EpochOf, ValidationIoU = _dataset_class()
     train = Samples(images, crop, batch_size, n_classes, seed, True, steps, augment)
     val = None
@@ -387,7 +419,7 @@ def train_zone_model(
                          "batch_size": batch_size, "crop": crop, "learning_rate": learning_rate,
                          "augment": {k: list(v) if isinstance(v, tuple) else v
                                      for k, v in {**AUGMENT, **(augment or {})}.items()},
-                         "loss": "categorical cross-entropy + Dice", "kept": kept,
+                         "loss": LOSSES[loss], "kept": kept,
                          "validation": None if validation is None else [s for s, _, _, _ in _images(validation)],
                          "seed": seed, "seconds": round(seconds, 1), "keras_backend": keras.backend.backend()},
             "history": history,

@@ -103,6 +103,7 @@ from xfacies import catalog, spatial
 from xfacies.outlines import as_outlines, glacier_index
 from xfacies.errors import GridError, InputError, XfaciesWarning
 from xfacies.features import terrain
+from xfacies.features.assemble import stack_features
 from xfacies.features.proximity import proximity_block, edge_distance
 from xfacies.halo import map_halo
 from xfacies.validation import (check_reflectance, mark_reflectance_checked, mask_fill, require_float,
@@ -344,11 +345,8 @@ def features(
         outl = as_outlines(outlines)
         if outl.crs != crs:
             outl = outl.to_crs(crs)
-        template = xr.DataArray(
-            da.zeros((ny, nx), chunks=(ych, xch), dtype=np.int8),
-            dims=("y", "x"), coords={"y": cube["y"].variable, "x": cube["x"].variable},
-        ).rio.write_crs(crs)
-        gid = glacier_index(outl, template, all_touched=all_touched).data  # raises if they miss the cube
+        # on the cube's grid and y/x chunks; raises if they miss the cube
+        gid = glacier_index(outl, cube, all_touched=all_touched, chunks=(ych, xch)).data
     # ---- one pass over the DEM now: voids, relief (shadow halo), elevation min/max
     relief, table = _dem_statistics(
         dem_arr, gid, len(outl) if outl is not None else 0, voids,
@@ -363,21 +361,18 @@ def features(
 
     # ---- per acquisition
     ntime = cube.sizes[tdim] if tdim else 1
-    optical_present = [b for b in catalog.OPTICAL_FEATURES if b in labels]
     stacks = []
     shadow_info = []
     for t in range(ntime):
         ct = cube.isel({tdim: t}) if tdim else cube
         data = ct.data if ct.chunks is not None else da.from_array(ct.values, chunks=(-1, ych, xch))
         data = data.rechunk((-1, ych, xch))
-        bandpos = {lab: i for i, lab in enumerate(labels)}
         layers = []
-        spec = []  # per output band: its index in the cube (>= 0), or -1 - its index in layers
+        computed = []
         for n in names:
             if n in catalog.OPTICAL_FEATURES:
-                spec.append(bandpos[n])
                 continue
-            spec.append(-1 - len(layers))
+            computed.append(n)
             if n in shared:
                 layers.append(shared[n])
             elif n == "hillshade":
@@ -390,8 +385,8 @@ def features(
         stack = da.blockwise(
             _assemble, "byx", data, "cyx", *(x for layer in layers for x in (layer, "yx")),
             new_axes={"b": len(names)}, concatenate=True, dtype=np.float32,
-            meta=np.empty((0, 0, 0), np.float32), spec=tuple(spec),
-            missing=tuple(bandpos[b] for b in optical_present))
+            meta=np.empty((0, 0, 0), np.float32), labels=tuple(labels), computed=tuple(computed),
+            names=tuple(names))
         stacks.append(stack)
     out_data = da.stack(stacks, axis=0) if tdim else stacks[0]
 
@@ -664,15 +659,11 @@ def _square_res(cube: xr.DataArray) -> float:
     return rx
 
 
-def _assemble(refl: NDArray, *layers: NDArray, spec: tuple[int, ...], missing: tuple[int, ...]) -> NDArray:
-    """The output bands of a block, float32: cube band ``k`` for ``k >= 0``, ``layers[-1 - k]``
-    otherwise; NaN where any of the cube bands ``missing`` (the optical ones) is NaN."""
-    out = np.empty((len(spec),) + refl.shape[-2:], dtype=np.float32)
-    for i, k in enumerate(spec):
-        out[i] = refl[k] if k >= 0 else layers[-1 - k]
-    if missing:
-        out[:, np.isnan(refl[list(missing)]).any(axis=0)] = np.nan
-    return out
+def _assemble(refl: NDArray, *layers: NDArray, labels: tuple[str, ...], computed: tuple[str, ...],
+              names: tuple[str, ...]) -> NDArray:
+    """The output bands of a block (:func:`xfacies.features.assemble.stack_features`): the cube's
+    bands ``labels`` and the computed ``layers`` named ``computed``, NaN where an optical band is."""
+    return stack_features(names, {**dict(zip(labels, refl)), **dict(zip(computed, layers))})
 
 
 # --------------------------------------------------------------------------- terrain layers

@@ -15,7 +15,8 @@ from numpy.typing import NDArray
 from xfacies.errors import XfaciesWarning
 
 
-__all__ = ["MIN_ELEVATION_RANGE", "ElevationRangeWarning", "normalise_elevation", "warn_elevation_range"]
+__all__ = ["MIN_ELEVATION_RANGE", "ElevationRangeWarning", "elevation_block", "elevation_inside", "normalise_elevation",
+           "warn_elevation_range"]
 
 #: Smallest DEM range (metres) inside the outlines that the elevation feature divides by.  A
 #: smaller range (a glacier of one pixel, a flat DEM, voids) carries no elevation information:
@@ -96,33 +97,75 @@ def warn_elevation_range(ids: Sequence[str], ranges: Sequence[float], *, joint_r
         f"range) {where}; {fix}.", ElevationRangeWarning, stacklevel=stacklevel)
 
 
-def elevation_block(dem: Any, gid: Any, ids: Sequence[str], table: NDArray,
-               per_glacier: bool) -> tuple[Any, tuple[float, float]]:
-    """Elevation min-max normalised by the DEM extremes inside the outlines (``table``: the
-    computed ``(2, n + 1)`` min/max of :func:`_dem_statistics`)."""
-    import dask.array as da
-
+def _normaliser(table: NDArray, ids: Sequence[str], per_glacier: bool, stacklevel: int) -> Any:
+    """``f(z, g)``: the elevation of DEM values ``z`` with glacier indices ``g`` from the ``(2, n + 1)``
+    min/max ``table`` (column 0 all glaciers together), warning now about ranges below
+    :data:`MIN_ELEVATION_RANGE`."""
     lo, hi = float(table[0, 0]), float(table[1, 0])
     rng = table[1] - table[0]
-    if not (np.isfinite(rng[0]) and rng[0] >= MIN_ELEVATION_RANGE):
-        warn_elevation_range(list(ids), [float(r) for r in rng[1:]], joint_range=float(rng[0]), stacklevel=4)
+    joint_ok = bool(np.isfinite(rng[0]) and rng[0] >= MIN_ELEVATION_RANGE)
+    if not joint_ok:
+        warn_elevation_range(list(ids), [float(r) for r in rng[1:]], joint_range=float(rng[0]),
+                             stacklevel=stacklevel)
     if not per_glacier:
-        def joint(z: NDArray) -> NDArray:
+        def joint(z: NDArray, g: Any = None) -> NDArray:
             return normalise_elevation(z, lo, hi)
 
-        return (da.map_blocks(joint, dem, dtype=np.float32, meta=np.empty((0, 0), np.float32)),
-                (lo, hi))
-
+        return joint
     bad = [k for k in range(1, table.shape[1]) if not (np.isfinite(rng[k]) and rng[k] >= MIN_ELEVATION_RANGE)]
-    if bad and np.isfinite(rng[0]) and rng[0] >= MIN_ELEVATION_RANGE:
-        warn_elevation_range([ids[k - 1] for k in bad], [float(rng[k]) for k in bad], stacklevel=4)
+    if bad and joint_ok:
+        warn_elevation_range([ids[k - 1] for k in bad], [float(rng[k]) for k in bad], stacklevel=stacklevel)
     lo_k, hi_k = table[0].copy(), table[1].copy()  # index 0 (off-glacier): the joint normalisation
 
     def each(z: NDArray, g: NDArray) -> NDArray:
         return normalise_elevation(z, lo_k[g], hi_k[g])
 
-    return (da.map_blocks(each, dem, gid, dtype=np.float32, meta=np.empty((0, 0), np.float32)),
-            (lo, hi))
+    return each
+
+
+def elevation_block(dem: Any, gid: Any, ids: Sequence[str], table: NDArray,
+                    per_glacier: bool) -> tuple[Any, tuple[float, float]]:
+    """Elevation min-max normalised by the DEM extremes inside the outlines, lazily (``table``: the
+    computed ``(2, n + 1)`` min/max of :func:`glacier_minmax` over the blocks)."""
+    import dask.array as da
+
+    f = _normaliser(table, ids, per_glacier, stacklevel=5)
+    meta = np.empty((0, 0), np.float32)
+    out = (da.map_blocks(f, dem, gid, dtype=np.float32, meta=meta) if per_glacier
+           else da.map_blocks(f, dem, dtype=np.float32, meta=meta))
+    return out, (float(table[0, 0]), float(table[1, 0]))
+
+
+def elevation_inside(z: NDArray, glaciers: NDArray, ids: Sequence[str], *,
+                     per_glacier: bool = False, stacklevel: int = 2) -> NDArray:
+    """The elevation feature of a DEM held in memory: min-max normalised inside the outlines.
+
+    The rule of :func:`xfacies.features` (all glaciers together, or each glacier on its own with
+    ``per_glacier``; 0.5 with an :class:`ElevationRangeWarning` where the range is below
+    :data:`MIN_ELEVATION_RANGE`), for a NumPy DEM such as the one ``xfacies apply`` reads.
+
+    Parameters
+    ----------
+    z
+        DEM, metres, 2-D (NaN: void).
+    glaciers
+        Glacier index of each pixel (0 outside, ``k`` inside glacier ``ids[k - 1]``).
+    ids
+        The glacier names, for the warnings.
+    per_glacier
+        Each glacier's own min/max instead of all glaciers' together.
+    stacklevel
+        Of the warning, as in :func:`warnings.warn` (2: the caller of this function).
+
+    Examples
+    --------
+    >>> z = np.array([[2000.0, 2500.0], [3000.0, 4000.0]])
+    >>> elevation_inside(z, np.array([[1, 1], [1, 0]]), ["A"]).tolist()   # 4000 m is off-glacier
+    [[0.0, 0.5], [1.0, 2.0]]
+    """
+    g = np.asarray(glaciers).astype(np.int64)
+    table = combine_minmax([glacier_minmax(np.asarray(z), g, len(ids))])
+    return _normaliser(table, ids, per_glacier, stacklevel=stacklevel + 2)(np.asarray(z), g)
 
 
 def glacier_minmax(z: NDArray, g: NDArray, n: int) -> NDArray:

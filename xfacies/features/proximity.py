@@ -36,13 +36,29 @@ from xfacies.errors import InputError
 from xfacies import spatial
 from xfacies.halo import from_block_tasks
 
-__all__ = ["edge_distance"]
+__all__ = ["EdgeIndex", "distance_max", "distance_window", "edge_distance", "normalise_proximity",
+           "proximity_block", "ring_segments"]
 
-def _segments(outlines: Any) -> tuple[NDArray, NDArray]:
-    """All ring segments (exterior and interior rings) of the outlines: (m, 2) start and end points."""
+def ring_segments(outlines: Any) -> tuple[NDArray, NDArray]:
+    """All ring segments (exterior and interior rings) of polygons: ``(m, 2)`` start and end points.
+
+    Parameters
+    ----------
+    outlines
+        A GeoDataFrame or GeoSeries of glacier outlines, or a sequence of shapely polygons
+        (map coordinates).
+
+    Examples
+    --------
+    >>> import shapely
+    >>> a, b = ring_segments([shapely.box(0, 0, 2, 1)])
+    >>> len(a), float(np.hypot(*(b - a).T).sum())   # four edges, perimeter 6
+    (4, 6.0)
+    """
     import shapely
 
-    polys = shapely.get_parts(outlines.geometry.to_numpy())
+    geoms = outlines.geometry.to_numpy() if hasattr(outlines, "geometry") else np.asarray(list(outlines), object)
+    polys = shapely.get_parts(geoms)
     rings = shapely.get_rings(polys)
     coords, ring = shapely.get_coordinates(rings, return_index=True)
     same = ring[1:] == ring[:-1]
@@ -155,8 +171,17 @@ _TOP_BATCH = 64
 _MAX_CELL = 32
 
 
-class _Index:
-    """The outline segments ``a[i]``-``b[i]`` and a k-d tree of their pieces (candidate search)."""
+class EdgeIndex:
+    """The outline segments ``a[i]``-``b[i]`` and a k-d tree of their pieces (the candidate search
+    of :func:`distance_window` and :func:`distance_max`).
+
+    Parameters
+    ----------
+    a, b
+        ``(m, 2)`` segment start and end points (:func:`ring_segments`).
+    piece
+        Length the segments are cut into for the k-d tree, map units (two pixels is a good choice).
+    """
 
     def __init__(self, a: NDArray, b: NDArray, piece: float) -> None:
         from scipy.spatial import cKDTree
@@ -193,7 +218,7 @@ def _group_starts(tile: NDArray, n: int) -> tuple[NDArray, NDArray]:
     return counts, np.cumsum(counts) - counts
 
 
-def _prune(X: NDArray, Y: NDArray, tile: NDArray, seg: NDArray, ix: _Index, tol: float
+def _prune(X: NDArray, Y: NDArray, tile: NDArray, seg: NDArray, ix: EdgeIndex, tol: float
            ) -> tuple[NDArray, NDArray]:
     """Keep, per tile, the candidate segments that can be the nearest for one of its pixels.
 
@@ -216,7 +241,7 @@ def _prune(X: NDArray, Y: NDArray, tile: NDArray, seg: NDArray, ix: _Index, tol:
     return tile[keep], seg[keep]
 
 
-def _tile_distance(X: NDArray, Y: NDArray, ix: _Index) -> NDArray[np.float64]:
+def _tile_distance(X: NDArray, Y: NDArray, ix: EdgeIndex) -> NDArray[np.float64]:
     """Exact edge distance on square tiles of pixel centres: ``(T, S, S)`` for the centres
     ``(X[t, j], Y[t, i])``; ``X``, ``Y`` ``(T, S)`` monotonic, ``S`` = ``_LEAF`` times a power of 2.
 
@@ -268,7 +293,7 @@ def _tile_distance(X: NDArray, Y: NDArray, ix: _Index) -> NDArray[np.float64]:
     return _leaf_distance(X, Y, tile, seg, ix)
 
 
-def _leaf_distance(X: NDArray, Y: NDArray, tile: NDArray, seg: NDArray, ix: _Index) -> NDArray[np.float64]:
+def _leaf_distance(X: NDArray, Y: NDArray, tile: NDArray, seg: NDArray, ix: EdgeIndex) -> NDArray[np.float64]:
     """Minimum point-to-segment distance over each leaf tile's candidates, all pixels at once
     (tiles batched by candidate count, short lists padded with their last candidate)."""
     ntile, L = X.shape
@@ -301,7 +326,7 @@ def _leaf_distance(X: NDArray, Y: NDArray, tile: NDArray, seg: NDArray, ix: _Ind
     return np.sqrt(out, out=out)
 
 
-def _lattice_distance(xs: NDArray, ys: NDArray, ix: _Index) -> NDArray[np.float64]:
+def _lattice_distance(xs: NDArray, ys: NDArray, ix: EdgeIndex) -> NDArray[np.float64]:
     """Exact edge distance at the pixel centres ``(ys[i], xs[j])`` (monotonic coordinates)."""
     ny, nx = len(ys), len(xs)
     if len(ix.a) == 0 or ny == 0 or nx == 0:
@@ -325,20 +350,52 @@ def _lattice_distance(xs: NDArray, ys: NDArray, ix: _Index) -> NDArray[np.float6
     return np.ascontiguousarray(full[:ny, :nx])
 
 
-def _distance_block(grid: tuple[float, float, float, float], loc: tuple[int, int, int, int],
-                    ix: _Index) -> NDArray[np.float64]:
-    """Exact edge distance at the pixel centres of window ``loc = (r0, r1, c0, c1)`` of ``grid``."""
+def distance_window(grid: tuple[float, float, float, float], loc: tuple[int, int, int, int],
+                    ix: EdgeIndex) -> NDArray[np.float64]:
+    """Exact edge distance at the pixel centres of window ``loc = (r0, r1, c0, c1)`` of ``grid``.
+
+    Parameters
+    ----------
+    grid
+        ``(x0, dx, y0, dy)``: the centre of pixel (0, 0) and the pixel steps (``dy`` negative
+        on a north-up grid), map units.
+    loc
+        Rows ``r0:r1`` and columns ``c0:c1``.
+    ix
+        The outline segments (:class:`EdgeIndex`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(r1 - r0, c1 - c0)``; the same values as :func:`edge_distance` at those points.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> ix = EdgeIndex(*ring_segments([shapely.box(0, 0, 40, 40)]), piece=20.0)
+    >>> distance_window((5.0, 10.0, 35.0, -10.0), (0, 4, 0, 4), ix).tolist()[1]
+    [5.0, 15.0, 15.0, 5.0]
+    """
     x0, dx, y0, dy = grid
     r0, r1, c0, c1 = loc
     return _lattice_distance(x0 + dx * np.arange(c0, c1), y0 + dy * np.arange(r0, r1), ix)
 
 
-def _distance_max(grid: tuple[float, float, float, float], shape: tuple[int, int], ix: _Index) -> float:
-    """Exact maximum of the edge distance over all pixel centres (branch and bound)."""
+def distance_max(grid: tuple[float, float, float, float], shape: tuple[int, int], ix: EdgeIndex) -> float:
+    """Exact maximum of the edge distance over all pixel centres of a ``shape`` grid (branch and
+    bound over cells of 32 x 32 pixels: the distance is 1-Lipschitz).
+
+    Examples
+    --------
+    >>> import shapely
+    >>> ix = EdgeIndex(*ring_segments([shapely.box(0, 0, 40, 40)]), piece=20.0)
+    >>> distance_max((5.0, 10.0, 35.0, -10.0), (4, 4), ix)
+    15.0
+    """
     ny, nx = shape
     x0, dx, y0, dy = grid
     if ny * nx <= 512 * 512:
-        return float(np.max(_distance_block(grid, (0, ny, 0, nx), ix)))
+        return float(np.max(distance_window(grid, (0, ny, 0, nx), ix)))
     s = _MAX_CELL
     rs = np.minimum(np.arange(ny // s + (ny % s > 0)) * s + s // 2, ny - 1)
     cs = np.minimum(np.arange(nx // s + (nx % s > 0)) * s + s // 2, nx - 1)
@@ -364,7 +421,7 @@ def proximity_block(outl: Any, cube: xr.DataArray, ych: tuple, xch: tuple) -> An
     t = spatial.transform(cube)
     dx, dy = float(t.a), float(t.e)
     grid = (float(t.c) + dx / 2, dx, float(t.f) + dy / 2, dy)
-    a, b = _segments(outl)
+    a, b = ring_segments(outl)
     ny, nx = cube.sizes["y"], cube.sizes["x"]
     if len(a) == 0:
         raise InputError("the outlines are empty (no glacier polygon with a boundary), so there is no edge to "
@@ -372,9 +429,9 @@ def proximity_block(outl: Any, cube: xr.DataArray, ych: tuple, xch: tuple) -> An
                          "of the feature set")
     token = tokenize(grid, (ny, nx), a, b)
     # the segments and their k-d tree: one task, shared by the blocks and the maximum
-    ix = dask.delayed(_Index, pure=True)(a, b, 2.0 * max(abs(dx), abs(dy)),
+    ix = dask.delayed(EdgeIndex, pure=True)(a, b, 2.0 * max(abs(dx), abs(dy)),
                                          dask_key_name=f"xfacies-proximity-index-{token}")
-    pmax = dask.delayed(_distance_max, pure=True)(grid, (ny, nx), ix,
+    pmax = dask.delayed(distance_max, pure=True)(grid, (ny, nx), ix,
                                                   dask_key_name=f"xfacies-proximity-max-{token}")
 
     # each block waits for the maximum and is normalised at once: no float64 block is kept
@@ -386,7 +443,24 @@ def proximity_block(outl: Any, cube: xr.DataArray, ych: tuple, xch: tuple) -> An
     return from_block_tasks(block, ych, xch, np.float32)
 
 
-def _proximity_block(grid: tuple[float, float, float, float], loc: tuple[int, int, int, int], ix: _Index,
+def normalise_proximity(distance: Any, maximum: Any) -> Any:
+    """The proximity feature: edge distances over their maximum over the raster, float32.
+
+    The one rule of :func:`xfacies.features`, :mod:`xfacies.synthetic` and ``xfacies apply``
+    (a maximum of 0 or NaN, no edge at all, leaves the distances as they are).  NumPy or dask.
+
+    Examples
+    --------
+    >>> normalise_proximity(np.array([0.0, 15.0, 30.0]), 30.0).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    m = maximum if hasattr(maximum, "dask") else float(maximum)
+    if not hasattr(m, "dask") and not m > 0:
+        return distance.astype(np.float32)
+    return (distance / m).astype(np.float32)
+
+
+def _proximity_block(grid: tuple[float, float, float, float], loc: tuple[int, int, int, int], ix: EdgeIndex,
                      dmax: float) -> NDArray[np.float32]:
     """The proximity feature of one block: its edge distances over the raster maximum."""
-    return (_distance_block(grid, loc, ix) / float(dmax)).astype(np.float32)
+    return normalise_proximity(distance_window(grid, loc, ix), dmax)
