@@ -481,3 +481,32 @@ def test_inversion_augmentation_flips_grey_values_and_keeps_no_data():
     valid = x0 > 0
     assert (~valid).sum() == 8 * 12 and (x1[~valid] == 0).all()
     np.testing.assert_allclose(x1[valid], np.clip(1 + 1 / 255 - x0[valid], 1 / 255, 1.0), atol=1e-6)
+
+
+def test_zone_gain_augmentation_gives_each_zone_its_own_brightness():
+    """``zone_p=1`` with every other change off: inside each zone (away from its boundary) the
+    sample is the plain sample times one gain per zone, the gains differ between zones, no-data
+    pixels stay 0 and the zones are unchanged; off by default."""
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    from xfacies.caffe.train import AUGMENT, augment_pair
+
+    assert AUGMENT["zone_p"] == 0.0
+    sar = (_smooth_image(128, seed=6) * 0.5).astype(np.uint8) + 20   # grey 20..147: no clipping at 1
+    sar[:8, :12] = 0
+    zones = (np.arange(128)[:, None] // 32 + np.zeros((1, 128), int)).astype(np.int8)
+    off = {"zoom_p": 0.0, "gamma": 0.0, "contrast": 0.0, "brightness": 0.0, "speckle_p": 0.0}
+    x0, y0 = augment_pair(sar, zones, 128, np.random.default_rng(3), off)
+    x1, y1 = augment_pair(sar, zones, 128, np.random.default_rng(3), {**off, "zone_p": 1.0, "zone_gain": 0.4})
+    np.testing.assert_array_equal(y0, y1)
+    valid = x0 > 0
+    assert (x1[~valid] == 0).all()
+    # 9 px from any other zone: beyond the blur of the gains (sigma 2, truncated at 4 sigma)
+    interior = (minimum_filter(y0, 19) == maximum_filter(y0, 19)) & valid & (x1 < 1.0) & (x1 > 1 / 255)
+    gains = []
+    for z in np.unique(y0):
+        ratio = x1[interior & (y0 == z)] / x0[interior & (y0 == z)]
+        assert ratio.size > 50
+        np.testing.assert_allclose(ratio, ratio.mean(), rtol=1e-4)
+        gains.append(ratio.mean())
+    assert len(gains) == 4 and np.ptp(np.log(gains)) > 0.1

@@ -49,9 +49,12 @@ DEFAULT_FIT: dict[str, Any] = {"epochs": 14, "batch_size": 8, "crop": 256, "step
 #: ``exp(N(0, gamma))``, contrast a factor in ``1 ± contrast``, speckle a multiplicative
 #: Gamma(L, 1/L) noise with ``L`` looks in ``speckle``; with probability ``invert_p`` the grey
 #: values are inverted (``1 - x`` on valid pixels), so that bright ice melange and dark open
-#: water both look like ocean to the network.
+#: water both look like ocean to the network; with probability ``zone_p`` each zone's grey
+#: values get their own gain ``exp(N(0, zone_gain))`` (smoothed across zone boundaries), so that
+#: no zone is recognised by its brightness alone.
 AUGMENT: dict[str, Any] = {"zoom": (0.6, 1.0), "zoom_p": 0.5, "gamma": 0.25, "contrast": 0.25,
-                           "brightness": 0.08, "speckle": (3.0, 30.0), "speckle_p": 0.5, "invert_p": 0.0}
+                           "brightness": 0.08, "speckle": (3.0, 30.0), "speckle_p": 0.5, "invert_p": 0.0,
+                           "zone_p": 0.0, "zone_gain": 0.5}
 
 
 def _images(tree: xr.DataTree) -> list[tuple[str, dict, np.ndarray, np.ndarray]]:
@@ -129,6 +132,14 @@ def augment_pair(sar: np.ndarray, zones: np.ndarray, size: int, rng: np.random.G
     nodata = x <= 0
     if a["invert_p"] and rng.random() < a["invert_p"]:
         x = np.where(nodata, 0.0, 1.0 + 1.0 / 255.0 - x)
+    if a["zone_p"] and rng.random() < a["zone_p"]:
+        # each zone its own brightness (ice melange brighter than the glacier, dark rock, ...):
+        # a gain exp(N(0, zone_gain)) per zone, blurred over ~2 px so that no sharp step marks
+        # the zone boundaries
+        from scipy.ndimage import gaussian_filter
+
+        gains = np.exp(rng.normal(0.0, a["zone_gain"], size=len(catalog.ZONES)))
+        x = np.where(nodata, 0.0, x * gaussian_filter(gains[np.clip(y, 0, len(gains) - 1)], sigma=2.0))
     x = np.clip(x, 1e-4, 1.0) ** np.exp(rng.normal(0.0, a["gamma"]))
     m = float(x[~nodata].mean()) if (~nodata).any() else 0.5
     x = (x - m) * rng.uniform(1 - a["contrast"], 1 + a["contrast"]) + m + rng.uniform(-a["brightness"], a["brightness"])
