@@ -454,10 +454,9 @@ def normalise_proximity(distance: Any, maximum: Any) -> Any:
     >>> normalise_proximity(np.array([0.0, 15.0, 30.0]), 30.0).tolist()
     [0.0, 0.5, 1.0]
     """
-    m = maximum if hasattr(maximum, "dask") else float(maximum)
-    if not hasattr(m, "dask") and not m > 0:
+    if not hasattr(maximum, "dask") and not float(maximum) > 0:  # a lazy maximum is divided by as it is
         return distance.astype(np.float32)
-    return (distance / m).astype(np.float32)
+    return (distance / maximum).astype(np.float32)
 
 
 def _proximity_block(grid: tuple[float, float, float, float], loc: tuple[int, int, int, int], ix: EdgeIndex,

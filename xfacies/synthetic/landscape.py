@@ -61,7 +61,7 @@ class Landscape:
     polygons: list = field(default_factory=list)
     zmin: NDArray = field(default_factory=lambda: np.zeros(0, np.float32))
     zmax: NDArray = field(default_factory=lambda: np.zeros(0, np.float32))
-    _tree: Any = None
+    _edges: Any = None  # the EdgeIndex of the outlines, built on first use
 
     # -- coordinates ------------------------------------------------------
     def xy(self, rows: NDArray, cols: NDArray) -> tuple[NDArray, NDArray]:
@@ -199,9 +199,9 @@ class Landscape:
 
     def edges(self) -> Any:
         """The outline segments and their k-d tree (:class:`xfacies.features.proximity.EdgeIndex`)."""
-        if self._tree is None:
-            self._tree = proximity.EdgeIndex(*proximity.ring_segments(self.polygons), 2.0 * self.res)
-        return self._tree
+        if self._edges is None:
+            self._edges = proximity.EdgeIndex(*proximity.ring_segments(self.polygons), 2.0 * self.res)
+        return self._edges
 
     def edge_distance(self, r0: int, r1: int, c0: int, c1: int) -> NDArray[np.float64]:
         """Exact distance (m) from the pixel centres of a window to the nearest outline boundary:
