@@ -90,7 +90,8 @@ def _train(kw: dict) -> tuple[float, int, str]:
     t0 = time.perf_counter()
     m = train_zone_model(tree, epochs=1, steps_per_epoch=1 + kw["steps"], verbose=0)
     more = time.perf_counter() - t0
-    return more - one, kw["steps"], (f"batch 8 of 256 px, {m.metadata['training']['keras_backend']}; "
+    t = m.metadata["training"]
+    return more - one, kw["steps"], (f"batch {t['batch_size']} of {t['crop']} px, {t['keras_backend']}; "
                                      f"build + trace + 1 step {one:.1f} s")
 
 

@@ -22,7 +22,7 @@ import xfacies.caffe as caffe
 from xfacies import catalog
 from xfacies.errors import InputError
 from xfacies.caffe.names import GLACIER_EXTENT_KM
-from xfacies.inference.tiles import hann_weight, predict_image, predict_tiled, tile_starts
+from xfacies.inference.tiles import hann_weight, predict_image, tile_starts
 from xfacies.model.architecture import build
 from xfacies.model.bundle import Model
 from xfacies.model.unet import UNetConfig
@@ -239,7 +239,9 @@ def test_trainer_checkpoints_resumes_and_never_overwrites(tmp_path):
 
 
 def test_trainer_keeps_the_best_validation_epoch(tmp_path):
-    root = caffe.make_synthetic(tmp_path / "c", layout="resized", n=6, seed=2, size=(64, 64))
+    """Validation runs each held-out image at its own size (96 px, larger than the 64-px training
+    crops), as the engine does: the kept epoch's score is the engine's zone IoU."""
+    root = caffe.make_synthetic(tmp_path / "c", layout="resized", n=6, seed=2, size=(96, 96))
     ds = caffe.open_dataset(root)
     idx = caffe.index(ds)
     val = caffe.select(ds, idx.iloc[:2])
@@ -384,7 +386,6 @@ def test_metres_come_from_each_glaciers_extent(tmp_path):
 def test_unknown_extent_stays_in_pixels_everywhere(tmp_path, capsys):
     """Images of a glacier whose extent is unknown: the table, the CSV, the CLI and the gallery
     all say px, with the same numbers."""
-    from xfacies.app.cli import main
 
     root = _resized_copy(tmp_path, {g: "Unknown" + g for g in GLACIER_EXTENT_KM})
     ds = caffe.open_dataset(root)
@@ -510,3 +511,64 @@ def test_zone_gain_augmentation_gives_each_zone_its_own_brightness():
         np.testing.assert_allclose(ratio, ratio.mean(), rtol=1e-4)
         gains.append(ratio.mean())
     assert len(gains) == 4 and np.ptp(np.log(gains)) > 0.1
+
+
+def _runs(labels: np.ndarray) -> list[int]:
+    """Lengths of the runs of equal, non-zero labels along the rows of ``labels``, without the
+    first and last run of each row (they may be cut by the sample's edge or the padding)."""
+    out = []
+    for row in labels:
+        edges = np.flatnonzero(np.diff(row) != 0) + 1
+        bounds = np.r_[0, edges, row.size]
+        for a, b in zip(bounds[1:-2], bounds[2:-1]):
+            if row[a] != 0:
+                out.append(int(b - a))
+    return out
+
+
+@pytest.mark.parametrize("f", [0.5, 1.0, 1.5])
+def test_scale_jitter_shows_the_scene_at_the_drawn_scale(f):
+    """``zoom=(f, f)``: a checkerboard of 16-px squares appears with squares of ``16 f`` pixels
+    (one axis within a pixel, the other within the +-10 % aspect jitter), whatever the rotation;
+    f = 0.5 shrinks, 1.5 enlarges."""
+    from xfacies.caffe.train import augment_pair
+
+    n, side = 256, 16
+    board = ((np.arange(n)[:, None] // side + np.arange(n)[None, :] // side) % 2 + 1).astype(np.int8)
+    sar = np.where(board == 1, 60, 180).astype(np.uint8)
+    off = {"zoom": (f, f), "zoom_p": 1.0, "gamma": 0.0, "contrast": 0.0, "brightness": 0.0, "speckle_p": 0.0}
+    for seed in range(4):
+        x, y = augment_pair(sar, board, 128, np.random.default_rng(seed), off)
+        assert x.shape == y.shape == (128, 128)
+        med = [float(np.median(_runs(y))), float(np.median(_runs(y.T)))]
+        assert min(abs(m - side * f) for m in med) <= 1.0, (f, med)
+        for m in med:
+            assert side * f / 1.1 - 1 <= m <= side * f / 0.9 + 1, (f, med)
+
+
+def test_scale_jitter_pads_a_small_image_with_no_data():
+    """Shrinking a 64-px image by 0.5 into a 64-px sample: the image fills a (32 x 32 / aspect)
+    block, the rest is no data (grey 0, zone 0 = NA), and the image's own pixels keep their zones."""
+    from xfacies.caffe.train import augment_pair
+
+    sar = np.full((64, 64), 120, np.uint8)
+    zones = np.full((64, 64), 2, np.int8)
+    zones[:, 32:] = 3
+    off = {"zoom": (0.5, 0.5), "zoom_p": 1.0, "gamma": 0.0, "contrast": 0.0, "brightness": 0.0,
+           "speckle_p": 0.0}
+    for seed in range(4):
+        x, y = augment_pair(sar, zones, 64, np.random.default_rng(seed), off)
+        valid = x > 0
+        np.testing.assert_array_equal(valid, y > 0)
+        assert 0.25 / 1.1 - 0.03 <= valid.mean() <= 0.25 / 0.9 + 0.03, valid.mean()
+        assert set(np.unique(y[valid])) == {2, 3}
+
+
+def test_an_epoch_covers_each_images_256_px_view_once(tmp_path):
+    """``steps_per_epoch=None``: (256 / crop)**2 crops per image, in batches."""
+    from xfacies.caffe.train import EPOCH_SIDE
+
+    root = caffe.make_synthetic(tmp_path / "c", layout="resized", n=6, seed=4, size=(64, 64))
+    m = caffe.train_zone_model(caffe.open_dataset(root), epochs=1, crop=128, batch_size=4, config=TINY, verbose=0)
+    assert EPOCH_SIDE == 256
+    assert m.metadata["training"]["steps_per_epoch"] == 6  # 6 images x (256 / 128)**2 / 4

@@ -168,10 +168,12 @@ def _add_caffe(sub) -> None:
     t.add_argument("--patience", type=int, default=None,
                    help="with --validation-glacier: stop after this many epochs without improvement")
     t.add_argument("--epochs", type=int, default=DEFAULT_FIT["epochs"])
-    t.add_argument("--crop", type=int, default=DEFAULT_FIT["crop"])
+    t.add_argument("--crop", type=int, default=DEFAULT_FIT["crop"],
+                   help="side of the training samples, random windows of the images scaled 0.5-1.5 x "
+                        "(default %(default)s px: no sample shows a whole 256-px scene)")
     t.add_argument("--batch-size", type=int, default=DEFAULT_FIT["batch_size"])
     t.add_argument("--steps", type=int, default=DEFAULT_FIT["steps_per_epoch"],
-                   help="batches per epoch (0: one pass over the images)")
+                   help="batches per epoch (0: enough crops to cover every image's 256-px view once)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--loss", choices=sorted(LOSSES), default="dice_ce",
                    help="dice_ce: cross-entropy + Dice (default); ce: cross-entropy; focal: focal cross-entropy")

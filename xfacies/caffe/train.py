@@ -1,11 +1,12 @@
 """Train and score zone-segmentation models on CaFFe images.
 
-:func:`train_zone_model` fits the translation-exact dilated network
-(:mod:`xfacies.model.dilated`) to the zones of a :func:`xfacies.caffe.open_dataset` tree with
-Keras 3's own pieces: sparse categorical cross-entropy with per-pixel weights, Adam with
+:func:`train_zone_model` fits a U-Net (:mod:`xfacies.model.unet`; or the translation-exact dilated
+network, :mod:`xfacies.model.dilated`) to the zones of a :func:`xfacies.caffe.open_dataset` tree with
+Keras 3's own pieces: cross-entropy + Dice (or focal) losses, Adam with
 ``keras.optimizers.schedules.CosineDecay`` (:func:`xfacies.train.fitting.cosine_adam`, as the facies
-recipe), ``keras.metrics.MeanIoU``, a ``keras.utils.PyDataset``
-of random crops with flips and 90-degree rotations, a ``CSVLogger`` and Keras' progress bar.
+recipe), ``keras.metrics.OneHotMeanIoU``, a ``keras.utils.PyDataset`` of 128-px windows scaled by
+0.5-1.5 with flips, 90-degree rotations and intensity changes (:func:`augment_pair`), checkpoints,
+a ``CSVLogger`` and Keras' progress bar.
 :func:`leave_one_glacier_out` scores the recipe on every glacier with a model that never saw it.
 The result is an :class:`xfacies.Model` bundle that :func:`xfacies.caffe.segment` runs through the
 inference engine.
@@ -24,7 +25,8 @@ import xarray as xr
 from xfacies.errors import InputError
 from xfacies import catalog
 
-__all__ = ["CITATION", "LOSSES", "leave_one_glacier_out", "train_zone_model", "zone_loss"]
+__all__ = ["AUGMENT", "CITATION", "DEFAULT_FIT", "EPOCH_SIDE", "LOSSES", "augment_pair", "leave_one_glacier_out",
+           "train_zone_model", "zone_loss"]
 
 #: Attribution carried by every zone model trained on CaFFe (CC BY 4.0).
 CITATION = ("Gourmelon, N., Seehaus, T., Braun, M., Maier, A. and Christlein, V. (2022): Calving fronts "
@@ -33,8 +35,8 @@ CITATION = ("Gourmelon, N., Seehaus, T., Braun, M., Maier, A. and Christlein, V.
             "4287-4313, doi:10.5194/essd-14-4287-2022; data doi:10.1594/PANGAEA.940950, CC BY 4.0")
 
 #: Default architecture of the zone model: a U-Net of 5 levels (16..256 channels) with an ASPP
-#: bottleneck on the input averaged 2 x 2, 2.2 M parameters; 256-px images run whole, larger
-#: ones in 512-px tiles.
+#: bottleneck on the input averaged 2 x 2, 2.2 M parameters; images up to 512 px run whole (it is
+#: trained on 128-px windows), larger ones in 512-px tiles.
 DEFAULT_ARCHITECTURE = "unet"
 DEFAULT_CONFIG: dict[str, Any] = {"n_features": 1, "n_classes": len(catalog.ZONES), "base_filters": 16,
                                   "depth": 4, "aspp_rates": [1, 2, 4], "dropout": 0.1,
@@ -43,16 +45,23 @@ DEFAULT_CONFIG: dict[str, Any] = {"n_features": 1, "n_classes": len(catalog.ZONE
 DILATED_CONFIG: dict[str, Any] = {"n_features": 1, "n_classes": len(catalog.ZONES), "filters": 12,
                                   "dilations": [1, 2, 4, 8, 16, 32, 2]}
 #: The shipped model's training budget (``xfacies caffe train`` defaults).
-DEFAULT_FIT: dict[str, Any] = {"epochs": 14, "batch_size": 8, "crop": 256, "steps_per_epoch": None,
+DEFAULT_FIT: dict[str, Any] = {"epochs": 14, "batch_size": 8, "crop": 128, "steps_per_epoch": None,
                                "learning_rate": 2e-3}
-#: Augmentation strengths: random resized crops keep ``zoom`` (min, max) of the side, gamma is
+#: Side (pixels) of the view of an image that one epoch covers once: with ``steps_per_epoch=None``
+#: an epoch draws ``(EPOCH_SIDE / crop)**2`` crops per image (4 of 128 px: the pixels of one pass
+#: over the 256-px images).
+EPOCH_SIDE = 256
+#: Augmentation strengths: with probability ``zoom_p`` a sample shows its image scaled by a factor
+#: drawn from ``zoom`` (min, max): a window of ``crop / factor`` pixels resized to ``crop``, so
+#: factors below 1 shrink the scene (an image smaller than the window is padded with no data) and
+#: factors above 1 enlarge it; gamma is
 #: ``exp(N(0, gamma))``, contrast a factor in ``1 ± contrast``, speckle a multiplicative
 #: Gamma(L, 1/L) noise with ``L`` looks in ``speckle``; with probability ``invert_p`` the grey
 #: values are inverted (``1 - x`` on valid pixels), so that bright ice melange and dark open
 #: water both look like ocean to the network; with probability ``zone_p`` each zone's grey
 #: values get their own gain ``exp(N(0, zone_gain))`` (smoothed across zone boundaries), so that
 #: no zone is recognised by its brightness alone.
-AUGMENT: dict[str, Any] = {"zoom": (0.6, 1.0), "zoom_p": 0.5, "gamma": 0.25, "contrast": 0.25,
+AUGMENT: dict[str, Any] = {"zoom": (0.5, 1.5), "zoom_p": 0.8, "gamma": 0.25, "contrast": 0.25,
                            "brightness": 0.08, "speckle": (3.0, 30.0), "speckle_p": 0.5, "invert_p": 0.0,
                            "zone_p": 0.0, "zone_gain": 0.5}
 
@@ -93,8 +102,9 @@ def augment_pair(sar: np.ndarray, zones: np.ndarray, size: int, rng: np.random.G
                  strength: dict[str, Any] | None = None, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """One training sample: a ``size x size`` view of an image and its zones, augmented.
 
-    A random crop (scale jitter: ``zoom`` of the side, resized back to ``size``; larger images
-    first get a random window of about ``size`` / ``zoom``), a random rotation by 90 degrees and flip,
+    A random window of ``size / f`` pixels resized to ``size`` (scale jitter: the scene scaled by
+    a factor ``f`` drawn from ``zoom``, shrunk or enlarged; an image smaller than the window is
+    padded with no data), a random rotation by 90 degrees and flip,
     then on the 0..1 grey values a gamma, contrast and brightness change and multiplicative
     speckle noise.  No-data pixels (grey value 0) stay 0, so the model keeps seeing them as
     no data.  ``train=False`` returns the image resized to ``size`` with nothing random.
@@ -105,21 +115,28 @@ def augment_pair(sar: np.ndarray, zones: np.ndarray, size: int, rng: np.random.G
         float32 ``(size, size)`` grey values in 0..1 and int32 zone ids.
     """
     a = dict(AUGMENT if strength is None else {**AUGMENT, **strength})
-    H, W = sar.shape
     if train:
         lo, hi = a["zoom"]
         f = rng.uniform(lo, hi) if rng.random() < a["zoom_p"] else 1.0
-        if max(H, W) <= size:  # zoom in: a crop of f of each side
-            side_r = max(8, int(round(H * f)))
-            side_c = max(8, min(W, int(round(W * f * rng.uniform(0.9, 1.1)))))
-        else:  # a window of about size / f pixels
-            side_r = side_c = max(8, min(H, W, int(round(size / f))))
+        # a window of size / f rows and (aspect +- 10 %) columns, resized to size: the scene
+        # scaled by f; where the window is larger than the image, the image is padded with no data
+        side_r = max(8, int(round(size / f)))
+        side_c = max(8, int(round(size / f * (rng.uniform(0.9, 1.1) if f != 1.0 else 1.0))))
+        H, W = sar.shape
+        if side_r > H or side_c > W:
+            pr, pc = max(0, side_r - H), max(0, side_c - W)
+            r, c = int(rng.integers(pr + 1)), int(rng.integers(pc + 1))
+            pad = ((r, pr - r), (c, pc - c))
+            sar, zones = np.pad(sar, pad), np.pad(zones, pad)
+            H, W = sar.shape
         r0 = int(rng.integers(H - side_r + 1))
         c0 = int(rng.integers(W - side_c + 1))
         sar = sar[r0:r0 + side_r, c0:c0 + side_c]
         zones = zones[r0:r0 + side_r, c0:c0 + side_c]
     if sar.shape != (size, size):
-        sar = _resize(sar, (size, size), nearest=False)
+        valid = _resize((sar > 0).astype(np.uint8), (size, size), nearest=True) > 0
+        # no data stays no data: the bilinear resize would blend it into its valid neighbours
+        sar = np.where(valid, _resize(sar, (size, size), nearest=False), 0.0)
         zones = _resize(zones, (size, size), nearest=True)
     x = sar.astype(np.float32) / 255.0
     y = zones.astype(np.int32)
@@ -196,19 +213,23 @@ def _dataset_class():
 
     class ValidationIoU(keras.callbacks.Callback):
         """``val_zone_iou`` in the epoch's logs: the benchmark's zone IoU (per image the mean over
-        the classes present, then the mean over images) of the held-out images, each run whole
-        through the network in inference mode."""
+        the classes present, then the mean over images) of the held-out images, each at its own
+        size through the network in inference mode, whole or in tiles as the engine runs it
+        (:func:`xfacies.inference.tiles.predict_tiled`)."""
 
-        def __init__(self, images, size, n_classes):
+        def __init__(self, images, tiling, n_classes):
             super().__init__()
-            self.images, self.size, self.nc = images, size, n_classes
+            self.images, self.tiling, self.nc = images, tiling, n_classes
 
         def on_epoch_end(self, epoch, logs=None):
+            from xfacies.inference.tiles import predict_tiled
+
             scores = []
-            rng = np.random.default_rng(0)
-            for _, _, sar, z in self.images:
-                x, y = augment_pair(sar, z, self.size, rng, train=False)
-                p = np.asarray(self.model(x[None, ..., None], training=False))[0].argmax(-1)
+            for _, _, sar, y in self.images:
+                x = sar.astype(np.float32) / 255.0
+                tile = self.tiling["tile"] or max(x.shape)
+                p = predict_tiled(lambda v: np.asarray(self.model(v, training=False)), x[..., None], tile=tile,
+                                  overlap=self.tiling["overlap"], pool=self.tiling["pool"]).argmax(-1)
                 p[x <= 0] = 0
                 ious = [((p == c) & (y == c)).sum() / u for c in range(self.nc)
                         if (u := ((p == c) | (y == c)).sum())]
@@ -297,10 +318,14 @@ def train_zone_model(
         Training images: a tree from :func:`xfacies.caffe.open_dataset` (nodes with ``sar`` and
         ``zones``), e.g. ``caffe.select(ds, index[index.glacier != "JAC"])``.
     epochs, batch_size, crop
-        Passes, samples per batch, sample side (pixels): every sample is a random resized crop
-        of one image (:func:`augment_pair`), so 256-px images are seen whole or zoomed in.
+        Passes, samples per batch, sample side (pixels): every sample is a random window of one
+        image, scaled by a random factor (:func:`augment_pair`).  The default 128-px crops of
+        256-px images never show a whole scene, so the network cannot learn the layout of the
+        training glaciers' scenes, and the scale jitter (``zoom``, 0.5-1.5) lets it recognise
+        ice, rock and ocean at sizes it has not seen.
     steps_per_epoch
-        Batches per epoch; ``None`` is one pass over the images.
+        Batches per epoch; ``None`` covers every image's 256-px view once: ``(256 / crop)**2``
+        crops per image (:data:`EPOCH_SIDE`).
     learning_rate
         Start of Adam's cosine decay to 0 over all steps.
     architecture, config
@@ -349,7 +374,7 @@ def train_zone_model(
     """
     import shutil
 
-    from xfacies.model.architecture import build
+    from xfacies.model.architecture import ARCHITECTURES, build
     from xfacies.model.runtime import load_keras
     from xfacies.model.bundle import Model
     from xfacies.train.fitting import cosine_adam
@@ -369,7 +394,7 @@ def train_zone_model(
         bad = np.setdiff1d(np.unique(z), np.arange(n_classes))
         if bad.size:
             raise InputError(f"{stem}: zone ids {bad.tolist()} outside 0..{n_classes - 1}")
-    steps = steps_per_epoch or max(1, int(np.ceil(len(images) / batch_size)))
+    steps = steps_per_epoch or max(1, int(np.ceil(len(images) * max(1.0, (EPOCH_SIDE / crop) ** 2) / batch_size)))
     keras.utils.set_random_seed(seed)
     net = build(architecture, cfg, dense=True)
     iou = keras.metrics.OneHotMeanIoU(num_classes=n_classes, name="zone_iou")
@@ -378,7 +403,10 @@ def train_zone_model(
     train = Samples(images, crop, batch_size, n_classes, seed, True, steps, augment)
     val = None
     if validation is not None:
-        val = ValidationIoU(_images(validation), crop, n_classes)
+        conf = ARCHITECTURES[architecture][0](**cfg)
+        tiling = {"tile": int(getattr(conf, "tile", 0)), "overlap": int(getattr(conf, "overlap", 0)),
+                  "pool": int(getattr(conf, "pool", 1))}
+        val = ValidationIoU(_images(validation), tiling, n_classes)
     if checkpoints is None and out is not None:
         checkpoints = Path(str(out) + ".checkpoints")
     user_callbacks = list(callbacks or [])
