@@ -572,3 +572,5 @@ def test_an_epoch_covers_each_images_256_px_view_once(tmp_path):
     m = caffe.train_zone_model(caffe.open_dataset(root), epochs=1, crop=128, batch_size=4, config=TINY, verbose=0)
     assert EPOCH_SIDE == 256
     assert m.metadata["training"]["steps_per_epoch"] == 6  # 6 images x (256 / 128)**2 / 4
+    with pytest.raises(InputError, match=r"crop=100 must be a multiple of 16.*crop=96"):
+        caffe.train_zone_model(caffe.open_dataset(root), epochs=1, crop=100, config=TINY, verbose=0)

@@ -389,6 +389,11 @@ def train_zone_model(
         DILATED_CONFIG if architecture == "dilated-fcn" else {})
     cfg = dict({**defaults, **(config or {})})
     n_classes = int(cfg["n_classes"])
+    conf = ARCHITECTURES[architecture][0](**cfg) if architecture in ARCHITECTURES else None
+    pool = int(getattr(conf, "pool", 1))
+    if crop < pool or crop % pool:
+        raise InputError(f"crop={crop} must be a multiple of {pool}, the {architecture} network's input step "
+                         f"(downsample x 2**depth); e.g. crop={max(pool, crop // pool * pool)}")
     images = _images(dataset)
     for stem, _, _, z in images:
         bad = np.setdiff1d(np.unique(z), np.arange(n_classes))
@@ -403,9 +408,7 @@ def train_zone_model(
     train = Samples(images, crop, batch_size, n_classes, seed, True, steps, augment)
     val = None
     if validation is not None:
-        conf = ARCHITECTURES[architecture][0](**cfg)
-        tiling = {"tile": int(getattr(conf, "tile", 0)), "overlap": int(getattr(conf, "overlap", 0)),
-                  "pool": int(getattr(conf, "pool", 1))}
+        tiling = {"tile": int(getattr(conf, "tile", 0)), "overlap": int(getattr(conf, "overlap", 0)), "pool": pool}
         val = ValidationIoU(_images(validation), tiling, n_classes)
     if checkpoints is None and out is not None:
         checkpoints = Path(str(out) + ".checkpoints")
